@@ -1,0 +1,181 @@
+#include "cli/cli.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+enum {
+    GOPT_CONFIG = 1000,
+    GOPT_REPO,
+    GOPT_JSON,
+    GOPT_QUIET,
+    GOPT_VERBOSE,
+    GOPT_NO_PROGRESS,
+    GOPT_PASSWORD_FILE,
+    GOPT_KDF_N,
+    GOPT_HELP,
+};
+
+static const struct option global_opts[] = {
+    {"config", required_argument, NULL, GOPT_CONFIG},
+    {"repo", required_argument, NULL, GOPT_REPO},
+    {"json", no_argument, NULL, GOPT_JSON},
+    {"quiet", no_argument, NULL, GOPT_QUIET},
+    {"verbose", no_argument, NULL, GOPT_VERBOSE},
+    {"no-progress", no_argument, NULL, GOPT_NO_PROGRESS},
+    {"password-file", required_argument, NULL, GOPT_PASSWORD_FILE},
+    {"kdf-n", required_argument, NULL, GOPT_KDF_N},
+    {"help", no_argument, NULL, GOPT_HELP},
+};
+#define NGLOBAL (sizeof global_opts / sizeof global_opts[0])
+
+int cli_usage(const cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("opsbackup: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "usage: opsbackup %s\n(see `opsbackup %s --help`)\n", cmd->usage,
+                cmd->name);
+    return CLI_USAGE;
+}
+
+int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
+              const struct option *cmd_opts, const char *cmd_short,
+              int (*on_opt)(int opt, const char *arg, void *ud), void *ud)
+{
+    size_t ncmd = 0;
+    while (cmd_opts && cmd_opts[ncmd].name)
+        ncmd++;
+    struct option *all = calloc(ncmd + NGLOBAL + 1, sizeof *all);
+    if (!all)
+        return -1;
+    memcpy(all, cmd_opts, ncmd * sizeof *all);
+    memcpy(all + ncmd, global_opts, sizeof global_opts);
+    char *shortopts = ob_xasprintf(":c:r:qvh%s", cmd_short ? cmd_short : "");
+    optind = 1;
+    opterr = 0;
+    int rc = 0, c;
+    while (rc == 0 && (c = getopt_long(argc, argv, shortopts, all, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+        case GOPT_CONFIG: ctx->config = optarg; break;
+        case 'r':
+        case GOPT_REPO: ctx->repo = optarg; break;
+        case GOPT_JSON: ctx->json = 1; break;
+        case 'q':
+        case GOPT_QUIET: ctx->quiet = 1; break;
+        case 'v':
+        case GOPT_VERBOSE: ctx->verbose++; break;
+        case GOPT_NO_PROGRESS: ctx->no_progress = 1; break;
+        case GOPT_PASSWORD_FILE: ctx->password_file = optarg; break;
+        case GOPT_KDF_N: {
+            char *end;
+            long long n = strtoll(optarg, &end, 10);
+            if (*end || n < 1024 || n > (1 << 24) || (n & (n - 1))) {
+                cli_usage(cmd, "--kdf-n must be a power of two between 1024 and 16777216");
+                rc = -1;
+            } else {
+                ctx->kdf_n = n;
+            }
+            break;
+        }
+        case 'h':
+        case GOPT_HELP:
+            printf("usage: opsbackup %s\n", cmd->usage);
+            rc = -2;
+            break;
+        case ':':
+            cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+            rc = -1;
+            break;
+        case '?':
+            cli_usage(cmd, "unknown option %s", argv[optind - 1]);
+            rc = -1;
+            break;
+        default:
+            if (!on_opt || on_opt(c, optarg, ud) < 0)
+                rc = -1;
+        }
+    }
+    free(all);
+    free(shortopts);
+    if (ctx->verbose)
+        ob_log_set_level(ctx->verbose > 1 ? OB_LOG_DEBUG : OB_LOG_INFO);
+    if (ctx->quiet)
+        ob_log_set_level(OB_LOG_ERROR);
+    return rc < 0 ? rc : optind;
+}
+
+int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
+{
+    const char *url = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
+    if (!url || !*url)
+        return ob_err_set(err, OB_EUSAGE,
+                          "no repository given: use -r /path/to/repo (or s3://bucket/prefix), "
+                          "or set OPSBACKUP_REPOSITORY");
+    if (url[0] != '/' && !strstr(url, "://"))
+        return ob_err_set(err, OB_EUSAGE,
+                          "repository '%s' is neither an absolute path nor a URL; repository "
+                          "names need a config file with a [repo.%s] section",
+                          url, url);
+    return storage_open(url, create, &ctx->st, err);
+}
+
+int cli_open_repo(cli_ctx *ctx, ob_err *err)
+{
+    if (cli_open_storage(ctx, 0, err) < 0)
+        return -1;
+    char *pw = cli_password(ctx, "repository password", err);
+    if (!pw)
+        return -1;
+    int rc = repo_open(ctx->st, pw, &ctx->r, err);
+    cli_password_free(pw);
+    return rc;
+}
+
+void cli_close_repo(cli_ctx *ctx)
+{
+    repo_close(ctx->r);
+    ctx->r = NULL;
+    if (ctx->st)
+        storage_close(ctx->st);
+    ctx->st = NULL;
+}
+
+void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf)
+{
+    repo_kdf_default(kdf);
+    if (ctx->kdf_n)
+        kdf->n = (uint64_t)ctx->kdf_n;
+}
+
+int cli_fail(cli_ctx *ctx, const ob_err *err)
+{
+    (void)ctx;
+    fprintf(stderr, "opsbackup: error: %s\n", ob_err_msg(err));
+    return err->code == OB_EUSAGE ? CLI_USAGE : CLI_FAIL;
+}
+
+int cli_progress_enabled(const cli_ctx *ctx)
+{
+    return !ctx->quiet && !ctx->json && !ctx->no_progress && isatty(STDERR_FILENO);
+}
+
+void cli_print_json(void *json)
+{
+    json_t *j = json;
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(j);
+}

@@ -1,0 +1,89 @@
+/*
+ * cli.h — what the command implementations share: global options, opening
+ * the repository, passwords, output helpers and exit codes.
+ *
+ * Exit codes (documented in the man page): 0 success, 1 failure, 2 usage
+ * or configuration error, 3 a check found a problem.
+ */
+#ifndef OB_CLI_H
+#define OB_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "core/err.h"
+#include "repo/repo.h"
+#include "storage/storage.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_PROBLEM = 3 };
+
+typedef struct cli_ctx {
+    const char *prog;
+    const char *config;
+    const char *repo;           /* -r: name or URL */
+    const char *password_file;
+    int json, quiet, verbose, no_progress;
+    int64_t kdf_n;              /* --kdf-n: scrypt N for new key slots (0 = default) */
+    /* opened by cli_open_repo, closed by cli_close_repo */
+    storage *st;
+    repo *r;
+} cli_ctx;
+
+typedef struct cli_command {
+    const char *name;
+    int (*run)(cli_ctx *ctx, int argc, char **argv);
+    const char *summary;
+    const char *usage;          /* full --help text after "usage: opsbackup " */
+} cli_command;
+
+/* Parse options of a command: cmd_opts (may be NULL) plus the global ones,
+ * which are accepted after the command name too.  on_opt gets each
+ * command option (its `val`) and returns 0, or -1 for a usage error (after
+ * printing why).  Returns the index of the first operand, or -1 on a usage
+ * error (message printed), or -2 when --help was shown. */
+int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
+              const struct option *cmd_opts, const char *cmd_short,
+              int (*on_opt)(int opt, const char *arg, void *ud), void *ud);
+
+/* Open the storage and repository named by -r (or $OPSBACKUP_REPOSITORY),
+ * asking for the password. */
+int cli_open_repo(cli_ctx *ctx, ob_err *err);
+int cli_open_storage(cli_ctx *ctx, int create, ob_err *err);
+void cli_close_repo(cli_ctx *ctx);
+
+/* The repository password from the first source that has one (CLI.md);
+ * purpose is shown in a TTY prompt.  Caller frees with cli_password_free. */
+char *cli_password(cli_ctx *ctx, const char *purpose, ob_err *err);
+/* A new password (init, key add/passwd): --new-password-file, then
+ * $OPSBACKUP_NEW_PASSWORD_FILE, then a TTY prompt asked twice.  For init
+ * the ordinary password sources are used first. */
+char *cli_new_password(cli_ctx *ctx, const char *new_password_file, int use_primary, ob_err *err);
+void cli_password_free(char *pw);
+
+void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf);
+
+/* Print an error for the user and map it to an exit code. */
+int cli_fail(cli_ctx *ctx, const ob_err *err);
+int cli_usage(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Progress shown on stderr only when it is a TTY and not --quiet/--json/--no-progress. */
+int cli_progress_enabled(const cli_ctx *ctx);
+
+/* Dump JSON (a jansson json_t*, stolen) to stdout with a newline. */
+void cli_print_json(void *json);
+
+/* Commands. */
+int cmd_init(cli_ctx *, int, char **);
+int cmd_key(cli_ctx *, int, char **);
+int cmd_backup(cli_ctx *, int, char **);
+int cmd_snapshots(cli_ctx *, int, char **);
+int cmd_ls(cli_ctx *, int, char **);
+int cmd_diff(cli_ctx *, int, char **);
+int cmd_restore(cli_ctx *, int, char **);
+int cmd_check(cli_ctx *, int, char **);
+int cmd_unlock(cli_ctx *, int, char **);
+
+extern const cli_command cli_commands[];
+const cli_command *cli_find_command(const char *name);
+
+#endif

@@ -1,0 +1,145 @@
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "core/util.h"
+#include "repo/lock.h"
+#include "sources/files.h"
+
+typedef struct backup_args {
+    const cli_command *cmd;
+    const char *set;
+    char **tags, **excludes;
+    size_t ntags, nexcludes;
+    const char *time;
+    int force;
+} backup_args;
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+    *v = ob_xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = (char *)s;
+}
+
+static int backup_opt(int opt, const char *arg, void *ud)
+{
+    backup_args *a = ud;
+    switch (opt) {
+    case 'S': a->set = arg; break;
+    case 'T':
+        if (!strchr(arg, '=') || arg[0] == '=')
+            return cli_usage(a->cmd, "--tag wants KEY=VALUE, got '%s'", arg) ? -1 : -1;
+        strv_push(&a->tags, &a->ntags, arg);
+        break;
+    case 'e': strv_push(&a->excludes, &a->nexcludes, arg); break;
+    case 't': a->time = arg; break;
+    case 'f': a->force = 1; break;
+    default: return -1;
+    }
+    return 0;
+}
+
+int cmd_backup(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *cmd = cli_find_command("backup");
+    backup_args a = {.cmd = cmd};
+    static const struct option opts[] = {
+        {"set", required_argument, NULL, 'S'},
+        {"tag", required_argument, NULL, 'T'},
+        {"exclude", required_argument, NULL, 'e'},
+        {"time", required_argument, NULL, 't'},
+        {"force", no_argument, NULL, 'f'},
+        {0, 0, 0, 0},
+    };
+    int i = cli_parse(ctx, cmd, argc, argv, opts, "e:", backup_opt, &a);
+    int rc = CLI_OK;
+    if (i < 0) {
+        rc = i == -2 ? CLI_OK : CLI_USAGE;
+        goto out;
+    }
+    if (i >= argc) {
+        rc = cli_usage(cmd, "backup needs a kind: files or config");
+        goto out;
+    }
+    const char *kind = argv[i++];
+    if (strcmp(kind, "files") != 0 && strcmp(kind, "config") != 0) {
+        rc = cli_usage(cmd, "unknown backup kind '%s' (this version backs up: files, config)",
+                       kind);
+        goto out;
+    }
+    if (i >= argc) {
+        rc = cli_usage(cmd, "backup %s needs at least one PATH", kind);
+        goto out;
+    }
+    int64_t when = 0;
+    if (a.time && ob_time_parse(a.time, &when, NULL) < 0) {
+        rc = cli_usage(cmd, "--time '%s' is not 'YYYY-MM-DD HH:MM:SS' or RFC 3339", a.time);
+        goto out;
+    }
+
+    ob_err err = OB_ERR_INIT;
+    repo_lock *lock = NULL;
+    if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+        cli_close_repo(ctx);
+        goto out;
+    }
+    cli_progress prog;
+    cli_progress_init(&prog, "backup");
+    files_backup_opts o = {
+        .kind = kind,
+        .set = a.set,
+        .tags = a.tags,
+        .ntags = a.ntags,
+        .excludes = a.excludes,
+        .nexcludes = a.nexcludes,
+        .time_sec = when,
+        .no_parent = a.force,
+        .skip_if_unchanged = strcmp(kind, "config") == 0,
+        .progress = cli_progress_enabled(ctx) ? cli_progress_files : NULL,
+        .progress_ud = &prog,
+    };
+    snapshot *s = NULL;
+    int unchanged = 0;
+    int brc = files_backup(ctx->r, argv + i, (size_t)(argc - i), &o, &s, &unchanged, &err);
+    ob_err lerr = OB_ERR_INIT;
+    if (brc == 0 && repo_lock_lost(lock, &lerr)) {
+        /* The snapshot is written already; say the lease was lost. */
+        fprintf(stderr, "opsbackup: warning: %s\n", ob_err_msg(&lerr));
+    }
+    ob_err_clear(&lerr);
+    repo_lock_release(lock);
+    if (s) {
+        if (ctx->json) {
+            json_t *j = snapshot_to_json(s);
+            json_object_set_new(j, "unchanged", json_boolean(unchanged));
+            cli_print_json(j);
+        } else if (!ctx->quiet) {
+            if (unchanged) {
+                printf("unchanged: nothing differs from snapshot %.8s; no new snapshot\n", s->id);
+            } else {
+                char *total = ob_human_bytes(s->stats.bytes);
+                char *added = ob_human_bytes(s->stats.bytes_added);
+                char *stored = ob_human_bytes(s->stats.bytes_stored);
+                printf("snapshot %.8s saved: %llu files, %llu dirs, %s; added %s (%s stored) "
+                       "in %.1fs\n",
+                       s->id, (unsigned long long)s->stats.files,
+                       (unsigned long long)s->stats.dirs, total, added, stored,
+                       s->stats.duration);
+                free(total);
+                free(added);
+                free(stored);
+            }
+        }
+    }
+    if (brc < 0)
+        rc = cli_fail(ctx, &err);
+    snapshot_free(s);
+    cli_close_repo(ctx);
+out:
+    free(a.tags);
+    free(a.excludes);
+    return rc;
+}

@@ -1,0 +1,115 @@
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "repo/check.h"
+#include "repo/lock.h"
+
+typedef struct check_args {
+    const cli_command *cmd;
+    int read_data;
+    double pct;
+    json_t *problems;
+    int quiet;
+} check_args;
+
+static int check_opt(int opt, const char *arg, void *ud)
+{
+    check_args *a = ud;
+    if (opt == 'R') {
+        a->read_data = 1;
+    } else if (opt == 'P') {
+        char *end;
+        double p = strtod(arg, &end);
+        if (*end == '%')
+            end++;
+        if (*end || p <= 0 || p > 100)
+            return cli_usage(a->cmd, "--read-data-subset wants a percentage in (0, 100]") ? -1 : -1;
+        a->read_data = 1;
+        a->pct = p;
+    }
+    return 0;
+}
+
+static void check_report(int sev, const char *msg, void *ud)
+{
+    check_args *a = ud;
+    static const char *const names[] = {"error", "warning", "info"};
+    if (a->problems)
+        json_array_append_new(a->problems,
+                              json_pack("{s:s, s:s}", "severity", names[sev], "message", msg));
+    else if (sev == CHECK_ERROR || !a->quiet)
+        fprintf(sev == CHECK_ERROR ? stderr : stdout, "%s: %s\n", names[sev], msg);
+}
+
+int cmd_check(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *cmd = cli_find_command("check");
+    check_args a = {cmd, 0, 100, NULL, 0};
+    static const struct option opts[] = {
+        {"read-data", no_argument, NULL, 'R'},
+        {"read-data-subset", required_argument, NULL, 'P'},
+        {0, 0, 0, 0},
+    };
+    int i = cli_parse(ctx, cmd, argc, argv, opts, "", check_opt, &a);
+    if (i < 0)
+        return i == -2 ? CLI_OK : CLI_USAGE;
+    if (i != argc)
+        return cli_usage(cmd, "check takes no operands");
+    a.quiet = ctx->quiet;
+    if (ctx->json)
+        a.problems = json_array();
+    ob_err err = OB_ERR_INIT;
+    repo_lock *lock = NULL;
+    check_result res;
+    check_opts o = {a.read_data, a.pct, check_report, &a};
+    int rc;
+    if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0 ||
+        repo_check(ctx->r, &o, &res, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+        json_decref(a.problems);
+    } else {
+        rc = res.errors ? CLI_PROBLEM : CLI_OK;
+        if (ctx->json) {
+            cli_print_json(json_pack(
+                "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", res.errors == 0,
+                "errors", (json_int_t)res.errors, "warnings", (json_int_t)res.warnings,
+                "snapshots", (json_int_t)res.snapshots, "trees", (json_int_t)res.trees, "packs",
+                (json_int_t)res.packs, "blobs", (json_int_t)res.blobs, "packs_read",
+                (json_int_t)res.packs_read, "blobs_read", (json_int_t)res.blobs_read, "problems",
+                a.problems));
+        } else if (!ctx->quiet || res.errors) {
+            printf("checked %llu snapshots, %llu trees, %llu packs, %llu blobs",
+                   (unsigned long long)res.snapshots, (unsigned long long)res.trees,
+                   (unsigned long long)res.packs, (unsigned long long)res.blobs);
+            if (a.read_data)
+                printf("; read %llu packs, %llu blobs verified", (unsigned long long)res.packs_read,
+                       (unsigned long long)res.blobs_read);
+            printf("\n%s: %llu errors, %llu warnings\n",
+                   res.errors ? "repository has problems" : "no errors found",
+                   (unsigned long long)res.errors, (unsigned long long)res.warnings);
+        }
+    }
+    repo_lock_release(lock);
+    cli_close_repo(ctx);
+    return rc;
+}
+
+int cmd_unlock(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *cmd = cli_find_command("unlock");
+    int i = cli_parse(ctx, cmd, argc, argv, NULL, "", NULL, NULL);
+    if (i < 0)
+        return i == -2 ? CLI_OK : CLI_USAGE;
+    if (i != argc)
+        return cli_usage(cmd, "unlock takes no operands");
+    ob_err err = OB_ERR_INIT;
+    int removed = 0, rc = CLI_OK;
+    if (cli_open_repo(ctx, &err) < 0 || repo_lock_remove_stale(ctx->r, &removed, &err) < 0)
+        rc = cli_fail(ctx, &err);
+    else if (!ctx->quiet)
+        printf("removed %d stale lock%s\n", removed, removed == 1 ? "" : "s");
+    cli_close_repo(ctx);
+    return rc;
+}

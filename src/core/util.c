@@ -1,0 +1,188 @@
+#include "core/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+char *ob_time_rfc3339(int64_t sec, uint32_t nsec)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (nsec)
+        return ob_xasprintf("%04d-%02d-%02dT%02d:%02d:%02d.%09uZ", tm.tm_year + 1900,
+                            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec);
+    return ob_xasprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+char *ob_time_local(int64_t sec)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return ob_xasprintf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void ob_time_now(int64_t *sec, uint32_t *nsec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *sec = ts.tv_sec;
+    if (nsec)
+        *nsec = (uint32_t)ts.tv_nsec;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (no timegm games
+ * with the TZ environment, which is process-global). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+int ob_time_parse(const char *s, int64_t *sec, uint32_t *nsec)
+{
+    int Y, M, D, h = 0, mi = 0, se = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3)
+        return -1;
+    const char *p = s + n;
+    if (*p == 'T' || *p == ' ') {
+        int k = 0;
+        if (sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &k) != 3)
+            return -1;
+        p += 1 + k;
+    }
+    uint32_t ns = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (digits < 9) {
+                ns = ns * 10 + (uint32_t)(*p - '0');
+                digits++;
+            }
+            p++;
+        }
+        while (digits++ < 9)
+            ns *= 10;
+    }
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    int64_t t = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + mi * 60 + se;
+    while (*p == ' ')
+        p++;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh = 0, om = 0, k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) == 2 || sscanf(p + 1, "%2d%2d%n", &oh, &om, &k) == 2) {
+            p += 1 + k;
+        } else if (sscanf(p + 1, "%2d%n", &oh, &k) == 1) {
+            p += 1 + k;
+        } else {
+            return -1;
+        }
+        t -= sign * (oh * 3600 + om * 60);
+    } else if (*p == '\0') {
+        /* No zone: local time, as a person typing a date means it. */
+        struct tm tm = {0};
+        tm.tm_year = Y - 1900;
+        tm.tm_mon = M - 1;
+        tm.tm_mday = D;
+        tm.tm_hour = h;
+        tm.tm_min = mi;
+        tm.tm_sec = se;
+        tm.tm_isdst = -1;
+        time_t lt = mktime(&tm);
+        if (lt == (time_t)-1)
+            return -1;
+        t = lt;
+    }
+    if (*p != '\0')
+        return -1;
+    *sec = t;
+    if (nsec)
+        *nsec = ns;
+    return 0;
+}
+
+char *ob_hostname(void)
+{
+    struct utsname u;
+    if (uname(&u) == 0)
+        return ob_xstrdup(u.nodename);
+    return ob_xstrdup("");
+}
+
+char *ob_username(void)
+{
+    size_t sz = 1024;
+    for (;;) {
+        char *buf = ob_xmalloc(sz);
+        struct passwd pw, *res = NULL;
+        int rc = getpwuid_r(geteuid(), &pw, buf, sz, &res);
+        if (rc == ERANGE && sz < (1u << 20)) {
+            free(buf);
+            sz *= 2;
+            continue;
+        }
+        char *name = ob_xstrdup(rc == 0 && res ? res->pw_name : "");
+        free(buf);
+        return name;
+    }
+}
+
+char *ob_human_bytes(uint64_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        return ob_xasprintf("%llu B", (unsigned long long)n);
+    return ob_xasprintf("%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+}
+
+int ob_parse_duration(const char *s, int64_t *seconds)
+{
+    int64_t total = 0;
+    if (!*s)
+        return -1;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || errno || v < 0)
+            return -1;
+        int64_t mult;
+        switch (*end) {
+        case 's': mult = 1; break;
+        case 'm': mult = 60; break;
+        case 'h': mult = 3600; break;
+        case 'd': mult = 86400; break;
+        case 'w': mult = 7 * 86400; break;
+        case 'y': mult = 365 * 86400; break;
+        default: return -1;
+        }
+        total += v * mult;
+        s = end + 1;
+    }
+    *seconds = total;
+    return 0;
+}

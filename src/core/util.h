@@ -1,0 +1,30 @@
+/*
+ * util.h — small system helpers: time formatting and parsing, host and
+ * user names, sizes for humans.  Returned strings are heap-owned by the
+ * caller.
+ */
+#ifndef OB_UTIL_H
+#define OB_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* RFC 3339 in UTC with nanoseconds when non-zero: 2026-11-28T16:40:00.123456789Z */
+char *ob_time_rfc3339(int64_t sec, uint32_t nsec);
+/* Local-time display "2026-11-28 16:40:00" for tables. */
+char *ob_time_local(int64_t sec);
+/* Parse RFC 3339 ("...Z" or "+09:00") or "YYYY-MM-DD HH:MM:SS[+TZ]" (local
+ * time when no zone is given).  Returns -1 on bad input. */
+int ob_time_parse(const char *s, int64_t *sec, uint32_t *nsec);
+void ob_time_now(int64_t *sec, uint32_t *nsec);
+
+char *ob_hostname(void);
+char *ob_username(void); /* of the effective uid; "" if unknown */
+
+/* "1.5 GiB" style. */
+char *ob_human_bytes(uint64_t n);
+
+/* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
+int ob_parse_duration(const char *s, int64_t *seconds);
+
+#endif

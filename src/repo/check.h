@@ -1,0 +1,41 @@
+/*
+ * check.h — verify a repository's structure, and optionally every byte.
+ *
+ * Structure: every index file decrypts and parses; every pack an index
+ * names exists and is long enough for its blobs; every snapshot decrypts;
+ * every tree of every snapshot reads, authenticates and parses; every data
+ * chunk a tree references is in the index.  --read-data additionally reads
+ * whole packs: the directory, then every blob decrypted, decompressed and
+ * its keyed ID recomputed.  Problems are reported one by one through the
+ * callback, each naming the damaged object, and counted; check does not
+ * stop at the first.
+ */
+#ifndef OB_CHECK_H
+#define OB_CHECK_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "repo/repo.h"
+
+enum { CHECK_ERROR = 0, CHECK_WARNING = 1, CHECK_INFO = 2 };
+
+typedef void (*check_report_cb)(int severity, const char *msg, void *ud);
+
+typedef struct check_opts {
+    int read_data;          /* read packs */
+    double subset_pct;      /* with read_data: percentage of packs (100 = all) */
+    check_report_cb report;
+    void *ud;
+} check_opts;
+
+typedef struct check_result {
+    uint64_t errors, warnings;
+    uint64_t index_files, packs, blobs, snapshots, trees, packs_read, blobs_read;
+} check_result;
+
+/* Returns 0 when the check ran (whatever it found: see res->errors), -1
+ * when it could not run at all (storage unreachable). */
+int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err);
+
+#endif

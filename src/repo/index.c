@@ -1,0 +1,291 @@
+/*
+ * index.c — the blob index (see index.h for the memory layout rationale).
+ *
+ * Index file payload (plaintext inside an encrypted index object):
+ *
+ *   "OBI1" | npacks u32 |
+ *   per pack: pack id[32] | salt[32] | nblobs u32 |
+ *     per blob: id[32] | type u8 | comp u8 | seq u32 | offset u32 | length u32 | raw_len u32
+ */
+#include "repo/index.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define IDX_MAGIC "OBI1"
+#define IDX_BLOB_LEN (32 + 1 + 1 + 4 + 4 + 4 + 4)
+
+struct repo_index {
+    index_pack *packs;
+    size_t npacks, packs_cap;
+    uint32_t *pack_slots;       /* open addressing over packs by ID */
+    size_t pack_slots_cap;
+
+    index_entry *sorted;        /* sorted by id */
+    size_t nsorted, sorted_cap;
+
+    index_entry *recent;        /* added since the last merge */
+    size_t nrecent, recent_cap;
+    uint32_t *slots;            /* open addressing: recent position + 1, 0 = empty */
+    size_t slots_cap;           /* power of two */
+};
+
+static uint64_t id_hash(const uint8_t *id)
+{
+    /* IDs are MAC/hash outputs: their bytes are already uniform. */
+    uint64_t h;
+    memcpy(&h, id, sizeof h);
+    return h;
+}
+
+repo_index *repo_index_new(void)
+{
+    return ob_xcalloc(1, sizeof(repo_index));
+}
+
+void repo_index_free(repo_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->packs);
+    free(ix->pack_slots);
+    free(ix->sorted);
+    free(ix->recent);
+    free(ix->slots);
+    free(ix);
+}
+
+static void pack_slots_rebuild(repo_index *ix, size_t cap)
+{
+    free(ix->pack_slots);
+    ix->pack_slots = ob_xcalloc(cap, sizeof *ix->pack_slots);
+    ix->pack_slots_cap = cap;
+    for (size_t i = 0; i < ix->npacks; i++) {
+        size_t s = id_hash(ix->packs[i].id) & (cap - 1);
+        while (ix->pack_slots[s])
+            s = (s + 1) & (cap - 1);
+        ix->pack_slots[s] = (uint32_t)i + 1;
+    }
+}
+
+int64_t repo_index_find_pack(const repo_index *ix, const uint8_t id[OB_ID_LEN])
+{
+    if (!ix->pack_slots_cap)
+        return -1;
+    size_t s = id_hash(id) & (ix->pack_slots_cap - 1);
+    while (ix->pack_slots[s]) {
+        uint32_t p = ix->pack_slots[s] - 1;
+        if (memcmp(ix->packs[p].id, id, OB_ID_LEN) == 0)
+            return p;
+        s = (s + 1) & (ix->pack_slots_cap - 1);
+    }
+    return -1;
+}
+
+uint32_t repo_index_add_pack(repo_index *ix, const uint8_t id[OB_ID_LEN], const uint8_t salt[32])
+{
+    int64_t found = repo_index_find_pack(ix, id);
+    if (found >= 0)
+        return (uint32_t)found;
+    if (ix->npacks == ix->packs_cap) {
+        ix->packs_cap = ix->packs_cap ? 2 * ix->packs_cap : 64;
+        ix->packs = ob_xrealloc(ix->packs, ix->packs_cap * sizeof *ix->packs);
+    }
+    memcpy(ix->packs[ix->npacks].id, id, OB_ID_LEN);
+    memcpy(ix->packs[ix->npacks].salt, salt, 32);
+    ix->npacks++;
+    if (ix->npacks * 2 > ix->pack_slots_cap)
+        pack_slots_rebuild(ix, ix->pack_slots_cap ? ix->pack_slots_cap * 2 : 128);
+    else {
+        size_t s = id_hash(id) & (ix->pack_slots_cap - 1);
+        while (ix->pack_slots[s])
+            s = (s + 1) & (ix->pack_slots_cap - 1);
+        ix->pack_slots[s] = (uint32_t)ix->npacks;
+    }
+    return (uint32_t)(ix->npacks - 1);
+}
+
+const index_pack *repo_index_pack(const repo_index *ix, uint32_t pos)
+{
+    return pos < ix->npacks ? &ix->packs[pos] : NULL;
+}
+
+size_t repo_index_pack_count(const repo_index *ix) { return ix->npacks; }
+
+size_t repo_index_count(const repo_index *ix) { return ix->nsorted + ix->nrecent; }
+
+static void slots_rebuild(repo_index *ix, size_t cap)
+{
+    free(ix->slots);
+    ix->slots = ob_xcalloc(cap, sizeof *ix->slots);
+    ix->slots_cap = cap;
+    for (size_t i = 0; i < ix->nrecent; i++) {
+        size_t s = id_hash(ix->recent[i].id) & (cap - 1);
+        while (ix->slots[s])
+            s = (s + 1) & (cap - 1);
+        ix->slots[s] = (uint32_t)i + 1;
+    }
+}
+
+void repo_index_add(repo_index *ix, const index_entry *e)
+{
+    if (ix->nrecent == ix->recent_cap) {
+        ix->recent_cap = ix->recent_cap ? 2 * ix->recent_cap : 256;
+        ix->recent = ob_xrealloc(ix->recent, ix->recent_cap * sizeof *ix->recent);
+    }
+    ix->recent[ix->nrecent++] = *e;
+    if (ix->nrecent * 2 > ix->slots_cap) {
+        slots_rebuild(ix, ix->slots_cap ? ix->slots_cap * 2 : 512);
+    } else {
+        size_t s = id_hash(e->id) & (ix->slots_cap - 1);
+        while (ix->slots[s])
+            s = (s + 1) & (ix->slots_cap - 1);
+        ix->slots[s] = (uint32_t)ix->nrecent;
+    }
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return memcmp(((const index_entry *)a)->id, ((const index_entry *)b)->id, OB_ID_LEN);
+}
+
+const index_entry *repo_index_lookup(const repo_index *ix, const uint8_t id[OB_ID_LEN])
+{
+    if (ix->nsorted) {
+        size_t lo = 0, hi = ix->nsorted;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = memcmp(ix->sorted[mid].id, id, OB_ID_LEN);
+            if (c == 0)
+                return &ix->sorted[mid];
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    if (ix->slots_cap) {
+        size_t s = id_hash(id) & (ix->slots_cap - 1);
+        while (ix->slots[s]) {
+            const index_entry *e = &ix->recent[ix->slots[s] - 1];
+            if (memcmp(e->id, id, OB_ID_LEN) == 0)
+                return e;
+            s = (s + 1) & (ix->slots_cap - 1);
+        }
+    }
+    return NULL;
+}
+
+index_entry *repo_index_lookup_mut(repo_index *ix, const uint8_t id[OB_ID_LEN])
+{
+    return (index_entry *)repo_index_lookup(ix, id);
+}
+
+void repo_index_merge(repo_index *ix)
+{
+    if (!ix->nrecent)
+        return;
+    size_t n = ix->nsorted + ix->nrecent;
+    if (n > ix->sorted_cap) {
+        ix->sorted_cap = n;
+        ix->sorted = ob_xrealloc(ix->sorted, n * sizeof *ix->sorted);
+    }
+    /* Sort the new entries, then merge from the back so no scratch array of
+     * the full size is needed (memory is the point of this module). */
+    qsort(ix->recent, ix->nrecent, sizeof *ix->recent, entry_cmp);
+    size_t i = ix->nsorted, j = ix->nrecent, k = n;
+    while (j > 0) {
+        if (i > 0 && memcmp(ix->sorted[i - 1].id, ix->recent[j - 1].id, OB_ID_LEN) > 0)
+            ix->sorted[--k] = ix->sorted[--i];
+        else
+            ix->sorted[--k] = ix->recent[--j];
+    }
+    ix->nsorted = n;
+    free(ix->recent);
+    free(ix->slots);
+    ix->recent = NULL;
+    ix->slots = NULL;
+    ix->nrecent = ix->recent_cap = ix->slots_cap = 0;
+}
+
+void repo_index_foreach(const repo_index *ix, int (*cb)(const index_entry *e, void *ud), void *ud)
+{
+    for (size_t i = 0; i < ix->nsorted; i++)
+        if (cb(&ix->sorted[i], ud))
+            return;
+    for (size_t i = 0; i < ix->nrecent; i++)
+        if (cb(&ix->recent[i], ud))
+            return;
+}
+
+typedef struct enc_ctx {
+    uint32_t *counts;
+    ob_buf *blobs; /* one buffer per pack */
+} enc_ctx;
+
+static int enc_visit(const index_entry *e, void *ud)
+{
+    enc_ctx *c = ud;
+    ob_buf *b = &c->blobs[e->pack];
+    ob_buf_append(b, e->id, OB_ID_LEN);
+    ob_buf_putc(b, (uint8_t)INDEX_TYPE(e->meta));
+    ob_buf_putc(b, (uint8_t)INDEX_COMP(e->meta));
+    ob_buf_put_u32(b, INDEX_SEQ(e->meta));
+    ob_buf_put_u32(b, e->offset);
+    ob_buf_put_u32(b, e->length);
+    ob_buf_put_u32(b, e->raw_len);
+    c->counts[e->pack]++;
+    return 0;
+}
+
+void repo_index_encode(const repo_index *ix, ob_buf *out)
+{
+    enc_ctx c = {ob_xcalloc(ix->npacks, sizeof(uint32_t)), ob_xcalloc(ix->npacks, sizeof(ob_buf))};
+    repo_index_foreach(ix, enc_visit, &c);
+    ob_buf_append(out, IDX_MAGIC, 4);
+    ob_buf_put_u32(out, (uint32_t)ix->npacks);
+    for (size_t i = 0; i < ix->npacks; i++) {
+        const index_pack *p = &ix->packs[i];
+        ob_buf_append(out, p->id, OB_ID_LEN);
+        ob_buf_append(out, p->salt, 32);
+        ob_buf_put_u32(out, c.counts[i]);
+        ob_buf_append(out, c.blobs[i].data, c.blobs[i].len);
+        ob_buf_free(&c.blobs[i]);
+    }
+    free(c.counts);
+    free(c.blobs);
+}
+
+int repo_index_decode(repo_index *ix, const uint8_t *data, size_t len, ob_err *err)
+{
+    ob_rd r = ob_rd_init(data, len);
+    const uint8_t *magic = ob_rd_take(&r, 4);
+    if (!magic || memcmp(magic, IDX_MAGIC, 4) != 0)
+        return ob_err_set(err, OB_ECORRUPT, "index payload has a bad magic");
+    uint32_t npacks = ob_rd_u32(&r);
+    for (uint32_t i = 0; i < npacks && !r.bad; i++) {
+        const uint8_t *pid = ob_rd_take(&r, OB_ID_LEN);
+        const uint8_t *salt = ob_rd_take(&r, 32);
+        uint32_t nblobs = ob_rd_u32(&r);
+        if (r.bad || (uint64_t)nblobs * IDX_BLOB_LEN > r.left)
+            return ob_err_set(err, OB_ECORRUPT, "index payload is truncated");
+        uint32_t pos = repo_index_add_pack(ix, pid, salt);
+        for (uint32_t j = 0; j < nblobs; j++) {
+            index_entry e;
+            ob_rd_copy(&r, e.id, OB_ID_LEN);
+            uint8_t type = ob_rd_u8(&r), comp = ob_rd_u8(&r);
+            uint32_t seq = ob_rd_u32(&r);
+            e.offset = ob_rd_u32(&r);
+            e.length = ob_rd_u32(&r);
+            e.raw_len = ob_rd_u32(&r);
+            if (type < 1 || type > 15 || comp > 15 || seq > INDEX_MAX_SEQ)
+                return ob_err_set(err, OB_ECORRUPT, "index entry has invalid fields");
+            e.pack = pos;
+            e.meta = INDEX_META(seq, comp, type);
+            repo_index_add(ix, &e);
+        }
+    }
+    if (r.bad || r.left != 0)
+        return ob_err_set(err, OB_ECORRUPT, "index payload is truncated or has trailing bytes");
+    return 0;
+}

@@ -1,0 +1,261 @@
+#include "repo/lock.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/util.h"
+
+struct repo_lock {
+    repo *r;
+    char *name;
+    int exclusive;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    int lost;
+    ob_err err;
+};
+
+typedef struct lock_info {
+    char *host;
+    long pid;
+    int64_t time;
+    int exclusive;
+} lock_info;
+
+static int lock_write(repo *r, const char *name, int exclusive, ob_err *err)
+{
+    char *host = ob_hostname();
+    int64_t now;
+    ob_time_now(&now, NULL);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:b}", "host", host, "pid", (json_int_t)getpid(),
+                          "time", (json_int_t)now, "exclusive", exclusive);
+    free(host);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    int rc = repo_put_object_named(r, name, REPO_OBJ_LOCK, text, strlen(text), 0, err);
+    free(text);
+    return rc;
+}
+
+static int lock_read(repo *r, const char *name, lock_info *li, ob_err *err)
+{
+    ob_buf b = OB_BUF_INIT;
+    if (repo_get_object(r, name, REPO_OBJ_LOCK, &b, err) < 0) {
+        ob_buf_free(&b);
+        return -1;
+    }
+    json_t *o = json_loadb((const char *)b.data, b.len, 0, NULL);
+    ob_buf_free(&b);
+    const char *host = "";
+    json_int_t pid = 0, t = 0;
+    int ex = 0;
+    if (!o || json_unpack(o, "{s:s, s:I, s:I, s:b}", "host", &host, "pid", &pid, "time", &t,
+                          "exclusive", &ex) != 0) {
+        json_decref(o);
+        return ob_err_set(err, OB_ECORRUPT, "lock %s is malformed", name);
+    }
+    li->host = ob_xstrdup(host);
+    li->pid = (long)pid;
+    li->time = t;
+    li->exclusive = ex;
+    json_decref(o);
+    return 0;
+}
+
+static int lock_is_stale(const lock_info *li)
+{
+    int64_t now;
+    ob_time_now(&now, NULL);
+    if (now - li->time > LOCK_STALE_SECONDS)
+        return 1;
+    char *host = ob_hostname();
+    int same_host = strcmp(host, li->host) == 0;
+    free(host);
+    if (same_host && li->pid > 0 && kill((pid_t)li->pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    return 0;
+}
+
+typedef struct names {
+    char **v;
+    size_t n;
+} names;
+
+static int collect(const char *name, uint64_t size, void *ud)
+{
+    (void)size;
+    names *l = ud;
+    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = ob_xstrdup(name);
+    return 0;
+}
+
+static void names_free(names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+/* Look at every other lock: is any live one in conflict with ours? */
+static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
+{
+    names l = {0};
+    if (storage_list(repo_storage(r), "locks/", collect, &l, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        if (strcmp(l.v[i], mine) == 0)
+            continue;
+        lock_info li = {0};
+        ob_err e = OB_ERR_INIT;
+        if (lock_read(r, l.v[i], &li, &e) < 0) {
+            /* A lock deleted while we listed is simply gone. */
+            if (e.code != OB_ENOTFOUND)
+                ob_warn("ignoring unreadable lock %s: %s", l.v[i], ob_err_msg(&e));
+            ob_err_clear(&e);
+            continue;
+        }
+        if (lock_is_stale(&li)) {
+            ob_info("removing stale lock %s of %s pid %ld", l.v[i], li.host, li.pid);
+            storage_delete(repo_storage(r), l.v[i], &e);
+            ob_err_clear(&e);
+        } else if (exclusive || li.exclusive) {
+            char *when = ob_time_local(li.time);
+            rc = ob_err_set(err, OB_ELOCKED,
+                            "repository is locked %s by %s pid %ld (renewed %s); wait for it "
+                            "to finish, or if that process is gone on another host, the lock "
+                            "expires %d minutes after its last renewal",
+                            li.exclusive ? "exclusively" : "", li.host, li.pid, when,
+                            LOCK_STALE_SECONDS / 60);
+            free(when);
+        }
+        free(li.host);
+    }
+    names_free(&l);
+    return rc;
+}
+
+static void *renewer(void *arg)
+{
+    repo_lock *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += LOCK_RENEW_SECONDS;
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        if (l->stop)
+            break;
+        pthread_mutex_unlock(&l->mu);
+        ob_err e = OB_ERR_INIT;
+        int rc = lock_write(l->r, l->name, l->exclusive, &e);
+        pthread_mutex_lock(&l->mu);
+        if (rc < 0) {
+            ob_warn("could not renew repository lock: %s", ob_err_msg(&e));
+            l->lost = 1;
+            ob_err_move(&l->err, &e);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
+{
+    *out = NULL;
+    uint8_t rnd[16];
+    char hex[33];
+    if (ob_random(rnd, sizeof rnd, err) < 0)
+        return -1;
+    ob_hex(rnd, sizeof rnd, hex);
+    char *name = ob_xasprintf("locks/%s", hex);
+    /* Write ours first, then look: two processes racing both see each other
+     * and at least one backs off, never neither. */
+    if (lock_write(r, name, exclusive, err) < 0) {
+        free(name);
+        return ob_err_prefix(err, "creating repository lock");
+    }
+    if (conflicts(r, name, exclusive, err) < 0) {
+        ob_err e = OB_ERR_INIT;
+        storage_delete(repo_storage(r), name, &e);
+        ob_err_clear(&e);
+        free(name);
+        return -1;
+    }
+    repo_lock *l = ob_xcalloc(1, sizeof *l);
+    l->r = r;
+    l->name = name;
+    l->exclusive = exclusive;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (pthread_create(&l->thread, NULL, renewer, l) != 0) {
+        repo_lock_release(l);
+        return ob_err_set(err, OB_EFAIL, "cannot start the lock renewal thread");
+    }
+    *out = l;
+    return 0;
+}
+
+int repo_lock_lost(repo_lock *l, ob_err *err)
+{
+    pthread_mutex_lock(&l->mu);
+    int lost = l->lost;
+    if (lost)
+        ob_err_set(err, OB_ELOCKED, "the repository lock could not be renewed (%s)",
+                   ob_err_msg(&l->err));
+    pthread_mutex_unlock(&l->mu);
+    return lost;
+}
+
+void repo_lock_release(repo_lock *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    if (l->thread)
+        pthread_join(l->thread, NULL);
+    ob_err e = OB_ERR_INIT;
+    if (storage_delete(repo_storage(l->r), l->name, &e) < 0)
+        ob_warn("could not remove lock %s: %s", l->name, ob_err_msg(&e));
+    ob_err_clear(&e);
+    ob_err_clear(&l->err);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l->name);
+    free(l);
+}
+
+int repo_lock_remove_stale(repo *r, int *removed, ob_err *err)
+{
+    names l = {0};
+    *removed = 0;
+    if (storage_list(repo_storage(r), "locks/", collect, &l, err) < 0)
+        return -1;
+    for (size_t i = 0; i < l.n; i++) {
+        lock_info li = {0};
+        ob_err e = OB_ERR_INIT;
+        if (lock_read(r, l.v[i], &li, &e) < 0 || lock_is_stale(&li)) {
+            ob_err_clear(&e);
+            if (storage_delete(repo_storage(r), l.v[i], &e) == 0)
+                (*removed)++;
+            ob_err_clear(&e);
+        }
+        free(li.host);
+    }
+    names_free(&l);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * lock.h — repository locks as renewable leases.
+ *
+ * Backups take a shared lock, so any number can run at once; prune (and
+ * anything else that deletes) takes an exclusive lock.  A lock is an
+ * encrypted object locks/<random> naming its host, pid and the time it was
+ * last renewed.  A background thread renews it every LOCK_RENEW_SECONDS.
+ * A lock counts as stale — and is ignored and removed by others — when it
+ * was not renewed for LOCK_STALE_SECONDS, or when it belongs to this host
+ * and its process no longer exists.  So a crashed process never blocks
+ * others for longer than the stale time, and immediately on its own host.
+ *
+ * Ownership: repo_lock_acquire returns a handle the caller releases with
+ * repo_lock_release (which deletes the object and stops the renewer).
+ */
+#ifndef OB_LOCK_H
+#define OB_LOCK_H
+
+#include "core/err.h"
+#include "repo/repo.h"
+
+#define LOCK_RENEW_SECONDS 120
+#define LOCK_STALE_SECONDS 1800
+
+typedef struct repo_lock repo_lock;
+
+int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
+/* Did renewal fail (e.g. storage unreachable)?  A long operation checks
+ * before committing so it never commits under a lost lease. */
+int repo_lock_lost(repo_lock *l, ob_err *err);
+void repo_lock_release(repo_lock *l);
+
+/* Remove every stale lock (`opsbackup unlock`); returns the count. */
+int repo_lock_remove_stale(repo *r, int *removed, ob_err *err);
+
+#endif

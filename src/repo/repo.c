@@ -1,0 +1,461 @@
+/*
+ * repo.c — opening and creating repositories, the encrypted object
+ * envelope, and blob reads.
+ *
+ * Envelope of every encrypted object (config, index, snapshot, lock):
+ *
+ *   "OBO1" | type u8 | version u8 | 0 u16 | salt[32] | ciphertext | tag[16]
+ *
+ * The first 40 bytes are authenticated as AAD.  The object key is
+ * HMAC(enc_key, "opsbackup-v1 object" || salt) with a fresh random salt per
+ * object, so each key seals exactly one message and the nonce is all zeros.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "repo/index.h"
+#include "repo/pack.h"
+#include "repo/repo_internal.h"
+
+#define OBJ_MAGIC "OBO1"
+#define OBJ_HEADER_LEN 40
+
+void repo_kdf_default(repo_kdf_params *p)
+{
+    p->n = 1u << 17;
+    p->r = 8;
+    p->p = 1;
+}
+
+storage *repo_storage(const repo *r) { return r->st; }
+const char *repo_id(const repo *r) { return r->id; }
+const char *repo_key_id(const repo *r) { return r->key_id; }
+int repo_compression_level(const repo *r) { return r->compression_level; }
+uint32_t repo_pack_size(const repo *r) { return r->pack_size; }
+const chunker *repo_chunker(const repo *r, int kind)
+{
+    return r->chunkers[kind == REPO_CHUNK_DB ? 1 : 0];
+}
+
+void repo_master_key(const repo *r, uint8_t out[64])
+{
+    memcpy(out, r->enc_key, 32);
+    memcpy(out + 32, r->mac_key, 32);
+}
+
+void repo_blob_id(const repo *r, const void *data, size_t len, uint8_t id[OB_ID_LEN])
+{
+    ob_hmac_sha256(r->mac_key, data, len, id);
+}
+
+void repo_pack_key(const repo *r, const uint8_t salt[32], uint8_t key[OB_KEY_LEN])
+{
+    ob_kdf(r->enc_key, "opsbackup-v1 pack", salt, 32, key);
+}
+
+int repo_seal_object(const repo *r, int type, const void *data, size_t len, ob_buf *out,
+                     ob_err *err)
+{
+    uint8_t hdr[OBJ_HEADER_LEN] = {0}, key[OB_KEY_LEN], nonce[OB_NONCE_LEN] = {0};
+    memcpy(hdr, OBJ_MAGIC, 4);
+    hdr[4] = (uint8_t)type;
+    hdr[5] = REPO_FORMAT_VERSION;
+    if (ob_random(hdr + 8, 32, err) < 0)
+        return -1;
+    ob_kdf(r->enc_key, "opsbackup-v1 object", hdr + 8, 32, key);
+    ob_buf_reset(out);
+    ob_buf_reserve(out, OBJ_HEADER_LEN + len + OB_TAG_LEN);
+    ob_buf_append(out, hdr, sizeof hdr);
+    int rc = ob_aead_seal(key, nonce, hdr, sizeof hdr, data, len, out->data + OBJ_HEADER_LEN, err);
+    ob_wipe(key, sizeof key);
+    if (rc < 0)
+        return -1;
+    out->len = OBJ_HEADER_LEN + len + OB_TAG_LEN;
+    return 0;
+}
+
+int repo_open_object(const repo *r, int type, const uint8_t *data, size_t len, ob_buf *out,
+                     ob_err *err)
+{
+    if (len < OBJ_HEADER_LEN + OB_TAG_LEN || memcmp(data, OBJ_MAGIC, 4) != 0)
+        return ob_err_set(err, OB_ECORRUPT, "not an opsbackup object (bad header or truncated)");
+    if (data[5] != REPO_FORMAT_VERSION)
+        return ob_err_set(err, OB_ECORRUPT, "object format version %u is not supported",
+                          data[5]);
+    if (data[4] != type)
+        return ob_err_set(err, OB_ECORRUPT, "object has type %u, expected %d", data[4], type);
+    uint8_t key[OB_KEY_LEN], nonce[OB_NONCE_LEN] = {0};
+    ob_kdf(r->enc_key, "opsbackup-v1 object", data + 8, 32, key);
+    ob_buf_reset(out);
+    size_t n = len - OBJ_HEADER_LEN - OB_TAG_LEN;
+    ob_buf_reserve(out, n);
+    int rc = ob_aead_open(key, nonce, data, OBJ_HEADER_LEN, data + OBJ_HEADER_LEN,
+                          len - OBJ_HEADER_LEN, out->data, err);
+    ob_wipe(key, sizeof key);
+    if (rc < 0)
+        return -1;
+    out->len = n;
+    out->data[n] = 0;
+    return 0;
+}
+
+int repo_put_object_named(repo *r, const char *name, int type, const void *data, size_t len,
+                          int flags, ob_err *err)
+{
+    ob_buf sealed = OB_BUF_INIT;
+    int rc = repo_seal_object(r, type, data, len, &sealed, err);
+    if (rc == 0)
+        rc = storage_put(r->st, name, sealed.data, sealed.len, flags, err);
+    ob_buf_free(&sealed);
+    return rc;
+}
+
+int repo_put_object(repo *r, const char *dir, int type, const void *data, size_t len,
+                    char id_hex[OB_HEX_ID_LEN + 1], ob_err *err)
+{
+    ob_buf sealed = OB_BUF_INIT;
+    if (repo_seal_object(r, type, data, len, &sealed, err) < 0) {
+        ob_buf_free(&sealed);
+        return -1;
+    }
+    uint8_t h[OB_ID_LEN];
+    char hex[OB_HEX_ID_LEN + 1];
+    ob_sha256(sealed.data, sealed.len, h);
+    ob_hex(h, sizeof h, hex);
+    char *name = ob_xasprintf("%s/%s", dir, hex);
+    int rc = storage_put(r->st, name, sealed.data, sealed.len, STORAGE_PUT_CREATE, err);
+    free(name);
+    ob_buf_free(&sealed);
+    if (rc == 0 && id_hex)
+        memcpy(id_hex, hex, sizeof hex);
+    return rc;
+}
+
+int repo_get_object(repo *r, const char *name, int type, ob_buf *out, ob_err *err)
+{
+    ob_buf raw = OB_BUF_INIT;
+    int rc = storage_get(r->st, name, 0, 0, &raw, err);
+    if (rc == 0) {
+        rc = repo_open_object(r, type, raw.data, raw.len, out, err);
+        if (rc < 0)
+            ob_err_prefix(err, "object %s", name);
+    }
+    ob_buf_free(&raw);
+    return rc;
+}
+
+/* ---- config ---------------------------------------------------------- */
+
+static json_t *chunker_json(const chunker_params *p)
+{
+    return json_pack("{s:i, s:i, s:i}", "min", (int)p->min_size, "avg", (int)p->avg_size, "max",
+                     (int)p->max_size);
+}
+
+static int config_encode(const char *id, const uint8_t seed[32], ob_buf *out)
+{
+    char seed_hex[65];
+    ob_hex(seed, 32, seed_hex);
+    chunker_params files = {CHUNKER_FILES_MIN, CHUNKER_FILES_AVG, CHUNKER_FILES_MAX};
+    chunker_params db = {CHUNKER_DB_MIN, CHUNKER_DB_AVG, CHUNKER_DB_MAX};
+    json_t *o = json_pack("{s:i, s:s, s:{s:s, s:o, s:o}, s:{s:s, s:i}, s:i}", "version",
+                          REPO_FORMAT_VERSION, "id", id, "chunker", "seed", seed_hex, "files",
+                          chunker_json(&files), "db", chunker_json(&db), "compression",
+                          "method", "zstd", "level", 3, "pack_size",
+                          (int)REPO_PACK_SIZE_DEFAULT);
+    char *s = json_dumps(o, JSON_SORT_KEYS);
+    json_decref(o);
+    ob_buf_reset(out);
+    ob_buf_append(out, s, strlen(s));
+    free(s);
+    return 0;
+}
+
+static int chunker_from_json(json_t *o, const uint8_t seed[32], chunker **out, ob_err *err)
+{
+    json_int_t mn = 0, avg = 0, mx = 0;
+    if (json_unpack(o, "{s:I, s:I, s:I}", "min", &mn, "avg", &avg, "max", &mx) != 0)
+        return ob_err_set(err, OB_ECORRUPT, "repository config: bad chunker parameters");
+    chunker_params p = {(uint32_t)mn, (uint32_t)avg, (uint32_t)mx};
+    *out = chunker_new(&p, seed);
+    if (!*out)
+        return ob_err_set(err, OB_ECORRUPT, "repository config: invalid chunker parameters");
+    return 0;
+}
+
+static int config_decode(repo *r, const uint8_t *data, size_t len, ob_err *err)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)data, len, 0, &jerr);
+    if (!o)
+        return ob_err_set(err, OB_ECORRUPT, "repository config is not valid JSON: %s", jerr.text);
+    json_int_t version = 0, level = 3, pack_size = 0;
+    const char *id = NULL, *seed_hex = NULL;
+    json_t *files = NULL, *db = NULL;
+    int rc = -1;
+    uint8_t seed[32];
+    if (json_unpack(o, "{s:I, s:s, s:{s:s, s:o, s:o}, s:{s:I}, s:I}", "version", &version, "id",
+                    &id, "chunker", "seed", &seed_hex, "files", &files, "db", &db,
+                    "compression", "level", &level, "pack_size", &pack_size) != 0) {
+        ob_err_set(err, OB_ECORRUPT, "repository config lacks required fields");
+        goto out;
+    }
+    if (version != REPO_FORMAT_VERSION) {
+        ob_err_set(err, OB_ECORRUPT,
+                   "repository format version %lld is not supported by this opsbackup "
+                   "(supports %d); upgrade opsbackup",
+                   (long long)version, REPO_FORMAT_VERSION);
+        goto out;
+    }
+    if (strcmp(id, r->id) != 0 || ob_unhex(seed_hex, seed, 32) < 0) {
+        ob_err_set(err, OB_ECORRUPT, "repository config does not match its key slot");
+        goto out;
+    }
+    if (pack_size < (1 << 20) || pack_size > (1 << 30) || level < 1 || level > 19) {
+        ob_err_set(err, OB_ECORRUPT, "repository config has out-of-range values");
+        goto out;
+    }
+    if (chunker_from_json(files, seed, &r->chunkers[0], err) < 0 ||
+        chunker_from_json(db, seed, &r->chunkers[1], err) < 0)
+        goto out;
+    r->compression_level = (int)level;
+    r->pack_size = (uint32_t)pack_size;
+    rc = 0;
+out:
+    ob_wipe(seed, sizeof seed);
+    json_decref(o);
+    return rc;
+}
+
+/* ---- init / open ----------------------------------------------------- */
+
+static repo *repo_alloc(storage *st)
+{
+    repo *r = ob_xcalloc(1, sizeof *r);
+    r->st = st;
+    return r;
+}
+
+int repo_init(storage *st, const char *password, const repo_kdf_params *kdf, char **repo_id_out,
+              ob_err *err)
+{
+    uint64_t sz;
+    ob_err e = OB_ERR_INIT;
+    if (storage_stat(st, "config", &sz, &e) == 0) {
+        return ob_err_set(err, OB_EEXIST,
+                          "a repository already exists at %s; refusing to overwrite it",
+                          st->url);
+    } else if (e.code != OB_ENOTFOUND) {
+        ob_err_move(err, &e);
+        return -1;
+    }
+    ob_err_clear(&e);
+
+    uint8_t idraw[32], master[REPO_MASTER_LEN], seed[32];
+    if (ob_random(idraw, sizeof idraw, err) < 0 || ob_random(master, sizeof master, err) < 0 ||
+        ob_random(seed, sizeof seed, err) < 0)
+        return -1;
+    repo *r = repo_alloc(st);
+    ob_hex(idraw, sizeof idraw, r->id);
+    memcpy(r->enc_key, master, 32);
+    memcpy(r->mac_key, master + 32, 32);
+
+    int rc = -1;
+    ob_buf key = OB_BUF_INIT, cfg = OB_BUF_INIT;
+    if (repo_key_wrap(r->id, master, password, kdf, &key, err) < 0)
+        goto out;
+    config_encode(r->id, seed, &cfg);
+    /* Key slot first: a config without a key would be an unopenable repo,
+     * a key without a config is just an unfinished init that can be redone. */
+    if (repo_key_store(st, &key, NULL, err) < 0)
+        goto out;
+    if (repo_put_object_named(r, "config", REPO_OBJ_CONFIG, cfg.data, cfg.len,
+                              STORAGE_PUT_CREATE, err) < 0)
+        goto out;
+    if (repo_id_out)
+        *repo_id_out = ob_xstrdup(r->id);
+    rc = 0;
+out:
+    ob_wipe(master, sizeof master);
+    ob_wipe(seed, sizeof seed);
+    ob_buf_free(&key);
+    ob_buf_free(&cfg);
+    repo_close(r);
+    return rc;
+}
+
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+static int name_list_add(const char *name, uint64_t size, void *ud)
+{
+    (void)size;
+    name_list *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = ob_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = ob_xstrdup(name);
+    return 0;
+}
+
+static void name_list_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+int repo_open(storage *st, const char *password, repo **out, ob_err *err)
+{
+    *out = NULL;
+    name_list keys = {0};
+    if (storage_list(st, "keys/", name_list_add, &keys, err) < 0)
+        return ob_err_prefix(err, "listing key slots");
+    if (keys.n == 0) {
+        name_list_free(&keys);
+        uint64_t sz;
+        ob_err e = OB_ERR_INIT;
+        int has_config = storage_stat(st, "config", &sz, &e) == 0;
+        ob_err_clear(&e);
+        return ob_err_set(err, OB_ENOTFOUND,
+                          has_config ? "repository %s has no key slots: it cannot be opened"
+                                     : "no repository at %s (create one with `opsbackup init`)",
+                          st->url);
+    }
+    repo *r = repo_alloc(st);
+    uint8_t master[REPO_MASTER_LEN];
+    int opened = 0, corrupt = 0;
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < keys.n && !opened; i++) {
+        ob_err e = OB_ERR_INIT;
+        if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 ||
+            repo_key_unwrap(b.data, b.len, password, master, r->id, &e) < 0) {
+            if (e.code != OB_EAUTH) {
+                ob_warn("key slot %s: %s", keys.v[i], ob_err_msg(&e));
+                corrupt++;
+            }
+            ob_err_clear(&e);
+            continue;
+        }
+        const char *base = strrchr(keys.v[i], '/');
+        r->key_id = ob_xstrdup(base ? base + 1 : keys.v[i]);
+        opened = 1;
+    }
+    ob_buf_free(&b);
+    size_t nkeys = keys.n;
+    name_list_free(&keys);
+    if (!opened) {
+        repo_close(r);
+        if (corrupt == (int)nkeys)
+            return ob_err_set(err, OB_ECORRUPT, "no key slot of %s could be read", st->url);
+        return ob_err_set(err, OB_EAUTH,
+                          "wrong password: none of the %zu key slot(s) of %s opens with it",
+                          nkeys, st->url);
+    }
+    memcpy(r->enc_key, master, 32);
+    memcpy(r->mac_key, master + 32, 32);
+    ob_wipe(master, sizeof master);
+
+    ob_buf cfg = OB_BUF_INIT;
+    if (repo_get_object(r, "config", REPO_OBJ_CONFIG, &cfg, err) < 0 ||
+        config_decode(r, cfg.data, cfg.len, err) < 0) {
+        ob_buf_free(&cfg);
+        repo_close(r);
+        return ob_err_prefix(err, "reading repository config");
+    }
+    ob_buf_free(&cfg);
+    *out = r;
+    return 0;
+}
+
+void repo_close(repo *r)
+{
+    if (!r)
+        return;
+    ob_wipe(r->enc_key, sizeof r->enc_key);
+    ob_wipe(r->mac_key, sizeof r->mac_key);
+    chunker_free(r->chunkers[0]);
+    chunker_free(r->chunkers[1]);
+    repo_index_free(r->index);
+    free(r->key_id);
+    free(r);
+}
+
+/* ---- index and blobs ------------------------------------------------- */
+
+int repo_load_index(repo *r, ob_err *err)
+{
+    if (r->index)
+        return 0;
+    name_list names = {0};
+    if (storage_list(r->st, "index/", name_list_add, &names, err) < 0)
+        return ob_err_prefix(err, "listing index files");
+    repo_index *ix = repo_index_new();
+    ob_buf b = OB_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < names.n && rc == 0; i++) {
+        if (repo_get_object(r, names.v[i], REPO_OBJ_INDEX, &b, err) < 0 ||
+            repo_index_decode(ix, b.data, b.len, err) < 0) {
+            ob_err_prefix(err, "index file %s is damaged (run `opsbackup check`)", names.v[i]);
+            rc = -1;
+        }
+    }
+    ob_buf_free(&b);
+    name_list_free(&names);
+    if (rc < 0) {
+        repo_index_free(ix);
+        return -1;
+    }
+    repo_index_merge(ix);
+    r->index = ix;
+    return 0;
+}
+
+repo_index *repo_get_index(repo *r)
+{
+    if (!r->index)
+        r->index = repo_index_new();
+    return r->index;
+}
+
+void repo_set_index(repo *r, repo_index *ix)
+{
+    if (r->index != ix)
+        repo_index_free(r->index);
+    r->index = ix;
+}
+
+int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err)
+{
+    char hex[OB_HEX_ID_LEN + 1];
+    ob_hex(id, OB_ID_LEN, hex);
+    if (repo_load_index(r, err) < 0)
+        return -1;
+    const index_entry *e = repo_index_lookup(r->index, id);
+    if (!e)
+        return ob_err_set(err, OB_ENOTFOUND,
+                          "blob %.16s is not in any index: the repository is missing data "
+                          "(run `opsbackup check`)",
+                          hex);
+    if (e->pack == INDEX_PACK_PENDING)
+        return ob_err_set(err, OB_ENOTFOUND, "blob %.16s is not stored yet", hex);
+    if ((int)INDEX_TYPE(e->meta) != type)
+        return ob_err_set(err, OB_ECORRUPT, "blob %.16s has type %u in the index, expected %d",
+                          hex, INDEX_TYPE(e->meta), type);
+    const index_pack *p = repo_index_pack(r->index, e->pack);
+    char *pname = pack_object_name(p->id);
+    ob_buf ct = OB_BUF_INIT;
+    int rc = storage_get(r->st, pname, e->offset, e->length, &ct, err);
+    if (rc == 0)
+        rc = pack_open_blob(r, p->salt, e, ct.data, ct.len, out, err);
+    if (rc < 0)
+        ob_err_prefix(err, "blob %.16s in pack %s at offset %u", hex, pname, e->offset);
+    ob_buf_free(&ct);
+    free(pname);
+    return rc;
+}

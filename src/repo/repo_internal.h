@@ -1,0 +1,36 @@
+/*
+ * repo_internal.h — the repo struct, shared by repo.c and key.c only.
+ * Nothing outside src/repo/repo*.c and key.c may include this.
+ */
+#ifndef OB_REPO_INTERNAL_H
+#define OB_REPO_INTERNAL_H
+
+#include "repo/repo.h"
+
+#define REPO_MASTER_LEN 64 /* 32 encryption + 32 MAC */
+
+struct repo {
+    storage *st;
+    char id[OB_HEX_ID_LEN + 1];
+    char *key_id;
+    uint8_t enc_key[OB_KEY_LEN];
+    uint8_t mac_key[OB_KEY_LEN];
+    chunker *chunkers[2];
+    int compression_level;
+    uint32_t pack_size;
+    repo_index *index;
+};
+
+/* Wrap / unwrap the master key with a password (key.c). */
+int repo_key_wrap(const char *repo_id, const uint8_t master[REPO_MASTER_LEN],
+                  const char *password, const repo_kdf_params *kdf, ob_buf *json_out,
+                  ob_err *err);
+/* Returns 0 and fills master/repo_id on success; OB_EAUTH when the password
+ * does not open this slot; OB_ECORRUPT when the slot is unreadable. */
+int repo_key_unwrap(const uint8_t *json, size_t len, const char *password,
+                    uint8_t master[REPO_MASTER_LEN], char repo_id[OB_HEX_ID_LEN + 1],
+                    ob_err *err);
+/* Store a wrapped key slot; returns its ID (hex, caller frees). */
+int repo_key_store(storage *st, const ob_buf *json, char **id_out, ob_err *err);
+
+#endif

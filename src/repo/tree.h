@@ -1,0 +1,101 @@
+/*
+ * tree.h — directory listings as stored in the repository.
+ *
+ * A tree is one directory's entries, sorted by raw name bytes, serialized
+ * canonically (the same entries always give the same bytes, so an unchanged
+ * directory deduplicates like any other blob).  Names are raw bytes: they may
+ * be invalid UTF-8 or contain newlines, but never '/' or NUL, and are never
+ * "" "." or "..".  The byte layout is specified in docs/FORMAT.md.
+ *
+ * Ownership: a tree owns its nodes; a node owns every pointer in it (name,
+ * user, group, link target, xattrs, extents).  tree_free releases all.
+ */
+#ifndef OB_TREE_H
+#define OB_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+#define TREE_ID_LEN 32
+
+enum tree_node_type {
+    TREE_FILE = 1,
+    TREE_DIR = 2,
+    TREE_SYMLINK = 3,
+    TREE_FIFO = 4,
+    TREE_CHARDEV = 5,
+    TREE_BLOCKDEV = 6,
+    TREE_SOCKET = 7,
+};
+
+typedef struct tree_xattr {
+    char *name;         /* NUL-terminated, e.g. "user.comment" */
+    uint8_t *value;     /* may contain NULs */
+    size_t value_len;
+} tree_xattr;
+
+/* A file's data: chunk `id` holds bytes [offset, offset + len).  Extents are
+ * in increasing offset order and do not overlap; gaps between them (and
+ * between the last extent and `size`) are holes. */
+typedef struct tree_extent {
+    uint64_t offset;
+    uint32_t len;
+    uint8_t id[TREE_ID_LEN];
+} tree_extent;
+
+typedef struct tree_node {
+    uint8_t *name;          /* raw bytes, name_len long, also NUL-terminated */
+    size_t name_len;
+    uint8_t type;           /* enum tree_node_type */
+    uint32_t mode;          /* permission bits incl. setuid/setgid/sticky (07777) */
+    uint32_t uid, gid;
+    char *user, *group;     /* owner names at backup time; NULL if unknown */
+    int64_t mtime_sec;  uint32_t mtime_nsec;
+    int64_t atime_sec;  uint32_t atime_nsec;
+    int64_t ctime_sec;  uint32_t ctime_nsec;   /* change detection only */
+    uint64_t dev, inode;    /* change detection and hard links */
+    uint32_t nlink;
+    uint64_t size;          /* files: logical size; symlinks: target length */
+    uint64_t rdev;          /* char/block devices */
+    uint8_t *link_target;   /* symlinks: raw bytes, NUL-terminated */
+    size_t link_len;
+    tree_xattr *xattrs;     /* sorted by name */
+    size_t nxattrs;
+    tree_extent *extents;   /* regular files */
+    size_t nextents;
+    uint8_t subtree[TREE_ID_LEN]; /* directories: ID of the child tree blob */
+} tree_node;
+
+typedef struct tree {
+    tree_node *nodes;
+    size_t n, cap;
+} tree;
+
+void tree_init(tree *t);
+void tree_free(tree *t);
+/* Append a zeroed node owned by t; the pointer is valid until the next add. */
+tree_node *tree_add(tree *t);
+void tree_node_free(tree_node *n); /* releases what the node owns, not the node */
+/* Set name from raw bytes (copied). */
+void tree_node_set_name(tree_node *n, const void *name, size_t len);
+/* Sort nodes by name bytes (memcmp order, shorter first on a tie). */
+void tree_sort(tree *t);
+/* Find a node by name (tree must be sorted); NULL if absent. */
+tree_node *tree_find(const tree *t, const void *name, size_t len);
+
+/* Serialize (tree must be sorted).  Appends to out. */
+void tree_encode(const tree *t, ob_buf *out);
+/* Parse and validate untrusted bytes.  Fails with OB_ECORRUPT on bad
+ * layout, and with OB_EUNSAFE on a name that is empty, ".", "..", or
+ * contains '/' or NUL, on duplicate or unsorted names, on unknown types,
+ * or on extents that overlap or run past size.  On failure *out is left
+ * empty (initialized). */
+int tree_decode(const uint8_t *data, size_t len, tree *out, ob_err *err);
+
+/* Is this a safe single path component? (the rule tree_decode enforces) */
+int tree_name_is_safe(const uint8_t *name, size_t len);
+
+#endif

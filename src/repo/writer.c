@@ -1,0 +1,362 @@
+/*
+ * writer.c — see writer.h.
+ *
+ * One mutex protects the queue, the open pack, the index and the stats.
+ * Workers take a job, compress it without the lock, then seal it into the
+ * open pack under the lock (AES-GCM with AES-NI runs at several GB/s, so
+ * holding the lock for the seal is cheaper than coordinating buffers).
+ * A worker that fills the pack swaps in a fresh one and uploads the full
+ * pack without the lock, so several uploads can be in flight.
+ */
+#include "repo/writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/compress.h"
+#include "core/log.h"
+#include "repo/index.h"
+#include "repo/pack.h"
+
+/* Write an index file after this many packs, so a crash in a long backup
+ * loses little (see writer.h). */
+#define WRITER_INDEX_EVERY 32
+
+typedef struct job {
+    struct job *next;
+    int type;
+    uint8_t id[OB_ID_LEN];
+    size_t len;
+    uint8_t data[];
+} job;
+
+struct repo_writer {
+    repo *r;
+    repo_index *ix;          /* the repository index (shared with repo) */
+    repo_index *unrecorded;  /* stored packs not yet in an index file */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;  /* a job was queued, or stop */
+    pthread_cond_t cv_space; /* queue space freed, or a job finished */
+    job *head, *tail;
+    size_t queued_bytes, max_queue_bytes;
+    int busy;                /* jobs being processed + uploads in flight */
+    int stop;
+    ob_err err;              /* first failure, sticky */
+    pack_builder pack;
+    int pack_open;
+    pthread_t *threads;
+    int nthreads;
+    repo_writer_stats stats;
+};
+
+static int fail_locked(repo_writer *w, ob_err *e)
+{
+    if (w->err.code == OB_OK)
+        ob_err_move(&w->err, e);
+    else
+        ob_err_clear(e);
+    pthread_cond_broadcast(&w->cv_space);
+    return -1;
+}
+
+/* Write the index file of packs stored so far.  Called with the lock held;
+ * drops it for the upload. */
+static int record_index_locked(repo_writer *w)
+{
+    if (repo_index_pack_count(w->unrecorded) == 0)
+        return 0;
+    repo_index *done = w->unrecorded;
+    w->unrecorded = repo_index_new();
+    w->busy++;
+    pthread_mutex_unlock(&w->mu);
+
+    ob_buf payload = OB_BUF_INIT;
+    repo_index_encode(done, &payload);
+    repo_index_free(done);
+    ob_err e = OB_ERR_INIT;
+    int rc = repo_put_object(w->r, "index", REPO_OBJ_INDEX, payload.data, payload.len, NULL, &e);
+    ob_buf_free(&payload);
+
+    pthread_mutex_lock(&w->mu);
+    w->busy--;
+    pthread_cond_broadcast(&w->cv_space);
+    if (rc < 0) {
+        ob_err_prefix(&e, "writing index file");
+        return fail_locked(w, &e);
+    }
+    return 0;
+}
+
+/* Seal and upload a full pack; lock held on entry and exit. */
+static int store_pack_locked(repo_writer *w, pack_builder *pb)
+{
+    w->busy++;
+    pthread_mutex_unlock(&w->mu);
+    ob_err e = OB_ERR_INIT;
+    char *name = pack_object_name(pb->id);
+    int rc = pack_builder_finish(pb, &e);
+    if (rc == 0)
+        rc = storage_put(repo_storage(w->r), name, pb->data.data, pb->data.len, 0, &e);
+    if (rc < 0)
+        ob_err_prefix(&e, "storing pack %s", name);
+    free(name);
+    pthread_mutex_lock(&w->mu);
+    w->busy--;
+    pthread_cond_broadcast(&w->cv_space);
+    if (rc < 0) {
+        pack_builder_free(pb);
+        return fail_locked(w, &e);
+    }
+    uint32_t pos = repo_index_add_pack(w->unrecorded, pb->id, pb->salt);
+    for (size_t i = 0; i < pb->nblobs; i++) {
+        const pack_blob *b = &pb->blobs[i];
+        index_entry ie;
+        memcpy(ie.id, b->id, OB_ID_LEN);
+        ie.pack = pos;
+        ie.offset = b->offset;
+        ie.length = b->length;
+        ie.raw_len = b->raw_len;
+        ie.meta = INDEX_META(i, b->comp, b->type);
+        repo_index_add(w->unrecorded, &ie);
+    }
+    w->stats.packs++;
+    w->stats.bytes_stored += pb->data.len;
+    pack_builder_free(pb);
+    if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY)
+        return record_index_locked(w);
+    return 0;
+}
+
+/* Seal one compressed blob into the open pack; lock held. */
+static int seal_locked(repo_writer *w, const job *j, int comp, const uint8_t *stored,
+                       size_t stored_len)
+{
+    ob_err e = OB_ERR_INIT;
+    if (!w->pack_open) {
+        if (pack_builder_init(&w->pack, w->r, &e) < 0)
+            return fail_locked(w, &e);
+        w->pack_open = 1;
+    }
+    uint32_t seq = (uint32_t)w->pack.nblobs;
+    if (pack_builder_add(&w->pack, j->id, j->type, comp, stored, stored_len, j->len, &e) < 0)
+        return fail_locked(w, &e);
+    const pack_blob *b = &w->pack.blobs[seq];
+    /* Fill in the placeholder entry repo_writer_add made. */
+    index_entry *ie = repo_index_lookup_mut(w->ix, j->id);
+    if (ie) {
+        ie->pack = repo_index_add_pack(w->ix, w->pack.id, w->pack.salt);
+        ie->offset = b->offset;
+        ie->length = b->length;
+        ie->raw_len = b->raw_len;
+        ie->meta = INDEX_META(seq, comp, j->type);
+    }
+    if (pack_builder_size(&w->pack) >= repo_pack_size(w->r)) {
+        pack_builder full = w->pack;
+        w->pack_open = 0;
+        memset(&w->pack, 0, sizeof w->pack);
+        return store_pack_locked(w, &full);
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    repo_writer *w = arg;
+    ob_compressor *cz = ob_compressor_new(repo_compression_level(w->r));
+    ob_buf out = OB_BUF_INIT;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !w->stop)
+            pthread_cond_wait(&w->cv_work, &w->mu);
+        if (!w->head)
+            break;
+        job *j = w->head;
+        w->head = j->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->busy++;
+        pthread_mutex_unlock(&w->mu);
+
+        int comp = cz ? ob_compress(cz, j->data, j->len, &out) : OB_COMP_NONE;
+
+        pthread_mutex_lock(&w->mu);
+        if (w->err.code == OB_OK) {
+            if (comp == OB_COMP_ZSTD)
+                seal_locked(w, j, comp, out.data, out.len);
+            else
+                seal_locked(w, j, comp, j->data, j->len);
+        }
+        w->queued_bytes -= j->len;
+        w->busy--;
+        free(j);
+        pthread_cond_broadcast(&w->cv_space);
+    }
+    pthread_mutex_unlock(&w->mu);
+    ob_buf_free(&out);
+    ob_compressor_free(cz);
+    return NULL;
+}
+
+int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
+{
+    *out = NULL;
+    if (repo_load_index(r, err) < 0)
+        return -1;
+    if (nthreads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = n > 0 ? (int)n : 1;
+    }
+    repo_writer *w = ob_xcalloc(1, sizeof *w);
+    w->r = r;
+    w->ix = repo_get_index(r);
+    w->unrecorded = repo_index_new();
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_space, NULL);
+    /* Enough queued work to keep every worker busy while the caller reads,
+     * without holding more than a few chunks per thread in memory. */
+    w->max_queue_bytes = (size_t)nthreads * 4 * CHUNKER_FILES_MAX;
+    w->threads = ob_xcalloc((size_t)nthreads, sizeof *w->threads);
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
+            ob_err_set(err, OB_EFAIL, "cannot start worker threads");
+            w->nthreads = i;
+            repo_writer_free(w);
+            return -1;
+        }
+    }
+    w->nthreads = nthreads;
+    *out = w;
+    return 0;
+}
+
+int repo_writer_has(repo_writer *w, const uint8_t id[OB_ID_LEN])
+{
+    pthread_mutex_lock(&w->mu);
+    int has = repo_index_lookup(w->ix, id) != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return has;
+}
+
+int repo_writer_add(repo_writer *w, int type, const void *data, size_t len,
+                    uint8_t id[OB_ID_LEN], int *added, ob_err *err)
+{
+    repo_blob_id(w->r, data, len, id);
+    if (added)
+        *added = 0;
+    pthread_mutex_lock(&w->mu);
+    w->stats.blobs_seen++;
+    w->stats.bytes_seen += len;
+    if (w->err.code != OB_OK) {
+        ob_err_set(err, w->err.code, "%s", ob_err_msg(&w->err));
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    /* A blob already indexed, or already queued by this writer, is not
+     * stored again.  Queued blobs are in the index as placeholders (pack =
+     * INDEX_PACK_PENDING) until a worker seals them. */
+    if (repo_index_lookup(w->ix, id)) {
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    index_entry ph;
+    memset(&ph, 0, sizeof ph);
+    memcpy(ph.id, id, OB_ID_LEN);
+    ph.pack = INDEX_PACK_PENDING;
+    ph.meta = INDEX_META(0, 0, type);
+    repo_index_add(w->ix, &ph);
+    while (w->queued_bytes > 0 && w->queued_bytes + len > w->max_queue_bytes &&
+           w->err.code == OB_OK)
+        pthread_cond_wait(&w->cv_space, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+
+    job *j = ob_xmalloc(sizeof *j + len);
+    j->next = NULL;
+    j->type = type;
+    j->len = len;
+    memcpy(j->id, id, OB_ID_LEN);
+    memcpy(j->data, data, len);
+
+    pthread_mutex_lock(&w->mu);
+    if (w->err.code != OB_OK) {
+        ob_err_set(err, w->err.code, "%s", ob_err_msg(&w->err));
+        pthread_mutex_unlock(&w->mu);
+        free(j);
+        return -1;
+    }
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    w->queued_bytes += len;
+    w->stats.blobs_added++;
+    w->stats.bytes_added += len;
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    if (added)
+        *added = 1;
+    return 0;
+}
+
+int repo_writer_flush(repo_writer *w, ob_err *err)
+{
+    pthread_mutex_lock(&w->mu);
+    while ((w->head || w->busy) && w->err.code == OB_OK)
+        pthread_cond_wait(&w->cv_space, &w->mu);
+    if (w->err.code == OB_OK && w->pack_open && w->pack.nblobs > 0) {
+        pack_builder last = w->pack;
+        w->pack_open = 0;
+        memset(&w->pack, 0, sizeof w->pack);
+        store_pack_locked(w, &last);
+    }
+    if (w->err.code == OB_OK)
+        record_index_locked(w);
+    /* Wait for uploads started by other threads to settle. */
+    while (w->busy && w->err.code == OB_OK)
+        pthread_cond_wait(&w->cv_space, &w->mu);
+    int rc = 0;
+    if (w->err.code != OB_OK) {
+        ob_err_set(err, w->err.code, "%s", ob_err_msg(&w->err));
+        rc = -1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+void repo_writer_get_stats(repo_writer *w, repo_writer_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void repo_writer_free(repo_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    /* Abandon queued jobs: nothing references them yet. */
+    while (w->head) {
+        job *j = w->head;
+        w->head = j->next;
+        free(j);
+    }
+    w->tail = NULL;
+    pthread_cond_broadcast(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    if (w->pack_open)
+        pack_builder_free(&w->pack);
+    repo_index_free(w->unrecorded);
+    ob_err_clear(&w->err);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_space);
+    free(w);
+}

@@ -1,0 +1,88 @@
+/*
+ * files.h — file trees as a source and a sink: backup files/config,
+ * restore files/config, ls and diff.
+ *
+ * A snapshot of files records each backed-up PATH under its full absolute
+ * path: the snapshot's root tree holds "/", so /app/storage is found as
+ * app -> storage, and the directories on the way carry their own metadata.
+ * Restoring below --target DIR recreates DIR/app/storage/...
+ */
+#ifndef OB_FILES_H
+#define OB_FILES_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "repo/repo.h"
+#include "repo/snapshot.h"
+#include "repo/tree.h"
+
+typedef struct files_progress {
+    uint64_t files, dirs, bytes;        /* entries and bytes seen so far */
+    uint64_t bytes_read;                /* file contents actually read */
+    uint64_t bytes_added;               /* new data stored */
+    uint64_t errors;
+    const char *current;                /* path being processed, may be NULL */
+} files_progress;
+
+typedef void (*files_progress_cb)(const files_progress *p, int final, void *ud);
+
+typedef struct files_backup_opts {
+    const char *kind;                   /* "files" (default) or "config" */
+    const char *set;                    /* "" or NULL: no set */
+    char **tags;                        /* "K=V" */
+    size_t ntags;
+    char **excludes;                    /* fnmatch patterns */
+    size_t nexcludes;
+    int64_t time_sec;                   /* snapshot time; 0 = now */
+    int nthreads;                       /* 0 = one per CPU */
+    int no_parent;                      /* read every file even if unchanged */
+    int skip_if_unchanged;              /* config: no new snapshot if tree is equal */
+    files_progress_cb progress;
+    void *progress_ud;
+} files_backup_opts;
+
+/* Back up paths; on success *out is the saved snapshot (or, with
+ * skip_if_unchanged and nothing changed, the previous one with
+ * *unchanged = 1).  Entries that cannot be read are reported as warnings,
+ * counted in stats.errors, and make the call fail *after* saving the
+ * snapshot (err set, *out still set), so callers can say both. */
+int files_backup(repo *r, char **paths, size_t npaths, const files_backup_opts *o,
+                 snapshot **out, int *unchanged, ob_err *err);
+
+typedef struct files_restore_opts {
+    const char *target;                 /* directory; created if missing */
+    char **includes;                    /* fnmatch patterns on snapshot paths */
+    size_t nincludes;
+    int delete_extra;                   /* remove what the snapshot does not have */
+    int dry_run;                        /* print what would happen, write nothing */
+    int verbose;                        /* print each path restored */
+    files_progress_cb progress;
+    void *progress_ud;
+} files_restore_opts;
+
+typedef struct files_restore_stats {
+    uint64_t files, dirs, others, bytes, deleted, warnings;
+} files_restore_stats;
+
+int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
+                  files_restore_stats *st, ob_err *err);
+
+/* Walk a snapshot tree depth first in name order.  path is the entry's
+ * absolute path inside the snapshot ("/app/x"), raw bytes. */
+typedef int (*files_visit_cb)(const char *path, const tree_node *n, void *ud);
+int files_walk(repo *r, const uint8_t root[OB_ID_LEN], files_visit_cb cb, void *ud,
+               ob_err *err);
+
+/* Compare two snapshot trees.  change: '+' added, '-' removed, 'M'
+ * content changed, 'T' type changed, 'U' metadata only. */
+typedef int (*files_diff_cb)(char change, const char *path, const tree_node *a,
+                             const tree_node *b, void *ud);
+int files_diff(repo *r, const uint8_t a[OB_ID_LEN], const uint8_t b[OB_ID_LEN],
+               files_diff_cb cb, void *ud, ob_err *err);
+
+/* Render raw path bytes for a terminal: printable bytes as is, '\\',
+ * control characters and invalid UTF-8 as C escapes.  Caller frees. */
+char *files_path_display(const char *path);
+
+#endif

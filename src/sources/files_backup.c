@@ -1,0 +1,592 @@
+/*
+ * files_backup.c — back up file trees.
+ *
+ * The walk is depth first in name order, one directory at a time, so memory
+ * holds only the trees on the current path (plus the matching trees of the
+ * parent snapshot), whatever the size of the whole tree.  File contents are
+ * read and chunked here, and every chunk is handed to the repo_writer,
+ * whose worker threads compress, encrypt and store it while we read on.
+ *
+ * An unchanged file (same size, mtime, ctime and inode as in the parent
+ * snapshot, and all its chunks still in the index) is not read at all.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "repo/chunker.h"
+#include "repo/treeio.h"
+#include "repo/writer.h"
+#include "sources/files.h"
+#include "sources/fsmeta.h"
+
+typedef struct backup_ctx {
+    repo *r;
+    repo_writer *w;
+    const files_backup_opts *o;
+    const chunker *ck;
+    uint8_t *buf;          /* read buffer: 2 x max chunk */
+    size_t buf_cap;
+    files_progress prog;
+    struct timespec last_progress;
+} backup_ctx;
+
+static void progress_tick(backup_ctx *c, const char *path)
+{
+    if (!c->o->progress)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - c->last_progress.tv_sec) * 1000 +
+              (now.tv_nsec - c->last_progress.tv_nsec) / 1000000;
+    if (ms < 250)
+        return;
+    c->last_progress = now;
+    repo_writer_stats ws;
+    repo_writer_get_stats(c->w, &ws);
+    c->prog.bytes_added = ws.bytes_added;
+    c->prog.current = path;
+    c->o->progress(&c->prog, 0, c->o->progress_ud);
+}
+
+static int excluded(const backup_ctx *c, const char *path, const char *name)
+{
+    for (size_t i = 0; i < c->o->nexcludes; i++) {
+        const char *pat = c->o->excludes[i];
+        /* A pattern with a '/' is matched against the whole path, one
+         * without against the entry name, as in restic and rsync. */
+        if (strchr(pat, '/') ? fnmatch(pat, path, 0) == 0 : fnmatch(pat, name, 0) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void warn_entry(backup_ctx *c, const char *path, const char *what, int errnum)
+{
+    c->prog.errors++;
+    ob_warn("%s: %s: %s (skipped; the snapshot will be marked incomplete)", path, what,
+            strerror(errnum));
+}
+
+static tree_extent *extent_push(tree_node *n, size_t *cap)
+{
+    if (n->nextents == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        n->extents = ob_xrealloc(n->extents, *cap * sizeof *n->extents);
+    }
+    tree_extent *e = &n->extents[n->nextents++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* Chunk and store bytes [start, end) of fd.  Returns the offset actually
+ * reached (less than end if the file shrank while we read). */
+static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tree_node *n,
+                        size_t *ext_cap, uint64_t *reached, ob_err *err)
+{
+    size_t have = 0;
+    uint64_t pos = start; /* file offset of buf[0] */
+    int eof = 0;
+    for (;;) {
+        /* Fill the buffer so the chunker can look max_size ahead. */
+        while (!eof && have < c->buf_cap) {
+            uint64_t want_end = pos + c->buf_cap;
+            if (want_end > end)
+                want_end = end;
+            if (pos + have >= want_end) {
+                eof = 1;
+                break;
+            }
+            ssize_t k = pread(fd, c->buf + have, (size_t)(want_end - pos - have),
+                              (off_t)(pos + have));
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                return ob_err_errno(err, errno, "reading at offset %llu",
+                                    (unsigned long long)(pos + have));
+            }
+            if (k == 0) {
+                eof = 1;
+                break;
+            }
+            have += (size_t)k;
+            c->prog.bytes_read += (uint64_t)k;
+        }
+        if (have == 0)
+            break;
+        size_t cut = chunker_next(c->ck, c->buf, have, eof);
+        if (cut == 0)
+            cut = have; /* cannot happen with a full buffer; be safe */
+        tree_extent *e = extent_push(n, ext_cap);
+        e->offset = pos;
+        e->len = (uint32_t)cut;
+        if (repo_writer_add(c->w, REPO_BLOB_DATA, c->buf, cut, e->id, NULL, err) < 0)
+            return -1;
+        memmove(c->buf, c->buf + cut, have - cut);
+        have -= cut;
+        pos += cut;
+        progress_tick(c, NULL);
+    }
+    *reached = pos;
+    return 0;
+}
+
+/* Read a regular file's data regions (holes are skipped: SEEK_DATA /
+ * SEEK_HOLE) into extents.  Returns 1 if the file could not be read (a
+ * warning was logged), 0 on success, -1 on a repository error. */
+static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        warn_entry(c, path, "cannot open", errno);
+        return 1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        warn_entry(c, path, "changed type while being backed up", EAGAIN);
+        close(fd);
+        return 1;
+    }
+    uint64_t size = (uint64_t)st.st_size, pos = 0, last = 0;
+    size_t ext_cap = 0;
+    int rc = 0;
+    while (pos < size) {
+        off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO) /* only a hole remains */
+                break;
+            data = (off_t)pos; /* no SEEK_DATA support: read everything */
+        }
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0 || (uint64_t)hole > size)
+            hole = (off_t)size;
+        uint64_t reached = 0;
+        rc = chunk_region(c, fd, (uint64_t)data, (uint64_t)hole, n, &ext_cap, &reached, err);
+        if (rc < 0) {
+            ob_err_prefix(err, "%s", path);
+            break;
+        }
+        last = reached;
+        if (reached < (uint64_t)hole) /* shrank while reading */
+            break;
+        pos = (uint64_t)hole;
+    }
+    close(fd);
+    if (rc == 0 && last < size && n->nextents && last != size) {
+        /* Trailing hole: size stays as stat said. */
+    }
+    n->size = size;
+    return rc;
+}
+
+static int same_file(const tree_node *a, const tree_node *b)
+{
+    return a->type == TREE_FILE && b->type == TREE_FILE && a->size == b->size &&
+           a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+           a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec &&
+           a->inode == b->inode;
+}
+
+static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tree,
+                      uint8_t id[OB_ID_LEN], ob_err *err);
+
+/* Fill node n for the entry at path (already lstat'ed).  old: the same
+ * entry in the parent snapshot, or NULL. */
+static int backup_entry(backup_ctx *c, const char *path, const char *name, const struct stat *st,
+                        const tree_node *old, tree_node *n, ob_err *err)
+{
+    if (fsmeta_capture(path, name, st, n, err) < 0) {
+        warn_entry(c, path, ob_err_msg(err), 0);
+        ob_err_clear(err);
+        return 1;
+    }
+    switch (n->type) {
+    case TREE_DIR: {
+        c->prog.dirs++;
+        const uint8_t *ptree = old && old->type == TREE_DIR ? old->subtree : NULL;
+        return backup_dir(c, path, ptree, n->subtree, err);
+    }
+    case TREE_FILE:
+        c->prog.files++;
+        c->prog.bytes += (uint64_t)st->st_size;
+        if (old && same_file(old, n)) {
+            int all = 1;
+            for (size_t i = 0; i < old->nextents && all; i++)
+                all = repo_writer_has(c->w, old->extents[i].id);
+            if (all) {
+                n->extents = ob_xmalloc((old->nextents ? old->nextents : 1) * sizeof *n->extents);
+                memcpy(n->extents, old->extents, old->nextents * sizeof *n->extents);
+                n->nextents = old->nextents;
+                return 0;
+            }
+        }
+        return read_file(c, path, n, err);
+    default:
+        return 0;
+    }
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tree,
+                      uint8_t id[OB_ID_LEN], ob_err *err)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        warn_entry(c, path, "cannot list directory", errno);
+        /* Store an empty listing so the directory itself is restored. */
+        tree empty;
+        tree_init(&empty);
+        int rc = treeio_save(c->w, &empty, id, err);
+        tree_free(&empty);
+        return rc;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 32;
+            names = ob_xrealloc(names, cap * sizeof *names);
+        }
+        names[n++] = ob_xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, name_cmp);
+
+    tree old;
+    tree_init(&old);
+    if (parent_tree) {
+        ob_err e = OB_ERR_INIT;
+        if (treeio_load(c->r, parent_tree, &old, &e) < 0) {
+            ob_debug("parent tree unusable, reading everything: %s", ob_err_msg(&e));
+            tree_free(&old);
+            tree_init(&old);
+        }
+        ob_err_clear(&e);
+    }
+
+    tree t;
+    tree_init(&t);
+    int rc = 0;
+    size_t plen = strlen(path);
+    int root = plen == 1 && path[0] == '/';
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        char *child = root ? ob_xasprintf("/%s", names[i]) : ob_xasprintf("%s/%s", path, names[i]);
+        struct stat st;
+        if (excluded(c, child, names[i])) {
+            free(child);
+            continue;
+        }
+        if (lstat(child, &st) < 0) {
+            if (errno != ENOENT) /* vanished since readdir: not an error */
+                warn_entry(c, child, "cannot stat", errno);
+            free(child);
+            continue;
+        }
+        const tree_node *prev = tree_find(&old, names[i], strlen(names[i]));
+        tree_node *node = tree_add(&t);
+        int r = backup_entry(c, child, names[i], &st, prev, node, err);
+        if (r == 1) {
+            /* Unreadable entry: drop it rather than store half of it. */
+            tree_node_free(node);
+            t.n--;
+        } else if (r < 0) {
+            rc = -1;
+        }
+        progress_tick(c, child);
+        free(child);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    tree_free(&old);
+    if (rc == 0)
+        rc = treeio_save(c->w, &t, id, err);
+    tree_free(&t);
+    return rc;
+}
+
+/* ---- the virtual root: full paths of the backed-up PATHs ------------- */
+
+/* Make an absolute, lexically normalized path ("a/../b" -> "/cwd/b"). */
+static char *normalize_path(const char *p, ob_err *err)
+{
+    char *abs;
+    if (p[0] == '/') {
+        abs = ob_xstrdup(p);
+    } else {
+        char *cwd = getcwd(NULL, 0);
+        if (!cwd) {
+            ob_err_errno(err, errno, "cannot determine the current directory");
+            return NULL;
+        }
+        abs = ob_xasprintf("%s/%s", cwd, p);
+        free(cwd);
+    }
+    size_t len = strlen(abs);
+    char *out = ob_xmalloc(len + 2);
+    size_t o = 0;
+    const char *s = abs;
+    while (*s) {
+        while (*s == '/')
+            s++;
+        const char *e = s;
+        while (*e && *e != '/')
+            e++;
+        size_t k = (size_t)(e - s);
+        if (k == 0 || (k == 1 && s[0] == '.')) {
+            /* skip */
+        } else if (k == 2 && s[0] == '.' && s[1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, s, k);
+            o += k;
+        }
+        s = e;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    free(abs);
+    return out;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Build the tree for directory `dir` (an ancestor of some PATHs): it holds
+ * only the next components of those PATHs. */
+static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t npaths,
+                          const uint8_t *parent_tree, uint8_t id[OB_ID_LEN], ob_err *err)
+{
+    tree old, t;
+    tree_init(&old);
+    tree_init(&t);
+    if (parent_tree) {
+        ob_err e = OB_ERR_INIT;
+        if (treeio_load(c->r, parent_tree, &old, &e) < 0) {
+            tree_free(&old);
+            tree_init(&old);
+        }
+        ob_err_clear(&e);
+    }
+    size_t dlen = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+    int rc = 0;
+    size_t i = 0;
+    while (i < npaths && rc == 0) {
+        /* Group the PATHs that share the next component. */
+        const char *rest = paths[i] + dlen + 1;
+        const char *slash = strchr(rest, '/');
+        size_t clen = slash ? (size_t)(slash - rest) : strlen(rest);
+        size_t j = i + 1;
+        while (j < npaths && strncmp(paths[j] + dlen + 1, rest, clen) == 0 &&
+               (paths[j][dlen + 1 + clen] == '/' || paths[j][dlen + 1 + clen] == '\0'))
+            j++;
+        char *name = ob_xstrndup(rest, clen);
+        char *full = ob_xasprintf("%.*s/%s", (int)dlen, dir, name);
+        const tree_node *prev = tree_find(&old, name, clen);
+        struct stat st;
+        int is_target = !slash; /* a PATH itself, backed up entirely */
+        if (lstat(full, &st) < 0) {
+            rc = ob_err_errno(err, errno, "%s", full);
+        } else if (is_target) {
+            tree_node *node = tree_add(&t);
+            int r = backup_entry(c, full, name, &st, prev, node, err);
+            if (r == 1)
+                rc = ob_err_set(err, OB_EIO, "%s: cannot be read (see the warning above)", full);
+            else if (r < 0)
+                rc = -1;
+        } else {
+            /* An ancestor on the way: keep its metadata, follow it if it is
+             * a symlink (the PATH resolves through it), list only PATHs. */
+            if (S_ISLNK(st.st_mode) && stat(full, &st) < 0)
+                rc = ob_err_errno(err, errno, "%s", full);
+            else if (!S_ISDIR(st.st_mode))
+                rc = ob_err_set(err, OB_EUSAGE, "%s is not a directory", full);
+            if (rc == 0) {
+                tree_node *node = tree_add(&t);
+                if (fsmeta_capture(full, name, &st, node, err) < 0) {
+                    rc = -1;
+                } else {
+                    node->type = TREE_DIR;
+                    const uint8_t *pt = prev && prev->type == TREE_DIR ? prev->subtree : NULL;
+                    rc = backup_virtual(c, full, paths + i, j - i, pt, node->subtree, err);
+                }
+            }
+        }
+        free(name);
+        free(full);
+        i = j;
+    }
+    tree_free(&old);
+    if (rc == 0)
+        rc = treeio_save(c->w, &t, id, err);
+    tree_free(&t);
+    return rc;
+}
+
+int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opts *o,
+                 snapshot **out, int *unchanged, ob_err *err)
+{
+    *out = NULL;
+    if (unchanged)
+        *unchanged = 0;
+    if (npaths == 0)
+        return ob_err_set(err, OB_EUSAGE, "nothing to back up: give at least one PATH");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    /* Absolute, sorted, without duplicates or PATHs inside other PATHs. */
+    char **paths = ob_xcalloc(npaths, sizeof *paths);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < npaths; i++) {
+        paths[n] = normalize_path(in_paths[i], err);
+        if (!paths[n]) {
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    if (rc == 0) {
+        qsort(paths, n, sizeof *paths, str_cmp);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (k > 0) {
+                size_t pl = strlen(paths[k - 1]);
+                if (strcmp(paths[k - 1], "/") == 0 ||
+                    (strncmp(paths[i], paths[k - 1], pl) == 0 &&
+                     (paths[i][pl] == '/' || paths[i][pl] == '\0'))) {
+                    free(paths[i]);
+                    continue;
+                }
+            }
+            paths[k++] = paths[i];
+        }
+        n = k;
+    }
+
+    snapshot *snap = snapshot_new(o->kind ? o->kind : "files");
+    if (o->set) {
+        free(snap->set);
+        snap->set = ob_xstrdup(o->set);
+    }
+    for (size_t i = 0; i < n; i++)
+        snapshot_add_path(snap, paths[i]);
+    for (size_t i = 0; i < o->ntags; i++)
+        snapshot_add_tag(snap, o->tags[i]);
+    if (o->time_sec) {
+        snap->time_sec = o->time_sec;
+        snap->time_nsec = 0;
+    }
+
+    snapshot **all = NULL;
+    size_t nall = 0;
+    snapshot *parent = NULL;
+    backup_ctx c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    c.o = o;
+    c.ck = repo_chunker(r, REPO_CHUNK_FILES);
+    c.buf_cap = 2 * (size_t)chunker_get_params(c.ck)->max_size;
+    c.buf = ob_xmalloc(c.buf_cap);
+    if (rc == 0)
+        rc = snapshot_list(r, &all, &nall, err);
+    if (rc == 0) {
+        parent = snapshot_pick_parent(all, nall, snap);
+        if (parent) {
+            snap->has_parent = 1;
+            memcpy(snap->parent, parent->id, sizeof snap->parent);
+        }
+        rc = repo_writer_new(r, o->nthreads, &c.w, err);
+    }
+    if (rc == 0) {
+        /* Only a root "/" PATH is itself the root directory. */
+        const uint8_t *ptree = parent && !o->no_parent ? parent->tree : NULL;
+        if (n == 1 && strcmp(paths[0], "/") == 0) {
+            struct stat st;
+            if (lstat("/", &st) < 0) {
+                rc = ob_err_errno(err, errno, "/");
+            } else {
+                c.prog.dirs++;
+                rc = backup_dir(&c, "/", ptree, snap->tree, err);
+            }
+        } else {
+            rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, err);
+        }
+    }
+    if (rc == 0)
+        rc = repo_writer_flush(c.w, err);
+    if (rc == 0) {
+        repo_writer_stats ws;
+        repo_writer_get_stats(c.w, &ws);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        snap->stats.files = c.prog.files;
+        snap->stats.dirs = c.prog.dirs;
+        snap->stats.bytes = c.prog.bytes;
+        snap->stats.bytes_added = ws.bytes_added;
+        snap->stats.bytes_stored = ws.bytes_stored;
+        snap->stats.blobs_added = ws.blobs_added;
+        snap->stats.errors = c.prog.errors;
+        snap->stats.duration = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (!snap->extra)
+            snap->extra = json_object();
+        json_object_set_new(snap->extra, "bytes_read", json_integer((json_int_t)c.prog.bytes_read));
+        c.prog.bytes_added = ws.bytes_added;
+        if (o->progress)
+            o->progress(&c.prog, 1, o->progress_ud);
+        if (o->skip_if_unchanged && parent && c.prog.errors == 0 &&
+            memcmp(parent->tree, snap->tree, OB_ID_LEN) == 0) {
+            /* Nothing changed: hand back the previous snapshot. */
+            for (size_t i = 0; i < nall; i++)
+                if (all[i] == parent)
+                    all[i] = NULL;
+            snapshot_free(snap);
+            snap = parent;
+            if (unchanged)
+                *unchanged = 1;
+        } else {
+            rc = snapshot_save(r, snap, err);
+        }
+    }
+    repo_writer_free(c.w);
+    free(c.buf);
+    snapshot_list_free(all, nall);
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    if (rc < 0) {
+        snapshot_free(snap);
+        return -1;
+    }
+    *out = snap;
+    if (snap->stats.errors && !(unchanged && *unchanged))
+        return ob_err_set(err, OB_EIO,
+                          "snapshot %.8s saved, but %llu entries could not be read (see "
+                          "warnings above); it is incomplete",
+                          snap->id, (unsigned long long)snap->stats.errors);
+    return 0;
+}

@@ -1,0 +1,229 @@
+/*
+ * storage.c — URL parsing and the driver-independent wrappers.
+ *
+ * The wrappers exist so that every storage error reads the same way no
+ * matter which driver produced it:
+ *
+ *     storage /x/repo: object data/ab/ab12…: <what the driver said>
+ *
+ * A driver is free to name the object itself (the posix driver does, since
+ * it knows which step failed); the wrapper only adds what is missing, so the
+ * name never appears twice.
+ */
+#include "storage/storage.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Object names come from repository code, but a corrupt or hostile index
+ * could still smuggle bytes into them; never echo control characters into a
+ * message that ends up on somebody's terminal. */
+static char *storage_printable(const char *s)
+{
+    ob_buf b = OB_BUF_INIT;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            ob_buf_printf(&b, "\\x%02x", *p);
+        else
+            ob_buf_putc(&b, *p);
+    }
+    return (char *)ob_buf_steal(&b, NULL);
+}
+
+/* Make a failed operation's message name the storage and (when there is
+ * one) the object, without repeating what the driver already said. */
+static int storage_wrap_err(storage *s, const char *what, const char *name, ob_err *err)
+{
+    if (!err)
+        return -1;
+    if (err->code == OB_OK) /* a driver that forgot to fill err */
+        ob_err_set(err, OB_EFAIL, "%s failed", what);
+    if (name) {
+        char *pname = storage_printable(name);
+        /* Drivers phrase it "object NAME…"; the bare name is not enough
+         * ("config" could be part of any path). */
+        char *needle = ob_xasprintf("object %s", pname);
+        if (!strstr(ob_err_msg(err), needle))
+            ob_err_prefix(err, "%s", needle);
+        free(needle);
+        free(pname);
+    }
+    char *head = ob_xasprintf("storage %s:", s->url);
+    if (strncmp(ob_err_msg(err), head, strlen(head)) != 0)
+        ob_err_prefix(err, "storage %s", s->url);
+    free(head);
+    return -1;
+}
+
+static int storage_check_handle(storage *s, const char *name, ob_err *err)
+{
+    if (!s || !s->ops)
+        return ob_err_set(err, OB_EUSAGE, "storage: no storage handle");
+    if (!name)
+        return ob_err_set(err, OB_EUSAGE, "storage %s: missing object name", s->url);
+    return 0;
+}
+
+static int storage_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* file:// URLs are percent-encoded (RFC 8089), so a directory with a space
+ * is file:///srv/my%20repo.  A NUL or a malformed escape is refused rather
+ * than guessed at. */
+static int storage_url_decode(const char *url, const char *in, char **out, ob_err *err)
+{
+    ob_buf b = OB_BUF_INIT;
+    for (const char *p = in; *p; p++) {
+        if (*p != '%') {
+            ob_buf_putc(&b, (uint8_t)*p);
+            continue;
+        }
+        int hi = storage_hexval((unsigned char)p[1]);
+        int lo = hi < 0 ? -1 : storage_hexval((unsigned char)p[2]);
+        if (hi < 0 || lo < 0) {
+            ob_buf_free(&b);
+            return ob_err_set(err, OB_EUSAGE,
+                              "storage URL %s: malformed %%-escape (write a literal %% as %%25)",
+                              url);
+        }
+        if (hi == 0 && lo == 0) {
+            ob_buf_free(&b);
+            return ob_err_set(err, OB_EUSAGE, "storage URL %s: %%00 is not allowed in a path",
+                              url);
+        }
+        ob_buf_putc(&b, (uint8_t)(hi << 4 | lo));
+        p += 2;
+    }
+    *out = (char *)ob_buf_steal(&b, NULL);
+    return 0;
+}
+
+int storage_open(const char *url, int create, storage **out, ob_err *err)
+{
+    *out = NULL;
+    if (!url || !*url)
+        return ob_err_set(err, OB_EUSAGE,
+                          "no repository location given (use /abs/path or file:///abs/path)");
+
+    char *path = NULL;
+    if (url[0] == '/') {
+        path = ob_xstrdup(url);
+    } else if (strncasecmp(url, "file://", 7) == 0) {
+        const char *rest = url + 7;
+        /* "localhost" is the one host RFC 8089 lets mean "this machine". */
+        if (strncasecmp(rest, "localhost/", 10) == 0)
+            rest += 9;
+        if (rest[0] != '/')
+            return ob_err_set(err, OB_EUSAGE,
+                              "storage URL %s: file:// URLs must name a local absolute path "
+                              "(file:///abs/path); remote hosts are not supported",
+                              url);
+        if (storage_url_decode(url, rest, &path, err) < 0)
+            return -1;
+    } else if (strncasecmp(url, "s3://", 5) == 0) {
+        /* Placeholder until the S3 driver exists: dispatch to it here. */
+        return ob_err_set(err, OB_EUSAGE, "storage URL %s: s3:// repositories need the S3 driver",
+                          url);
+    } else {
+        const char *colon = strstr(url, "://");
+        const char *slash = strchr(url, '/');
+        if (colon && (!slash || colon < slash))
+            return ob_err_set(err, OB_EUSAGE,
+                              "storage URL %s: unsupported scheme \"%.*s\" (supported: "
+                              "/abs/path, file:///abs/path)",
+                              url, (int)(colon - url), url);
+        /* A relative path would silently change meaning with the working
+         * directory (cron, systemd units), so it is refused. */
+        return ob_err_set(err, OB_EUSAGE,
+                          "repository location %s is a relative path; give an absolute path "
+                          "(/abs/path or file:///abs/path)",
+                          url);
+    }
+
+    storage *s = NULL;
+    int rc = storage_posix_open(path, create, &s, err);
+    free(path);
+    if (rc < 0)
+        return -1;
+    /* Messages quote the location the way the user wrote it. */
+    free(s->url);
+    s->url = ob_xstrdup(url);
+    *out = s;
+    return 0;
+}
+
+void storage_close(storage *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+int storage_put(storage *s, const char *name, const void *data, size_t len, int flags,
+                ob_err *err)
+{
+    if (storage_check_handle(s, name, err) < 0)
+        return -1;
+    if (!data && len)
+        return ob_err_set(err, OB_EUSAGE, "storage %s: object %s: no data to store", s->url,
+                          name);
+    if (s->ops->put(s, name, data, len, flags, err) < 0)
+        return storage_wrap_err(s, "put", name, err);
+    return 0;
+}
+
+int storage_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
+                ob_err *err)
+{
+    if (storage_check_handle(s, name, err) < 0)
+        return -1;
+    if (!out)
+        return ob_err_set(err, OB_EUSAGE, "storage %s: get without an output buffer", s->url);
+    ob_buf_reset(out);
+    if (s->ops->get(s, name, offset, len, out, err) < 0) {
+        /* Never hand back half an object. */
+        ob_buf_reset(out);
+        return storage_wrap_err(s, "get", name, err);
+    }
+    return 0;
+}
+
+int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
+{
+    if (!s || !s->ops)
+        return ob_err_set(err, OB_EUSAGE, "storage: no storage handle");
+    if (!cb)
+        return ob_err_set(err, OB_EUSAGE, "storage %s: list without a callback", s->url);
+    if (!prefix)
+        prefix = "";
+    if (s->ops->list(s, prefix, cb, ud, err) < 0)
+        return storage_wrap_err(s, "list", NULL, err);
+    return 0;
+}
+
+int storage_delete(storage *s, const char *name, ob_err *err)
+{
+    if (storage_check_handle(s, name, err) < 0)
+        return -1;
+    if (s->ops->del(s, name, err) < 0)
+        return storage_wrap_err(s, "delete", name, err);
+    return 0;
+}
+
+int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err)
+{
+    if (storage_check_handle(s, name, err) < 0)
+        return -1;
+    uint64_t dummy;
+    if (s->ops->stat(s, name, size ? size : &dummy, err) < 0)
+        return storage_wrap_err(s, "stat", name, err);
+    return 0;
+}
