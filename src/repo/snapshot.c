@@ -71,8 +71,8 @@ static json_t *snapshot_record(const snapshot *s)
     ob_hex(s->tree, OB_ID_LEN, tree_hex);
     char *t = ob_time_rfc3339(s->time_sec, s->time_nsec);
     json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:o}", "version", 1,
-                          "time", t, "kind", s->kind, "set", s->set, "hostname", s->hostname,
-                          "username", s->username, "paths", strv_json(s->paths, s->npaths),
+                          "time", t, "kind", s->kind, "set", s->set, "host", s->hostname,
+                          "user", s->username, "paths", strv_json(s->paths, s->npaths),
                           "tags", strv_json(s->tags, s->ntags), "tree", tree_hex, "stats",
                           stats_json(&s->stats));
     free(t);
@@ -150,8 +150,8 @@ int snapshot_load(repo *r, const char *id_hex, snapshot **out, ob_err *err)
     json_t *paths = NULL, *tags = NULL, *stats = NULL, *extra = NULL;
     json_int_t version = 0;
     if (json_unpack(o, "{s:I, s:s, s:s, s?:s, s?:s, s?:s, s:o, s?:o, s:s, s?:o, s?:s, s?:o}",
-                    "version", &version, "time", &time, "kind", &kind, "set", &set, "hostname",
-                    &host, "username", &user, "paths", &paths, "tags", &tags, "tree", &tree,
+                    "version", &version, "time", &time, "kind", &kind, "set", &set, "host",
+                    &host, "user", &user, "paths", &paths, "tags", &tags, "tree", &tree,
                     "stats", &stats, "parent", &parent, "extra", &extra) != 0 ||
         version != 1 || ob_time_parse(time, &s->time_sec, &s->time_nsec) < 0 ||
         ob_unhex(tree, s->tree, OB_ID_LEN) < 0 ||

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/crypto.h"
 #include "core/log.h"
 #include "repo/chunker.h"
 #include "repo/treeio.h"
@@ -36,6 +37,7 @@ typedef struct backup_ctx {
     size_t buf_cap;
     files_progress prog;
     struct timespec last_progress;
+    ob_sha256_ctx *digest;  /* over the PATHs' own nodes, see paths_digest */
 } backup_ctx;
 
 static void progress_tick(backup_ctx *c, const char *path)
@@ -188,6 +190,16 @@ static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
     return rc;
 }
 
+/* Access times are not kept (like tar and borg): every read of a file or
+ * listing of a directory — including our own — would change them, so
+ * trees would never deduplicate and "has this config changed?" would
+ * always say yes.  A restored entry gets its mtime as atime. */
+static void forget_atime(tree_node *n)
+{
+    n->atime_sec = n->mtime_sec;
+    n->atime_nsec = n->mtime_nsec;
+}
+
 static int same_file(const tree_node *a, const tree_node *b)
 {
     return a->type == TREE_FILE && b->type == TREE_FILE && a->size == b->size &&
@@ -209,6 +221,7 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
         ob_err_clear(err);
         return 1;
     }
+    forget_atime(n);
     switch (n->type) {
     case TREE_DIR: {
         c->prog.dirs++;
@@ -376,6 +389,26 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The PATHs' own entries (with their subtree IDs, so everything below) feed
+ * a digest recorded in the snapshot.  Unlike the root tree ID it leaves
+ * out the ancestors of the PATHs, whose times change whenever anything
+ * else in them changes: `backup config` compares digests to decide whether
+ * anything it protects changed. */
+static void digest_node(backup_ctx *c, const char *path, const tree_node *n)
+{
+    tree one;
+    tree_init(&one);
+    tree_node *copy = tree_add(&one);
+    *copy = *n; /* shallow: encode only reads it */
+    ob_buf b = OB_BUF_INIT;
+    tree_encode(&one, &b);
+    one.n = 0; /* the node's memory belongs to the caller's tree */
+    tree_free(&one);
+    ob_sha256_update(c->digest, path, strlen(path) + 1);
+    ob_sha256_update(c->digest, b.data, b.len);
+    ob_buf_free(&b);
+}
+
 /* Build the tree for directory `dir` (an ancestor of some PATHs): it holds
  * only the next components of those PATHs. */
 static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t npaths,
@@ -418,6 +451,8 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
                 rc = ob_err_set(err, OB_EIO, "%s: cannot be read (see the warning above)", full);
             else if (r < 0)
                 rc = -1;
+            else
+                digest_node(c, full, node);
         } else {
             /* An ancestor on the way: keep its metadata, follow it if it is
              * a symlink (the PATH resolves through it), list only PATHs. */
@@ -430,6 +465,7 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
                 if (fsmeta_capture(full, name, &st, node, err) < 0) {
                     rc = -1;
                 } else {
+                    forget_atime(node);
                     node->type = TREE_DIR;
                     const uint8_t *pt = prev && prev->type == TREE_DIR ? prev->subtree : NULL;
                     rc = backup_virtual(c, full, paths + i, j - i, pt, node->subtree, err);
@@ -512,6 +548,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     c.ck = repo_chunker(r, REPO_CHUNK_FILES);
     c.buf_cap = 2 * (size_t)chunker_get_params(c.ck)->max_size;
     c.buf = ob_xmalloc(c.buf_cap);
+    c.digest = ob_sha256_new();
     if (rc == 0)
         rc = snapshot_list(r, &all, &nall, err);
     if (rc == 0) {
@@ -532,6 +569,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             } else {
                 c.prog.dirs++;
                 rc = backup_dir(&c, "/", ptree, snap->tree, err);
+                ob_sha256_update(c.digest, snap->tree, OB_ID_LEN);
             }
         } else {
             rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, err);
@@ -555,11 +593,18 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
         if (!snap->extra)
             snap->extra = json_object();
         json_object_set_new(snap->extra, "bytes_read", json_integer((json_int_t)c.prog.bytes_read));
+        uint8_t dg[OB_ID_LEN];
+        char dg_hex[OB_HEX_ID_LEN + 1];
+        ob_sha256_final(c.digest, dg);
+        c.digest = NULL;
+        ob_hex(dg, OB_ID_LEN, dg_hex);
+        json_object_set_new(snap->extra, "paths_digest", json_string(dg_hex));
         c.prog.bytes_added = ws.bytes_added;
         if (o->progress)
             o->progress(&c.prog, 1, o->progress_ud);
-        if (o->skip_if_unchanged && parent && c.prog.errors == 0 &&
-            memcmp(parent->tree, snap->tree, OB_ID_LEN) == 0) {
+        json_t *pd = parent && parent->extra ? json_object_get(parent->extra, "paths_digest") : NULL;
+        if (o->skip_if_unchanged && parent && c.prog.errors == 0 && json_is_string(pd) &&
+            strcmp(json_string_value(pd), dg_hex) == 0) {
             /* Nothing changed: hand back the previous snapshot. */
             for (size_t i = 0; i < nall; i++)
                 if (all[i] == parent)
@@ -574,6 +619,10 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     }
     repo_writer_free(c.w);
     free(c.buf);
+    if (c.digest) {
+        uint8_t unused[OB_ID_LEN];
+        ob_sha256_final(c.digest, unused); /* frees it */
+    }
     snapshot_list_free(all, nall);
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
