@@ -236,9 +236,11 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
             for (size_t i = 0; i < old->nextents && all; i++)
                 all = repo_writer_has(c->w, old->extents[i].id);
             if (all) {
-                n->extents = ob_xmalloc((old->nextents ? old->nextents : 1) * sizeof *n->extents);
-                memcpy(n->extents, old->extents, old->nextents * sizeof *n->extents);
-                n->nextents = old->nextents;
+                if (old->nextents) {
+                    n->extents = ob_xmalloc(old->nextents * sizeof *n->extents);
+                    memcpy(n->extents, old->extents, old->nextents * sizeof *n->extents);
+                    n->nextents = old->nextents;
+                }
                 return 0;
             }
         }
@@ -280,7 +282,8 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
         names[n++] = ob_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof *names, name_cmp);
 
     tree old;
     tree_init(&old);
