@@ -1,6 +1,7 @@
 /*
  * main.c — opsbackup's entry point: global options, then one command.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* Chunks are 0.5-8 MiB: above glibc's default mmap threshold each one
+     * would be a fresh mmap, page-faulted in and unmapped again.  Keep them
+     * in the heap instead. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     cli_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.prog = argv[0];

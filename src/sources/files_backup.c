@@ -89,50 +89,59 @@ static tree_extent *extent_push(tree_node *n, size_t *cap)
 }
 
 /* Chunk and store bytes [start, end) of fd.  Returns the offset actually
- * reached (less than end if the file shrank while we read). */
+ * reached (less than end if the file shrank while we read).
+ *
+ * buf[head, tail) holds unconsumed bytes.  We refill only when fewer than
+ * max_size bytes remain, moving that short remainder to the front, so each
+ * byte is copied at most once more after being read. */
 static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tree_node *n,
                         size_t *ext_cap, uint64_t *reached, ob_err *err)
 {
-    size_t have = 0;
-    uint64_t pos = start; /* file offset of buf[0] */
+    size_t head = 0, tail = 0;
+    size_t maxc = chunker_get_params(c->ck)->max_size;
+    uint64_t pos = start;      /* file offset of buf[head] */
+    uint64_t next_read = start;
     int eof = 0;
     for (;;) {
-        /* Fill the buffer so the chunker can look max_size ahead. */
-        while (!eof && have < c->buf_cap) {
-            uint64_t want_end = pos + c->buf_cap;
-            if (want_end > end)
-                want_end = end;
-            if (pos + have >= want_end) {
-                eof = 1;
-                break;
+        if (!eof && tail - head < maxc) {
+            memmove(c->buf, c->buf + head, tail - head);
+            tail -= head;
+            head = 0;
+            while (!eof && tail < c->buf_cap) {
+                uint64_t want = c->buf_cap - tail;
+                if (want > end - next_read)
+                    want = end - next_read;
+                if (want == 0) {
+                    eof = 1;
+                    break;
+                }
+                ssize_t k = pread(fd, c->buf + tail, (size_t)want, (off_t)next_read);
+                if (k < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    return ob_err_errno(err, errno, "reading at offset %llu",
+                                        (unsigned long long)next_read);
+                }
+                if (k == 0) {
+                    eof = 1;
+                    break;
+                }
+                tail += (size_t)k;
+                next_read += (uint64_t)k;
+                c->prog.bytes_read += (uint64_t)k;
             }
-            ssize_t k = pread(fd, c->buf + have, (size_t)(want_end - pos - have),
-                              (off_t)(pos + have));
-            if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                return ob_err_errno(err, errno, "reading at offset %llu",
-                                    (unsigned long long)(pos + have));
-            }
-            if (k == 0) {
-                eof = 1;
-                break;
-            }
-            have += (size_t)k;
-            c->prog.bytes_read += (uint64_t)k;
         }
-        if (have == 0)
+        if (tail == head)
             break;
-        size_t cut = chunker_next(c->ck, c->buf, have, eof);
+        size_t cut = chunker_next(c->ck, c->buf + head, tail - head, eof);
         if (cut == 0)
-            cut = have; /* cannot happen with a full buffer; be safe */
+            cut = tail - head; /* cannot happen with max_size bytes buffered */
         tree_extent *e = extent_push(n, ext_cap);
         e->offset = pos;
         e->len = (uint32_t)cut;
-        if (repo_writer_add(c->w, REPO_BLOB_DATA, c->buf, cut, e->id, NULL, err) < 0)
+        if (repo_writer_add(c->w, REPO_BLOB_DATA, c->buf + head, cut, e->id, NULL, err) < 0)
             return -1;
-        memmove(c->buf, c->buf + cut, have - cut);
-        have -= cut;
+        head += cut;
         pos += cut;
         progress_tick(c, NULL);
     }

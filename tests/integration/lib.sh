@@ -46,3 +46,35 @@ json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(
 
 # Checksums of every file in the repository (to prove it was not touched).
 repo_fingerprint() { (cd "$REPO" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+
+# Soft assertions: `problem MSG` records a failure and lets the test go on,
+# so one run reports every broken behaviour; `finish` exits 1 if any was
+# recorded.  Use for independent checks; use `fail` when later steps depend
+# on the failed one.
+PROBLEMS=()
+problem() { echo "PROBLEM: $*" >&2; PROBLEMS+=("$*"); }
+finish() {
+    if [ ${#PROBLEMS[@]} -gt 0 ]; then
+        echo "${#PROBLEMS[@]} problem(s):" >&2
+        printf '  - %s\n' "${PROBLEMS[@]}" >&2
+        exit 1
+    fi
+    echo "all checks passed"
+}
+
+# run_rc CMD...: run CMD with its output in $T/out and $T/err and its exit
+# status in $RC; a status >= 128 (killed by a signal: a crash) fails the test.
+run_rc() {
+    set +e
+    "$@" >"$T/out" 2>"$T/err"
+    RC=$?
+    set -e
+    if [ "$RC" -ge 128 ]; then
+        echo "stdout:"; cat "$T/out"; echo "stderr:"; cat "$T/err"
+        fail "crashed (exit $RC): $*"
+    fi
+}
+
+# treecmp A B [options]: atimes are not kept by backups (restore sets
+# atime = mtime), so they are never compared.
+treecmp() { python3 "$TOOLS/treecmp.py" --ignore-atime "$@"; }
