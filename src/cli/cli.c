@@ -114,18 +114,56 @@ int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
     return rc < 0 ? rc : optind;
 }
 
+int cli_load_config(cli_ctx *ctx, ob_err *err)
+{
+    if (ctx->cfg)
+        return 0;
+    const char *path = ctx->config;
+    int explicit = path != NULL;
+    if (!path)
+        path = "/etc/opsbackup/opsbackup.conf";
+    if (!explicit && access(path, F_OK) != 0)
+        return 0; /* the default config file is optional */
+    return config_load(path, &ctx->cfg, err);
+}
+
 int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
 {
     const char *url = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
-    if (!url || !*url)
-        return ob_err_set(err, OB_EUSAGE,
-                          "no repository given: use -r /path/to/repo (or s3://bucket/prefix), "
-                          "or set OPSBACKUP_REPOSITORY");
-    if (url[0] != '/' && !strstr(url, "://"))
-        return ob_err_set(err, OB_EUSAGE,
-                          "repository '%s' is neither an absolute path nor a URL; repository "
-                          "names need a config file with a [repo.%s] section",
-                          url, url);
+    if (cli_load_config(ctx, err) < 0)
+        return -1;
+    if (!url || !*url) {
+        /* With exactly one repository in the config, it is the default. */
+        const config_section *only = NULL;
+        int nrepos = 0;
+        for (size_t i = 0; ctx->cfg && i < ctx->cfg->n; i++)
+            if (strncmp(ctx->cfg->sections[i].name, "repo.", 5) == 0) {
+                only = &ctx->cfg->sections[i];
+                nrepos++;
+            }
+        if (nrepos == 1)
+            url = only->name + 5;
+        else
+            return ob_err_set(err, OB_EUSAGE,
+                              "no repository given: use -r /path/to/repo (or a [repo.NAME] of "
+                              "the config file), or set OPSBACKUP_REPOSITORY");
+    }
+    if (url[0] != '/' && !strstr(url, "://")) {
+        char *sec = ob_xasprintf("repo.%s", url);
+        const config_section *s = config_section_get(ctx->cfg, sec);
+        free(sec);
+        if (!s)
+            return ob_err_set(err, OB_EUSAGE,
+                              "repository '%s' is neither an absolute path nor a URL, and %s "
+                              "has no [repo.%s] section",
+                              url, ctx->cfg ? ctx->cfg->path : "no config file was found",
+                              url);
+        const config_entry *e = config_entry_get(s, "url");
+        if (!e)
+            return ob_err_set(err, OB_EUSAGE, "%s:%d: [%s] has no url", ctx->cfg->path, s->line,
+                              s->name);
+        url = e->value;
+    }
     return storage_open(url, create, &ctx->st, err);
 }
 
@@ -143,6 +181,8 @@ int cli_open_repo(cli_ctx *ctx, ob_err *err)
 
 void cli_close_repo(cli_ctx *ctx)
 {
+    config_free(ctx->cfg);
+    ctx->cfg = NULL;
     repo_close(ctx->r);
     ctx->r = NULL;
     if (ctx->st)

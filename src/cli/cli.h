@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cli/config.h"
 #include "core/err.h"
 #include "repo/repo.h"
 #include "storage/storage.h"
@@ -24,6 +25,7 @@ typedef struct cli_ctx {
     const char *password_file;
     int json, quiet, verbose, no_progress;
     int64_t kdf_n;              /* --kdf-n: scrypt N for new key slots (0 = default) */
+    config *cfg;                /* loaded on first use (cli_load_config) */
     /* opened by cli_open_repo, closed by cli_close_repo */
     storage *st;
     repo *r;
@@ -44,6 +46,10 @@ typedef struct cli_command {
 int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
               const struct option *cmd_opts, const char *cmd_short,
               int (*on_opt)(int opt, const char *arg, void *ud), void *ud);
+
+/* Load -c FILE, or $OPSBACKUP_CONFIG, or /etc/opsbackup/opsbackup.conf if
+ * it exists (only that default may be missing). */
+int cli_load_config(cli_ctx *ctx, ob_err *err);
 
 /* Open the storage and repository named by -r (or $OPSBACKUP_REPOSITORY),
  * asking for the password. */
