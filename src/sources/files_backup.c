@@ -27,6 +27,7 @@
 #include "repo/writer.h"
 #include "sources/files.h"
 #include "sources/fsmeta.h"
+#include "sources/stream.h"
 
 typedef struct backup_ctx {
     repo *r;
@@ -77,75 +78,49 @@ static void warn_entry(backup_ctx *c, const char *path, const char *what, int er
             strerror(errnum));
 }
 
-static tree_extent *extent_push(tree_node *n, size_t *cap)
+/* Reading one data region of a file: pread up to its end. */
+typedef struct region_reader {
+    int fd;
+    uint64_t next, end;
+    backup_ctx *c;
+} region_reader;
+
+static ssize_t region_read(void *ud, uint8_t *buf, size_t len)
 {
-    if (n->nextents == *cap) {
-        *cap = *cap ? 2 * *cap : 8;
-        n->extents = ob_xrealloc(n->extents, *cap * sizeof *n->extents);
+    region_reader *rr = ud;
+    if (rr->next >= rr->end)
+        return 0;
+    if (len > rr->end - rr->next)
+        len = (size_t)(rr->end - rr->next);
+    for (;;) {
+        ssize_t k = pread(rr->fd, buf, len, (off_t)rr->next);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k > 0) {
+            rr->next += (uint64_t)k;
+            rr->c->prog.bytes_read += (uint64_t)k;
+        }
+        return k;
     }
-    tree_extent *e = &n->extents[n->nextents++];
-    memset(e, 0, sizeof *e);
-    return e;
 }
 
-/* Chunk and store bytes [start, end) of fd.  Returns the offset actually
- * reached (less than end if the file shrank while we read).
- *
- * buf[head, tail) holds unconsumed bytes.  We refill only when fewer than
- * max_size bytes remain, moving that short remainder to the front, so each
- * byte is copied at most once more after being read. */
+static void chunk_tick(void *ud, uint64_t bytes)
+{
+    (void)bytes;
+    progress_tick(ud, NULL);
+}
+
+/* Chunk and store bytes [start, end) of fd.  *reached is the offset
+ * actually reached (less than end if the file shrank while we read). */
 static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tree_node *n,
                         size_t *ext_cap, uint64_t *reached, ob_err *err)
 {
-    size_t head = 0, tail = 0;
-    size_t maxc = chunker_get_params(c->ck)->max_size;
-    uint64_t pos = start;      /* file offset of buf[head] */
-    uint64_t next_read = start;
-    int eof = 0;
-    for (;;) {
-        if (!eof && tail - head < maxc) {
-            memmove(c->buf, c->buf + head, tail - head);
-            tail -= head;
-            head = 0;
-            while (!eof && tail < c->buf_cap) {
-                uint64_t want = c->buf_cap - tail;
-                if (want > end - next_read)
-                    want = end - next_read;
-                if (want == 0) {
-                    eof = 1;
-                    break;
-                }
-                ssize_t k = pread(fd, c->buf + tail, (size_t)want, (off_t)next_read);
-                if (k < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    return ob_err_errno(err, errno, "reading at offset %llu",
-                                        (unsigned long long)next_read);
-                }
-                if (k == 0) {
-                    eof = 1;
-                    break;
-                }
-                tail += (size_t)k;
-                next_read += (uint64_t)k;
-                c->prog.bytes_read += (uint64_t)k;
-            }
-        }
-        if (tail == head)
-            break;
-        size_t cut = chunker_next(c->ck, c->buf + head, tail - head, eof);
-        if (cut == 0)
-            cut = tail - head; /* cannot happen with max_size bytes buffered */
-        tree_extent *e = extent_push(n, ext_cap);
-        e->offset = pos;
-        e->len = (uint32_t)cut;
-        if (repo_writer_add(c->w, REPO_BLOB_DATA, c->buf + head, cut, e->id, NULL, err) < 0)
-            return -1;
-        head += cut;
-        pos += cut;
-        progress_tick(c, NULL);
-    }
-    *reached = pos;
+    region_reader rr = {fd, start, end, c};
+    stream_sink sink = {c->w, c->ck, c->buf, c->buf_cap, chunk_tick, c};
+    uint64_t got = 0;
+    if (stream_store(&sink, region_read, &rr, "file", start, n, ext_cap, &got, err) < 0)
+        return -1;
+    *reached = start + got;
     return 0;
 }
 

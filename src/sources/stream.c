@@ -1,0 +1,114 @@
+#include "sources/stream.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+ssize_t stream_read_fd(void *fdp, uint8_t *buf, size_t len)
+{
+    int fd = *(int *)fdp;
+    for (;;) {
+        ssize_t k = read(fd, buf, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        return k;
+    }
+}
+
+static tree_extent *extent_push(tree_node *n, size_t *cap)
+{
+    if (n->nextents == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        n->extents = ob_xrealloc(n->extents, *cap * sizeof *n->extents);
+    }
+    tree_extent *e = &n->extents[n->nextents++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+/* buf[head, tail) holds unconsumed bytes.  We refill only when fewer than
+ * max_size bytes remain, moving that short remainder to the front, so each
+ * byte is copied at most once more after being read. */
+int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
+                 uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err)
+{
+    size_t head = 0, tail = 0;
+    size_t maxc = chunker_get_params(s->ck)->max_size;
+    uint64_t pos = start, total = 0;
+    int eof = 0;
+    for (;;) {
+        if (!eof && tail - head < maxc) {
+            memmove(s->buf, s->buf + head, tail - head);
+            tail -= head;
+            head = 0;
+            while (!eof && tail < s->buf_cap) {
+                ssize_t k = rd(rd_ud, s->buf + tail, s->buf_cap - tail);
+                if (k < 0)
+                    return ob_err_errno(err, errno, "reading %s at offset %llu", what,
+                                        (unsigned long long)(start + total));
+                if (k == 0)
+                    eof = 1;
+                tail += (size_t)k;
+                total += (uint64_t)k;
+            }
+        }
+        if (tail == head)
+            break;
+        size_t cut = chunker_next(s->ck, s->buf + head, tail - head, eof);
+        if (cut == 0)
+            cut = tail - head; /* cannot happen with max_size bytes buffered */
+        tree_extent *e = extent_push(n, ext_cap);
+        e->offset = pos;
+        e->len = (uint32_t)cut;
+        if (repo_writer_add(s->w, REPO_BLOB_DATA, s->buf + head, cut, e->id, NULL, err) < 0)
+            return -1;
+        head += cut;
+        pos += cut;
+        if (s->tick)
+            s->tick(s->tick_ud, cut);
+    }
+    *consumed = total;
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n, const char *what, ob_err *err)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return ob_err_errno(err, errno, "writing %s", what);
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
+                   ob_err *err)
+{
+    static const uint8_t zeros[65536];
+    ob_buf b = OB_BUF_INIT;
+    uint64_t pos = 0;
+    int rc = 0;
+    for (size_t i = 0; i <= n->nextents && rc == 0; i++) {
+        uint64_t next = i < n->nextents ? n->extents[i].offset : n->size;
+        while (pos < next && rc == 0) { /* a hole */
+            size_t k = next - pos > sizeof zeros ? sizeof zeros : (size_t)(next - pos);
+            rc = write_all(fd, zeros, k, what, err);
+            pos += k;
+        }
+        if (i == n->nextents || rc < 0)
+            break;
+        rc = repo_read_blob(r, n->extents[i].id, REPO_BLOB_DATA, &b, err);
+        if (rc == 0)
+            rc = write_all(fd, b.data, b.len, what, err);
+        pos += b.len;
+    }
+    ob_buf_free(&b);
+    if (written)
+        *written = pos;
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * stream.h — chunking a byte stream into the repository, and writing a
+ * stored stream back out.
+ *
+ * Used for file contents (pread over a data region), database dumps
+ * (pg_dump's stdout) and anything else that arrives as bytes.  The result
+ * is a list of extents appended to a tree node, exactly as for a file, so
+ * a dump is stored, listed, checked and deduplicated like any file.
+ */
+#ifndef OB_STREAM_H
+#define OB_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+#include "repo/chunker.h"
+#include "repo/repo.h"
+#include "repo/tree.h"
+#include "repo/writer.h"
+
+/* Read up to len bytes; return the count, 0 at end of stream, -1 with
+ * errno set on error. */
+typedef ssize_t (*stream_read_fn)(void *ud, uint8_t *buf, size_t len);
+
+typedef struct stream_sink {
+    repo_writer *w;
+    const chunker *ck;
+    uint8_t *buf;        /* caller's scratch buffer, >= 2 * max chunk size */
+    size_t buf_cap;
+    void (*tick)(void *ud, uint64_t bytes); /* optional, after each chunk */
+    void *tick_ud;
+} stream_sink;
+
+/* Chunk everything rd yields into data blobs, appending extents to n
+ * starting at file offset `start`.  *ext_cap tracks n->extents' capacity
+ * (0 for a node without extents).  *consumed receives the bytes read.
+ * Read errors are returned with errno text; `what` names the source. */
+int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
+                 uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err);
+
+/* Write a stored node's contents to fd sequentially (holes as zeros),
+ * verifying every chunk.  EPIPE from a reader that stopped is an error. */
+int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
+                   ob_err *err);
+
+/* A stream_read_fn over a plain file descriptor (pipes). */
+ssize_t stream_read_fd(void *fdp, uint8_t *buf, size_t len);
+
+#endif
