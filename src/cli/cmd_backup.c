@@ -100,16 +100,11 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
         .skip_if_unchanged = strcmp(kind, "config") == 0,
         .progress = cli_progress_enabled(ctx) ? cli_progress_files : NULL,
         .progress_ud = &prog,
+        .lock = lock,
     };
     snapshot *s = NULL;
     int unchanged = 0;
     int brc = files_backup(ctx->r, argv + i, (size_t)(argc - i), &o, &s, &unchanged, &err);
-    ob_err lerr = OB_ERR_INIT;
-    if (brc == 0 && repo_lock_lost(lock, &lerr)) {
-        /* The snapshot is written already; say the lease was lost. */
-        fprintf(stderr, "opsbackup: warning: %s\n", ob_err_msg(&lerr));
-    }
-    ob_err_clear(&lerr);
     repo_lock_release(lock);
     if (s) {
         if (ctx->json) {

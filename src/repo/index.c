@@ -21,8 +21,9 @@ struct repo_index {
     uint32_t *pack_slots;       /* open addressing over packs by ID */
     size_t pack_slots_cap;
 
-    index_entry *sorted;        /* sorted by id */
+    index_entry *sorted;        /* sorted by id (unless sorted_dirty) */
     size_t nsorted, sorted_cap;
+    int sorted_dirty;           /* bulk-loaded entries not yet sorted */
 
     index_entry *recent;        /* added since the last merge */
     size_t nrecent, recent_cap;
@@ -151,7 +152,7 @@ static int entry_cmp(const void *a, const void *b)
 
 const index_entry *repo_index_lookup(const repo_index *ix, const uint8_t id[OB_ID_LEN])
 {
-    if (ix->nsorted) {
+    if (ix->nsorted && !ix->sorted_dirty) {
         size_t lo = 0, hi = ix->nsorted;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
@@ -183,6 +184,10 @@ index_entry *repo_index_lookup_mut(repo_index *ix, const uint8_t id[OB_ID_LEN])
 
 void repo_index_merge(repo_index *ix)
 {
+    if (ix->sorted_dirty) {
+        qsort(ix->sorted, ix->nsorted, sizeof *ix->sorted, entry_cmp);
+        ix->sorted_dirty = 0;
+    }
     if (!ix->nrecent)
         return;
     size_t n = ix->nsorted + ix->nrecent;
@@ -282,7 +287,14 @@ int repo_index_decode(repo_index *ix, const uint8_t *data, size_t len, ob_err *e
                 return ob_err_set(err, OB_ECORRUPT, "index entry has invalid fields");
             e.pack = pos;
             e.meta = INDEX_META(seq, comp, type);
-            repo_index_add(ix, &e);
+            /* Loading appends to the sorted array and sorts once at merge:
+             * no hash table, so 52 bytes per blob (see index.h). */
+            if (ix->nsorted == ix->sorted_cap) {
+                ix->sorted_cap = ix->sorted_cap ? ix->sorted_cap + ix->sorted_cap / 2 : 1024;
+                ix->sorted = ob_xrealloc(ix->sorted, ix->sorted_cap * sizeof *ix->sorted);
+            }
+            ix->sorted[ix->nsorted++] = e;
+            ix->sorted_dirty = 1;
         }
     }
     if (r.bad || r.left != 0)

@@ -70,7 +70,8 @@ void repo_index_foreach(const repo_index *ix, int (*cb)(const index_entry *e, vo
 
 /* Index file payload (the plaintext inside an encrypted index object):
  * encode appends all of ix (a writer keeps a small index of just the packs
- * it has not yet recorded); decode adds to ix. */
+ * it has not yet recorded); decode adds to ix in bulk — call
+ * repo_index_merge before the next lookup. */
 void repo_index_encode(const repo_index *ix, ob_buf *out);
 int repo_index_decode(repo_index *ix, const uint8_t *data, size_t len, ob_err *err);
 

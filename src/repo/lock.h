@@ -22,7 +22,7 @@
 #define LOCK_RENEW_SECONDS 120
 #define LOCK_STALE_SECONDS 1800
 
-typedef struct repo_lock repo_lock;
+typedef struct repo_lock repo_lock; /* struct tag used by forward declarations */
 
 int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
 /* Did renewal fail (e.g. storage unreachable)?  A long operation checks

@@ -238,6 +238,30 @@ static repo *repo_alloc(storage *st)
     return r;
 }
 
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+static int name_list_add(const char *name, uint64_t size, void *ud)
+{
+    (void)size;
+    name_list *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = ob_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = ob_xstrdup(name);
+    return 0;
+}
+
+static void name_list_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
 int repo_init(storage *st, const char *password, const repo_kdf_params *kdf, char **repo_id_out,
               ob_err *err)
 {
@@ -252,6 +276,17 @@ int repo_init(storage *st, const char *password, const repo_kdf_params *kdf, cha
         return -1;
     }
     ob_err_clear(&e);
+    name_list leftovers = {0};
+    if (storage_list(st, "keys/", name_list_add, &leftovers, err) < 0)
+        return -1;
+    size_t nleft = leftovers.n;
+    name_list_free(&leftovers);
+    if (nleft)
+        return ob_err_set(err, OB_EEXIST,
+                          "%s has key slots but no config: an earlier init was interrupted. "
+                          "Nothing is stored there yet; remove its keys/ directory and run "
+                          "init again",
+                          st->url);
 
     uint8_t idraw[32], master[REPO_MASTER_LEN], seed[32];
     if (ob_random(idraw, sizeof idraw, err) < 0 || ob_random(master, sizeof master, err) < 0 ||
@@ -284,30 +319,6 @@ out:
     ob_buf_free(&cfg);
     repo_close(r);
     return rc;
-}
-
-typedef struct name_list {
-    char **v;
-    size_t n, cap;
-} name_list;
-
-static int name_list_add(const char *name, uint64_t size, void *ud)
-{
-    (void)size;
-    name_list *l = ud;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->v = ob_xrealloc(l->v, l->cap * sizeof *l->v);
-    }
-    l->v[l->n++] = ob_xstrdup(name);
-    return 0;
-}
-
-static void name_list_free(name_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
 }
 
 int repo_open(storage *st, const char *password, repo **out, ob_err *err)

@@ -225,9 +225,19 @@ int snapshot_list(repo *r, snapshot ***out, size_t *nout, ob_err *err)
     size_t n = 0;
     int rc = 0;
     for (size_t i = 0; i < ids.n; i++) {
-        if (snapshot_load(r, ids.v[i], &v[n], err) < 0) {
-            rc = -1;
-            break;
+        ob_err e = OB_ERR_INIT;
+        if (snapshot_load(r, ids.v[i], &v[n], &e) < 0) {
+            /* One damaged snapshot must not stop every listing and every
+             * backup; `check` reports it as an error. */
+            if (e.code == OB_EAUTH || e.code == OB_EIO) {
+                ob_err_move(err, &e);
+                rc = -1;
+                break;
+            }
+            ob_warn("skipping unreadable snapshot %s: %s (run `opsbackup check`)", ids.v[i],
+                    ob_err_msg(&e));
+            ob_err_clear(&e);
+            continue;
         }
         n++;
     }

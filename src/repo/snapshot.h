@@ -59,8 +59,8 @@ void snapshot_add_tag(snapshot *s, const char *tag);
 int snapshot_save(repo *r, snapshot *s, ob_err *err);
 int snapshot_load(repo *r, const char *id_hex, snapshot **out, ob_err *err);
 
-/* All snapshots, oldest first (ties by ID). Unreadable ones are reported in
- * err only if none_ok is 0; otherwise skipped with a warning. */
+/* All snapshots, oldest first (ties by ID).  A damaged snapshot object is
+ * skipped with a warning (check reports it); storage errors fail. */
 int snapshot_list(repo *r, snapshot ***out, size_t *n, ob_err *err);
 void snapshot_list_free(snapshot **v, size_t n);
 

@@ -321,6 +321,10 @@ int repo_writer_flush(repo_writer *w, ob_err *err)
     if (w->err.code != OB_OK) {
         ob_err_set(err, w->err.code, "%s", ob_err_msg(&w->err));
         rc = -1;
+    } else {
+        /* Everything is sealed and recorded: fold the session's entries
+         * into the compact sorted array (index.h). */
+        repo_index_merge(w->ix);
     }
     pthread_mutex_unlock(&w->mu);
     return rc;

@@ -40,6 +40,7 @@ typedef struct files_backup_opts {
     int skip_if_unchanged;              /* config: no new snapshot if tree is equal */
     files_progress_cb progress;
     void *progress_ud;
+    struct repo_lock *lock;             /* if set, a lost lease fails before commit */
 } files_backup_opts;
 
 /* Back up paths; on success *out is the saved snapshot (or, with

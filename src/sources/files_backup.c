@@ -23,6 +23,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "repo/chunker.h"
+#include "repo/lock.h"
 #include "repo/treeio.h"
 #include "repo/writer.h"
 #include "sources/files.h"
@@ -600,6 +601,9 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             snap = parent;
             if (unchanged)
                 *unchanged = 1;
+        } else if (o->lock && repo_lock_lost(o->lock, err)) {
+            /* Without a live lease a prune may have run: do not commit. */
+            rc = ob_err_prefix(err, "not saving the snapshot");
         } else {
             rc = snapshot_save(r, snap, err);
         }
