@@ -1,12 +1,13 @@
 /*
  * crypto.h — the few cryptographic primitives opsbackup uses, over OpenSSL's
- * libcrypto: HMAC-SHA-256 (blob IDs, key derivation), SHA-256 (object
- * names), AES-256-GCM (every stored byte), scrypt (passphrase -> key), and
- * the OS random generator.
+ * libcrypto: HMAC-SHA-256 (blob IDs, key derivation), SHA-256 (names of
+ * index, snapshot and key objects), AES-256-GCM (every stored byte),
+ * scrypt (passphrase -> key), and the OS random generator.
  *
  * Why these: Debian 12 ships OpenSSL 3.0, whose AES-GCM and SHA-256 use the
  * AES-NI / SHA-NI instructions of current CPUs; Argon2 arrives only in
- * OpenSSL 3.2, so passphrases use scrypt (see docs/DECISIONS.md).
+ * OpenSSL 3.2, so passphrases use scrypt rather than a second crypto
+ * library for one function (see docs/DECISIONS.md).
  *
  * Nothing here keeps state between calls; buffers belong to the caller.
  */
@@ -30,7 +31,7 @@ int ob_random(void *out, size_t n, ob_err *err);
 
 void ob_sha256(const void *data, size_t len, uint8_t out[OB_ID_LEN]);
 
-/* Streaming SHA-256 (object names of packs are the hash of their bytes). */
+/* Streaming SHA-256 (digests over many pieces). */
 typedef struct ob_sha256_ctx ob_sha256_ctx;
 ob_sha256_ctx *ob_sha256_new(void);
 void ob_sha256_update(ob_sha256_ctx *c, const void *data, size_t len);

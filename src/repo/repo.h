@@ -42,7 +42,8 @@ typedef struct repo_kdf_params {
     uint32_t r, p;
 } repo_kdf_params;
 
-/* Defaults: N = 2^17, r = 8, p = 1 (128 MiB, ~0.3 s on current CPUs). */
+/* Defaults: N = 2^17, r = 8, p = 1 (128 MiB, about 1 s here): paid once per
+ * command, it makes each password guess cost the same. */
 void repo_kdf_default(repo_kdf_params *p);
 
 typedef struct repo repo;
