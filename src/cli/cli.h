@@ -88,6 +88,12 @@ int cmd_diff(cli_ctx *, int, char **);
 int cmd_restore(cli_ctx *, int, char **);
 int cmd_check(cli_ctx *, int, char **);
 int cmd_unlock(cli_ctx *, int, char **);
+int cmd_verify(cli_ctx *, int, char **);
+int cmd_backup_db(cli_ctx *, int, char **);
+int cmd_restore_db(cli_ctx *, int, char **);
+
+/* Is the kind operand (the first non-option argument) `word`? */
+int cli_kind_is(int argc, char **argv, const char *word);
 
 extern const cli_command cli_commands[];
 const cli_command *cli_find_command(const char *name);

@@ -41,8 +41,39 @@ static int backup_opt(int opt, const char *arg, void *ud)
     return 0;
 }
 
+/* Is the first operand (the kind) "db"?  Options may come before it. */
+static int first_operand_is(int argc, char **argv, const char *word)
+{
+    for (int k = 1; k < argc; k++) {
+        if (argv[k][0] != '-')
+            return strcmp(argv[k], word) == 0;
+        /* skip the value of options that take one */
+        if (!strchr(argv[k], '=') &&
+            (!strcmp(argv[k], "-r") || !strcmp(argv[k], "--repo") || !strcmp(argv[k], "-c") ||
+             !strcmp(argv[k], "--config") || !strcmp(argv[k], "--password-file") ||
+             !strcmp(argv[k], "--set") || !strcmp(argv[k], "--tag") ||
+             !strcmp(argv[k], "--time") || !strcmp(argv[k], "--dbname") ||
+             !strcmp(argv[k], "-d") || !strcmp(argv[k], "--dump-command") ||
+             !strcmp(argv[k], "--restore-command") || !strcmp(argv[k], "--target-db") ||
+             !strcmp(argv[k], "--target") || !strcmp(argv[k], "-t") ||
+             !strcmp(argv[k], "--include") || !strcmp(argv[k], "-i") ||
+             !strcmp(argv[k], "--exclude") || !strcmp(argv[k], "-e") ||
+             !strcmp(argv[k], "--jobs") || !strcmp(argv[k], "-j") ||
+             !strcmp(argv[k], "--kdf-n")))
+            k++;
+    }
+    return 0;
+}
+
+int cli_kind_is(int argc, char **argv, const char *word)
+{
+    return first_operand_is(argc, argv, word);
+}
+
 int cmd_backup(cli_ctx *ctx, int argc, char **argv)
 {
+    if (cli_kind_is(argc, argv, "db"))
+        return cmd_backup_db(ctx, argc, argv);
     const cli_command *cmd = cli_find_command("backup");
     backup_args a = {.cmd = cmd};
     static const struct option opts[] = {
@@ -60,13 +91,12 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     if (i >= argc) {
-        rc = cli_usage(cmd, "backup needs a kind: files or config");
+        rc = cli_usage(cmd, "backup needs a kind: files, config or db");
         goto out;
     }
     const char *kind = argv[i++];
     if (strcmp(kind, "files") != 0 && strcmp(kind, "config") != 0) {
-        rc = cli_usage(cmd, "unknown backup kind '%s' (this version backs up: files, config)",
-                       kind);
+        rc = cli_usage(cmd, "unknown backup kind '%s' (files, config or db)", kind);
         goto out;
     }
     if (i >= argc) {

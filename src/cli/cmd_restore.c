@@ -34,6 +34,8 @@ static int restore_opt(int opt, const char *arg, void *ud)
 
 int cmd_restore(cli_ctx *ctx, int argc, char **argv)
 {
+    if (cli_kind_is(argc, argv, "db"))
+        return cmd_restore_db(ctx, argc, argv);
     const cli_command *cmd = cli_find_command("restore");
     restore_args a = {0};
     static const struct option opts[] = {
@@ -56,8 +58,7 @@ int cmd_restore(cli_ctx *ctx, int argc, char **argv)
     }
     const char *kind = argv[i];
     if (strcmp(kind, "files") && strcmp(kind, "config")) {
-        rc = cli_usage(cmd, "unknown restore kind '%s' (this version restores: files, config)",
-                       kind);
+        rc = cli_usage(cmd, "unknown restore kind '%s' (files, config or db)", kind);
         goto out;
     }
     if (!a.target) {

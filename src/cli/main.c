@@ -14,17 +14,25 @@ const cli_command cli_commands[] = {
      "init [-r REPO] [--new-password-file FILE] [--kdf-n N]"},
     {"key", cmd_key, "manage key slots (passwords) of a repository",
      "key list | add | passwd | remove ID  [--new-password-file FILE] [--kdf-n N]"},
-    {"backup", cmd_backup, "back up files or config files",
+    {"backup", cmd_backup, "back up files, config files or a PostgreSQL database",
      "backup files|config [--set NAME] [--tag K=V]... [--exclude PATTERN]... [--time TIME] "
-     "[--force] PATH..."},
+     "[--force] PATH...\n"
+     "       opsbackup backup db [--logical] [--set NAME] [--tag K=V]... [--dbname CONNINFO]\n"
+     "                           [--dump-command 'CMD'] [--time TIME]"},
     {"snapshots", cmd_snapshots, "list snapshots",
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]"},
     {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
     {"diff", cmd_diff, "show what changed between two snapshots",
      "diff [--json] SNAPSHOT1 SNAPSHOT2"},
-    {"restore", cmd_restore, "restore files or config files",
+    {"restore", cmd_restore, "restore files, config files or a database",
      "restore files|config SNAPSHOT --target DIR [--set NAME] [--include PATTERN]... "
-     "[--delete] [--dry-run]"},
+     "[--delete] [--dry-run]\n"
+     "       opsbackup restore db SNAPSHOT [--set NAME] [--dbname CONNINFO]\n"
+     "                            (--target-db NAME | --replace) [--jobs N] [--roles]\n"
+     "                            [--restore-command 'CMD']"},
+    {"verify", cmd_verify, "prove a backup restorable",
+     "verify db [SNAPSHOT] [--set NAME] [--dbname CONNINFO] [--check-sql SQL]... [--json]\n"
+     "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},
     {"check", cmd_check, "verify the repository",
      "check [--read-data | --read-data-subset PCT] [--json]"},
     {"unlock", cmd_unlock, "remove stale locks left by crashed processes", "unlock"},

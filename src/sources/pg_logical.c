@@ -1,0 +1,955 @@
+/*
+ * pg_logical.c — see pg_logical.h.
+ */
+#include "sources/pg_logical.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/proc.h"
+#include "core/util.h"
+#include "repo/lock.h"
+#include "repo/treeio.h"
+#include "repo/writer.h"
+#include "sources/stream.h"
+
+/* ---- connections ----------------------------------------------------- */
+
+/* Connect to conninfo's server, optionally overriding the database. */
+static PGconn *pg_connect(const char *conninfo, const char *dbname, ob_err *err)
+{
+    const char *keys[3] = {"dbname", NULL, NULL};
+    const char *vals[3] = {conninfo ? conninfo : "", NULL, NULL};
+    if (dbname) {
+        keys[1] = "dbname";
+        vals[1] = dbname;
+    }
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        const char *m = c ? PQerrorMessage(c) : "out of memory";
+        char *msg = ob_xstrdup(m);
+        msg[strcspn(msg, "\n")] = '\0';
+        ob_err_set(err, OB_EFAIL, "cannot connect to PostgreSQL%s%s: %s",
+                   dbname ? " database " : "", dbname ? dbname : "", msg);
+        free(msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int pg_exec(PGconn *c, const char *sql, ob_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        rc = ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
+        free(m);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* One value (first row, first column) or NULL; caller frees. */
+static char *pg_value(PGconn *c, const char *sql, ob_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    char *v = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
+        free(m);
+    } else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        v = ob_xstrdup(PQgetvalue(r, 0, 0));
+    } else {
+        v = ob_xstrdup("");
+    }
+    PQclear(r);
+    return v;
+}
+
+static char *quote_ident(PGconn *c, const char *s)
+{
+    char *q = PQescapeIdentifier(c, s, strlen(s));
+    char *out = ob_xstrdup(q ? q : "\"\"");
+    PQfreemem(q);
+    return out;
+}
+
+static char *quote_literal(PGconn *c, const char *s)
+{
+    char *q = PQescapeLiteral(c, s, strlen(s));
+    char *out = ob_xstrdup(q ? q : "''");
+    PQfreemem(q);
+    return out;
+}
+
+/* Environment for pg_dump & co.: every connection setting of conninfo as
+ * the libpq variable that means the same (PGHOST, PGPASSWORD, ...), so a
+ * password never has to be on a command line.  dbname is left out: the
+ * caller names the database explicitly. */
+static char **conn_env(const char *conninfo, ob_err *err)
+{
+    char **env = ob_xcalloc(1, sizeof *env);
+    size_t n = 0;
+    if (!conninfo || !*conninfo)
+        return env;
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    if (!opts) {
+        ob_err_set(err, OB_EUSAGE, "--dbname: %s", msg ? msg : "invalid connection string");
+        PQfreemem(msg);
+        free(env);
+        return NULL;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->envvar || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        env = ob_xrealloc(env, (n + 2) * sizeof *env);
+        env[n++] = ob_xasprintf("%s=%s", o->envvar, o->val);
+        env[n] = NULL;
+    }
+    PQconninfoFree(opts);
+    return env;
+}
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        ob_wipe(env[i], strlen(env[i]));
+        free(env[i]);
+    }
+    free(env);
+}
+
+/* argv = words of command + extra args. */
+static char **build_argv(const char *command, const char *fallback, char *const *extra,
+                         ob_err *err)
+{
+    char **words;
+    size_t n;
+    if (proc_split(command ? command : fallback, &words, &n, err) < 0)
+        return NULL;
+    size_t k = 0;
+    while (extra && extra[k])
+        k++;
+    words = ob_xrealloc(words, (n + k + 1) * sizeof *words);
+    for (size_t i = 0; i < k; i++)
+        words[n + i] = ob_xstrdup(extra[i]);
+    words[n + k] = NULL;
+    return words;
+}
+
+/* First line of `CMD --version`, e.g. "pg_dump (PostgreSQL) 15.18". */
+static char *tool_version(const char *command, const char *fallback, char **env)
+{
+    char *extra[] = {"--version", NULL};
+    ob_err e = OB_ERR_INIT;
+    char **argv = build_argv(command, fallback, extra, &e);
+    if (!argv) {
+        ob_err_clear(&e);
+        return ob_xstrdup("unknown");
+    }
+    int code = 0;
+    char *out = NULL;
+    char *v = NULL;
+    if (proc_run(argv, env, &code, &out, &e) == 0 && code == 0 && out) {
+        out[strcspn(out, "\n")] = '\0';
+        v = ob_xstrdup(out);
+    }
+    free(out);
+    ob_err_clear(&e);
+    proc_argv_free(argv);
+    return v ? v : ob_xstrdup("unknown");
+}
+
+/* ---- backup ---------------------------------------------------------- */
+
+typedef struct count_job {
+    PGconn *conn;
+    json_t *tables;   /* filled: {"schema.table": count} */
+    ob_err err;
+    int failed;
+} count_job;
+
+/* List the tables pg_dump dumps data for and count each one's rows, in
+ * the transaction whose snapshot pg_dump uses.  FROM ONLY so a partitioned
+ * parent does not count its partitions' rows twice. */
+static void *count_tables(void *arg)
+{
+    count_job *j = arg;
+    PGresult *r = PQexec(j->conn,
+                         "SELECT n.nspname, c.relname FROM pg_class c "
+                         "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                         "WHERE c.relkind IN ('r', 'p') "
+                         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                         "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
+                         "AND c.relpersistence <> 't' "
+                         "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = "
+                         "'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
+                         "ORDER BY 1, 2");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        ob_err_set(&j->err, OB_EFAIL, "listing tables: %s", PQresultErrorMessage(r));
+        j->failed = 1;
+        PQclear(r);
+        return NULL;
+    }
+    for (int i = 0; i < PQntuples(r) && !j->failed; i++) {
+        char *ns = quote_ident(j->conn, PQgetvalue(r, i, 0));
+        char *rel = quote_ident(j->conn, PQgetvalue(r, i, 1));
+        char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", ns, rel);
+        char *v = pg_value(j->conn, sql, &j->err);
+        if (!v) {
+            j->failed = 1;
+        } else {
+            char *key = ob_xasprintf("%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            json_object_set_new(j->tables, key, json_integer(strtoll(v, NULL, 10)));
+            free(key);
+        }
+        free(v);
+        free(sql);
+        free(ns);
+        free(rel);
+    }
+    PQclear(r);
+    return NULL;
+}
+
+static tree_node *add_stream_node(tree *t, const char *name)
+{
+    tree_node *n = tree_add(t);
+    tree_node_set_name(n, name, strlen(name));
+    n->type = TREE_FILE;
+    n->mode = 0600;
+    n->uid = (uint32_t)geteuid();
+    n->gid = (uint32_t)getegid();
+    n->nlink = 1;
+    int64_t now;
+    uint32_t ns;
+    ob_time_now(&now, &ns);
+    n->mtime_sec = n->atime_sec = n->ctime_sec = now;
+    n->mtime_nsec = n->atime_nsec = n->ctime_nsec = ns;
+    return n;
+}
+
+/* Run a dump command and store its stdout as node n.  Fails (with the
+ * command's own error text) unless it exits 0. */
+static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t buf_cap,
+                        char **argv, char **env, const char *what, tree_node *n,
+                        uint64_t *bytes, ob_err *err)
+{
+    proc_opts po = {argv, env, 0, 1};
+    proc *p;
+    if (proc_start(&po, &p, err) < 0)
+        return -1;
+    stream_sink sink = {w, ck, buf, buf_cap, NULL, NULL};
+    int fd = proc_stdout(p);
+    size_t cap = 0;
+    int rc = stream_store(&sink, stream_read_fd, &fd, what, 0, n, &cap, bytes, err);
+    if (rc < 0) {
+        proc_free(p); /* kills it */
+        return -1;
+    }
+    int code = 0;
+    if (proc_wait(p, &code, err) < 0) {
+        proc_free(p);
+        return -1;
+    }
+    if (code != 0) {
+        const char *msg = proc_stderr(p);
+        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
+                        *msg ? ": " : "", msg);
+    } else if (*bytes == 0) {
+        rc = ob_err_set(err, OB_EFAIL, "%s wrote nothing", what);
+    }
+    n->size = *bytes;
+    proc_free(p);
+    return rc;
+}
+
+/* pg_dumpall for the globals: the dump command with its last word
+ * pg_dump replaced by pg_dumpall (so prefixes such as `docker compose exec
+ * -T postgres pg_dump` keep working). */
+static char **globals_argv(const char *dump_command, const char *db, int with_passwords,
+                           ob_err *err)
+{
+    char **words;
+    size_t n;
+    if (proc_split(dump_command ? dump_command : "pg_dump", &words, &n, err) < 0)
+        return NULL;
+    size_t len = strlen(words[n - 1]);
+    if (len < 7 || strcmp(words[n - 1] + len - 7, "pg_dump") != 0) {
+        proc_argv_free(words);
+        return NULL;
+    }
+    char *all = ob_xasprintf("%sall", words[n - 1]);
+    free(words[n - 1]);
+    words[n - 1] = all;
+    words = ob_xrealloc(words, (n + 4) * sizeof *words);
+    words[n++] = ob_xstrdup("--globals-only");
+    words[n++] = ob_xasprintf("--database=%s", db);
+    if (!with_passwords)
+        words[n++] = ob_xstrdup("--no-role-passwords");
+    words[n] = NULL;
+    return words;
+}
+
+int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *err)
+{
+    *out = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char **env = conn_env(o->conninfo, err);
+    if (!env)
+        return -1;
+    PGconn *conn = pg_connect(o->conninfo, NULL, err);
+    if (!conn) {
+        env_free(env);
+        return -1;
+    }
+    int rc = -1;
+    char *snapname = NULL, *dbsize = NULL, *dump_version = NULL;
+    char **argv = NULL, **gargv = NULL;
+    repo_writer *w = NULL;
+    snapshot *snap = NULL;
+    uint8_t *buf = NULL;
+    tree t;
+    tree_init(&t);
+    count_job cj = {conn, json_object(), OB_ERR_INIT, 0};
+    pthread_t counter;
+    int counting = 0;
+    const char *db = PQdb(conn);
+
+    /* The transaction whose snapshot both pg_dump and our counts see. */
+    if (pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0)
+        goto out;
+    if (!(snapname = pg_value(conn, "SELECT pg_export_snapshot()", err)) ||
+        !(dbsize = pg_value(conn, "SELECT pg_database_size(current_database())", err)))
+        goto out;
+    char *owner = pg_value(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+                                 "datname = current_database()", err);
+    char *encoding = owner ? pg_value(conn, "SELECT pg_encoding_to_char(encoding) || '|' || "
+                                            "datcollate || '|' || datctype FROM pg_database "
+                                            "WHERE datname = current_database()", err)
+                           : NULL;
+    if (!owner || !encoding) {
+        free(owner);
+        free(encoding);
+        goto out;
+    }
+
+    dump_version = tool_version(o->dump_command, "pg_dump", env);
+    char *snaparg = ob_xasprintf("--snapshot=%s", snapname);
+    char *dbarg = ob_xasprintf("--dbname=%s", db);
+    char *extra[] = {"--format=custom", "--compress=0", snaparg, dbarg, NULL};
+    argv = build_argv(o->dump_command, "pg_dump", extra, err);
+    free(snaparg);
+    free(dbarg);
+    if (!argv) {
+        free(owner);
+        free(encoding);
+        goto out;
+    }
+
+    snap = snapshot_new("db");
+    if (o->set) {
+        free(snap->set);
+        snap->set = ob_xstrdup(o->set);
+    }
+    snapshot_add_path(snap, db);
+    for (size_t i = 0; i < o->ntags; i++)
+        snapshot_add_tag(snap, o->tags[i]);
+    if (o->time_sec) {
+        snap->time_sec = o->time_sec;
+        snap->time_nsec = 0;
+    }
+    snap->extra = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "database", db,
+                            "server_version", PQparameterStatus(conn, "server_version"),
+                            "pg_dump_version", dump_version, "database_size",
+                            (json_int_t)strtoll(dbsize, NULL, 10), "owner", owner, "encoding",
+                            encoding, "format", "custom");
+    free(owner);
+    free(encoding);
+
+    if (repo_writer_new(r, o->nthreads, &w, err) < 0)
+        goto out;
+    const chunker *ck = repo_chunker(r, REPO_CHUNK_DB);
+    size_t buf_cap = 2 * (size_t)chunker_get_params(ck)->max_size;
+    buf = ob_xmalloc(buf_cap);
+
+    /* Count while pg_dump runs: the counting thread owns conn meanwhile. */
+    if (pthread_create(&counter, NULL, count_tables, &cj) != 0) {
+        ob_err_set(err, OB_EFAIL, "cannot start the row-counting thread");
+        goto out;
+    }
+    counting = 1;
+    uint64_t dump_bytes = 0, globals_bytes = 0;
+    tree_node *dn = add_stream_node(&t, PG_DUMP_NAME);
+    int drc = dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, err);
+    pthread_join(counter, NULL);
+    counting = 0;
+    if (drc < 0)
+        goto out;
+    if (cj.failed) {
+        ob_err_move(err, &cj.err);
+        ob_err_prefix(err, "counting rows");
+        goto out;
+    }
+    /* pg_dump has its own snapshot copy; ours may end now. */
+    pg_exec(conn, "COMMIT", err);
+    ob_err_clear(err);
+
+    int globals = 0;
+    for (int with_pw = 1; with_pw >= 0 && !globals; with_pw--) {
+        gargv = globals_argv(o->dump_command, db, with_pw, err);
+        if (!gargv) {
+            if (err->code != OB_OK)
+                goto out;
+            ob_warn("the dump command does not end in pg_dump: cluster globals (roles) are not "
+                    "stored");
+            break;
+        }
+        tree_node *gn = add_stream_node(&t, PG_GLOBALS_NAME);
+        ob_err ge = OB_ERR_INIT;
+        if (dump_to_node(w, ck, buf, buf_cap, gargv, env, "pg_dumpall --globals-only", gn,
+                         &globals_bytes, &ge) == 0) {
+            globals = 1;
+            if (!with_pw)
+                ob_warn("role passwords are not stored: reading them needs a superuser (%s)",
+                        "pg_authid");
+        } else {
+            /* Drop the half node and retry without passwords. */
+            tree_node_free(gn);
+            t.n--;
+            if (!with_pw)
+                ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&ge));
+        }
+        ob_err_clear(&ge);
+        proc_argv_free(gargv);
+        gargv = NULL;
+    }
+
+    if (treeio_save(w, &t, snap->tree, err) < 0 || repo_writer_flush(w, err) < 0)
+        goto out;
+    repo_writer_stats ws;
+    repo_writer_get_stats(w, &ws);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    snap->stats.files = globals ? 2 : 1;
+    snap->stats.bytes = dump_bytes + globals_bytes;
+    snap->stats.bytes_added = ws.bytes_added;
+    snap->stats.bytes_stored = ws.bytes_stored;
+    snap->stats.blobs_added = ws.blobs_added;
+    snap->stats.duration = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    json_object_set(snap->extra, "tables", cj.tables);
+    json_object_set_new(snap->extra, "dump_bytes", json_integer((json_int_t)dump_bytes));
+    json_object_set_new(snap->extra, "globals", json_boolean(globals));
+    if (snapshot_save(r, snap, err) < 0)
+        goto out;
+    *out = snap;
+    snap = NULL;
+    rc = 0;
+out:
+    if (counting)
+        pthread_join(counter, NULL);
+    ob_err_clear(&cj.err);
+    json_decref(cj.tables);
+    repo_writer_free(w);
+    free(buf);
+    tree_free(&t);
+    snapshot_free(snap);
+    proc_argv_free(argv);
+    proc_argv_free(gargv);
+    free(snapname);
+    free(dbsize);
+    free(dump_version);
+    env_free(env);
+    PQfinish(conn);
+    return rc;
+}
+
+/* ---- restore --------------------------------------------------------- */
+
+static int find_stream(repo *r, const snapshot *s, const char *name, tree *t,
+                       const tree_node **out, ob_err *err)
+{
+    if (treeio_load(r, s->tree, t, err) < 0)
+        return -1;
+    *out = tree_find(t, name, strlen(name));
+    if (!*out || (*out)->type != TREE_FILE)
+        return ob_err_set(err, OB_ECORRUPT, "snapshot %.8s has no %s: is it a db snapshot?",
+                          s->id, name);
+    return 0;
+}
+
+static int db_exists(PGconn *c, const char *name, int *exists, ob_err *err)
+{
+    char *lit = quote_literal(c, name);
+    char *sql = ob_xasprintf("SELECT count(*) FROM pg_database WHERE datname = %s", lit);
+    char *v = pg_value(c, sql, err);
+    free(sql);
+    free(lit);
+    if (!v)
+        return -1;
+    *exists = strcmp(v, "0") != 0;
+    free(v);
+    return 0;
+}
+
+static int drop_db(PGconn *c, const char *name, ob_err *err)
+{
+    char *id = quote_ident(c, name);
+    char *sql = ob_xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", id);
+    int rc = pg_exec(c, sql, err);
+    free(sql);
+    free(id);
+    return rc;
+}
+
+/* Create the new database like the original (owner, encoding, locale)
+ * where this server allows, else with the server's defaults. */
+static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err)
+{
+    char *id = quote_ident(c, name);
+    json_t *x = s->extra;
+    const char *owner = json_string_value(json_object_get(x, "owner"));
+    const char *enc = json_string_value(json_object_get(x, "encoding"));
+    ob_buf sql = OB_BUF_INIT;
+    ob_buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0", id);
+    if (enc) {
+        char *parts = ob_xstrdup(enc), *save = NULL;
+        char *e = strtok_r(parts, "|", &save), *coll = strtok_r(NULL, "|", &save),
+             *ctype = strtok_r(NULL, "|", &save);
+        if (e && coll && ctype) {
+            char *le = quote_literal(c, e), *lc = quote_literal(c, coll),
+                 *lt = quote_literal(c, ctype);
+            ob_buf_printf(&sql, " ENCODING %s LC_COLLATE %s LC_CTYPE %s", le, lc, lt);
+            free(le);
+            free(lc);
+            free(lt);
+        }
+        free(parts);
+    }
+    size_t base_len = sql.len;
+    if (owner && *owner) {
+        char *oid = quote_ident(c, owner);
+        ob_buf_printf(&sql, " OWNER %s", oid);
+        free(oid);
+    }
+    ob_err e1 = OB_ERR_INIT;
+    int rc = pg_exec(c, (const char *)sql.data, &e1);
+    if (rc < 0) {
+        /* The owner role may not exist here (yet): fall back. */
+        sql.len = base_len;
+        sql.data[sql.len] = 0;
+        rc = pg_exec(c, (const char *)sql.data, err);
+        if (rc == 0)
+            ob_warn("database %s created without its original owner: %s", name,
+                    ob_err_msg(&e1));
+    }
+    ob_err_clear(&e1);
+    ob_buf_free(&sql);
+    free(id);
+    return rc;
+}
+
+/* Feed a stored stream to a command's stdin; the command must exit 0. */
+static int stream_to_command(repo *r, const tree_node *n, char **argv, char **env,
+                             const char *what, ob_err *err)
+{
+    proc_opts po = {argv, env, 1, 0};
+    proc *p;
+    if (proc_start(&po, &p, err) < 0)
+        return -1;
+    ob_err werr = OB_ERR_INIT;
+    int wrc = stream_restore(r, n, proc_stdin(p), what, NULL, &werr);
+    int code = 0;
+    int rc = proc_wait(p, &code, err);
+    if (rc == 0 && code != 0) {
+        const char *msg = proc_stderr(p);
+        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
+                        *msg ? ": " : "", msg);
+    } else if (rc == 0 && wrc < 0) {
+        ob_err_move(err, &werr);
+        rc = -1;
+    }
+    ob_err_clear(&werr);
+    proc_free(p);
+    return rc;
+}
+
+static char *timestamp_suffix(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    return ob_xasprintf("%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* NAME + suffix within PostgreSQL's 63-byte identifier limit. */
+static char *db_name_with(const char *name, const char *suffix)
+{
+    size_t room = 63 - strlen(suffix);
+    return ob_xasprintf("%.*s%s", (int)(strlen(name) < room ? strlen(name) : room), name, suffix);
+}
+
+static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PGconn *admin,
+                        char **env, const char *newdb, ob_err *err)
+{
+    tree t;
+    tree_init(&t);
+    const tree_node *dump = NULL, *globals = NULL;
+    int rc = find_stream(r, s, PG_DUMP_NAME, &t, &dump, err);
+    if (rc < 0) {
+        tree_free(&t);
+        return -1;
+    }
+    globals = tree_find(&t, PG_GLOBALS_NAME, strlen(PG_GLOBALS_NAME));
+    if (o->roles) {
+        if (!globals) {
+            rc = ob_err_set(err, OB_EUSAGE, "snapshot %.8s holds no globals (roles)", s->id);
+        } else {
+            /* Roles that already exist make psql report errors and go on:
+             * that is the point (existing roles are kept). */
+            char *extra[] = {"-X", "-q", "-d", "postgres", "-f", "-", NULL};
+            char **argv = build_argv(NULL, "psql", extra, err);
+            rc = argv ? stream_to_command(r, globals, argv, env, "psql (roles)", err) : -1;
+            proc_argv_free(argv);
+        }
+    }
+    if (rc == 0)
+        rc = create_db(admin, newdb, s, err);
+    if (rc < 0) {
+        tree_free(&t);
+        return -1;
+    }
+    char *dbarg = ob_xasprintf("--dbname=%s", newdb);
+    char *tmpfile = NULL;
+    if (o->jobs > 1 && !o->restore_command) {
+        /* Parallel pg_restore needs a seekable archive. */
+        const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        tmpfile = ob_xasprintf("%s/opsbackup-restore-XXXXXX", tmpdir);
+        int fd = mkstemp(tmpfile);
+        if (fd < 0) {
+            rc = ob_err_errno(err, errno, "creating a temporary file in %s for parallel restore",
+                              tmpdir);
+        } else {
+            rc = stream_restore(r, dump, fd, tmpfile, NULL, err);
+            close(fd);
+        }
+        if (rc == 0) {
+            char *jarg = ob_xasprintf("--jobs=%d", o->jobs);
+            char *extra[] = {dbarg, "--exit-on-error", "--no-password", jarg, tmpfile, NULL};
+            char **argv = build_argv(NULL, "pg_restore", extra, err);
+            int code = 0;
+            char *msg = NULL;
+            rc = argv ? proc_run(argv, env, &code, &msg, err) : -1;
+            if (rc == 0 && code != 0)
+                rc = ob_err_set(err, OB_EFAIL, "pg_restore failed (exit status %d): %s", code,
+                                msg ? msg : "");
+            free(msg);
+            free(jarg);
+            proc_argv_free(argv);
+        }
+        unlink(tmpfile);
+        free(tmpfile);
+    } else {
+        char *extra[] = {dbarg, "--exit-on-error", "--no-password", NULL};
+        char **argv = build_argv(o->restore_command, "pg_restore", extra, err);
+        rc = argv ? stream_to_command(r, dump, argv, env, "pg_restore", err) : -1;
+        proc_argv_free(argv);
+    }
+    free(dbarg);
+    tree_free(&t);
+    if (rc < 0) {
+        /* Never leave a half-restored database behind. */
+        ob_err e = OB_ERR_INIT;
+        if (drop_db(admin, newdb, &e) < 0)
+            ob_warn("could not drop the incomplete database %s: %s", newdb, ob_err_msg(&e));
+        ob_err_clear(&e);
+        return -1;
+    }
+    return 0;
+}
+
+/* Swap new into live's name in one transaction, keeping live as old. */
+static int swap_databases(PGconn *c, const char *live, const char *newdb, const char *old,
+                          ob_err *err)
+{
+    char *l = quote_ident(c, live), *n = quote_ident(c, newdb), *o = quote_ident(c, old);
+    char *lit = quote_literal(c, live);
+    char *noconn = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", l);
+    char *kick = ob_xasprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                              "datname = %s AND pid <> pg_backend_pid()",
+                              lit);
+    char *left = ob_xasprintf("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                              "pid <> pg_backend_pid()",
+                              lit);
+    char *swap = ob_xasprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO "
+                              "%s; COMMIT",
+                              l, o, n, l);
+    char *reallow = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", o);
+    char *undo = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", l);
+    int rc = pg_exec(c, noconn, err);
+    if (rc == 0) {
+        /* Sessions get up to 10 s to go after being asked. */
+        for (int i = 0; i < 100 && rc == 0; i++) {
+            ob_err e = OB_ERR_INIT;
+            pg_exec(c, kick, &e);
+            ob_err_clear(&e);
+            char *v = pg_value(c, left, err);
+            if (!v) {
+                rc = -1;
+                break;
+            }
+            int done = strcmp(v, "0") == 0;
+            free(v);
+            if (done)
+                break;
+            usleep(100000);
+        }
+        if (rc == 0)
+            rc = pg_exec(c, swap, err);
+        if (rc < 0) {
+            ob_err e = OB_ERR_INIT;
+            pg_exec(c, "ROLLBACK", &e);
+            pg_exec(c, undo, &e);
+            ob_err_clear(&e);
+        } else {
+            ob_err e = OB_ERR_INIT;
+            if (pg_exec(c, reallow, &e) < 0)
+                ob_warn("%s", ob_err_msg(&e));
+            ob_err_clear(&e);
+        }
+    }
+    free(l);
+    free(n);
+    free(o);
+    free(lit);
+    free(noconn);
+    free(kick);
+    free(left);
+    free(swap);
+    free(reallow);
+    free(undo);
+    return rc;
+}
+
+int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
+                       pg_restore_result *res, ob_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (strcmp(s->kind, "db") != 0)
+        return ob_err_set(err, OB_EUSAGE, "snapshot %.8s is a %s snapshot, not db", s->id,
+                          s->kind);
+    if (!!o->target_db == !!o->replace)
+        return ob_err_set(err, OB_EUSAGE, "give exactly one of --target-db NAME and --replace");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (repo_load_index(r, err) < 0)
+        return -1;
+    char **env = conn_env(o->conninfo, err);
+    if (!env)
+        return -1;
+    PGconn *admin = pg_connect(o->conninfo, "postgres", err);
+    if (!admin) {
+        env_free(env);
+        return -1;
+    }
+    int rc = -1, exists = 0;
+    char *live = NULL, *newdb = NULL, *old = NULL, *suffix = timestamp_suffix();
+    if (o->replace) {
+        /* The database to replace: the conninfo's, else the snapshot's. */
+        char *msg = NULL;
+        PQconninfoOption *opts = o->conninfo ? PQconninfoParse(o->conninfo, &msg) : NULL;
+        PQfreemem(msg);
+        for (PQconninfoOption *x = opts; x && x->keyword; x++)
+            if (strcmp(x->keyword, "dbname") == 0 && x->val && *x->val)
+                live = ob_xstrdup(x->val);
+        PQconninfoFree(opts);
+        if (!live) {
+            const char *d = json_string_value(json_object_get(s->extra, "database"));
+            live = ob_xstrdup(d ? d : "");
+        }
+        char *sfx_new = ob_xasprintf("_restore_%s", suffix);
+        char *sfx_old = ob_xasprintf("_before_restore_%s", suffix);
+        newdb = db_name_with(live, sfx_new);
+        old = db_name_with(live, sfx_old);
+        free(sfx_new);
+        free(sfx_old);
+        if (db_exists(admin, live, &exists, err) < 0)
+            goto out;
+        if (!exists) {
+            ob_err_set(err, OB_ENOTFOUND,
+                       "database %s does not exist, so there is nothing to replace; use "
+                       "--target-db %s",
+                       live, live);
+            goto out;
+        }
+    } else {
+        newdb = ob_xstrdup(o->target_db);
+    }
+    if (db_exists(admin, newdb, &exists, err) < 0)
+        goto out;
+    if (exists) {
+        ob_err_set(err, OB_EEXIST,
+                   "database %s already exists; choose another --target-db, or use --replace",
+                   newdb);
+        goto out;
+    }
+    if (restore_into(r, s, o, admin, env, newdb, err) < 0)
+        goto out;
+    if (o->replace) {
+        if (swap_databases(admin, live, newdb, old, err) < 0) {
+            ob_err_prefix(err, "restored into %s, but could not swap it with %s (the live "
+                               "database is unchanged)",
+                          newdb, live);
+            ob_err e = OB_ERR_INIT;
+            drop_db(admin, newdb, &e);
+            ob_err_clear(&e);
+            goto out;
+        }
+        res->database = live;
+        res->previous = old;
+        live = old = NULL;
+    } else {
+        res->database = newdb;
+        newdb = NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    rc = 0;
+out:
+    free(live);
+    free(newdb);
+    free(old);
+    free(suffix);
+    env_free(env);
+    PQfinish(admin);
+    return rc;
+}
+
+void pg_restore_result_free(pg_restore_result *res)
+{
+    free(res->database);
+    free(res->previous);
+    memset(res, 0, sizeof *res);
+}
+
+/* ---- verify ---------------------------------------------------------- */
+
+static json_t *run_check(PGconn *c, const char *sql, int *ok)
+{
+    PGresult *r = PQexec(c, sql);
+    json_t *o = json_pack("{s:s}", "sql", sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        json_object_set_new(o, "error", json_string(m));
+        json_object_set_new(o, "ok", json_false());
+        free(m);
+        *ok = 0;
+    } else {
+        json_t *rows = json_array();
+        for (int i = 0; i < PQntuples(r) && i < 100; i++) {
+            json_t *row = json_array();
+            for (int k = 0; k < PQnfields(r); k++)
+                json_array_append_new(row, PQgetisnull(r, i, k) ? json_null()
+                                                                : json_string(PQgetvalue(r, i, k)));
+            json_array_append_new(rows, row);
+        }
+        json_object_set_new(o, "result", rows);
+        json_object_set_new(o, "ok", json_true());
+        *ok = 1;
+    }
+    PQclear(r);
+    return o;
+}
+
+int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **check_sql,
+                      size_t nchecks, pg_verify_result *res, ob_err *err)
+{
+    memset(res, 0, sizeof *res);
+    json_t *expected = json_object_get(s->extra, "tables");
+    if (!json_is_object(expected))
+        return ob_err_set(err, OB_ECORRUPT, "snapshot %.8s records no table row counts",
+                          s->id);
+    res->database = ob_xasprintf("opsbackup_verify_%ld_%ld", (long)getpid(), (long)time(NULL));
+    pg_restore_opts ro = {conninfo, res->database, 0, 1, 0, NULL, 1};
+    pg_restore_result rr;
+    if (pg_logical_restore(r, s, &ro, &rr, err) < 0)
+        return ob_err_prefix(err, "verify: restoring into a throwaway database");
+    res->restore_seconds = rr.seconds;
+    pg_restore_result_free(&rr);
+
+    int rc = 0;
+    PGconn *c = pg_connect(conninfo, res->database, err);
+    if (!c) {
+        rc = -1;
+    } else {
+        res->tables = json_object();
+        const char *key;
+        json_t *val;
+        json_object_foreach(expected, key, val)
+        {
+            const char *dot = strchr(key, '.');
+            json_int_t want = json_integer_value(val), got = -1;
+            if (dot) {
+                char *ns = ob_xstrndup(key, (size_t)(dot - key));
+                char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
+                char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
+                ob_err e = OB_ERR_INIT;
+                char *v = pg_value(c, sql, &e);
+                if (v)
+                    got = strtoll(v, NULL, 10);
+                ob_err_clear(&e);
+                free(v);
+                free(sql);
+                free(qn);
+                free(qr);
+                free(ns);
+            }
+            if (got != want)
+                res->mismatches++;
+            json_object_set_new(res->tables, key,
+                                json_pack("{s:I, s:I, s:b}", "expected", want, "actual", got, "ok",
+                                          got == want));
+        }
+        res->checks = json_array();
+        for (size_t i = 0; i < nchecks; i++) {
+            int ok = 0;
+            json_array_append_new(res->checks, run_check(c, check_sql[i], &ok));
+            if (!ok)
+                res->mismatches++;
+        }
+        PQfinish(c);
+    }
+    PGconn *admin = pg_connect(conninfo, "postgres", err);
+    ob_err e = OB_ERR_INIT;
+    if (!admin || drop_db(admin, res->database, &e) < 0)
+        ob_warn("could not drop the throwaway database %s: %s", res->database,
+                admin ? ob_err_msg(&e) : ob_err_msg(err));
+    ob_err_clear(&e);
+    PQfinish(admin);
+    return rc;
+}
+
+void pg_verify_result_free(pg_verify_result *res)
+{
+    json_decref(res->tables);
+    json_decref(res->checks);
+    free(res->database);
+    memset(res, 0, sizeof *res);
+}
