@@ -79,8 +79,8 @@ int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
         case GOPT_KDF_N: {
             char *end;
             long long n = strtoll(optarg, &end, 10);
-            if (*end || n < 1024 || n > (1 << 24) || (n & (n - 1))) {
-                cli_usage(cmd, "--kdf-n must be a power of two between 1024 and 16777216");
+            if (*end || n < 1024 || n > (1 << 20) || (n & (n - 1))) {
+                cli_usage(cmd, "--kdf-n must be a power of two between 1024 and 1048576");
                 rc = -1;
             } else {
                 ctx->kdf_n = n;

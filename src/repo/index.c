@@ -188,8 +188,14 @@ void repo_index_merge(repo_index *ix)
         qsort(ix->sorted, ix->nsorted, sizeof *ix->sorted, entry_cmp);
         ix->sorted_dirty = 0;
     }
-    if (!ix->nrecent)
+    if (!ix->nrecent) {
+        /* Give back the growth slack of a bulk load (52 B per blob). */
+        if (ix->sorted_cap > ix->nsorted && ix->nsorted) {
+            ix->sorted = ob_xrealloc(ix->sorted, ix->nsorted * sizeof *ix->sorted);
+            ix->sorted_cap = ix->nsorted;
+        }
         return;
+    }
     size_t n = ix->nsorted + ix->nrecent;
     if (n > ix->sorted_cap) {
         ix->sorted_cap = n;

@@ -93,8 +93,9 @@ int repo_key_unwrap(const uint8_t *json, size_t len, const char *password,
         ob_err_set(err, OB_ECORRUPT, "key slot has an unsupported version or bad encoding");
         goto out;
     }
-    /* Refuse absurd parameters a hostile slot could use to exhaust memory. */
-    if (n < 2 || (n & (n - 1)) || n > (1 << 24) || r < 1 || r > 32 || p < 1 || p > 16) {
+    /* Refuse parameters a hostile slot could use to exhaust memory or time
+     * on every open: at most 1 GiB (128 * N * r) and p <= 4. */
+    if (n < 2 || (n & (n - 1)) || n > (1 << 20) || r < 1 || r > 8 || p < 1 || p > 4) {
         ob_err_set(err, OB_ECORRUPT, "key slot has out-of-range scrypt parameters");
         goto out;
     }

@@ -146,7 +146,7 @@ int pack_open_blob(const repo *r, const uint8_t salt[32], const index_entry *e,
     ob_buf_free(&plain);
     if (rc == 0) {
         uint8_t id[OB_ID_LEN];
-        repo_blob_id(r, out->data, out->len, id);
+        repo_blob_id(r, (int)INDEX_TYPE(e->meta), out->data, out->len, id);
         if (memcmp(id, e->id, OB_ID_LEN) != 0)
             rc = ob_err_set(err, OB_ECORRUPT, "content does not match its blob ID");
     }

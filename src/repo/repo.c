@@ -45,9 +45,16 @@ void repo_master_key(const repo *r, uint8_t out[64])
     memcpy(out + 32, r->mac_key, 32);
 }
 
-void repo_blob_id(const repo *r, const void *data, size_t len, uint8_t id[OB_ID_LEN])
+void repo_blob_id(const repo *r, int type, const void *data, size_t len, uint8_t id[OB_ID_LEN])
 {
-    ob_hmac_sha256(r->mac_key, data, len, id);
+    ob_hmac_sha256(type == REPO_BLOB_TREE ? r->tree_mac_key : r->mac_key, data, len, id);
+}
+
+static void repo_set_master(repo *r, const uint8_t master[REPO_MASTER_LEN])
+{
+    memcpy(r->enc_key, master, 32);
+    memcpy(r->mac_key, master + 32, 32);
+    ob_kdf(r->mac_key, "opsbackup-v1 tree id", NULL, 0, r->tree_mac_key);
 }
 
 void repo_pack_key(const repo *r, const uint8_t salt[32], uint8_t key[OB_KEY_LEN])
@@ -235,6 +242,7 @@ static repo *repo_alloc(storage *st)
 {
     repo *r = ob_xcalloc(1, sizeof *r);
     r->st = st;
+    pthread_mutex_init(&r->index_mu, NULL);
     return r;
 }
 
@@ -294,8 +302,7 @@ int repo_init(storage *st, const char *password, const repo_kdf_params *kdf, cha
         return -1;
     repo *r = repo_alloc(st);
     ob_hex(idraw, sizeof idraw, r->id);
-    memcpy(r->enc_key, master, 32);
-    memcpy(r->mac_key, master + 32, 32);
+    repo_set_master(r, master);
 
     int rc = -1;
     ob_buf key = OB_BUF_INIT, cfg = OB_BUF_INIT;
@@ -340,8 +347,9 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     }
     repo *r = repo_alloc(st);
     uint8_t master[REPO_MASTER_LEN];
-    int opened = 0, corrupt = 0;
-    ob_buf b = OB_BUF_INIT;
+    int opened = 0, corrupt = 0, foreign = 0;
+    ob_buf b = OB_BUF_INIT, cfg = OB_BUF_INIT;
+    ob_err cfg_err = OB_ERR_INIT;
     for (size_t i = 0; i < keys.n && !opened; i++) {
         ob_err e = OB_ERR_INIT;
         if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 ||
@@ -353,33 +361,49 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
             ob_err_clear(&e);
             continue;
         }
+        /* A slot that opens must also open this repository's config: a
+         * slot copied from another repository with the same password
+         * does not, and the next slot may. */
+        repo_set_master(r, master);
+        ob_wipe(master, sizeof master);
+        ob_err_clear(&cfg_err);
+        if (repo_get_object(r, "config", REPO_OBJ_CONFIG, &cfg, &cfg_err) < 0 ||
+            config_decode(r, cfg.data, cfg.len, &cfg_err) < 0) {
+            if (cfg_err.code != OB_ECORRUPT)
+                break; /* storage trouble: report it */
+            foreign++;
+            continue;
+        }
         const char *base = strrchr(keys.v[i], '/');
         r->key_id = ob_xstrdup(base ? base + 1 : keys.v[i]);
         opened = 1;
     }
     ob_buf_free(&b);
+    ob_buf_free(&cfg);
     size_t nkeys = keys.n;
     name_list_free(&keys);
     if (!opened) {
         repo_close(r);
+        if (cfg_err.code != OB_OK && cfg_err.code != OB_ECORRUPT) {
+            ob_err_move(err, &cfg_err);
+            return ob_err_prefix(err, "reading repository config");
+        }
+        if (foreign && cfg_err.code == OB_ECORRUPT && (size_t)foreign == nkeys - (size_t)corrupt) {
+            int rc = ob_err_set(err, OB_ECORRUPT,
+                                "the password opens a key slot of %s, but not its config: the "
+                                "config is damaged or the slot belongs to another repository (%s)",
+                                st->url, ob_err_msg(&cfg_err));
+            ob_err_clear(&cfg_err);
+            return rc;
+        }
+        ob_err_clear(&cfg_err);
         if (corrupt == (int)nkeys)
             return ob_err_set(err, OB_ECORRUPT, "no key slot of %s could be read", st->url);
         return ob_err_set(err, OB_EAUTH,
                           "wrong password: none of the %zu key slot(s) of %s opens with it",
                           nkeys, st->url);
     }
-    memcpy(r->enc_key, master, 32);
-    memcpy(r->mac_key, master + 32, 32);
-    ob_wipe(master, sizeof master);
-
-    ob_buf cfg = OB_BUF_INIT;
-    if (repo_get_object(r, "config", REPO_OBJ_CONFIG, &cfg, err) < 0 ||
-        config_decode(r, cfg.data, cfg.len, err) < 0) {
-        ob_buf_free(&cfg);
-        repo_close(r);
-        return ob_err_prefix(err, "reading repository config");
-    }
-    ob_buf_free(&cfg);
+    ob_err_clear(&cfg_err);
     *out = r;
     return 0;
 }
@@ -390,6 +414,8 @@ void repo_close(repo *r)
         return;
     ob_wipe(r->enc_key, sizeof r->enc_key);
     ob_wipe(r->mac_key, sizeof r->mac_key);
+    ob_wipe(r->tree_mac_key, sizeof r->tree_mac_key);
+    pthread_mutex_destroy(&r->index_mu);
     chunker_free(r->chunkers[0]);
     chunker_free(r->chunkers[1]);
     repo_index_free(r->index);
@@ -399,10 +425,18 @@ void repo_close(repo *r)
 
 /* ---- index and blobs ------------------------------------------------- */
 
+static int load_index_locked(repo *r, ob_err *err);
+
 int repo_load_index(repo *r, ob_err *err)
 {
-    if (r->index)
-        return 0;
+    pthread_mutex_lock(&r->index_mu);
+    int rc = r->index ? 0 : load_index_locked(r, err);
+    pthread_mutex_unlock(&r->index_mu);
+    return rc;
+}
+
+static int load_index_locked(repo *r, ob_err *err)
+{
     name_list names = {0};
     if (storage_list(r->st, "index/", name_list_add, &names, err) < 0)
         return ob_err_prefix(err, "listing index files");

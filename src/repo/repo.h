@@ -68,8 +68,10 @@ uint32_t repo_pack_size(const repo *r);
 
 enum { REPO_CHUNK_FILES = 0, REPO_CHUNK_DB = 1 };
 
-/* Blob ID: HMAC-SHA-256 of the plaintext under the repository's MAC key. */
-void repo_blob_id(const repo *r, const void *data, size_t len, uint8_t id[OB_ID_LEN]);
+/* Blob ID: HMAC-SHA-256 of the plaintext under the repository's MAC key
+ * for data blobs, and under a key derived from it for trees, so a file
+ * whose bytes happen to equal a tree's encoding is a different blob. */
+void repo_blob_id(const repo *r, int type, const void *data, size_t len, uint8_t id[OB_ID_LEN]);
 
 /* Encrypted objects (config, index, snapshot, lock).  put names the object
  * "<dir>/<sha256 of stored bytes>" and returns that hex ID when id_hex is

@@ -5,6 +5,8 @@
 #ifndef OB_REPO_INTERNAL_H
 #define OB_REPO_INTERNAL_H
 
+#include <pthread.h>
+
 #include "repo/repo.h"
 
 #define REPO_MASTER_LEN 64 /* 32 encryption + 32 MAC */
@@ -15,6 +17,8 @@ struct repo {
     char *key_id;
     uint8_t enc_key[OB_KEY_LEN];
     uint8_t mac_key[OB_KEY_LEN];
+    uint8_t tree_mac_key[OB_KEY_LEN]; /* ob_kdf(mac_key, "opsbackup-v1 tree id") */
+    pthread_mutex_t index_mu;         /* guards the lazy index load */
     chunker *chunkers[2];
     int compression_level;
     uint32_t pack_size;

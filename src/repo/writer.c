@@ -48,6 +48,7 @@ struct repo_writer {
     int pack_open;
     pthread_t *threads;
     int nthreads;
+    int dirty;               /* entries added since the last successful flush */
     repo_writer_stats stats;
 };
 
@@ -243,7 +244,7 @@ int repo_writer_has(repo_writer *w, const uint8_t id[OB_ID_LEN])
 int repo_writer_add(repo_writer *w, int type, const void *data, size_t len,
                     uint8_t id[OB_ID_LEN], int *added, ob_err *err)
 {
-    repo_blob_id(w->r, data, len, id);
+    repo_blob_id(w->r, type, data, len, id);
     if (added)
         *added = 0;
     pthread_mutex_lock(&w->mu);
@@ -267,6 +268,7 @@ int repo_writer_add(repo_writer *w, int type, const void *data, size_t len,
     ph.pack = INDEX_PACK_PENDING;
     ph.meta = INDEX_META(0, 0, type);
     repo_index_add(w->ix, &ph);
+    w->dirty = 1;
     while (w->queued_bytes > 0 && w->queued_bytes + len > w->max_queue_bytes &&
            w->err.code == OB_OK)
         pthread_cond_wait(&w->cv_space, &w->mu);
@@ -325,6 +327,7 @@ int repo_writer_flush(repo_writer *w, ob_err *err)
         /* Everything is sealed and recorded: fold the session's entries
          * into the compact sorted array (index.h). */
         repo_index_merge(w->ix);
+        w->dirty = 0;
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
@@ -358,6 +361,11 @@ void repo_writer_free(repo_writer *w)
     if (w->pack_open)
         pack_builder_free(&w->pack);
     repo_index_free(w->unrecorded);
+    /* Entries of blobs that were never durably recorded must not make a
+     * later writer on the same repo believe they are stored: drop the
+     * in-memory index so it reloads from what is really there. */
+    if (w->dirty)
+        repo_set_index(w->r, NULL);
     ob_err_clear(&w->err);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv_work);
