@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +73,26 @@ static int lock_read(repo *r, const char *name, lock_info *li, ob_err *err)
     return 0;
 }
 
+/* Has process pid ended?  A zombie (ended, not yet reaped by its parent)
+ * has ended too, though kill(pid, 0) still finds it. */
+static int process_gone(long pid)
+{
+    if (kill((pid_t)pid, 0) < 0)
+        return errno == ESRCH;
+    char *path = ob_xasprintf("/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f)
+        return 0;
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')'. */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
 static int lock_is_stale(const lock_info *li)
 {
     int64_t now;
@@ -81,7 +102,7 @@ static int lock_is_stale(const lock_info *li)
     char *host = ob_hostname();
     int same_host = strcmp(host, li->host) == 0;
     free(host);
-    if (same_host && li->pid > 0 && kill((pid_t)li->pid, 0) < 0 && errno == ESRCH)
+    if (same_host && li->pid > 0 && process_gone(li->pid))
         return 1;
     return 0;
 }
