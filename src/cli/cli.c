@@ -197,11 +197,13 @@ void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf)
         kdf->n = (uint64_t)ctx->kdf_n;
 }
 
-int cli_fail(cli_ctx *ctx, const ob_err *err)
+int cli_fail(cli_ctx *ctx, ob_err *err)
 {
     (void)ctx;
     fprintf(stderr, "opsbackup: error: %s\n", ob_err_msg(err));
-    return err->code == OB_EUSAGE ? CLI_USAGE : CLI_FAIL;
+    int rc = err->code == OB_EUSAGE ? CLI_USAGE : CLI_FAIL;
+    ob_err_clear(err);
+    return rc;
 }
 
 int cli_progress_enabled(const cli_ctx *ctx)

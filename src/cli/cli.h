@@ -68,8 +68,8 @@ void cli_password_free(char *pw);
 
 void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf);
 
-/* Print an error for the user and map it to an exit code. */
-int cli_fail(cli_ctx *ctx, const ob_err *err);
+/* Print an error for the user, map it to an exit code, and clear it. */
+int cli_fail(cli_ctx *ctx, ob_err *err);
 int cli_usage(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Progress shown on stderr only when it is a TTY and not --quiet/--json/--no-progress. */
