@@ -52,8 +52,16 @@ int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
               int (*on_opt)(int opt, const char *arg, void *ud), void *ud)
 {
     size_t ncmd = 0;
-    while (cmd_opts && cmd_opts[ncmd].name)
+    while (cmd_opts && cmd_opts[ncmd].name) {
+        /* A command option must not reuse a global short letter: getopt
+         * would hand it to the global handler below. */
+        if (strchr("crqvh", cmd_opts[ncmd].val) && !strchr(cmd_short ? cmd_short : "", cmd_opts[ncmd].val)) {
+            fprintf(stderr, "opsbackup: internal error: option --%s clashes with a global option\n",
+                    cmd_opts[ncmd].name);
+            return -1;
+        }
         ncmd++;
+    }
     struct option *all = calloc(ncmd + NGLOBAL + 1, sizeof *all);
     if (!all)
         return -1;

@@ -47,7 +47,7 @@ static int db_opt(int opt, const char *arg, void *ud)
     case 'x': a->replace = 1; break;
     case 'o': a->roles = 1; break;
     case 'l': a->logical = 1; break;
-    case 'q': push(&a->checks, &a->nchecks, arg); break;
+    case 'Q': push(&a->checks, &a->nchecks, arg); break;
     case 'j': {
         char *end;
         long j = strtol(arg, &end, 10);
@@ -74,7 +74,7 @@ static const struct option db_opts[] = {
     {"replace", no_argument, NULL, 'x'},
     {"roles", no_argument, NULL, 'o'},
     {"logical", no_argument, NULL, 'l'},
-    {"check-sql", required_argument, NULL, 'q'},
+    {"check-sql", required_argument, NULL, 'Q'},
     {"jobs", required_argument, NULL, 'j'},
     {0, 0, 0, 0},
 };

@@ -86,9 +86,11 @@ int proc_start(const proc_opts *o, proc **out, ob_err *err)
         dup2(o->pipe_stdout ? outp[1] : errfd, STDOUT_FILENO);
         dup2(errfd, STDERR_FILENO);
         execvpe(o->argv[0], o->argv, env);
-        const char msg[] = "cannot execute the command: ";
-        (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+        const char msg[] = "cannot execute ";
         const char *why = strerror(errno);
+        (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)!write(STDERR_FILENO, o->argv[0], strlen(o->argv[0]));
+        (void)!write(STDERR_FILENO, ": ", 2);
         (void)!write(STDERR_FILENO, why, strlen(why));
         _exit(127);
     }
