@@ -45,6 +45,7 @@ typedef struct hardlink {
 
 typedef struct restore_ctx {
     repo *r;
+    const snapshot *s;
     const files_restore_opts *o;
     files_restore_stats *st;
     int target_fd;
@@ -67,6 +68,14 @@ static int rdir_open(restore_ctx *c, rdir *d, ob_err *err)
         return 0;
     if (rdir_open(c, d->parent, err) < 0)
         return -1;
+    struct stat st;
+    if (fstatat(d->parent->fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+        !S_ISLNK(st.st_mode)) {
+        /* An older version had a file here; the snapshot has a directory.
+         * (A symlink is never replaced: see the refusal below.) */
+        if (unlinkat(d->parent->fd, d->name, 0) < 0)
+            return ob_err_errno(err, errno, "replacing %s with a directory", d->path);
+    }
     if (mkdirat(d->parent->fd, d->name, 0700) < 0 && errno != EEXIST)
         return ob_err_errno(err, errno, "creating directory %s", d->path);
     d->fd = openat(d->parent->fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -299,10 +308,45 @@ static int restore_special(restore_ctx *c, rdir *d, const tree_node *n, const ch
 
 static int restore_tree(restore_ctx *c, rdir *d, const uint8_t id[OB_ID_LEN], ob_err *err);
 
+/* Is snapshot path `path` one of the backed-up PATHs or below one?  Only
+ * there may --delete remove anything: the directories above a PATH hold
+ * other things that were never backed up. */
+static int inside_backed_up(const restore_ctx *c, const char *path)
+{
+    for (size_t i = 0; i < c->s->npaths; i++) {
+        const char *p = c->s->paths[i];
+        size_t n = strlen(p);
+        if (strcmp(p, "/") == 0 ||
+            (strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '/')))
+            return 1;
+    }
+    return 0;
+}
+
+/* Open an existing directory of the target chain without creating
+ * anything (for --delete under --dry-run); -1 if it does not exist. */
+static int rdir_peek(const rdir *d)
+{
+    if (d->fd >= 0)
+        return openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!d->parent)
+        return -1;
+    int pfd = rdir_peek(d->parent);
+    if (pfd < 0)
+        return -1;
+    int fd = openat(pfd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(pfd);
+    return fd;
+}
+
 /* --delete: remove entries of directory d that the snapshot lacks. */
 static int delete_extra(restore_ctx *c, rdir *d, const tree *t, ob_err *err)
 {
-    int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!inside_backed_up(c, d->path))
+        return 0;
+    int fd = rdir_peek(d);
+    if (fd < 0 && c->o->dry_run)
+        return 0; /* nothing there yet, so nothing to delete */
     if (fd < 0)
         return ob_err_errno(err, errno, "listing %s", d->path);
     DIR *dir = fdopendir(fd);
@@ -322,7 +366,7 @@ static int delete_extra(restore_ctx *c, rdir *d, const tree *t, ob_err *err)
         if (included(c, child)) {
             note(c, "delete", child);
             if (!c->o->dry_run)
-                rc = remove_entry(d->fd, de->d_name, child, err);
+                rc = remove_entry(dirfd(dir), de->d_name, child, err);
             c->st->deleted++;
         }
         free(child);
@@ -390,7 +434,7 @@ static int restore_tree(restore_ctx *c, rdir *d, const uint8_t id[OB_ID_LEN], ob
     int rc = treeio_load(c->r, id, &t, err);
     for (size_t i = 0; i < t.n && rc == 0; i++)
         rc = restore_node(c, d, &t.nodes[i], err);
-    if (rc == 0 && c->o->delete_extra && d->fd >= 0)
+    if (rc == 0 && c->o->delete_extra && (d->fd >= 0 || c->o->dry_run))
         rc = delete_extra(c, d, &t, err);
     if (rc == 0 && c->o->progress) {
         files_progress p = {c->st->files, c->st->dirs, c->st->bytes, 0, 0, 0, d->path};
@@ -409,6 +453,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     restore_ctx c;
     memset(&c, 0, sizeof c);
     c.r = r;
+    c.s = s;
     c.o = o;
     c.st = st;
     c.target_fd = -1;
@@ -418,6 +463,10 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
         c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (c.target_fd < 0)
             return ob_err_errno(err, errno, "opening target directory %s", o->target);
+    } else {
+        /* Read-only, so --delete --dry-run can list what it would remove;
+         * a dry run never creates or writes through it. */
+        c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
     rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd};
     int rc = restore_tree(&c, &root, s->tree, err);
