@@ -76,7 +76,6 @@ int main(int argc, char **argv)
      * would be a fresh mmap, page-faulted in and unmapped again.  Keep them
      * in the heap instead. */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     cli_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.prog = argv[0];

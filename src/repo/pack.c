@@ -55,7 +55,7 @@ int pack_builder_init(pack_builder *b, const repo *r, ob_err *err)
     memcpy(hdr + 8, b->salt, 32);
     /* Reserve the whole pack up front: growing a 16 MiB buffer by doubling
      * would copy it several times per pack. */
-    ob_buf_reserve(&b->data, repo_pack_size(r) + CHUNKER_FILES_MAX + 4096);
+    ob_buf_reserve(&b->data, repo_pack_size(r) + (1u << 20));
     ob_buf_append(&b->data, hdr, sizeof hdr);
     return 0;
 }

@@ -42,7 +42,7 @@ typedef struct repo_kdf_params {
     uint32_t r, p;
 } repo_kdf_params;
 
-/* Defaults: N = 2^17, r = 8, p = 1 (128 MiB, about 1 s here): paid once per
+/* Defaults: N = 2^15, r = 8, p = 3 (32 MiB, about 1 s here): paid once per
  * command, it makes each password guess cost the same. */
 void repo_kdf_default(repo_kdf_params *p);
 

@@ -218,7 +218,7 @@ int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
     pthread_cond_init(&w->cv_space, NULL);
     /* Enough queued work to keep every worker busy while the caller reads,
      * without holding more than a few chunks per thread in memory. */
-    w->max_queue_bytes = (size_t)nthreads * 4 * CHUNKER_FILES_MAX;
+    w->max_queue_bytes = (size_t)nthreads * 2 * CHUNKER_FILES_MAX;
     w->threads = ob_xcalloc((size_t)nthreads, sizeof *w->threads);
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
