@@ -1,0 +1,143 @@
+# bench/lib.sh — measurement and bookkeeping shared by every scenario.
+# Sourced by bench/run.sh; expects WORK, OUT, LOGS, TSV, OB, PWFILE set.
+#
+# One measured command = one row of $TSV:
+#   scenario step tool role status wall_s user_s sys_s cpu_s maxrss_kib
+#   bytes_added repo_bytes verify note
+# role: opsbackup | peer (restic, borg, pgbackrest: the tools to beat) |
+#       guide (the seed guide's own script: tar -czf, pg_dump -Z9, ...) |
+#       reference (a lower bound such as pg_dump > /dev/null).
+# status: ok | FAILED | not yet available.  verify: ok | FAILED | - (nothing
+# to verify, e.g. a backup step).
+
+TSV_HEADER="scenario	step	tool	role	status	wall_s	user_s	sys_s	cpu_s	maxrss_kib	bytes_added	repo_bytes	verify	note"
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Apparent size of a repository (file or directory), 0 if it does not exist.
+repo_bytes() {
+    if [ -e "$1" ]; then du -sb "$1" | cut -f1; else echo 0; fi
+}
+
+# Before a measured run: flush dirty pages left by the previous tool, then
+# either drop the page cache (BENCH_DROP_CACHES=1, cold reads; needs a
+# writable /proc/sys/vm/drop_caches) or read PATHs once so that every tool
+# starts from the same warm cache whatever its position in the row.
+cache_prepare() {
+    sync
+    if [ "${BENCH_DROP_CACHES:-0}" = 1 ]; then
+        echo 3 >/proc/sys/vm/drop_caches 2>/dev/null ||
+            log "warning: cannot drop caches (BENCH_DROP_CACHES=1 ignored)"
+        return 0
+    fi
+    local p
+    for p in "$@"; do
+        [ -e "$p" ] && find "$p" -type f -print0 | xargs -0 -r cat >/dev/null
+    done
+    return 0
+}
+
+tsv_row() { # fields...
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$TSV"
+}
+
+# A row for a tool that cannot run this scenario yet.
+record_unavailable() { # scenario step tool role note
+    tsv_row "$1" "$2" "$3" "$4" "not yet available" - - - - - - - - "$5"
+    log "$1/$2/$3: not yet available ($5)"
+}
+
+# measure SCENARIO STEP TOOL ROLE REPO VERIFY -- CMD...
+#   REPO   what grows: a repository directory or a directory of archives;
+#          "-" for nothing (restores, dumps to /dev/null).
+#   VERIFY a shell snippet evaluated after CMD succeeded (not timed); it
+#          must exit 0 for the row to pass.  "-" for none.
+# CMD runs under /usr/bin/time: wall (%e), user (%U), sys (%S) and max RSS
+# (%M, KiB) of CMD and every descendant it waited for (for a pipeline run
+# through `bash -c`, max RSS is that of its largest process).  Output goes
+# to $LOGS/SCENARIO-STEP-TOOL.log.  Never fails: a failure is a FAILED row.
+measure() {
+    local scen=$1 step=$2 tool=$3 role=$4 repo=$5 verify=$6
+    shift 6
+    [ "$1" = -- ] && shift
+    local logf="$LOGS/$scen-$step-$tool.log" tf="$LOGS/.time.$$"
+    local before after rc=0 status=ok vstatus=- note=""
+    before=$(repo_bytes "$repo")
+    log "$scen/$step/$tool: $*"
+    {
+        echo "# $(date -Is) $scen/$step/$tool"
+        printf '# %q ' "$@"
+        echo
+    } >"$logf"
+    if /usr/bin/time -f '%e %U %S %M' -o "$tf" -- "$@" >>"$logf" 2>&1; then rc=0; else rc=$?; fi
+    after=$(repo_bytes "$repo")
+    local wall user sys rss
+    read -r wall user sys rss < <(tail -n 1 "$tf")
+    rm -f "$tf"
+    if [ "$rc" -ne 0 ]; then
+        status=FAILED
+        note="exit $rc, see logs/$(basename "$logf")"
+    elif [ "$verify" != - ]; then
+        echo "# verify: $verify" >>"$logf"
+        if (eval "$verify") >>"$logf" 2>&1; then
+            vstatus=ok
+        else
+            vstatus=FAILED
+            status=FAILED
+            note="restore verification failed, see logs/$(basename "$logf")"
+        fi
+    fi
+    local cpu
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    local added=- total=-
+    if [ "$repo" != - ]; then
+        added=$((after - before))
+        total=$after
+    fi
+    tsv_row "$scen" "$step" "$tool" "$role" "$status" "$wall" "$user" "$sys" "$cpu" "$rss" \
+        "$added" "$total" "$vstatus" "$note"
+    log "$scen/$step/$tool: $status wall ${wall}s cpu ${cpu}s rss $((rss / 1024))MiB added $added verify $vstatus"
+    return 0
+}
+
+# --- the tools ---------------------------------------------------------------
+# Encryption is on for every tool that has it; each reads the same password.
+
+setup_tool_env() {
+    export RESTIC_PASSWORD_FILE="$PWFILE"
+    export RESTIC_CACHE_DIR="$WORK/cache/restic"
+    BORG_PASSPHRASE=$(cat "$PWFILE")
+    export BORG_PASSPHRASE
+    export BORG_BASE_DIR="$WORK/cache/borg"
+    export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+    export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no
+    export OPSBACKUP_PASSWORD_FILE="$PWFILE"
+    unset OPSBACKUP_REPOSITORY OPSBACKUP_CONFIG OPSBACKUP_PASSWORD OPSBACKUP_PASSWORD_COMMAND
+}
+
+# Fresh, empty, encrypted repository for TOOL at DIR (not timed).
+init_repo() { # tool dir
+    local tool=$1 dir=$2 logf="$LOGS/init-$(basename "$2").log"
+    rm -rf "$dir"
+    case $tool in
+    restic) restic init --repository-version 2 -r "$dir" >"$logf" 2>&1 ;;
+    borg) borg init --encryption=repokey "$dir" >"$logf" 2>&1 ;;
+    opsbackup) "$OB" --no-progress -r "$dir" init >"$logf" 2>&1 ;;
+    *) mkdir -p "$dir" ;; # plain directory of archives / dump files
+    esac || die "init of $tool repository at $dir failed, see $logf"
+}
+
+# Does this opsbackup build know `backup KIND`?  `backup KIND --help`
+# exits 0 for any KIND (the help is handled before the kind is checked),
+# so also make sure the kind is not rejected as unknown.
+ob_has_backup_kind() { # kind
+    "$OB" backup "$1" --help >/dev/null 2>&1 || return 1
+    local out
+    out=$("$OB" -r /nonexistent/opsbackup-bench backup "$1" 2>&1) || true
+    case $out in
+    *"unknown backup kind"*) return 1 ;;
+    esac
+    return 0
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""report.py — bench/out/results.tsv -> Markdown (stdout).
+
+    report.py results.tsv [--machine machine.txt]
+
+One table per scenario: a row per (step, tool), then for each step the
+ratio of opsbackup to the best peer (the lowest value among the rows with
+role "peer": restic, borg, pgBackRest) and to the seed guide's script.
+Then the issue-10 targets that this run can measure, each met / not met
+with its ratio.  Ratios < 1 mean opsbackup used less.
+"""
+import argparse
+import csv
+import sys
+
+SCENARIOS = {
+    "A": "A — logical dump of the database",
+    "B": "B — physical backup",
+    "C": "C — attachments (file tree)",
+    "D": "D — WAL archiving under load",
+    "E": "E — S3-compatible storage on 127.0.0.1",
+}
+STEPS = {
+    ("A", "initial"): "first dump",
+    ("A", "mutation"): "dump after mutation",
+    ("A", "restore"): "restore + verify",
+    ("C", "initial"): "initial backup",
+    ("C", "mutation"): "backup after mutation",
+    ("C", "restore"): "restore + verify",
+    ("C", "list"): "list snapshots (fixed cost per command)",
+}
+TOOLS = {
+    "tar": "tar -czf (guide)",
+    "pg_dump-Z9": "pg_dump -Fc -Z9 (guide)",
+    "pg_dump-Z0-null": "pg_dump -Fc -Z0 > /dev/null (reference)",
+    "restic": "restic",
+    "borg": "borg (zstd,3)",
+    "opsbackup": "**opsbackup**",
+}
+# What a tool does in a restore step, where its backup label would mislead.
+RESTORE_TOOLS = {
+    ("C", "tar"): "tar -xzf (guide)",
+    ("C", "restic"): "restic restore",
+    ("C", "borg"): "borg extract",
+    ("A", "pg_dump-Z9"): "createdb + pg_restore of the -Z9 dump (guide)",
+    ("A", "restic"): "createdb + restic dump \\| pg_restore",
+    ("A", "borg"): "createdb + borg extract --stdout \\| pg_restore",
+    ("A", "opsbackup"): "**opsbackup** restore db",
+}
+METRICS = [("wall_s", "wall"), ("cpu_s", "CPU"), ("maxrss_kib", "RSS"), ("bytes_added", "added")]
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def load(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for r in rows:
+        for k in ("wall_s", "cpu_s", "maxrss_kib", "bytes_added", "repo_bytes"):
+            r[k + "_n"] = num(r.get(k)) if r.get("status") == "ok" else None
+    return rows
+
+
+def mib(v):
+    return "—" if v is None else "%.1f" % (v / 1048576)
+
+
+def fmt_ratio(x):
+    return "—" if x is None else "%.2f×" % x
+
+
+def find(rows, scen, step, tool):
+    for r in rows:
+        if r["scenario"] == scen and r["step"] == step and r["tool"] == tool:
+            return r
+    return None
+
+
+def best(rows, scen, step, key, tools=None, role="peer"):
+    """(value, tool) of the lowest ok value among the peers of a step."""
+    cand = [(r[key + "_n"], r["tool"]) for r in rows
+            if r["scenario"] == scen and r["step"] == step and r[key + "_n"] is not None
+            and (r["tool"] in tools if tools else r["role"] == role)]
+    if not cand:
+        return None, None
+    return min(cand)
+
+
+def ratio(ob, base):
+    if ob is None or base is None:
+        return None
+    if base == 0:
+        return None if ob else 1.0
+    return ob / base
+
+
+def scenario_table(rows, scen, out):
+    srows = [r for r in rows if r["scenario"] == scen]
+    out.append("### %s\n" % SCENARIOS.get(scen, scen))
+    out.append("| step | tool | wall s | CPU s | max RSS MiB | added MiB | repo MiB | verified | status |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---|---|")
+    steps = []
+    for r in srows:
+        if r["step"] not in steps:
+            steps.append(r["step"])
+    for step in steps:
+        name = STEPS.get((scen, step), step)
+        for r in (x for x in srows if x["step"] == step):
+            status = r["status"] if not r.get("note") else "%s (%s)" % (r["status"], r["note"])
+            label = (RESTORE_TOOLS.get((scen, r["tool"])) if step == "restore" else None) or \
+                TOOLS.get(r["tool"], r["tool"])
+            if r["status"] == "not yet available":
+                out.append("| %s | %s | | | | | | | %s |" % (name, label, status))
+                continue
+            rss = r["maxrss_kib_n"]
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                name, label, r["wall_s"], r["cpu_s"],
+                "—" if rss is None else "%.0f" % (rss / 1024),
+                mib(r["bytes_added_n"]), mib(r["repo_bytes_n"]), r["verify"], status))
+        ob = find(srows, scen, step, "opsbackup")
+        if not ob or ob["status"] != "ok":
+            continue
+        for label, role in (("÷ best peer", "peer"), ("÷ guide", "guide"), ("÷ reference", "reference")):
+            cells = []
+            any_ = False
+            for key, _ in METRICS:
+                b, who = best(rows, scen, step, key, role=role)
+                x = ratio(ob[key + "_n"], b)
+                if x is not None:
+                    any_ = True
+                cells.append("—" if x is None else "%s %s" % (fmt_ratio(x), who if role == "peer" else ""))
+            if any_:
+                out.append("| %s | *opsbackup %s* | %s | %s | %s | %s | | | |" % (
+                    name, label, cells[0].strip(), cells[1].strip(), cells[2].strip(), cells[3].strip()))
+    out.append("")
+
+
+def targets(rows):
+    """(description, ratio, limit, detail) for each measurable target."""
+    res = []
+
+    def t(desc, scen, step, key, limit, tools=None, role="peer", basekey=None):
+        ob = find(rows, scen, step, "opsbackup")
+        if not ob:
+            res.append((desc, None, limit, "not run"))
+            return
+        if ob["status"] != "ok":
+            res.append((desc, None, limit, ob["status"]))
+            return
+        b, who = best(rows, scen, step, basekey or key, tools=tools, role=role)
+        x = ratio(ob[key + "_n"], b)
+        res.append((desc, x, limit, "vs %s" % who if who else "no peer measured"))
+
+    t("C initial backup: wall ≤ 0.7× best of restic/borg", "C", "initial", "wall_s", 0.7,
+      tools=("restic", "borg"))
+    t("C initial backup: repository size ≤ best of restic/borg", "C", "initial", "repo_bytes", 1.0,
+      tools=("restic", "borg"))
+    t("C after mutation: wall ≤ 1.0× best peer", "C", "mutation", "wall_s", 1.0)
+    t("C after mutation: bytes added ≤ best peer", "C", "mutation", "bytes_added", 1.0)
+    t("C restore: wall ≤ 0.8× best peer", "C", "restore", "wall_s", 0.8)
+    t("A first dump: wall ≤ 1.15× pg_dump -Fc -Z0 > /dev/null", "A", "initial", "wall_s", 1.15,
+      tools=("pg_dump-Z0-null",))
+    t("A dump after mutation: wall ≤ 1.15× pg_dump -Fc -Z0 > /dev/null", "A", "mutation", "wall_s", 1.15,
+      tools=("pg_dump-Z0-null",))
+    t("A dump after mutation: bytes added ≤ 0.6× restic", "A", "mutation", "bytes_added", 0.6,
+      tools=("restic",))
+    t("A first dump: ≥ 5× faster than the guide's pg_dump -Z9 (ratio ≤ 0.2)", "A", "initial", "wall_s",
+      0.2, tools=("pg_dump-Z9",))
+    t("A restore: (no target; ratio to best peer)", "A", "restore", "wall_s", None)
+    # Memory: every row where opsbackup and restic or borg ran.
+    worst = None
+    for ob in rows:
+        if ob["tool"] != "opsbackup" or ob["maxrss_kib_n"] is None or ob["step"] == "list":
+            continue
+        b, who = best(rows, ob["scenario"], ob["step"], "maxrss_kib", tools=("restic", "borg"))
+        x = ratio(ob["maxrss_kib_n"], b)
+        if x is not None and (worst is None or x > worst[0]):
+            worst = (x, "worst row: %s %s vs %s" % (ob["scenario"], ob["step"], who))
+    if worst:
+        res.append(("Memory: max RSS ≤ 0.5× restic and borg in every backup/restore row", worst[0], 0.5, worst[1]))
+    else:
+        res.append(("Memory: max RSS ≤ 0.5× restic and borg in every backup/restore row", None, 0.5, "not run"))
+    return res
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("tsv")
+    p.add_argument("--machine")
+    a = p.parse_args()
+    rows = load(a.tsv)
+    out = ["# opsbackup benchmark results", ""]
+    if a.machine:
+        with open(a.machine) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line:
+                    k, _, v = line.partition(": ")
+                    out.append("- **%s**: %s" % (k, v))
+        out.append("")
+    out.append("Every tool encrypts (restic, borg repokey, opsbackup) except the guide's scripts, "
+               "which do not. Wall, CPU (user+sys) and max RSS come from `/usr/bin/time`; "
+               "\"added\" is the growth of the repository directory (`du -sb`); every restore "
+               "is verified (diff -r, or per-table row counts and row checksums) and a row that "
+               "fails is FAILED. Ratio rows: opsbackup ÷ the lowest value among the peers "
+               "(restic, borg, pgBackRest) on the same step, named after the ratio; below 1 is "
+               "better for opsbackup. The machine is shared: compare ratios, not seconds.")
+    out.append("")
+    out.append("## Results")
+    out.append("")
+    seen = []
+    for r in rows:
+        if r["scenario"] not in seen:
+            seen.append(r["scenario"])
+    for scen in seen:
+        scenario_table(rows, scen, out)
+    out.append("## Targets (issue 10) measurable in this run")
+    out.append("")
+    out.append("| target | ratio | limit | met | detail |")
+    out.append("|---|---:|---:|---|---|")
+    for desc, x, limit, detail in targets(rows):
+        if limit is None:
+            met = "—"
+        elif x is None:
+            met = "not measured"
+        else:
+            met = "**met**" if x <= limit + 1e-9 else "**not met**"
+        out.append("| %s | %s | %s | %s | %s |" % (desc, "—" if x is None else "%.3f×" % x,
+                                                   "—" if limit is None else "%.2f×" % limit, met, detail))
+    out.append("")
+    out.append("Not measurable yet: physical backups (B), WAL archiving (D), S3 (E), the 10-million-blob "
+               "and 1-million-file scale targets.")
+    out.append("")
+    bad = [r for r in rows if r["status"] == "FAILED"]
+    if bad:
+        out.append("**FAILED rows:** " + ", ".join("%s/%s/%s" % (r["scenario"], r["step"], r["tool"])
+                                                   for r in bad))
+        out.append("")
+    sys.stdout.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

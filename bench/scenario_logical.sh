@@ -1,0 +1,120 @@
+# bench/scenario_logical.sh — scenario A: logical dumps of the database.
+# Sourced by bench/run.sh.
+#
+# Steps, on the cluster and data set of pg.sh:
+#   initial   first dump into an empty repository
+#   mutation  dump after mutation 1 (1% of accounts updated, 2k documents)
+#   restore   restore of the latest dump into a new database, verified by
+#             comparing per-table row counts and row checksums with the
+#             source (pg_fingerprint)
+# Tools:
+#   pg_dump-Z0-null  reference: `pg_dump -Fc -Z0 > /dev/null`, the floor any
+#                    tool reading pg_dump's output stands on
+#   pg_dump-Z9       the seed guide: `pg_dump --format=custom --compress=9 -f`
+#   restic, borg     `pg_dump -Fc -Z0 | restic backup --stdin` / `borg create -`
+#   opsbackup        `opsbackup backup db --dbname CONNINFO`, restore with
+#                    `opsbackup restore db latest --target-db NAME`; run only
+#                    once this build has `backup db`.
+# Pipelines run under `bash -c 'set -o pipefail; ...'`, so wall and CPU
+# include pg_dump for every tool (opsbackup runs pg_dump as its child).
+
+A_TOOLS="pg_dump-Z0-null pg_dump-Z9 restic borg opsbackup"
+
+a_dump() { # tool n step
+    local tool=$1 n=$2 step=$3 r="$WORK/repos/A-$1" pgd="$PGBIN/pg_dump"
+    case $tool in
+    pg_dump-Z0-null)
+        measure A "$step" "$tool" reference - - -- \
+            bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" >/dev/null' _ "$pgd" "$PG_DB" ;;
+    pg_dump-Z9)
+        measure A "$step" "$tool" guide "$r" - -- \
+            "$pgd" --format=custom --compress=9 -d "$PG_DB" -f "$r/bench_$n.dump" ;;
+    restic)
+        measure A "$step" restic peer "$r" - -- \
+            bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" |
+                restic -r "$3" backup --host bench --stdin --stdin-filename bench.dump' \
+            _ "$pgd" "$PG_DB" "$r" ;;
+    borg)
+        measure A "$step" borg peer "$r" - -- \
+            bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" |
+                borg create --compression zstd,3 --stdin-name bench.dump "$3::a$4" -' \
+            _ "$pgd" "$PG_DB" "$r" "$n" ;;
+    opsbackup)
+        if [ "$A_OB" = 1 ]; then
+            measure A "$step" opsbackup opsbackup "$r" - -- \
+                "$OB" --no-progress -r "$r" backup db --dbname "$PG_CONNINFO"
+        else
+            record_unavailable A "$step" opsbackup opsbackup "this build has no \`backup db\`"
+        fi ;;
+    esac
+}
+
+a_restore() { # tool
+    local tool=$1 r="$WORK/repos/A-$1" db="restore_${1//[^a-z0-9]/_}"
+    local verify="pg_verify_restore $db" pgr="$PGBIN/pg_restore" cdb="$PGBIN/createdb"
+    "$PGBIN/dropdb" --if-exists "$db" >/dev/null 2>&1 || true
+    case $tool in
+    pg_dump-Z0-null) return 0 ;; # nothing was kept
+    pg_dump-Z9)
+        measure A restore "$tool" guide - "$verify" -- \
+            bash -c '"$1" -T template0 "$3" && "$2" --exit-on-error -d "$3" "$4"' \
+            _ "$cdb" "$pgr" "$db" "$r/bench_2.dump" ;;
+    restic)
+        measure A restore restic peer - "$verify" -- \
+            bash -c 'set -o pipefail; "$1" -T template0 "$3" &&
+                restic -r "$4" dump latest /bench.dump | "$2" --exit-on-error -d "$3"' \
+            _ "$cdb" "$pgr" "$db" "$r" ;;
+    borg)
+        measure A restore borg peer - "$verify" -- \
+            bash -c 'set -o pipefail; "$1" -T template0 "$3" &&
+                borg extract --stdout "$4::a2" | "$2" --exit-on-error -d "$3"' \
+            _ "$cdb" "$pgr" "$db" "$r" ;;
+    opsbackup)
+        if [ "$A_OB" = 1 ]; then
+            measure A restore opsbackup opsbackup - "$verify" -- \
+                "$OB" --no-progress -r "$r" restore db latest --target-db "$db"
+        else
+            record_unavailable A restore opsbackup opsbackup "this build has no \`restore db\`"
+        fi ;;
+    esac
+}
+
+scenario_A() {
+    log "scenario A (logical dump), scale $BENCH_SCALE, seed $BENCH_SEED"
+    A_OB=0
+    if ob_has_backup_kind db; then A_OB=1; fi
+    pg_start
+    pg_load
+    mkdir -p "$WORK/repos"
+    local tool
+    for tool in $A_TOOLS; do
+        case $tool in
+        pg_dump-Z0-null) ;;
+        opsbackup) if [ "$A_OB" = 1 ]; then init_repo opsbackup "$WORK/repos/A-$tool"; fi ;;
+        pg_dump-Z9) init_repo dir "$WORK/repos/A-$tool" ;;
+        *) init_repo "$tool" "$WORK/repos/A-$tool" ;;
+        esac
+    done
+
+    for tool in $A_TOOLS; do
+        sync
+        a_dump "$tool" 1 initial
+    done
+
+    pg_mutate 1
+    pg_fingerprint "$PG_DB" >"$WORK/pg/fingerprint" || die "fingerprint of $PG_DB failed"
+
+    for tool in $A_TOOLS; do
+        sync
+        a_dump "$tool" 2 mutation
+    done
+
+    for tool in $A_TOOLS; do
+        sync
+        a_restore "$tool"
+    done
+    if [ "${BENCH_KEEP:-0}" != 1 ]; then
+        for tool in $A_TOOLS; do rm -rf "$WORK/repos/A-$tool"; done
+        pg_stop
+    fi
+}
