@@ -210,11 +210,8 @@ static void check_tree(check_ctx *c, const char *snap, const char *path,
     tree_free(&t);
 }
 
-static int check_snapshots(check_ctx *c, ob_err *err)
+static int check_snapshots(check_ctx *c, name_list l)
 {
-    name_list l = {0};
-    if (storage_list(repo_storage(c->r), "snapshots/", collect, &l, err) < 0)
-        return -1;
     for (size_t i = 0; i < l.n; i++) {
         const char *base = strrchr(l.v[i], '/');
         base = base ? base + 1 : l.v[i];
@@ -229,7 +226,6 @@ static int check_snapshots(check_ctx *c, ob_err *err)
         check_tree(c, s->id, "/", s->tree);
         snapshot_free(s);
     }
-    name_list_free(&l);
     return 0;
 }
 
@@ -295,11 +291,19 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
     c.ix = repo_index_new();
     repo_set_index(r, c.ix);
     c.seen_trees = repo_index_new();
-    int rc = check_indexes(&c, err);
+    /* Listing order matters while backups run: a snapshot is written only
+     * after its index, and an index only after its packs.  Listing
+     * snapshots first, then indexes, then packs means everything a listed
+     * snapshot needs was already there when its level was listed. */
+    name_list snaps = {0};
+    int rc = storage_list(repo_storage(r), "snapshots/", collect, &snaps, err);
+    if (rc == 0)
+        rc = check_indexes(&c, err);
     if (rc == 0)
         rc = check_packs(&c, err);
     if (rc == 0)
-        rc = check_snapshots(&c, err);
+        rc = check_snapshots(&c, snaps);
+    name_list_free(&snaps);
     if (rc == 0 && o->read_data) {
         double pct = o->subset_pct > 0 && o->subset_pct < 100 ? o->subset_pct : 100;
         for (size_t i = 0; i < c.nstored; i++) {

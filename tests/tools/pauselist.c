@@ -1,0 +1,87 @@
+/*
+ * pauselist.c — an LD_PRELOAD shim that makes races reproducible: the first
+ * time the process opens a path ending in $PAUSELIST_SUFFIX (for example a
+ * repository's "/snapshots/" directory, as a listing does), it creates the
+ * file $PAUSELIST_MARK and waits until the file $PAUSELIST_GO exists (at
+ * most 60 s) before carrying on.  A test can then run another command at
+ * exactly that point of the first one.
+ *
+ *   cc -shared -fPIC -o pauselist.so tests/tools/pauselist.c -ldl
+ *   PAUSELIST_SUFFIX=/snapshots/ PAUSELIST_MARK=/tmp/m PAUSELIST_GO=/tmp/go \
+ *       LD_PRELOAD=./pauselist.so opsbackup check &
+ *   (wait for /tmp/m; do something; touch /tmp/go; wait)
+ *
+ * Without PAUSELIST_SUFFIX it does nothing.  Test helper only.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int paused;
+
+static void maybe_pause(const char *path)
+{
+    const char *suffix = getenv("PAUSELIST_SUFFIX");
+    if (!suffix || !*suffix || !path)
+        return;
+    size_t n = strlen(path), k = strlen(suffix);
+    if (n < k || strcmp(path + n - k, suffix) != 0)
+        return;
+    if (__atomic_exchange_n(&paused, 1, __ATOMIC_SEQ_CST))
+        return;
+    const char *mark = getenv("PAUSELIST_MARK"), *go = getenv("PAUSELIST_GO");
+    if (mark) {
+        /* creat() through the raw syscall path would recurse into our
+         * open(); mkdir needs no wrapper. */
+        mkdir(mark, 0700);
+    }
+    if (!go)
+        return;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 6000 && access(go, F_OK) != 0; i++)
+        nanosleep(&ts, NULL);
+}
+
+#define FORWARD(name)                                                              \
+    int name(const char *path, int flags, ...)                                     \
+    {                                                                              \
+        static int (*real)(const char *, int, ...);                                \
+        if (!real)                                                                 \
+            real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #name);       \
+        mode_t mode = 0;                                                           \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                       \
+            va_list ap;                                                            \
+            va_start(ap, flags);                                                   \
+            mode = (mode_t)va_arg(ap, int);                                        \
+            va_end(ap);                                                            \
+        }                                                                          \
+        maybe_pause(path);                                                         \
+        return real(path, flags, mode);                                            \
+    }
+
+FORWARD(open)
+FORWARD(open64)
+
+int __open_2(const char *path, int flags)
+{
+    static int (*real)(const char *, int);
+    if (!real)
+        real = (int (*)(const char *, int))dlsym(RTLD_NEXT, "__open_2");
+    maybe_pause(path);
+    return real(path, flags);
+}
+
+int __open64_2(const char *path, int flags)
+{
+    static int (*real)(const char *, int);
+    if (!real)
+        real = (int (*)(const char *, int))dlsym(RTLD_NEXT, "__open64_2");
+    maybe_pause(path);
+    return real(path, flags);
+}
