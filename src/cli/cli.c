@@ -229,3 +229,19 @@ void cli_print_json(void *json)
     }
     json_decref(j);
 }
+
+void cli_strv_push(char ***v, size_t *n, const char *s)
+{
+    *v = ob_xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = (char *)s;
+}
+
+int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char *arg)
+{
+    if (!strchr(arg, '=') || arg[0] == '=') {
+        cli_usage(cmd, "--tag wants KEY=VALUE, got '%s'", arg);
+        return -1;
+    }
+    cli_strv_push(tags, ntags, arg);
+    return 0;
+}

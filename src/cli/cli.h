@@ -92,6 +92,11 @@ int cmd_verify(cli_ctx *, int, char **);
 int cmd_backup_db(cli_ctx *, int, char **);
 int cmd_restore_db(cli_ctx *, int, char **);
 
+/* Append a borrowed string to a growing argv-style array. */
+void cli_strv_push(char ***v, size_t *n, const char *s);
+/* --tag K=V: check the form and append; -1 (after a usage message) if bad. */
+int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char *arg);
+
 /* Is the kind operand (the first non-option argument) `word`? */
 int cli_kind_is(int argc, char **argv, const char *word);
 

@@ -17,23 +17,13 @@ typedef struct backup_args {
     int force;
 } backup_args;
 
-static void strv_push(char ***v, size_t *n, const char *s)
-{
-    *v = ob_xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = (char *)s;
-}
-
 static int backup_opt(int opt, const char *arg, void *ud)
 {
     backup_args *a = ud;
     switch (opt) {
     case 'S': a->set = arg; break;
-    case 'T':
-        if (!strchr(arg, '=') || arg[0] == '=')
-            return cli_usage(a->cmd, "--tag wants KEY=VALUE, got '%s'", arg) ? -1 : -1;
-        strv_push(&a->tags, &a->ntags, arg);
-        break;
-    case 'e': strv_push(&a->excludes, &a->nexcludes, arg); break;
+    case 'T': return cli_add_tag(a->cmd, &a->tags, &a->ntags, arg);
+    case 'e': cli_strv_push(&a->excludes, &a->nexcludes, arg); break;
     case 't': a->time = arg; break;
     case 'f': a->force = 1; break;
     default: return -1;

@@ -21,12 +21,6 @@ typedef struct db_args {
     int replace, roles, jobs, logical;
 } db_args;
 
-static void push(char ***v, size_t *n, const char *s)
-{
-    *v = ob_xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = (char *)s;
-}
-
 static int db_opt(int opt, const char *arg, void *ud)
 {
     db_args *a = ud;
@@ -35,19 +29,13 @@ static int db_opt(int opt, const char *arg, void *ud)
     case 'd': a->dbname = arg; break;
     case 'D': a->dump_command = arg; break;
     case 'R': a->restore_command = arg; break;
-    case 'T':
-        if (!strchr(arg, '=') || arg[0] == '=') {
-            cli_usage(a->cmd, "--tag wants KEY=VALUE, got '%s'", arg);
-            return -1;
-        }
-        push(&a->tags, &a->ntags, arg);
-        break;
+    case 'T': return cli_add_tag(a->cmd, &a->tags, &a->ntags, arg);
     case 't': a->time = arg; break;
     case 'g': a->target_db = arg; break;
     case 'x': a->replace = 1; break;
     case 'o': a->roles = 1; break;
     case 'l': a->logical = 1; break;
-    case 'Q': push(&a->checks, &a->nchecks, arg); break;
+    case 'Q': cli_strv_push(&a->checks, &a->nchecks, arg); break;
     case 'j': {
         char *end;
         long j = strtol(arg, &end, 10);

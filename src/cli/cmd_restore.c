@@ -21,10 +21,7 @@ static int restore_opt(int opt, const char *arg, void *ud)
     switch (opt) {
     case 't': a->target = arg; break;
     case 'S': a->set = arg; break;
-    case 'i':
-        a->includes = ob_xrealloc(a->includes, (a->nincludes + 1) * sizeof *a->includes);
-        a->includes[a->nincludes++] = (char *)arg;
-        break;
+    case 'i': cli_strv_push(&a->includes, &a->nincludes, arg); break;
     case 'D': a->delete_extra = 1; break;
     case 'n': a->dry_run = 1; break;
     default: return -1;
