@@ -65,7 +65,8 @@ int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
     struct option *all = calloc(ncmd + NGLOBAL + 1, sizeof *all);
     if (!all)
         return -1;
-    memcpy(all, cmd_opts, ncmd * sizeof *all);
+    if (ncmd)
+        memcpy(all, cmd_opts, ncmd * sizeof *all);
     memcpy(all + ncmd, global_opts, sizeof global_opts);
     char *shortopts = ob_xasprintf(":c:r:qvh%s", cmd_short ? cmd_short : "");
     optind = 1;

@@ -155,8 +155,9 @@ static int check_packs(check_ctx *c, ob_err *err)
         if (repo_index_find_pack(c->ix, repo_index_pack(c->stored, (uint32_t)i)->id) < 0) {
             char *name = pack_object_name(repo_index_pack(c->stored, (uint32_t)i)->id);
             report(c, CHECK_WARNING,
-                   "pack %s is not in any index (left by an interrupted backup; `prune` "
-                   "removes it)",
+                   "pack %s is not in any index (left by an interrupted backup, or its "
+                   "index file is damaged: if check reported a damaged index above, keep "
+                   "this pack)",
                    name);
             free(name);
         }

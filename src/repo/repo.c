@@ -404,7 +404,8 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
         if (corrupt == (int)nkeys)
             return ob_err_set(err, OB_ECORRUPT, "no key slot of %s could be read", st->url);
         return ob_err_set(err, OB_EAUTH,
-                          "wrong password: none of the %zu key slot(s) of %s opens with it",
+                          "wrong password (or damaged key slots): none of the %zu key slot(s) "
+                          "of %s opens with it",
                           nkeys, st->url);
     }
     ob_err_clear(&cfg_err);

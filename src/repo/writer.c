@@ -1,12 +1,13 @@
 /*
  * writer.c — see writer.h.
  *
- * One mutex protects the queue, the open pack, the index and the stats.
- * Workers take a job, compress it without the lock, then seal it into the
- * open pack under the lock (AES-GCM with AES-NI runs at several GB/s, so
- * holding the lock for the seal is cheaper than coordinating buffers).
- * A worker that fills the pack swaps in a fresh one and uploads the full
- * pack without the lock, so several uploads can be in flight.
+ * One mutex protects the queue, the index and the stats.  Each worker owns
+ * a pack of its own: it takes a job, compresses it and seals it into its
+ * pack without the lock (so compression and encryption both run on every
+ * core), then takes the lock only to fill in the blob's index entry.  A
+ * worker whose pack is full uploads it without the lock, so several
+ * uploads can be in flight.  On flush, each worker stores its partly
+ * filled pack.
  */
 #include "repo/writer.h"
 
@@ -44,8 +45,8 @@ struct repo_writer {
     int busy;                /* jobs being processed + uploads in flight */
     int stop;
     ob_err err;              /* first failure, sticky */
-    pack_builder pack;
-    int pack_open;
+    int flush_req;           /* workers: store your open pack once idle */
+    int open_packs;          /* workers holding a non-empty open pack */
     pthread_t *threads;
     int nthreads;
     int dirty;               /* entries added since the last successful flush */
@@ -130,36 +131,19 @@ static int store_pack_locked(repo_writer *w, pack_builder *pb)
     return 0;
 }
 
-/* Seal one compressed blob into the open pack; lock held. */
-static int seal_locked(repo_writer *w, const job *j, int comp, const uint8_t *stored,
-                       size_t stored_len)
+/* Fill in the placeholder entry repo_writer_add made for blob seq of
+ * pack pb; lock held. */
+static void index_sealed_locked(repo_writer *w, const pack_builder *pb, uint32_t seq)
 {
-    ob_err e = OB_ERR_INIT;
-    if (!w->pack_open) {
-        if (pack_builder_init(&w->pack, w->r, &e) < 0)
-            return fail_locked(w, &e);
-        w->pack_open = 1;
-    }
-    uint32_t seq = (uint32_t)w->pack.nblobs;
-    if (pack_builder_add(&w->pack, j->id, j->type, comp, stored, stored_len, j->len, &e) < 0)
-        return fail_locked(w, &e);
-    const pack_blob *b = &w->pack.blobs[seq];
-    /* Fill in the placeholder entry repo_writer_add made. */
-    index_entry *ie = repo_index_lookup_mut(w->ix, j->id);
+    const pack_blob *b = &pb->blobs[seq];
+    index_entry *ie = repo_index_lookup_mut(w->ix, b->id);
     if (ie) {
-        ie->pack = repo_index_add_pack(w->ix, w->pack.id, w->pack.salt);
+        ie->pack = repo_index_add_pack(w->ix, pb->id, pb->salt);
         ie->offset = b->offset;
         ie->length = b->length;
         ie->raw_len = b->raw_len;
-        ie->meta = INDEX_META(seq, comp, j->type);
+        ie->meta = INDEX_META(seq, b->comp, b->type);
     }
-    if (pack_builder_size(&w->pack) >= repo_pack_size(w->r)) {
-        pack_builder full = w->pack;
-        w->pack_open = 0;
-        memset(&w->pack, 0, sizeof w->pack);
-        return store_pack_locked(w, &full);
-    }
-    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -167,34 +151,74 @@ static void *worker_main(void *arg)
     repo_writer *w = arg;
     ob_compressor *cz = ob_compressor_new(repo_compression_level(w->r));
     ob_buf out = OB_BUF_INIT;
+    pack_builder pack;
+    int open = 0;
+    memset(&pack, 0, sizeof pack);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stop)
+        while (!w->head && !w->stop && !(open && (w->flush_req || w->err.code != OB_OK)))
             pthread_cond_wait(&w->cv_work, &w->mu);
-        if (!w->head)
-            break;
+        if (!w->head) {
+            if (open) {
+                /* Flush (store the partial pack), or abandon it on error or
+                 * stop: nothing references an unflushed writer's blobs. */
+                if (w->flush_req && !w->stop && w->err.code == OB_OK)
+                    store_pack_locked(w, &pack);
+                else
+                    pack_builder_free(&pack);
+                open = 0;
+                w->open_packs--;
+                pthread_cond_broadcast(&w->cv_space);
+                continue;
+            }
+            if (w->stop)
+                break;
+            continue;
+        }
         job *j = w->head;
         w->head = j->next;
         if (!w->head)
             w->tail = NULL;
         w->busy++;
+        int failed = w->err.code != OB_OK;
         pthread_mutex_unlock(&w->mu);
 
-        int comp = cz ? ob_compress(cz, j->data, j->len, &out) : OB_COMP_NONE;
+        ob_err e = OB_ERR_INIT;
+        int rc = 0;
+        uint32_t seq = 0;
+        if (!failed) {
+            int comp = cz ? ob_compress(cz, j->data, j->len, &out) : OB_COMP_NONE;
+            if (!open && (rc = pack_builder_init(&pack, w->r, &e)) == 0)
+                open = 2; /* opened now: counted below, under the lock */
+            seq = (uint32_t)pack.nblobs;
+            if (rc == 0)
+                rc = comp == OB_COMP_ZSTD
+                         ? pack_builder_add(&pack, j->id, j->type, comp, out.data, out.len, j->len, &e)
+                         : pack_builder_add(&pack, j->id, j->type, comp, j->data, j->len, j->len, &e);
+        }
 
         pthread_mutex_lock(&w->mu);
-        if (w->err.code == OB_OK) {
-            if (comp == OB_COMP_ZSTD)
-                seal_locked(w, j, comp, out.data, out.len);
-            else
-                seal_locked(w, j, comp, j->data, j->len);
+        if (open == 2) {
+            open = 1;
+            w->open_packs++;
         }
+        if (rc < 0)
+            fail_locked(w, &e);
+        else if (!failed)
+            index_sealed_locked(w, &pack, seq);
         w->queued_bytes -= j->len;
         w->busy--;
         free(j);
+        if (open && rc == 0 && !failed && pack_builder_size(&pack) >= repo_pack_size(w->r)) {
+            store_pack_locked(w, &pack); /* frees it; drops the lock meanwhile */
+            open = 0;
+            w->open_packs--;
+        }
         pthread_cond_broadcast(&w->cv_space);
     }
     pthread_mutex_unlock(&w->mu);
+    if (open)
+        pack_builder_free(&pack);
     ob_buf_free(&out);
     ob_compressor_free(cz);
     return NULL;
@@ -306,14 +330,12 @@ int repo_writer_add(repo_writer *w, int type, const void *data, size_t len,
 int repo_writer_flush(repo_writer *w, ob_err *err)
 {
     pthread_mutex_lock(&w->mu);
-    while ((w->head || w->busy) && w->err.code == OB_OK)
+    /* Every worker stores its open pack once the queue is empty. */
+    w->flush_req = 1;
+    pthread_cond_broadcast(&w->cv_work);
+    while ((w->head || w->busy || w->open_packs) && w->err.code == OB_OK)
         pthread_cond_wait(&w->cv_space, &w->mu);
-    if (w->err.code == OB_OK && w->pack_open && w->pack.nblobs > 0) {
-        pack_builder last = w->pack;
-        w->pack_open = 0;
-        memset(&w->pack, 0, sizeof w->pack);
-        store_pack_locked(w, &last);
-    }
+    w->flush_req = 0;
     if (w->err.code == OB_OK)
         record_index_locked(w);
     /* Wait for uploads started by other threads to settle. */
@@ -358,8 +380,6 @@ void repo_writer_free(repo_writer *w)
     for (int i = 0; i < w->nthreads; i++)
         pthread_join(w->threads[i], NULL);
     free(w->threads);
-    if (w->pack_open)
-        pack_builder_free(&w->pack);
     repo_index_free(w->unrecorded);
     /* Entries of blobs that were never durably recorded must not make a
      * later writer on the same repo believe they are stored: drop the
