@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,4 +246,36 @@ int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char 
     }
     cli_strv_push(tags, ntags, arg);
     return 0;
+}
+
+char *cli_scrub_conninfo(char *arg)
+{
+    char *copy = ob_xstrdup(arg);
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(copy, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, "password") != 0 || !o->val || !*o->val)
+            continue;
+        /* The password appears verbatim (or percent-encoded in a URI, in
+         * which case its encoded form is what we find and blank). */
+        size_t n = strlen(o->val);
+        for (char *p = strstr(arg, o->val); p; p = strstr(p + n, o->val))
+            memset(p, 'x', n);
+        for (char *p = strstr(arg, "password="); p; p = strstr(p + 9, "password=")) {
+            char *v = p + 9;
+            while (*v && *v != ' ' && *v != '&')
+                *v++ = 'x';
+        }
+        char *at = strchr(arg, '@'), *colon = NULL;
+        if (at && strstr(arg, "://")) {
+            for (char *q = strstr(arg, "://") + 3; q < at; q++)
+                if (*q == ':')
+                    colon = q;
+            for (char *q = colon ? colon + 1 : at; q < at; q++)
+                *q = 'x';
+        }
+    }
+    PQconninfoFree(opts);
+    return copy;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/crypto.h"
 #include "core/util.h"
 #include "repo/lock.h"
 #include "repo/snapshot.h"
@@ -19,6 +20,7 @@ typedef struct db_args {
     char **tags, **checks;
     size_t ntags, nchecks;
     int replace, roles, jobs, logical;
+    char *dbname_copy;          /* --dbname, kept before its password is scrubbed */
 } db_args;
 
 static int db_opt(int opt, const char *arg, void *ud)
@@ -26,7 +28,10 @@ static int db_opt(int opt, const char *arg, void *ud)
     db_args *a = ud;
     switch (opt) {
     case 'S': a->set = arg; break;
-    case 'd': a->dbname = arg; break;
+    case 'd':
+        free(a->dbname_copy);
+        a->dbname = a->dbname_copy = cli_scrub_conninfo((char *)arg);
+        break;
     case 'D': a->dump_command = arg; break;
     case 'R': a->restore_command = arg; break;
     case 'T': return cli_add_tag(a->cmd, &a->tags, &a->ntags, arg);
@@ -69,6 +74,10 @@ static const struct option db_opts[] = {
 
 static void db_args_free(db_args *a)
 {
+    if (a->dbname_copy) {
+        ob_wipe(a->dbname_copy, strlen(a->dbname_copy));
+        free(a->dbname_copy);
+    }
     free(a->tags);
     free(a->checks);
 }
