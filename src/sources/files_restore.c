@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <fnmatch.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -51,9 +52,40 @@ typedef struct restore_ctx {
     int target_fd;
     hardlink *links;
     size_t nlinks, links_cap;
-    ob_buf blob;
     int xattr_warned;
+    /* worker pool for file contents */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_job, cv_done;
+    struct file_job *head, *tail;
+    int queued, running, stop, nthreads;
+    pthread_t *threads;
+    ob_err werr;             /* first worker failure */
 } restore_ctx;
+
+/* A directory listing shared by the walker and the jobs of its files. */
+typedef struct tree_ref {
+    tree t;
+    int refs;                /* under restore_ctx.mu */
+} tree_ref;
+
+typedef struct file_job {
+    struct file_job *next;
+    int dirfd, fd;           /* owned by the job */
+    const tree_node *n;      /* lives in ref */
+    tree_ref *ref;
+    char *path;
+} file_job;
+
+static void tree_ref_put(restore_ctx *c, tree_ref *ref)
+{
+    pthread_mutex_lock(&c->mu);
+    int last = --ref->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last) {
+        tree_free(&ref->t);
+        free(ref);
+    }
+}
 
 static int unsafe(const char *path, const char *name)
 {
@@ -196,9 +228,14 @@ static int apply_meta(restore_ctx *c, int dirfd, const char *name, int fd, const
     int warn = 0;
     if (fsmeta_apply(dirfd, name, fd, n, &warn, err) < 0)
         return ob_err_prefix(err, "%s", path);
-    if (warn && !c->xattr_warned) {
+    pthread_mutex_lock(&c->mu);
+    int first = warn && !c->xattr_warned;
+    if (first) {
         c->xattr_warned = 1;
         c->st->warnings++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (first) {
         ob_warn("%s: some extended attributes could not be set (unsupported by the target "
                 "filesystem or not permitted); further such warnings are suppressed",
                 path);
@@ -206,11 +243,119 @@ static int apply_meta(restore_ctx *c, int dirfd, const char *name, int fd, const
     return 0;
 }
 
-static int restore_file(restore_ctx *c, rdir *d, const tree_node *n, const char *path,
-                        ob_err *err)
+/* Write a created file's contents and metadata (on a worker). */
+static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, const char *path,
+                      ob_buf *blob, ob_err *err)
+{
+    int rc = 0;
+    uint64_t written = 0;
+    for (size_t i = 0; i < n->nextents && rc == 0; i++) {
+        const tree_extent *e = &n->extents[i];
+        if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, blob, err) < 0) {
+            rc = ob_err_prefix(err, "restoring %s", path);
+            break;
+        }
+        if (blob->len != e->len) {
+            rc = ob_err_set(err, OB_ECORRUPT, "restoring %s: chunk at offset %llu is %zu bytes, "
+                            "the tree says %u", path, (unsigned long long)e->offset,
+                            blob->len, e->len);
+            break;
+        }
+        size_t off = 0;
+        while (off < blob->len) {
+            ssize_t k = pwrite(fd, blob->data + off, blob->len - off, (off_t)(e->offset + off));
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                rc = ob_err_errno(err, errno, "writing %s", path);
+                break;
+            }
+            off += (size_t)k;
+        }
+        written += blob->len;
+    }
+    /* The size covers trailing holes; holes between extents were never
+     * written, so they stay holes. */
+    if (rc == 0 && ftruncate(fd, (off_t)n->size) < 0)
+        rc = ob_err_errno(err, errno, "setting the size of %s", path);
+    if (rc == 0)
+        rc = apply_meta(c, dirfd, (const char *)n->name, fd, n, path, err);
+    pthread_mutex_lock(&c->mu);
+    c->st->bytes += written;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void *restore_worker(void *arg)
+{
+    restore_ctx *c = arg;
+    ob_buf blob = OB_BUF_INIT;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->head && !c->stop)
+            pthread_cond_wait(&c->cv_job, &c->mu);
+        if (!c->head)
+            break;
+        file_job *j = c->head;
+        c->head = j->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->queued--;
+        c->running++;
+        int failed = c->werr.code != OB_OK;
+        pthread_cond_broadcast(&c->cv_done); /* queue space */
+        pthread_mutex_unlock(&c->mu);
+
+        ob_err e = OB_ERR_INIT;
+        int rc = failed ? -1 : write_file(c, j->dirfd, j->fd, j->n, j->path, &blob, &e);
+        if (close(j->fd) < 0 && rc == 0)
+            rc = ob_err_errno(&e, errno, "closing %s", j->path);
+        if (rc < 0) /* never leave a half-written file */
+            unlinkat(j->dirfd, (const char *)j->n->name, 0);
+        close(j->dirfd);
+        tree_ref_put(c, j->ref);
+        free(j->path);
+        free(j);
+
+        pthread_mutex_lock(&c->mu);
+        if (rc < 0 && e.code != OB_OK && c->werr.code == OB_OK)
+            ob_err_move(&c->werr, &e);
+        ob_err_clear(&e);
+        c->running--;
+        pthread_cond_broadcast(&c->cv_done);
+    }
+    pthread_mutex_unlock(&c->mu);
+    ob_buf_free(&blob);
+    return NULL;
+}
+
+/* The first worker failure, if any (copied into err). */
+static int worker_failed(restore_ctx *c, ob_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int failed = c->werr.code != OB_OK;
+    if (failed)
+        ob_err_set(err, c->werr.code, "%s", ob_err_msg(&c->werr));
+    pthread_mutex_unlock(&c->mu);
+    return failed;
+}
+
+/* Wait until every queued file is written. */
+static int drain(restore_ctx *c, ob_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->queued || c->running)
+        pthread_cond_wait(&c->cv_done, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    return worker_failed(c, err) ? -1 : 0;
+}
+
+static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node *n,
+                        const char *path, ob_err *err)
 {
     const char *name = (const char *)n->name;
-    /* Hard links: a later name of an inode already restored is linked. */
+    /* Hard links: a later name of an inode already restored is linked (the
+     * first name exists as soon as it is created, written or not). */
     if (n->nlink > 1) {
         for (size_t i = 0; i < c->nlinks; i++) {
             if (c->links[i].dev == n->dev && c->links[i].inode == n->inode) {
@@ -222,49 +367,19 @@ static int restore_file(restore_ctx *c, rdir *d, const tree_node *n, const char 
             }
         }
     }
+    if (worker_failed(c, err))
+        return -1;
     if (remove_entry(d->fd, name, path, err) < 0)
         return -1;
     int fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return ob_err_errno(err, errno, "creating %s", path);
-    int rc = 0;
-    for (size_t i = 0; i < n->nextents && rc == 0; i++) {
-        const tree_extent *e = &n->extents[i];
-        if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, &c->blob, err) < 0) {
-            rc = ob_err_prefix(err, "restoring %s", path);
-            break;
-        }
-        if (c->blob.len != e->len) {
-            rc = ob_err_set(err, OB_ECORRUPT, "restoring %s: chunk at offset %llu is %zu bytes, "
-                            "the tree says %u", path, (unsigned long long)e->offset,
-                            c->blob.len, e->len);
-            break;
-        }
-        size_t off = 0;
-        while (off < c->blob.len) {
-            ssize_t k = pwrite(fd, c->blob.data + off, c->blob.len - off,
-                               (off_t)(e->offset + off));
-            if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                rc = ob_err_errno(err, errno, "writing %s", path);
-                break;
-            }
-            off += (size_t)k;
-        }
-        c->st->bytes += c->blob.len;
-    }
-    /* The size covers trailing holes; holes between extents were never
-     * written, so they stay holes. */
-    if (rc == 0 && ftruncate(fd, (off_t)n->size) < 0)
-        rc = ob_err_errno(err, errno, "setting the size of %s", path);
-    if (rc == 0)
-        rc = apply_meta(c, d->fd, name, fd, n, path, err);
-    if (close(fd) < 0 && rc == 0)
-        rc = ob_err_errno(err, errno, "closing %s", path);
-    if (rc < 0) {
-        unlinkat(d->fd, name, 0); /* never leave a half-written file */
-        return -1;
+    int dfd = dup(d->fd);
+    if (dfd < 0) {
+        int e = errno;
+        close(fd);
+        unlinkat(d->fd, name, 0);
+        return ob_err_errno(err, e, "restoring %s", path);
     }
     if (n->nlink > 1) {
         if (c->nlinks == c->links_cap) {
@@ -276,6 +391,25 @@ static int restore_file(restore_ctx *c, rdir *d, const tree_node *n, const char 
         h->inode = n->inode;
         h->relpath = rel_path(d, name);
     }
+    file_job *j = ob_xcalloc(1, sizeof *j);
+    j->dirfd = dfd;
+    j->fd = fd;
+    j->n = n;
+    j->ref = ref;
+    j->path = ob_xstrdup(path);
+    pthread_mutex_lock(&c->mu);
+    ref->refs++;
+    /* Bounded: each queued job holds two descriptors. */
+    while (c->queued >= 4 * c->nthreads)
+        pthread_cond_wait(&c->cv_done, &c->mu);
+    if (c->tail)
+        c->tail->next = j;
+    else
+        c->head = j;
+    c->tail = j;
+    c->queued++;
+    pthread_cond_signal(&c->cv_job);
+    pthread_mutex_unlock(&c->mu);
     return 0;
 }
 
@@ -375,7 +509,7 @@ static int delete_extra(restore_ctx *c, rdir *d, const tree *t, ob_err *err)
     return rc;
 }
 
-static int restore_node(restore_ctx *c, rdir *d, const tree_node *n, ob_err *err)
+static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node *n, ob_err *err)
 {
     const char *name = (const char *)n->name;
     char *path = strcmp(d->path, "/") == 0 ? ob_xasprintf("/%s", name)
@@ -399,6 +533,8 @@ static int restore_node(restore_ctx *c, rdir *d, const tree_node *n, ob_err *err
         }
         if (rc == 0)
             rc = restore_tree(c, &child, n->subtree, err);
+        /* Children's contents may still be being written, but they all
+         * exist: the directory's times are final now. */
         if (rc == 0 && child.fd >= 0)
             rc = apply_meta(c, d->fd, name, child.fd, n, path, err);
         if (child.fd >= 0)
@@ -419,7 +555,7 @@ static int restore_node(restore_ctx *c, rdir *d, const tree_node *n, ob_err *err
     if ((rc = rdir_open(c, d, err)) < 0)
         goto out;
     if (n->type == TREE_FILE)
-        rc = restore_file(c, d, n, path, err);
+        rc = restore_file(c, d, ref, n, path, err);
     else
         rc = restore_special(c, d, n, path, err);
 out:
@@ -429,18 +565,21 @@ out:
 
 static int restore_tree(restore_ctx *c, rdir *d, const uint8_t id[OB_ID_LEN], ob_err *err)
 {
-    tree t;
-    tree_init(&t);
-    int rc = treeio_load(c->r, id, &t, err);
-    for (size_t i = 0; i < t.n && rc == 0; i++)
-        rc = restore_node(c, d, &t.nodes[i], err);
+    tree_ref *ref = ob_xcalloc(1, sizeof *ref);
+    tree_init(&ref->t);
+    ref->refs = 1;
+    int rc = treeio_load(c->r, id, &ref->t, err);
+    for (size_t i = 0; i < ref->t.n && rc == 0; i++)
+        rc = restore_node(c, d, ref, &ref->t.nodes[i], err);
     if (rc == 0 && c->o->delete_extra && (d->fd >= 0 || c->o->dry_run))
-        rc = delete_extra(c, d, &t, err);
+        rc = delete_extra(c, d, &ref->t, err);
     if (rc == 0 && c->o->progress) {
+        pthread_mutex_lock(&c->mu);
         files_progress p = {c->st->files, c->st->dirs, c->st->bytes, 0, 0, 0, d->path};
+        pthread_mutex_unlock(&c->mu);
         c->o->progress(&p, 0, c->o->progress_ud);
     }
-    tree_free(&t);
+    tree_ref_put(c, ref);
     return rc;
 }
 
@@ -468,8 +607,39 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
          * a dry run never creates or writes through it. */
         c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv_job, NULL);
+    pthread_cond_init(&c.cv_done, NULL);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    c.nthreads = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 1;
+    c.threads = ob_xcalloc((size_t)c.nthreads, sizeof *c.threads);
+    int started = 0;
+    for (; started < c.nthreads; started++)
+        if (pthread_create(&c.threads[started], NULL, restore_worker, &c) != 0)
+            break;
+    c.nthreads = started;
     rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd};
-    int rc = restore_tree(&c, &root, s->tree, err);
+    int rc = started ? restore_tree(&c, &root, s->tree, err)
+                     : ob_err_set(err, OB_EFAIL, "cannot start restore threads");
+    /* Whatever happened, let queued files finish (or be dropped after a
+     * failure) before the descriptors they use go away. */
+    ob_err derr = OB_ERR_INIT;
+    if (drain(&c, &derr) < 0 && rc == 0) {
+        ob_err_move(err, &derr);
+        rc = -1;
+    }
+    ob_err_clear(&derr);
+    pthread_mutex_lock(&c.mu);
+    c.stop = 1;
+    pthread_cond_broadcast(&c.cv_job);
+    pthread_mutex_unlock(&c.mu);
+    for (int i = 0; i < c.nthreads; i++)
+        pthread_join(c.threads[i], NULL);
+    free(c.threads);
+    ob_err_clear(&c.werr);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv_job);
+    pthread_cond_destroy(&c.cv_done);
     /* One syncfs at the end instead of an fsync per file: a restore is only
      * reported done once everything is on disk, without paying a disk
      * flush for each of thousands of small files. */
@@ -481,7 +651,6 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     for (size_t i = 0; i < c.nlinks; i++)
         free(c.links[i].relpath);
     free(c.links);
-    ob_buf_free(&c.blob);
     if (rc == 0 && o->progress) {
         files_progress p = {st->files, st->dirs, st->bytes, 0, 0, 0, NULL};
         o->progress(&p, 1, o->progress_ud);
