@@ -31,7 +31,7 @@ for i in $(seq 1 40); do
     printf 'work log %d\n%.0s' "$i" $(seq 1 500) >"$app/storage/evidence/2026-11/log-$i.txt"
 done
 printf 'DATABASE_URL=postgres://opscore@localhost/opscore\nSECRET_KEY=%s\n' \
-    "$(head -c 16 /dev/urandom | xxd -p 2>/dev/null || echo s3cr3t)" >"$app/.env"
+    "$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >"$app/.env"
 chmod 600 "$app/.env"
 printf '[server]\nport = 8080\n' >"$app/config/app.ini"
 head -c 32 /dev/urandom >"$app/keys/token-encryption.key"
