@@ -244,20 +244,85 @@ static tree_node *add_stream_node(tree *t, const char *name)
     return n;
 }
 
+/* Reads a pipe, keeping a copy of the first bytes (the archive header). */
+typedef struct head_reader {
+    int fd;
+    ob_buf *head;   /* may be NULL */
+} head_reader;
+
+#define PG_HEAD_KEEP 4096
+
+static ssize_t head_read(void *ud, uint8_t *buf, size_t len)
+{
+    head_reader *h = ud;
+    ssize_t k = stream_read_fd(&h->fd, buf, len);
+    if (k > 0 && h->head && h->head->len < PG_HEAD_KEEP) {
+        size_t take = PG_HEAD_KEEP - h->head->len;
+        ob_buf_append(h->head, buf, (size_t)k < take ? (size_t)k : take);
+    }
+    return k;
+}
+
+/* pg_dump's own version from a custom-format archive header, which saves
+ * running `pg_dump --version` (on Debian a Perl wrapper) separately.
+ * Layout (pg_backup_archiver.c, WriteHead): "PGDMP", major, minor, rev,
+ * intSize, offSize, format, compression (an int before archive 1.15, a
+ * byte since), 7 ints of creation time, then three strings: database,
+ * server version, pg_dump version.  An int is a sign byte and intSize
+ * little-endian bytes; a string is an int length and the bytes. */
+static char *archive_dump_version(const ob_buf *head)
+{
+    ob_rd r = ob_rd_init(head->data, head->len);
+    const uint8_t *magic = ob_rd_take(&r, 5);
+    if (!magic || memcmp(magic, "PGDMP", 5) != 0)
+        return NULL;
+    uint8_t vmaj = ob_rd_u8(&r), vmin = ob_rd_u8(&r);
+    ob_rd_u8(&r);
+    uint8_t isz = ob_rd_u8(&r);
+    ob_rd_u8(&r); /* offSize */
+    ob_rd_u8(&r); /* format */
+    if (r.bad || isz < 1 || isz > 8)
+        return NULL;
+    int ints = 7, byte_comp = vmaj > 1 || (vmaj == 1 && vmin >= 15);
+    if (byte_comp)
+        ob_rd_u8(&r);
+    else
+        ints++;
+    for (int i = 0; i < ints; i++)
+        ob_rd_take(&r, 1u + isz);
+    char *str = NULL;
+    for (int k = 0; k < 3 && !r.bad; k++) {
+        int neg = ob_rd_u8(&r);
+        const uint8_t *le = ob_rd_take(&r, isz);
+        if (!le || neg)
+            return NULL;
+        uint64_t n = 0;
+        for (int b = isz - 1; b >= 0; b--)
+            n = n << 8 | le[b];
+        const uint8_t *p = n <= r.left ? ob_rd_take(&r, (size_t)n) : NULL;
+        if (!p)
+            return NULL;
+        if (k == 2)
+            str = ob_xasprintf("pg_dump (PostgreSQL) %.*s", (int)n, (const char *)p);
+    }
+    return str;
+}
+
 /* Run a dump command and store its stdout as node n.  Fails (with the
- * command's own error text) unless it exits 0. */
+ * command's own error text) unless it exits 0.  head, if not NULL,
+ * receives the first bytes of the output. */
 static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t buf_cap,
                         char **argv, char **env, const char *what, tree_node *n,
-                        uint64_t *bytes, ob_err *err)
+                        uint64_t *bytes, ob_buf *head, ob_err *err)
 {
     proc_opts po = {argv, env, 0, 1};
     proc *p;
     if (proc_start(&po, &p, err) < 0)
         return -1;
     stream_sink sink = {w, ck, buf, buf_cap, NULL, NULL};
-    int fd = proc_stdout(p);
+    head_reader hr = {proc_stdout(p), head};
     size_t cap = 0;
-    int rc = stream_store(&sink, stream_read_fd, &fd, what, 0, n, &cap, bytes, err);
+    int rc = stream_store(&sink, head_read, &hr, what, 0, n, &cap, bytes, err);
     if (rc < 0) {
         proc_free(p); /* kills it */
         return -1;
@@ -350,7 +415,6 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         goto out;
     }
 
-    dump_version = tool_version(o->dump_command, "pg_dump", env);
     char *snaparg = ob_xasprintf("--snapshot=%s", snapname);
     char *dbarg = ob_xasprintf("--dbname=%s", db);
     char *extra[] = {"--format=custom", "--compress=0", snaparg, dbarg, NULL};
@@ -377,7 +441,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     }
     snap->extra = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "database", db,
                             "server_version", PQparameterStatus(conn, "server_version"),
-                            "pg_dump_version", dump_version, "database_size",
+                            "pg_dump_version", "unknown", "database_size",
                             (json_int_t)strtoll(dbsize, NULL, 10), "owner", owner, "encoding",
                             encoding, "format", "custom");
     free(owner);
@@ -397,7 +461,14 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     counting = 1;
     uint64_t dump_bytes = 0, globals_bytes = 0;
     tree_node *dn = add_stream_node(&t, PG_DUMP_NAME);
-    int drc = dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, err);
+    ob_buf head = OB_BUF_INIT;
+    int drc = dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, &head, err);
+    dump_version = archive_dump_version(&head);
+    ob_buf_free(&head);
+    if (!dump_version) /* not a custom archive we can read: ask the tool */
+        dump_version = drc == 0 ? tool_version(o->dump_command, "pg_dump", env) : NULL;
+    if (dump_version)
+        json_object_set_new(snap->extra, "pg_dump_version", json_string(dump_version));
     pthread_join(counter, NULL);
     counting = 0;
     if (drc < 0)
@@ -424,7 +495,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         tree_node *gn = add_stream_node(&t, PG_GLOBALS_NAME);
         ob_err ge = OB_ERR_INIT;
         if (dump_to_node(w, ck, buf, buf_cap, gargv, env, "pg_dumpall --globals-only", gn,
-                         &globals_bytes, &ge) == 0) {
+                         &globals_bytes, NULL, &ge) == 0) {
             globals = 1;
             if (!with_pw)
                 ob_warn("role passwords are not stored: reading them needs a superuser (%s)",
