@@ -371,6 +371,74 @@ static char **globals_argv(const char *dump_command, const char *db, int with_pa
     return words;
 }
 
+/* Run a command and collect all it prints; it must exit 0. */
+static int run_capture(char **argv, char **env, const char *what, ob_buf *out, ob_err *err)
+{
+    proc_opts po = {argv, env, 0, 1};
+    proc *p;
+    if (proc_start(&po, &p, err) < 0)
+        return -1;
+    uint8_t tmp[65536];
+    int fd = proc_stdout(p);
+    ssize_t k;
+    while ((k = stream_read_fd(&fd, tmp, sizeof tmp)) > 0)
+        ob_buf_append(out, tmp, (size_t)k);
+    int code = 0;
+    int rc = proc_wait(p, &code, err);
+    if (rc == 0 && code != 0) {
+        const char *msg = proc_stderr(p);
+        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
+                        *msg ? ": " : "", msg);
+    }
+    proc_free(p);
+    return rc;
+}
+
+/* The cluster globals, dumped on a thread while pg_dump runs. */
+typedef struct globals_job {
+    const char *dump_command, *db;
+    char **env;
+    ob_buf out;
+    int ok, without_pw, skipped;
+    ob_err err;
+} globals_job;
+
+static void *globals_thread(void *arg)
+{
+    globals_job *g = arg;
+    for (int with_pw = 1; with_pw >= 0 && !g->ok; with_pw--) {
+        ob_err_clear(&g->err);
+        char **argv = globals_argv(g->dump_command, g->db, with_pw, &g->err);
+        if (!argv) {
+            g->skipped = g->err.code == OB_OK;
+            break;
+        }
+        ob_buf_reset(&g->out);
+        if (run_capture(argv, g->env, "pg_dumpall --globals-only", &g->out, &g->err) == 0) {
+            g->ok = 1;
+            g->without_pw = !with_pw;
+        }
+        proc_argv_free(argv);
+    }
+    return NULL;
+}
+
+typedef struct mem_reader {
+    const uint8_t *p;
+    size_t left;
+} mem_reader;
+
+static ssize_t mem_read(void *ud, uint8_t *buf, size_t len)
+{
+    mem_reader *m = ud;
+    size_t n = len < m->left ? len : m->left;
+    if (n)
+        memcpy(buf, m->p, n);
+    m->p += n;
+    m->left -= n;
+    return (ssize_t)n;
+}
+
 int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *err)
 {
     *out = NULL;
@@ -386,15 +454,17 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     }
     int rc = -1;
     char *snapname = NULL, *dbsize = NULL, *dump_version = NULL;
-    char **argv = NULL, **gargv = NULL;
+    char **argv = NULL;
     repo_writer *w = NULL;
     snapshot *snap = NULL;
     uint8_t *buf = NULL;
     tree t;
     tree_init(&t);
     count_job cj = {conn, json_object(), OB_ERR_INIT, 0};
-    pthread_t counter;
-    int counting = 0;
+    pthread_t counter, gthread;
+    int counting = 0, gstarted = 0;
+    globals_job gj;
+    memset(&gj, 0, sizeof gj);
     const char *db = PQdb(conn);
 
     /* The transaction whose snapshot both pg_dump and our counts see. */
@@ -459,6 +529,14 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         goto out;
     }
     counting = 1;
+    gj.dump_command = o->dump_command;
+    gj.db = db;
+    gj.env = env;
+    if (pthread_create(&gthread, NULL, globals_thread, &gj) != 0) {
+        ob_err_set(err, OB_EFAIL, "cannot start the globals thread");
+        goto out;
+    }
+    gstarted = 1;
     uint64_t dump_bytes = 0, globals_bytes = 0;
     tree_node *dn = add_stream_node(&t, PG_DUMP_NAME);
     ob_buf head = OB_BUF_INIT;
@@ -482,34 +560,26 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     pg_exec(conn, "COMMIT", err);
     ob_err_clear(err);
 
+    /* The globals were dumped meanwhile (they are small: kept in memory). */
+    pthread_join(gthread, NULL);
+    gstarted = 0;
     int globals = 0;
-    for (int with_pw = 1; with_pw >= 0 && !globals; with_pw--) {
-        gargv = globals_argv(o->dump_command, db, with_pw, err);
-        if (!gargv) {
-            if (err->code != OB_OK)
-                goto out;
-            ob_warn("the dump command does not end in pg_dump: cluster globals (roles) are not "
-                    "stored");
-            break;
-        }
+    if (gj.ok) {
         tree_node *gn = add_stream_node(&t, PG_GLOBALS_NAME);
-        ob_err ge = OB_ERR_INIT;
-        if (dump_to_node(w, ck, buf, buf_cap, gargv, env, "pg_dumpall --globals-only", gn,
-                         &globals_bytes, NULL, &ge) == 0) {
-            globals = 1;
-            if (!with_pw)
-                ob_warn("role passwords are not stored: reading them needs a superuser (%s)",
-                        "pg_authid");
-        } else {
-            /* Drop the half node and retry without passwords. */
-            tree_node_free(gn);
-            t.n--;
-            if (!with_pw)
-                ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&ge));
-        }
-        ob_err_clear(&ge);
-        proc_argv_free(gargv);
-        gargv = NULL;
+        mem_reader mr = {gj.out.data, gj.out.len};
+        stream_sink gsink = {w, ck, buf, buf_cap, NULL, NULL};
+        size_t gcap = 0;
+        if (stream_store(&gsink, mem_read, &mr, "globals", 0, gn, &gcap, &globals_bytes, err) < 0)
+            goto out;
+        gn->size = globals_bytes;
+        globals = 1;
+        if (gj.without_pw)
+            ob_warn("role passwords are not stored: reading them needs a superuser (pg_authid)");
+    } else if (gj.skipped) {
+        ob_warn("the dump command does not end in pg_dump: cluster globals (roles) are not "
+                "stored");
+    } else {
+        ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&gj.err));
     }
 
     if (treeio_save(w, &t, snap->tree, err) < 0 || repo_writer_flush(w, err) < 0)
@@ -534,6 +604,10 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
 out:
     if (counting)
         pthread_join(counter, NULL);
+    if (gstarted)
+        pthread_join(gthread, NULL);
+    ob_buf_free(&gj.out);
+    ob_err_clear(&gj.err);
     ob_err_clear(&cj.err);
     json_decref(cj.tables);
     repo_writer_free(w);
@@ -541,7 +615,6 @@ out:
     tree_free(&t);
     snapshot_free(snap);
     proc_argv_free(argv);
-    proc_argv_free(gargv);
     free(snapname);
     free(dbsize);
     free(dump_version);
