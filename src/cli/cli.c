@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
+#include "repo/lock.h"
 
 enum {
     GOPT_CONFIG = 1000,
@@ -278,4 +280,24 @@ char *cli_scrub_conninfo(char *arg)
     }
     PQconninfoFree(opts);
     return copy;
+}
+
+int cli_open_repo_locked(cli_ctx *ctx, int exclusive, struct repo_lock **lock)
+{
+    ob_err err = OB_ERR_INIT;
+    *lock = NULL;
+    if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, exclusive, lock, &err) < 0) {
+        int rc = cli_fail(ctx, &err);
+        cli_close_repo(ctx);
+        return rc;
+    }
+    return 0;
+}
+
+int cli_time_option(const cli_command *cmd, const char *value, int64_t *out)
+{
+    *out = 0;
+    if (value && ob_time_parse(value, out, NULL) < 0)
+        return cli_usage(cmd, "--time '%s' is not 'YYYY-MM-DD HH:MM:SS' or RFC 3339", value);
+    return 0;
 }

@@ -56,6 +56,13 @@ int cli_load_config(cli_ctx *ctx, ob_err *err);
 int cli_open_repo(cli_ctx *ctx, ob_err *err);
 int cli_open_storage(cli_ctx *ctx, int create, ob_err *err);
 void cli_close_repo(cli_ctx *ctx);
+/* cli_open_repo, then take a lock (shared unless exclusive).  On failure
+ * the error is reported, the repository closed, and the exit code returned;
+ * 0 on success. */
+struct repo_lock;
+int cli_open_repo_locked(cli_ctx *ctx, int exclusive, struct repo_lock **lock);
+/* --time VALUE -> seconds (0 when value is NULL); usage error code if bad. */
+int cli_time_option(const cli_command *cmd, const char *value, int64_t *out);
 
 /* The repository password from the first source that has one (CLI.md);
  * purpose is shown in a TTY prompt.  Caller frees with cli_password_free. */

@@ -94,18 +94,13 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
         goto out;
     }
     int64_t when = 0;
-    if (a.time && ob_time_parse(a.time, &when, NULL) < 0) {
-        rc = cli_usage(cmd, "--time '%s' is not 'YYYY-MM-DD HH:MM:SS' or RFC 3339", a.time);
+    if ((rc = cli_time_option(cmd, a.time, &when)) != 0)
         goto out;
-    }
 
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
-    if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0) {
-        rc = cli_fail(ctx, &err);
-        cli_close_repo(ctx);
+    if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
         goto out;
-    }
     cli_progress prog;
     cli_progress_init(&prog, "backup");
     files_backup_opts o = {

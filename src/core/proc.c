@@ -152,6 +152,18 @@ int proc_wait(proc *p, int *code, ob_err *err)
     return 0;
 }
 
+int proc_wait_ok(proc *p, const char *what, ob_err *err)
+{
+    int code = 0;
+    if (proc_wait(p, &code, err) < 0)
+        return -1;
+    if (code == 0)
+        return 0;
+    const char *msg = proc_stderr(p);
+    return ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
+                      *msg ? ": " : "", msg);
+}
+
 const char *proc_stderr(proc *p)
 {
     return p->err_text ? p->err_text : "";
@@ -244,6 +256,17 @@ int proc_run(char *const *argv, char *const *env_add, int *code, char **stderr_t
     int rc = proc_wait(p, code, err);
     if (rc == 0 && stderr_text)
         *stderr_text = ob_xstrdup(proc_stderr(p));
+    proc_free(p);
+    return rc;
+}
+
+int proc_run_ok(char *const *argv, char *const *env_add, const char *what, ob_err *err)
+{
+    proc_opts o = {argv, env_add, 0, 0};
+    proc *p;
+    if (proc_start(&o, &p, err) < 0)
+        return -1;
+    int rc = proc_wait_ok(p, what, err);
     proc_free(p);
     return rc;
 }

@@ -32,6 +32,9 @@ int proc_stdout(const proc *p);   /* -1 if not piped */
 void proc_close_stdin(proc *p);   /* signal EOF to the child */
 /* Wait for exit.  *code: exit status, or 128 + signal number. */
 int proc_wait(proc *p, int *code, ob_err *err);
+/* Wait, and fail unless the child exited 0: the error says
+ * "WHAT failed (exit status N): <its stderr>". */
+int proc_wait_ok(proc *p, const char *what, ob_err *err);
 /* What the child wrote to stderr (last 64 KiB, trimmed); "" if nothing.
  * Valid after proc_wait until proc_free. */
 const char *proc_stderr(proc *p);
@@ -43,8 +46,11 @@ void proc_free(proc *p);
 int proc_split(const char *cmd, char ***argv, size_t *argc, ob_err *err);
 void proc_argv_free(char **argv);
 
-/* Run a command to completion, feeding nothing, discarding stdout. */
+/* Run a command to completion, feeding nothing; its stdout joins the
+ * captured stderr.  *code and *stderr_text (caller frees) may be NULL. */
 int proc_run(char *const *argv, char *const *env_add, int *code, char **stderr_text,
              ob_err *err);
+/* proc_run that fails unless the command exits 0 (see proc_wait_ok). */
+int proc_run_ok(char *const *argv, char *const *env_add, const char *what, ob_err *err);
 
 #endif

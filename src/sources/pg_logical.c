@@ -327,18 +327,9 @@ static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t 
         proc_free(p); /* kills it */
         return -1;
     }
-    int code = 0;
-    if (proc_wait(p, &code, err) < 0) {
-        proc_free(p);
-        return -1;
-    }
-    if (code != 0) {
-        const char *msg = proc_stderr(p);
-        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
-                        *msg ? ": " : "", msg);
-    } else if (*bytes == 0) {
+    rc = proc_wait_ok(p, what, err);
+    if (rc == 0 && *bytes == 0)
         rc = ob_err_set(err, OB_EFAIL, "%s wrote nothing", what);
-    }
     n->size = *bytes;
     proc_free(p);
     return rc;
@@ -383,13 +374,7 @@ static int run_capture(char **argv, char **env, const char *what, ob_buf *out, o
     ssize_t k;
     while ((k = stream_read_fd(&fd, tmp, sizeof tmp)) > 0)
         ob_buf_append(out, tmp, (size_t)k);
-    int code = 0;
-    int rc = proc_wait(p, &code, err);
-    if (rc == 0 && code != 0) {
-        const char *msg = proc_stderr(p);
-        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
-                        *msg ? ": " : "", msg);
-    }
+    int rc = proc_wait_ok(p, what, err);
     proc_free(p);
     return rc;
 }
@@ -718,13 +703,9 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
         return -1;
     ob_err werr = OB_ERR_INIT;
     int wrc = stream_restore(r, n, proc_stdin(p), what, NULL, &werr);
-    int code = 0;
-    int rc = proc_wait(p, &code, err);
-    if (rc == 0 && code != 0) {
-        const char *msg = proc_stderr(p);
-        rc = ob_err_set(err, OB_EFAIL, "%s failed (exit status %d)%s%s", what, code,
-                        *msg ? ": " : "", msg);
-    } else if (rc == 0 && wrc < 0) {
+    /* The command's own complaint explains a broken pipe better than EPIPE. */
+    int rc = proc_wait_ok(p, what, err);
+    if (rc == 0 && wrc < 0) {
         ob_err_move(err, &werr);
         rc = -1;
     }
@@ -797,13 +778,7 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
             char *jarg = ob_xasprintf("--jobs=%d", o->jobs);
             char *extra[] = {dbarg, "--exit-on-error", "--no-password", jarg, tmpfile, NULL};
             char **argv = build_argv(NULL, "pg_restore", extra, err);
-            int code = 0;
-            char *msg = NULL;
-            rc = argv ? proc_run(argv, env, &code, &msg, err) : -1;
-            if (rc == 0 && code != 0)
-                rc = ob_err_set(err, OB_EFAIL, "pg_restore failed (exit status %d): %s", code,
-                                msg ? msg : "");
-            free(msg);
+            rc = argv ? proc_run_ok(argv, env, "pg_restore", err) : -1;
             free(jarg);
             proc_argv_free(argv);
         }
