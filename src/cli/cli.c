@@ -301,3 +301,36 @@ int cli_time_option(const cli_command *cmd, const char *value, int64_t *out)
         return cli_usage(cmd, "--time '%s' is not 'YYYY-MM-DD HH:MM:SS' or RFC 3339", value);
     return 0;
 }
+
+/* Does option argument `a` (e.g. "--set", "-e") take a separate value? */
+static int takes_value(const char *a, const struct option *const *tables)
+{
+    if (strchr(a, '='))
+        return 0;
+    for (size_t t = 0; tables[t]; t++)
+        for (const struct option *o = tables[t]; o->name; o++) {
+            int long_hit = a[1] == '-' && strcmp(a + 2, o->name) == 0;
+            int short_hit = a[1] != '-' && a[2] == '\0' && a[1] == o->val;
+            if ((long_hit || short_hit) && o->has_arg == required_argument)
+                return 1;
+        }
+    return 0;
+}
+
+int cli_kind_is(int argc, char **argv, const char *word, const struct option *const *tables)
+{
+    const struct option *const globals[] = {global_opts, NULL};
+    static const struct option global_short[] = {
+        {"c", required_argument, NULL, 'c'}, {"r", required_argument, NULL, 'r'}, {0, 0, 0, 0}};
+    const struct option *const gshort[] = {global_short, NULL};
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k];
+        if (strcmp(a, "--") == 0)
+            return k + 1 < argc && strcmp(argv[k + 1], word) == 0;
+        if (a[0] != '-' || a[1] == '\0')
+            return strcmp(a, word) == 0;
+        if (takes_value(a, tables) || takes_value(a, globals) || takes_value(a, gshort))
+            k++;
+    }
+    return 0;
+}

@@ -109,8 +109,11 @@ int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char 
  * it.  Passwords belong in PGPASSWORD or ~/.pgpass; this limits the damage. */
 char *cli_scrub_conninfo(char *arg);
 
-/* Is the kind operand (the first non-option argument) `word`? */
-int cli_kind_is(int argc, char **argv, const char *word);
+/* Is the kind operand (the first non-option argument) `word`?  tables
+ * (NULL-terminated) are the command's option tables, consulted with the
+ * global ones to know which options consume the next argument. */
+int cli_kind_is(int argc, char **argv, const char *word, const struct option *const *tables);
+extern const struct option cli_db_opts[]; /* options of backup/restore/verify db */
 
 extern const cli_command cli_commands[];
 const cli_command *cli_find_command(const char *name);

@@ -31,50 +31,23 @@ static int backup_opt(int opt, const char *arg, void *ud)
     return 0;
 }
 
-/* Is the first operand (the kind) "db"?  Options may come before it. */
-static int first_operand_is(int argc, char **argv, const char *word)
-{
-    for (int k = 1; k < argc; k++) {
-        if (argv[k][0] != '-')
-            return strcmp(argv[k], word) == 0;
-        /* skip the value of options that take one */
-        if (!strchr(argv[k], '=') &&
-            (!strcmp(argv[k], "-r") || !strcmp(argv[k], "--repo") || !strcmp(argv[k], "-c") ||
-             !strcmp(argv[k], "--config") || !strcmp(argv[k], "--password-file") ||
-             !strcmp(argv[k], "--set") || !strcmp(argv[k], "--tag") ||
-             !strcmp(argv[k], "--time") || !strcmp(argv[k], "--dbname") ||
-             !strcmp(argv[k], "-d") || !strcmp(argv[k], "--dump-command") ||
-             !strcmp(argv[k], "--restore-command") || !strcmp(argv[k], "--target-db") ||
-             !strcmp(argv[k], "--target") || !strcmp(argv[k], "-t") ||
-             !strcmp(argv[k], "--include") || !strcmp(argv[k], "-i") ||
-             !strcmp(argv[k], "--exclude") || !strcmp(argv[k], "-e") ||
-             !strcmp(argv[k], "--jobs") || !strcmp(argv[k], "-j") ||
-             !strcmp(argv[k], "--kdf-n")))
-            k++;
-    }
-    return 0;
-}
-
-int cli_kind_is(int argc, char **argv, const char *word)
-{
-    return first_operand_is(argc, argv, word);
-}
+static const struct option backup_opts[] = {
+    {"set", required_argument, NULL, 'S'},
+    {"tag", required_argument, NULL, 'T'},
+    {"exclude", required_argument, NULL, 'e'},
+    {"time", required_argument, NULL, 't'},
+    {"force", no_argument, NULL, 'f'},
+    {0, 0, 0, 0},
+};
 
 int cmd_backup(cli_ctx *ctx, int argc, char **argv)
 {
-    if (cli_kind_is(argc, argv, "db"))
+    const struct option *tables[] = {backup_opts, cli_db_opts, NULL};
+    if (cli_kind_is(argc, argv, "db", tables))
         return cmd_backup_db(ctx, argc, argv);
     const cli_command *cmd = cli_find_command("backup");
     backup_args a = {.cmd = cmd};
-    static const struct option opts[] = {
-        {"set", required_argument, NULL, 'S'},
-        {"tag", required_argument, NULL, 'T'},
-        {"exclude", required_argument, NULL, 'e'},
-        {"time", required_argument, NULL, 't'},
-        {"force", no_argument, NULL, 'f'},
-        {0, 0, 0, 0},
-    };
-    int i = cli_parse(ctx, cmd, argc, argv, opts, "e:", backup_opt, &a);
+    int i = cli_parse(ctx, cmd, argc, argv, backup_opts, "e:", backup_opt, &a);
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;

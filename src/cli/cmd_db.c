@@ -56,7 +56,7 @@ static int db_opt(int opt, const char *arg, void *ud)
     return 0;
 }
 
-static const struct option db_opts[] = {
+const struct option cli_db_opts[] = {
     {"set", required_argument, NULL, 'S'},
     {"dbname", required_argument, NULL, 'd'},
     {"dump-command", required_argument, NULL, 'D'},
@@ -86,7 +86,7 @@ static void db_args_free(db_args *a)
 int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("backup")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, db_opts, "d:j:", db_opt, &a);
+    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:j:", db_opt, &a);
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -135,7 +135,7 @@ out:
 int cmd_restore_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("restore")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, db_opts, "d:j:", db_opt, &a);
+    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:j:", db_opt, &a);
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -186,7 +186,7 @@ out:
 static int verify_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("verify")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, db_opts, "d:", db_opt, &a);
+    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:", db_opt, &a);
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -290,7 +290,7 @@ static int verify_files(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("verify");
     db_args a = {.cmd = cmd};
-    int i = cli_parse(ctx, cmd, argc, argv, db_opts, "", db_opt, &a);
+    int i = cli_parse(ctx, cmd, argc, argv, cli_db_opts, "", db_opt, &a);
     if (i < 0)
         return i == -2 ? CLI_OK : CLI_USAGE;
     if (argc - i > 2)
@@ -330,16 +330,15 @@ static int verify_files(cli_ctx *ctx, int argc, char **argv)
 int cmd_verify(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("verify");
-    /* Find the kind: the first operand. */
-    for (int k = 1; k < argc; k++) {
-        if (strcmp(argv[k], "db") == 0)
-            return verify_db(ctx, argc, argv);
-        if (strcmp(argv[k], "files") == 0 || strcmp(argv[k], "config") == 0)
-            return verify_files(ctx, argc, argv);
+    const struct option *tables[] = {cli_db_opts, NULL};
+    if (cli_kind_is(argc, argv, "db", tables))
+        return verify_db(ctx, argc, argv);
+    if (cli_kind_is(argc, argv, "files", tables) || cli_kind_is(argc, argv, "config", tables))
+        return verify_files(ctx, argc, argv);
+    for (int k = 1; k < argc; k++)
         if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
             printf("usage: opsbackup %s\n", cmd->usage);
             return CLI_OK;
         }
-    }
     return cli_usage(cmd, "verify needs a kind: db or files");
 }

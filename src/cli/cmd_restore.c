@@ -29,21 +29,23 @@ static int restore_opt(int opt, const char *arg, void *ud)
     return 0;
 }
 
+static const struct option restore_opts[] = {
+    {"target", required_argument, NULL, 't'},
+    {"set", required_argument, NULL, 'S'},
+    {"include", required_argument, NULL, 'i'},
+    {"delete", no_argument, NULL, 'D'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {0, 0, 0, 0},
+};
+
 int cmd_restore(cli_ctx *ctx, int argc, char **argv)
 {
-    if (cli_kind_is(argc, argv, "db"))
+    const struct option *tables[] = {restore_opts, cli_db_opts, NULL};
+    if (cli_kind_is(argc, argv, "db", tables))
         return cmd_restore_db(ctx, argc, argv);
     const cli_command *cmd = cli_find_command("restore");
     restore_args a = {0};
-    static const struct option opts[] = {
-        {"target", required_argument, NULL, 't'},
-        {"set", required_argument, NULL, 'S'},
-        {"include", required_argument, NULL, 'i'},
-        {"delete", no_argument, NULL, 'D'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {0, 0, 0, 0},
-    };
-    int i = cli_parse(ctx, cmd, argc, argv, opts, "t:i:n", restore_opt, &a);
+    int i = cli_parse(ctx, cmd, argc, argv, restore_opts, "t:i:n", restore_opt, &a);
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
