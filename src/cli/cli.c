@@ -33,8 +33,9 @@ static const struct option global_opts[] = {
     {"password-file", required_argument, NULL, GOPT_PASSWORD_FILE},
     {"kdf-n", required_argument, NULL, GOPT_KDF_N},
     {"help", no_argument, NULL, GOPT_HELP},
+    {0, 0, 0, 0},
 };
-#define NGLOBAL (sizeof global_opts / sizeof global_opts[0])
+#define NGLOBAL (sizeof global_opts / sizeof global_opts[0]) /* with its terminator */
 
 int cli_usage(const cli_command *cmd, const char *fmt, ...)
 {
