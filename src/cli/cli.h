@@ -98,6 +98,8 @@ int cmd_unlock(cli_ctx *, int, char **);
 int cmd_verify(cli_ctx *, int, char **);
 int cmd_backup_db(cli_ctx *, int, char **);
 int cmd_restore_db(cli_ctx *, int, char **);
+int cmd_archive_push(cli_ctx *, int, char **);
+int cmd_archive_get(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);
@@ -117,5 +119,15 @@ extern const struct option cli_db_opts[]; /* options of backup/restore/verify db
 
 extern const cli_command cli_commands[];
 const cli_command *cli_find_command(const char *name);
+
+/* Every repository the command works on (cli_repos.c): -r, else each
+ * [repo.NAME] of the config in file order, else $OPSBACKUP_REPOSITORY. */
+typedef struct cli_repos {
+    repo **r;
+    storage **st;
+    size_t n;
+} cli_repos;
+int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err);
+void cli_repos_close(cli_repos *rs);
 
 #endif

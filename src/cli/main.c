@@ -35,6 +35,16 @@ const cli_command cli_commands[] = {
      "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},
     {"check", cmd_check, "verify the repository",
      "check [--read-data | --read-data-subset PCT] [--json]"},
+    {"archive-push", cmd_archive_push, "archive a WAL file (PostgreSQL's archive_command)",
+     "archive-push [--batch N] [--threads N] PATH\n"
+     "       archive_command = 'opsbackup archive-push %p'\n"
+     "       Stores PATH in every repository of the config (or -r).  Also pushes up to\n"
+     "       --batch (16) other files waiting in archive_status, in parallel."},
+    {"archive-get", cmd_archive_get, "fetch a WAL file (PostgreSQL's restore_command)",
+     "archive-get [--prefetch N] NAME DEST\n"
+     "       restore_command = 'opsbackup archive-get %f \"%p\"'\n"
+     "       Exits 1 when NAME is not archived.  Fetches the next --prefetch (8)\n"
+     "       segments ahead in the background."},
     {"unlock", cmd_unlock, "remove stale locks left by crashed processes", "unlock"},
     {NULL, NULL, NULL, NULL},
 };

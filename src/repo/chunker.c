@@ -61,6 +61,7 @@ struct chunker {
     uint64_t mask_s; /* strict mask, for chunk lengths up to avg_size */
     uint64_t mask_l; /* loose mask, for chunk lengths past avg_size */
     uint64_t gear[256];
+    int fixed;       /* chunker_new_fixed: every chunk is max_size bytes */
 };
 
 /* A mask of the top `bits` bits of a 64-bit word (1 <= bits <= 63). */
@@ -134,6 +135,16 @@ chunker *chunker_new(const chunker_params *params, const uint8_t seed[32])
     return c;
 }
 
+chunker *chunker_new_fixed(uint32_t size)
+{
+    if (size < CHUNKER_MIN_MIN || size > CHUNKER_MAX_MAX)
+        return NULL;
+    chunker *c = ob_xcalloc(1, sizeof *c);
+    c->p.min_size = c->p.avg_size = c->p.max_size = size;
+    c->fixed = 1;
+    return c;
+}
+
 void chunker_free(chunker *c)
 {
     if (!c)
@@ -155,6 +166,8 @@ size_t chunker_next(const chunker *c, const uint8_t *data, size_t len, int eof)
 
     if (len == 0)
         return 0;
+    if (c->fixed)
+        return len >= max ? max : eof ? len : 0;
 
     /* Only data[0 .. n) can hold the cut.  The cut decision at byte i looks
      * at data[min .. i] only, so whatever we find here is the same cut a

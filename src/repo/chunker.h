@@ -37,6 +37,10 @@ typedef struct chunker chunker;
 /* Returns NULL if params are invalid (min < 64, avg not a power of two,
  * not min < avg < max, max > 64 MiB).  seed: 32 secret bytes. */
 chunker *chunker_new(const chunker_params *params, const uint8_t seed[32]);
+/* Fixed-size blocks (PostgreSQL relation files: a changed page changes
+ * exactly the block that holds it, and blocks stay page aligned).  All
+ * three params equal size.  NULL if size is out of range. */
+chunker *chunker_new_fixed(uint32_t size);
 void chunker_free(chunker *c);
 const chunker_params *chunker_get_params(const chunker *c);
 

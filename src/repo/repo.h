@@ -34,6 +34,7 @@ enum repo_object_type {
     REPO_OBJ_INDEX = 2,
     REPO_OBJ_SNAPSHOT = 3,
     REPO_OBJ_LOCK = 4,
+    REPO_OBJ_WAL = 5,      /* an archived WAL file (sources/pg_wal.h) */
 };
 
 /* scrypt parameters for a key slot. */

@@ -11,6 +11,7 @@
 #define OB_FILES_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "core/err.h"
 #include "repo/repo.h"
@@ -27,6 +28,20 @@ typedef struct files_progress {
 
 typedef void (*files_progress_cb)(const files_progress *p, int final, void *ud);
 
+/* What a files_backup filter says about one entry (physical backups use it
+ * for PostgreSQL's exclusion rules).  One of the first three, optionally
+ * or'ed with the flags. */
+enum files_filter_result {
+    FILES_INCLUDE = 0,
+    FILES_EXCLUDE = 1,      /* leave the entry out */
+    FILES_EMPTY_DIR = 2,    /* keep the directory, leave out its contents */
+    FILES_FOLLOW = 4,       /* a symlink to a directory: back up the directory */
+    FILES_LAST = 8,         /* read it after its siblings (pg_control) */
+};
+typedef int (*files_filter_fn)(void *ud, const char *path, const char *name,
+                               const struct stat *st);
+struct snapshot;
+
 typedef struct files_backup_opts {
     const char *kind;                   /* "files" (default) or "config" */
     const char *set;                    /* "" or NULL: no set */
@@ -41,6 +56,17 @@ typedef struct files_backup_opts {
     files_progress_cb progress;
     void *progress_ud;
     struct repo_lock *lock;             /* if set, a lost lease fails before commit */
+    files_filter_fn filter;             /* optional, see files_filter_result */
+    void *filter_ud;
+    const chunker *chunker;             /* NULL: the repository's files chunker */
+    /* Reuse an unchanged file from the parent only if its mtime is older
+     * than the parent backup's start: a file written while the parent read
+     * it may keep the same (coarse) mtime yet hold other bytes. */
+    int parent_strict;
+    /* Called after every file is read and before the snapshot is saved;
+     * may fill s->extra.  Failing it fails the backup. */
+    int (*before_commit)(void *ud, struct snapshot *s, ob_err *err);
+    void *commit_ud;
 } files_backup_opts;
 
 /* Back up paths; on success *out is the saved snapshot (or, with

@@ -40,6 +40,7 @@ typedef struct backup_ctx {
     files_progress prog;
     struct timespec last_progress;
     ob_sha256_ctx *digest;  /* over the PATHs' own nodes, see paths_digest */
+    int64_t parent_time;    /* start of the parent backup (parent_strict) */
 } backup_ctx;
 
 static void progress_tick(backup_ctx *c, const char *path)
@@ -196,10 +197,20 @@ static int same_file(const tree_node *a, const tree_node *b)
 static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tree,
                       uint8_t id[OB_ID_LEN], ob_err *err);
 
+static int save_empty_tree(backup_ctx *c, uint8_t id[OB_ID_LEN], ob_err *err)
+{
+    tree empty;
+    tree_init(&empty);
+    int rc = treeio_save(c->w, &empty, id, err);
+    tree_free(&empty);
+    return rc;
+}
+
 /* Fill node n for the entry at path (already lstat'ed).  old: the same
- * entry in the parent snapshot, or NULL. */
+ * entry in the parent snapshot, or NULL.  empty_dir: a directory whose
+ * contents the filter leaves out. */
 static int backup_entry(backup_ctx *c, const char *path, const char *name, const struct stat *st,
-                        const tree_node *old, tree_node *n, ob_err *err)
+                        const tree_node *old, int empty_dir, tree_node *n, ob_err *err)
 {
     if (fsmeta_capture(path, name, st, n, err) < 0) {
         warn_entry(c, path, ob_err_msg(err), 0);
@@ -210,13 +221,16 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
     switch (n->type) {
     case TREE_DIR: {
         c->prog.dirs++;
+        if (empty_dir)
+            return save_empty_tree(c, n->subtree, err);
         const uint8_t *ptree = old && old->type == TREE_DIR ? old->subtree : NULL;
         return backup_dir(c, path, ptree, n->subtree, err);
     }
     case TREE_FILE:
         c->prog.files++;
         c->prog.bytes += (uint64_t)st->st_size;
-        if (old && same_file(old, n)) {
+        if (old && same_file(old, n) &&
+            (!c->o->parent_strict || old->mtime_sec < c->parent_time - 1)) {
             int all = 1;
             for (size_t i = 0; i < old->nextents && all; i++)
                 all = repo_writer_has(c->w, old->extents[i].id);
@@ -247,11 +261,7 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
     if (!d) {
         warn_entry(c, path, "cannot list directory", errno);
         /* Store an empty listing so the directory itself is restored. */
-        tree empty;
-        tree_init(&empty);
-        int rc = treeio_save(c->w, &empty, id, err);
-        tree_free(&empty);
-        return rc;
+        return save_empty_tree(c, id, err);
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -287,32 +297,59 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
     int rc = 0;
     size_t plen = strlen(path);
     int root = plen == 1 && path[0] == '/';
-    for (size_t i = 0; i < n && rc >= 0; i++) {
-        char *child = root ? ob_xasprintf("/%s", names[i]) : ob_xasprintf("%s/%s", path, names[i]);
-        struct stat st;
-        if (excluded(c, child, names[i])) {
+    /* Two passes: entries the filter marks FILES_LAST are read after all
+     * their siblings. */
+    uint8_t *last = ob_xcalloc(n ? n : 1, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n && rc >= 0; i++) {
+            if (pass == 1 && !last[i])
+                continue;
+            char *child = root ? ob_xasprintf("/%s", names[i])
+                               : ob_xasprintf("%s/%s", path, names[i]);
+            struct stat st;
+            if (excluded(c, child, names[i])) {
+                free(child);
+                continue;
+            }
+            if (lstat(child, &st) < 0) {
+                if (errno != ENOENT) /* vanished since readdir: not an error */
+                    warn_entry(c, child, "cannot stat", errno);
+                free(child);
+                continue;
+            }
+            int f = c->o->filter ? c->o->filter(c->o->filter_ud, child, names[i], &st) : 0;
+            if ((f & 3) == FILES_EXCLUDE) {
+                free(child);
+                continue;
+            }
+            if (pass == 0 && (f & FILES_LAST)) {
+                last[i] = 1;
+                free(child);
+                continue;
+            }
+            if ((f & FILES_FOLLOW) && S_ISLNK(st.st_mode) && stat(child, &st) < 0) {
+                warn_entry(c, child, "cannot follow symlink", errno);
+                free(child);
+                continue;
+            }
+            const tree_node *prev = tree_find(&old, names[i], strlen(names[i]));
+            tree_node *node = tree_add(&t);
+            int r = backup_entry(c, child, names[i], &st, prev, (f & 3) == FILES_EMPTY_DIR,
+                                 node, err);
+            if (r == 0 && (f & FILES_FOLLOW) && S_ISDIR(st.st_mode))
+                node->type = TREE_DIR; /* fsmeta saw the symlink's name, not its type */
+            if (r == 1) {
+                /* Unreadable entry: drop it rather than store half of it. */
+                tree_node_free(node);
+                t.n--;
+            } else if (r < 0) {
+                rc = -1;
+            }
+            progress_tick(c, child);
             free(child);
-            continue;
         }
-        if (lstat(child, &st) < 0) {
-            if (errno != ENOENT) /* vanished since readdir: not an error */
-                warn_entry(c, child, "cannot stat", errno);
-            free(child);
-            continue;
-        }
-        const tree_node *prev = tree_find(&old, names[i], strlen(names[i]));
-        tree_node *node = tree_add(&t);
-        int r = backup_entry(c, child, names[i], &st, prev, node, err);
-        if (r == 1) {
-            /* Unreadable entry: drop it rather than store half of it. */
-            tree_node_free(node);
-            t.n--;
-        } else if (r < 0) {
-            rc = -1;
-        }
-        progress_tick(c, child);
-        free(child);
     }
+    free(last);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -434,7 +471,7 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
             rc = ob_err_errno(err, errno, "%s", full);
         } else if (is_target) {
             tree_node *node = tree_add(&t);
-            int r = backup_entry(c, full, name, &st, prev, node, err);
+            int r = backup_entry(c, full, name, &st, prev, 0, node, err);
             if (r == 1)
                 rc = ob_err_set(err, OB_EIO, "%s: cannot be read (see the warning above)", full);
             else if (r < 0)
@@ -533,7 +570,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     memset(&c, 0, sizeof c);
     c.r = r;
     c.o = o;
-    c.ck = repo_chunker(r, REPO_CHUNK_FILES);
+    c.ck = o->chunker ? o->chunker : repo_chunker(r, REPO_CHUNK_FILES);
     c.buf_cap = 2 * (size_t)chunker_get_params(c.ck)->max_size;
     c.buf = ob_xmalloc(c.buf_cap);
     c.digest = ob_sha256_new();
@@ -542,6 +579,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     if (rc == 0) {
         parent = snapshot_pick_parent(all, nall, snap);
         if (parent) {
+            c.parent_time = parent->time_sec;
             snap->has_parent = 1;
             memcpy(snap->parent, parent->id, sizeof snap->parent);
         }
@@ -563,6 +601,8 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, err);
         }
     }
+    if (rc == 0 && o->before_commit)
+        rc = o->before_commit(o->commit_ud, snap, err);
     if (rc == 0)
         rc = repo_writer_flush(c.w, err);
     if (rc == 0) {

@@ -1,0 +1,675 @@
+/*
+ * pg_wal.c — the WAL archive: archive-push and archive-get (see pg_wal.h
+ * for the object layout and why there are spool directories).
+ */
+#include "sources/pg_wal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/compress.h"
+#include "core/crypto.h"
+#include "core/log.h"
+
+/* Object payload: method (1 byte) | raw length (8 bytes LE) | bytes. */
+#define WAL_HDR 9
+#define WAL_ID_HEX 32 /* 16 bytes of the blob ID in the object name */
+
+static int all_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i]) || islower((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+int pg_wal_is_segment(const char *name)
+{
+    return strlen(name) == 24 && all_hex(name, 24);
+}
+
+int pg_wal_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 24)
+        return all_hex(name, 24);
+    if (n == 32 && strcmp(name + 24, ".partial") == 0)
+        return all_hex(name, 24);
+    if (n == 40 && name[24] == '.' && strcmp(name + 33, ".backup") == 0)
+        return all_hex(name, 24) && all_hex(name + 25, 8);
+    if (n == 16 && strcmp(name + 8, ".history") == 0)
+        return all_hex(name, 8);
+    return 0;
+}
+
+static uint64_t hex_u32(const char *s)
+{
+    char tmp[9];
+    memcpy(tmp, s, 8);
+    tmp[8] = '\0';
+    return strtoull(tmp, NULL, 16);
+}
+
+void pg_wal_segment_of(uint32_t tli, uint64_t lsn, uint64_t segsize, char out[25])
+{
+    uint64_t per = 0x100000000ull / segsize;
+    uint64_t segno = lsn / segsize;
+    snprintf(out, 25, "%08X%08X%08X", tli, (unsigned)(segno / per), (unsigned)(segno % per));
+}
+
+void pg_wal_next_segment(const char *name, uint64_t segsize, char out[25])
+{
+    uint64_t per = 0x100000000ull / segsize;
+    uint64_t segno = hex_u32(name + 8) * per + hex_u32(name + 16) + 1;
+    snprintf(out, 25, "%.8s%08X%08X", name, (unsigned)(segno / per), (unsigned)(segno % per));
+}
+
+/* "wal/<timeline>/<name>-" — every archived file's name starts with its
+ * timeline's 8 hex digits. */
+static char *object_prefix(const char *name)
+{
+    return ob_xasprintf("wal/%.8s/%s-", name, name);
+}
+
+typedef struct find_ctx {
+    size_t plen;
+    char *found;
+    int count;
+} find_ctx;
+
+static int find_cb(const char *obj, uint64_t size, void *ud)
+{
+    (void)size;
+    find_ctx *f = ud;
+    /* The prefix "…/NAME-" is exact, so only the ID may follow. */
+    if (strlen(obj) != f->plen + WAL_ID_HEX)
+        return 0;
+    f->count++;
+    if (!f->found)
+        f->found = ob_xstrdup(obj);
+    return 0;
+}
+
+/* The object holding name, if any (*obj NULL if none). */
+static int find_object(repo *r, const char *name, char **obj, ob_err *err)
+{
+    char *prefix = object_prefix(name);
+    find_ctx f = {strlen(prefix), NULL, 0};
+    int rc = storage_list(repo_storage(r), prefix, find_cb, &f, err);
+    free(prefix);
+    if (rc < 0) {
+        free(f.found);
+        return -1;
+    }
+    *obj = f.found;
+    return 0;
+}
+
+int pg_wal_exists(repo *r, const char *name, int *exists, ob_err *err)
+{
+    char *obj = NULL;
+    if (find_object(r, name, &obj, err) < 0)
+        return -1;
+    *exists = obj != NULL;
+    free(obj);
+    return 0;
+}
+
+int pg_wal_push(repo *r, const char *name, const uint8_t *data, size_t len, int *already,
+                ob_err *err)
+{
+    *already = 0;
+    if (!pg_wal_name_valid(name))
+        return ob_err_set(err, OB_EUSAGE, "%s is not a WAL file name PostgreSQL archives", name);
+    uint8_t id[OB_ID_LEN];
+    char hex[OB_HEX_ID_LEN + 1];
+    repo_blob_id(r, REPO_BLOB_DATA, data, len, id);
+    ob_hex(id, OB_ID_LEN, hex);
+    char *prefix = object_prefix(name);
+    char *obj = ob_xasprintf("%s%.*s", prefix, WAL_ID_HEX, hex);
+    free(prefix);
+    char *other = NULL;
+    int rc = find_object(r, name, &other, err);
+    if (rc == 0 && other && strcmp(other, obj) == 0) {
+        *already = 1;
+    } else if (rc == 0 && other) {
+        rc = ob_err_set(err, OB_EEXIST,
+                        "%s is already archived in %s with different content (object %s); "
+                        "refusing to replace it. Two clusters archiving into one repository, "
+                        "or a restored cluster that was not promoted to a new timeline, cause "
+                        "this: give each cluster its own repository",
+                        name, repo_storage(r)->url, other);
+    } else if (rc == 0) {
+        ob_compressor *cz = ob_compressor_new(repo_compression_level(r));
+        ob_buf z = OB_BUF_INIT, payload = OB_BUF_INIT;
+        int method = ob_compress(cz, data, len, &z);
+        ob_compressor_free(cz);
+        uint8_t hdr[WAL_HDR];
+        hdr[0] = (uint8_t)method;
+        for (int i = 0; i < 8; i++)
+            hdr[1 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+        ob_buf_append(&payload, hdr, sizeof hdr);
+        if (method == OB_COMP_ZSTD)
+            ob_buf_append(&payload, z.data, z.len);
+        else
+            ob_buf_append(&payload, data, len);
+        ob_buf_free(&z);
+        rc = repo_put_object_named(r, obj, REPO_OBJ_WAL, payload.data, payload.len,
+                                   STORAGE_PUT_CREATE, err);
+        if (rc < 0 && err->code == OB_EEXIST) { /* a concurrent identical push */
+            ob_err_clear(err);
+            *already = 1;
+            rc = 0;
+        }
+        ob_buf_free(&payload);
+    }
+    free(other);
+    free(obj);
+    return rc;
+}
+
+int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err)
+{
+    if (!pg_wal_name_valid(name))
+        return ob_err_set(err, OB_EUSAGE, "%s is not a WAL file name PostgreSQL archives", name);
+    char *obj = NULL;
+    if (find_object(r, name, &obj, err) < 0)
+        return -1;
+    if (!obj)
+        return ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive of %s", name,
+                          repo_storage(r)->url);
+    ob_buf payload = OB_BUF_INIT;
+    int rc = repo_get_object(r, obj, REPO_OBJ_WAL, &payload, err);
+    if (rc == 0 && payload.len < WAL_HDR)
+        rc = ob_err_set(err, OB_ECORRUPT, "WAL object %s is truncated", obj);
+    if (rc == 0) {
+        uint64_t raw = 0;
+        for (int i = 0; i < 8; i++)
+            raw |= (uint64_t)payload.data[1 + i] << (8 * i);
+        const uint8_t *p = payload.data + WAL_HDR;
+        size_t plen = payload.len - WAL_HDR;
+        ob_buf_reset(out);
+        if (raw > (1ull << 32)) {
+            rc = ob_err_set(err, OB_ECORRUPT, "WAL object %s claims an impossible size", obj);
+        } else if (payload.data[0] == OB_COMP_NONE) {
+            if (plen != raw)
+                rc = ob_err_set(err, OB_ECORRUPT, "WAL object %s has the wrong length", obj);
+            else
+                ob_buf_append(out, p, plen);
+        } else {
+            rc = ob_decompress(payload.data[0], p, plen, (size_t)raw, out, err);
+            if (rc < 0)
+                ob_err_prefix(err, "WAL object %s", obj);
+        }
+    }
+    if (rc == 0) {
+        /* The name carries the keyed ID of the content: check it, so an
+         * object swapped for another valid one is not replayed either. */
+        uint8_t id[OB_ID_LEN];
+        char hex[OB_HEX_ID_LEN + 1];
+        repo_blob_id(r, REPO_BLOB_DATA, out->data, out->len, id);
+        ob_hex(id, OB_ID_LEN, hex);
+        if (strncmp(obj + strlen(obj) - WAL_ID_HEX, hex, WAL_ID_HEX) != 0)
+            rc = ob_err_set(err, OB_ECORRUPT,
+                            "WAL object %s does not hold %s (content ID mismatch)", obj, name);
+    }
+    if (rc < 0)
+        ob_buf_reset(out);
+    ob_buf_free(&payload);
+    free(obj);
+    return rc;
+}
+
+/* ---- local files ------------------------------------------------------ */
+
+static int read_file(const char *path, ob_buf *out, ob_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ob_err_errno(err, errno, "cannot open %s", path);
+    ob_buf_reset(out);
+    uint8_t tmp[1 << 16];
+    for (;;) {
+        ssize_t k = read(fd, tmp, sizeof tmp);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            int e = errno;
+            close(fd);
+            return ob_err_errno(err, e, "reading %s", path);
+        }
+        if (k == 0)
+            break;
+        ob_buf_append(out, tmp, (size_t)k);
+    }
+    close(fd);
+    return 0;
+}
+
+/* Write a file whole under a temporary name, then rename it in place. */
+static int write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
+                             ob_err *err)
+{
+    char *tmp = ob_xasprintf("%s.opsbackup-tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = ob_err_errno(err, errno, "cannot create %s", tmp);
+        free(tmp);
+        return rc;
+    }
+    const uint8_t *p = data;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0 && rc == 0) {
+        ssize_t k = write(fd, p, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            rc = ob_err_errno(err, errno, "writing %s", tmp);
+        else {
+            p += k;
+            left -= (size_t)k;
+        }
+    }
+    if (rc == 0 && do_fsync && fsync(fd) < 0)
+        rc = ob_err_errno(err, errno, "flushing %s", tmp);
+    if (close(fd) < 0 && rc == 0)
+        rc = ob_err_errno(err, errno, "writing %s", tmp);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = ob_err_errno(err, errno, "renaming %s to %s", tmp, path);
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return ob_xstrdup(".");
+    if (slash == path)
+        return ob_xstrdup("/");
+    return ob_xstrndup(path, (size_t)(slash - path));
+}
+
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static void sha256_hex(const void *data, size_t len, char hex[OB_HEX_ID_LEN + 1])
+{
+    uint8_t h[OB_ID_LEN];
+    ob_sha256(data, len, h);
+    ob_hex(h, OB_ID_LEN, hex);
+}
+
+/* ---- archive-push ----------------------------------------------------- */
+
+typedef struct push_job {
+    char *name, *path;
+    int is_main;
+    int rc;
+    ob_err err;
+} push_job;
+
+typedef struct push_ctx {
+    repo **repos;
+    size_t nrepos;
+    push_job *jobs;
+    size_t njobs, next;
+    pthread_mutex_t mu;
+    const char *marker_dir;
+} push_ctx;
+
+static int push_one(push_ctx *c, push_job *j)
+{
+    ob_buf data = OB_BUF_INIT;
+    int rc = read_file(j->path, &data, &j->err);
+    for (size_t i = 0; i < c->nrepos && rc == 0; i++) {
+        int already = 0;
+        rc = pg_wal_push(c->repos[i], j->name, data.data, data.len, &already, &j->err);
+        if (rc == 0)
+            ob_debug("%s %s in %s", already ? "already archived:" : "archived", j->name,
+                     repo_storage(c->repos[i])->url);
+    }
+    if (rc == 0 && !j->is_main) {
+        /* Durable everywhere: leave the answer for PostgreSQL's own call. */
+        char hex[OB_HEX_ID_LEN + 1];
+        sha256_hex(data.data, data.len, hex);
+        char *marker = ob_xasprintf("%s/%s", c->marker_dir, j->name);
+        ob_err e = OB_ERR_INIT;
+        if (write_file_atomic(marker, hex, OB_HEX_ID_LEN, 0, &e) < 0)
+            ob_debug("%s", ob_err_msg(&e));
+        ob_err_clear(&e);
+        free(marker);
+    }
+    ob_buf_free(&data);
+    return rc;
+}
+
+static void *push_worker(void *arg)
+{
+    push_ctx *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        size_t i = c->next < c->njobs ? c->next++ : c->njobs;
+        pthread_mutex_unlock(&c->mu);
+        if (i >= c->njobs)
+            return NULL;
+        c->jobs[i].rc = push_one(c, &c->jobs[i]);
+    }
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Up to max names of other files waiting in archive_status (*.ready),
+ * oldest first, that have no marker yet. */
+static size_t ready_files(const char *waldir, const char *marker_dir, const char *self,
+                          size_t max, char ***out)
+{
+    *out = NULL;
+    if (max == 0)
+        return 0;
+    char *sdir = ob_xasprintf("%s/archive_status", waldir);
+    DIR *d = opendir(sdir);
+    free(sdir);
+    if (!d)
+        return 0;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 7 || strcmp(de->d_name + l - 6, ".ready") != 0)
+            continue;
+        char *name = ob_xstrndup(de->d_name, l - 6);
+        char *marker = ob_xasprintf("%s/%s", marker_dir, name);
+        int skip = !pg_wal_name_valid(name) || strcmp(name, self) == 0 ||
+                   access(marker, F_OK) == 0;
+        free(marker);
+        if (skip) {
+            free(name);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            v = ob_xrealloc(v, cap * sizeof *v);
+        }
+        v[n++] = name;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof *v, str_cmp);
+    for (size_t i = max; i < n; i++)
+        free(v[i]);
+    *out = v;
+    return n < max ? n : max;
+}
+
+int pg_wal_archive_push(const char *path, const pg_wal_push_opts *o, pg_wal_open_fn open_repos,
+                        void *open_ud, ob_err *err)
+{
+    const char *name = base_of(path);
+    if (!pg_wal_name_valid(name))
+        return ob_err_set(err, OB_EUSAGE,
+                          "archive-push %s: not a WAL file name; use archive_command = "
+                          "'opsbackup archive-push %%p'",
+                          path);
+    char *waldir = dir_of(path);
+    char *marker_dir = ob_xasprintf("%s/opsbackup.push", waldir);
+    char *marker = ob_xasprintf("%s/%s", marker_dir, name);
+    int rc = 0;
+
+    /* Pushed already by an earlier call's batch? */
+    ob_buf m = OB_BUF_INIT, data = OB_BUF_INIT;
+    ob_err e = OB_ERR_INIT;
+    if (read_file(marker, &m, &e) == 0 && m.len == OB_HEX_ID_LEN) {
+        if (read_file(path, &data, err) < 0) {
+            rc = -1;
+            goto out;
+        }
+        char hex[OB_HEX_ID_LEN + 1];
+        sha256_hex(data.data, data.len, hex);
+        if (memcmp(hex, m.data, OB_HEX_ID_LEN) == 0) {
+            unlink(marker);
+            goto out;
+        }
+        unlink(marker); /* stale: push for real */
+    }
+    ob_err_clear(&e);
+
+    repo **repos = NULL;
+    size_t nrepos = 0;
+    if (open_repos(open_ud, &repos, &nrepos, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    (void)mkdir(marker_dir, 0700);
+    char **extra = NULL;
+    size_t nextra = ready_files(waldir, marker_dir, name, o->batch > 0 ? (size_t)o->batch : 0,
+                                &extra);
+    push_ctx c;
+    memset(&c, 0, sizeof c);
+    c.repos = repos;
+    c.nrepos = nrepos;
+    c.marker_dir = marker_dir;
+    c.njobs = 1 + nextra;
+    c.jobs = ob_xcalloc(c.njobs, sizeof *c.jobs);
+    c.jobs[0].name = ob_xstrdup(name);
+    c.jobs[0].path = ob_xstrdup(path);
+    c.jobs[0].is_main = 1;
+    for (size_t i = 0; i < nextra; i++) {
+        c.jobs[1 + i].name = extra[i];
+        c.jobs[1 + i].path = ob_xasprintf("%s/%s", waldir, extra[i]);
+    }
+    free(extra);
+    pthread_mutex_init(&c.mu, NULL);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = o->nthreads > 0 ? (size_t)o->nthreads : ncpu > 0 ? (size_t)ncpu : 1;
+    if (nthreads > c.njobs)
+        nthreads = c.njobs;
+    pthread_t *th = ob_xcalloc(nthreads, sizeof *th);
+    size_t started = 0;
+    for (size_t i = 1; i < nthreads; i++, started++)
+        if (pthread_create(&th[i], NULL, push_worker, &c) != 0)
+            break;
+    push_worker(&c); /* this thread works too */
+    for (size_t i = 1; i <= started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    pthread_mutex_destroy(&c.mu);
+    for (size_t i = 0; i < c.njobs; i++) {
+        if (i == 0 && c.jobs[0].rc < 0) {
+            ob_err_move(err, &c.jobs[0].err);
+            rc = -1;
+        } else if (i > 0 && c.jobs[i].rc < 0) {
+            /* PostgreSQL will ask for it again and get the error then. */
+            ob_warn("pushing %s ahead of time failed: %s", c.jobs[i].name,
+                    ob_err_msg(&c.jobs[i].err));
+        }
+        ob_err_clear(&c.jobs[i].err);
+        free(c.jobs[i].name);
+        free(c.jobs[i].path);
+    }
+    if (rc == 0 && !o->quiet && nextra)
+        ob_info("archived %s and %zu waiting file%s", name, nextra, nextra == 1 ? "" : "s");
+    free(c.jobs);
+out:
+    ob_err_clear(&e);
+    ob_buf_free(&m);
+    ob_buf_free(&data);
+    free(marker);
+    free(marker_dir);
+    free(waldir);
+    return rc;
+}
+
+/* ---- archive-get ------------------------------------------------------ */
+
+/* Fetch name from the first repository that has it. */
+static int get_any(repo **repos, size_t nrepos, const char *name, ob_buf *out, ob_err *err)
+{
+    int rc = ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive", name);
+    for (size_t i = 0; i < nrepos; i++) {
+        ob_err_clear(err);
+        rc = pg_wal_get(repos[i], name, out, err);
+        if (rc == 0)
+            return 0;
+        if (err->code != OB_ENOTFOUND && i + 1 < nrepos)
+            ob_warn("%s; trying the next repository", ob_err_msg(err));
+    }
+    return rc;
+}
+
+/* Remove spooled segments older than name: replay has passed them. */
+static void spool_trim(const char *spool, const char *name)
+{
+    DIR *d = opendir(spool);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (pg_wal_is_segment(de->d_name) && strcmp(de->d_name, name) < 0) {
+            char *p = ob_xasprintf("%s/%s", spool, de->d_name);
+            unlink(p);
+            free(p);
+        }
+    }
+    closedir(d);
+}
+
+/* In a detached grandchild: fetch the segments after name into the spool.
+ * Never returns. */
+static void prefetch_child(const char *spool, const char *name, uint64_t segsize, int count,
+                           repo **repos, size_t nrepos, pg_wal_open_fn open_repos, void *open_ud)
+{
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        close(nul);
+    }
+    char *lockp = ob_xasprintf("%s/.lock", spool);
+    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lockp);
+    if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0)
+        _exit(0); /* another prefetch is running */
+    ob_err err = OB_ERR_INIT;
+    if (!repos && open_repos(open_ud, &repos, &nrepos, &err) < 0)
+        _exit(1);
+    char cur[25], next[25];
+    memcpy(cur, name, 25);
+    ob_buf b = OB_BUF_INIT;
+    for (int i = 0; i < count; i++) {
+        pg_wal_next_segment(cur, segsize, next);
+        memcpy(cur, next, 25);
+        char *p = ob_xasprintf("%s/%s", spool, next);
+        int have = access(p, F_OK) == 0;
+        if (!have && (get_any(repos, nrepos, next, &b, &err) < 0 ||
+                      write_file_atomic(p, b.data, b.len, 0, &err) < 0)) {
+            free(p);
+            break; /* not archived yet (or an error archive-get will report) */
+        }
+        free(p);
+    }
+    _exit(0);
+}
+
+static void start_prefetch(const char *spool, const char *name, uint64_t segsize, int count,
+                           repo **repos, size_t nrepos, pg_wal_open_fn open_repos, void *open_ud)
+{
+    if (count <= 0 || !pg_wal_is_segment(name) || segsize < (1u << 20) ||
+        segsize > (1u << 30) || (segsize & (segsize - 1)))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        /* Detach, so PostgreSQL does not wait for us. */
+        setsid();
+        if (fork() == 0)
+            prefetch_child(spool, name, segsize, count, repos, nrepos, open_repos, open_ud);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+}
+
+/* How many segments after name are already spooled? */
+static int spooled_ahead(const char *spool, const char *name, uint64_t segsize, int max)
+{
+    char cur[25], next[25];
+    memcpy(cur, name, 25);
+    int n = 0;
+    for (; n < max; n++) {
+        pg_wal_next_segment(cur, segsize, next);
+        memcpy(cur, next, 25);
+        char *p = ob_xasprintf("%s/%s", spool, next);
+        int have = access(p, F_OK) == 0;
+        free(p);
+        if (!have)
+            break;
+    }
+    return n;
+}
+
+int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts *o,
+                       pg_wal_open_fn open_repos, void *open_ud, ob_err *err)
+{
+    if (!pg_wal_name_valid(name))
+        return ob_err_set(err, OB_EUSAGE,
+                          "archive-get %s: not a WAL file name; use restore_command = "
+                          "'opsbackup archive-get %%f \"%%p\"'",
+                          name);
+    char *destdir = dir_of(dest);
+    char *spool = ob_xasprintf("%s/opsbackup.get", destdir);
+    char *spooled = ob_xasprintf("%s/%s", spool, name);
+    int rc = 0;
+    struct stat st;
+    if (pg_wal_is_segment(name) && stat(spooled, &st) == 0 && S_ISREG(st.st_mode) &&
+        rename(spooled, dest) == 0) {
+        spool_trim(spool, name);
+        uint64_t segsize = (uint64_t)st.st_size;
+        if (spooled_ahead(spool, name, segsize, o->prefetch) < o->prefetch / 2 + 1)
+            start_prefetch(spool, name, segsize, o->prefetch, NULL, 0, open_repos, open_ud);
+        goto out;
+    }
+    repo **repos = NULL;
+    size_t nrepos = 0;
+    if (open_repos(open_ud, &repos, &nrepos, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    ob_buf b = OB_BUF_INIT;
+    rc = get_any(repos, nrepos, name, &b, err);
+    if (rc == 0)
+        rc = write_file_atomic(dest, b.data, b.len, 0, err);
+    if (rc == 0 && pg_wal_is_segment(name) && o->prefetch > 0) {
+        (void)mkdir(spool, 0700);
+        spool_trim(spool, name);
+        start_prefetch(spool, name, b.len, o->prefetch, repos, nrepos, open_repos, open_ud);
+    }
+    ob_buf_free(&b);
+out:
+    free(spooled);
+    free(spool);
+    free(destdir);
+    return rc;
+}

@@ -1,0 +1,88 @@
+/*
+ * pg_wal.h — PostgreSQL's WAL archive in the repository: what
+ * `archive-push` (archive_command) and `archive-get` (restore_command) do.
+ *
+ * Each archived file (a WAL segment, a timeline history file, a backup
+ * history file, a .partial segment) is one encrypted object of its own,
+ *
+ *     wal/<timeline>/<file name>-<first 16 bytes of its blob ID, hex>
+ *
+ * holding the zstd-compressed bytes.  Not deduplicated into packs: a
+ * segment is never stored twice anyway, and one object per segment makes
+ * "is it archived?" a single stat, retention a delete by name, and
+ * replay a single get.  The keyed content ID in the name lets a second
+ * push of the same segment be recognised (identical: success) or refused
+ * (different content: PostgreSQL would otherwise lose the first one)
+ * without downloading anything.
+ *
+ * Speed.  Every opsbackup process pays one key derivation (about a second)
+ * to open a repository, which PostgreSQL would otherwise pay once per
+ * 16 MiB segment.  So:
+ * - push: one call also pushes, in parallel, the other segments already
+ *   waiting in pg_wal/archive_status (*.ready), and leaves a marker for
+ *   each in pg_wal/opsbackup.push/ (the SHA-256 of what it stored).  When
+ *   PostgreSQL then asks for one of those, the marker answers at once,
+ *   without opening the repository.
+ * - get: after serving a segment, a detached child keeps the open
+ *   repository and fetches the next segments into pg_wal/opsbackup.get/,
+ *   verified, so the following calls are a rename.
+ * The spool directories live in pg_wal, which no base backup copies.
+ *
+ * Ownership: repositories stay the caller's; returned strings are the
+ * caller's to free.
+ */
+#ifndef OB_PG_WAL_H
+#define OB_PG_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "repo/repo.h"
+
+/* Is name something PostgreSQL archives (segment, .partial, .history,
+ * .backup)?  Anything else is refused: it becomes part of an object name. */
+int pg_wal_name_valid(const char *name);
+/* A plain 24-hex-digit segment name? */
+int pg_wal_is_segment(const char *name);
+/* The segment after `name` for segments of segsize bytes (out: 25 bytes). */
+void pg_wal_next_segment(const char *name, uint64_t segsize, char out[25]);
+/* Segment name holding LSN on timeline tli (out: 25 bytes). */
+void pg_wal_segment_of(uint32_t tli, uint64_t lsn, uint64_t segsize, char out[25]);
+
+/* Store one archived file in one repository.  *already is set when an
+ * identical copy was there.  A different copy is OB_EEXIST. */
+int pg_wal_push(repo *r, const char *name, const uint8_t *data, size_t len, int *already,
+                ob_err *err);
+/* Fetch, authenticate, decompress and check one archived file.
+ * OB_ENOTFOUND if it is not archived. */
+int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err);
+/* Is name archived (one listing, no download)? */
+int pg_wal_exists(repo *r, const char *name, int *exists, ob_err *err);
+
+typedef struct pg_wal_push_opts {
+    int batch;        /* also push up to this many other .ready files (0: none) */
+    int nthreads;     /* parallel pushes; 0: one per CPU */
+    int quiet;
+} pg_wal_push_opts;
+
+/* archive-push PATH: PATH as PostgreSQL passes %p (relative to the data
+ * directory, which is the working directory).  Durable in every one of
+ * the nrepos repositories before it returns 0.  open_repos is called
+ * only when the repositories are really needed (not when a marker
+ * answers); it fills repos[] and returns how many, or -1. */
+typedef int (*pg_wal_open_fn)(void *ud, repo ***repos, size_t *nrepos, ob_err *err);
+int pg_wal_archive_push(const char *path, const pg_wal_push_opts *o, pg_wal_open_fn open_repos,
+                        void *open_ud, ob_err *err);
+
+typedef struct pg_wal_get_opts {
+    int prefetch;     /* segments to fetch ahead (0: none) */
+} pg_wal_get_opts;
+
+/* archive-get NAME DEST.  Repositories are tried in order; the first
+ * that has the file serves it.  OB_ENOTFOUND if none has it. */
+int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts *o,
+                       pg_wal_open_fn open_repos, void *open_ud, ob_err *err);
+
+#endif
