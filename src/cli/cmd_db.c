@@ -7,12 +7,14 @@
 
 #include "cli/cli.h"
 #include "core/crypto.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "repo/lock.h"
 #include "repo/snapshot.h"
 #include "repo/treeio.h"
 #include "sources/files.h"
 #include "sources/pg_logical.h"
+#include "sources/pg_physical.h"
 
 typedef struct db_args {
     const cli_command *cmd;
@@ -21,7 +23,18 @@ typedef struct db_args {
     size_t ntags, nchecks;
     int replace, roles, jobs, logical;
     char *dbname_copy;          /* --dbname, kept before its password is scrubbed */
+    /* physical */
+    int physical, delta, target_immediate, start, spread, archive_timeout;
+    const char *pgdata, *target_time, *target_lsn, *target_xid, *target_name, *target_action,
+        *target_timeline, *start_options, *archive_get_command;
 } db_args;
+
+/* Long-only options of the physical commands. */
+enum {
+    OPT_PHYSICAL = 256, OPT_PGDATA, OPT_DELTA, OPT_TARGET_TIME, OPT_TARGET_LSN, OPT_TARGET_XID,
+    OPT_TARGET_NAME, OPT_TARGET_IMMEDIATE, OPT_TARGET_ACTION, OPT_TARGET_TIMELINE, OPT_START,
+    OPT_START_OPTIONS, OPT_CHECKPOINT, OPT_ARCHIVE_TIMEOUT, OPT_ARCHIVE_GET_COMMAND,
+};
 
 static int db_opt(int opt, const char *arg, void *ud)
 {
@@ -41,6 +54,42 @@ static int db_opt(int opt, const char *arg, void *ud)
     case 'o': a->roles = 1; break;
     case 'l': a->logical = 1; break;
     case 'Q': cli_strv_push(&a->checks, &a->nchecks, arg); break;
+    case OPT_PHYSICAL: a->physical = 1; break;
+    case OPT_PGDATA: a->pgdata = arg; break;
+    case OPT_DELTA: a->delta = 1; break;
+    case OPT_TARGET_TIME: a->target_time = arg; break;
+    case OPT_TARGET_LSN: a->target_lsn = arg; break;
+    case OPT_TARGET_XID: a->target_xid = arg; break;
+    case OPT_TARGET_NAME: a->target_name = arg; break;
+    case OPT_TARGET_IMMEDIATE: a->target_immediate = 1; break;
+    case OPT_TARGET_TIMELINE: a->target_timeline = arg; break;
+    case OPT_START: a->start = 1; break;
+    case OPT_START_OPTIONS: a->start_options = arg; break;
+    case OPT_ARCHIVE_GET_COMMAND: a->archive_get_command = arg; break;
+    case OPT_TARGET_ACTION:
+        if (strcmp(arg, "promote") != 0 && strcmp(arg, "pause") != 0 &&
+            strcmp(arg, "shutdown") != 0) {
+            cli_usage(a->cmd, "--target-action wants promote, pause or shutdown");
+            return -1;
+        }
+        a->target_action = arg;
+        break;
+    case OPT_CHECKPOINT:
+        if (strcmp(arg, "fast") != 0 && strcmp(arg, "spread") != 0) {
+            cli_usage(a->cmd, "--checkpoint wants fast or spread");
+            return -1;
+        }
+        a->spread = strcmp(arg, "spread") == 0;
+        break;
+    case OPT_ARCHIVE_TIMEOUT: {
+        int64_t secs;
+        if (ob_parse_duration(arg, &secs) < 0 || secs < 1 || secs > 86400) {
+            cli_usage(a->cmd, "--archive-timeout wants a duration such as 300s or 10m");
+            return -1;
+        }
+        a->archive_timeout = (int)secs;
+        break;
+    }
     case 'j': {
         char *end;
         long j = strtol(arg, &end, 10);
@@ -69,6 +118,21 @@ const struct option cli_db_opts[] = {
     {"logical", no_argument, NULL, 'l'},
     {"check-sql", required_argument, NULL, 'Q'},
     {"jobs", required_argument, NULL, 'j'},
+    {"physical", no_argument, NULL, OPT_PHYSICAL},
+    {"pgdata", required_argument, NULL, OPT_PGDATA},
+    {"delta", no_argument, NULL, OPT_DELTA},
+    {"target-time", required_argument, NULL, OPT_TARGET_TIME},
+    {"target-lsn", required_argument, NULL, OPT_TARGET_LSN},
+    {"target-xid", required_argument, NULL, OPT_TARGET_XID},
+    {"target-name", required_argument, NULL, OPT_TARGET_NAME},
+    {"target-immediate", no_argument, NULL, OPT_TARGET_IMMEDIATE},
+    {"target-action", required_argument, NULL, OPT_TARGET_ACTION},
+    {"target-timeline", required_argument, NULL, OPT_TARGET_TIMELINE},
+    {"start", no_argument, NULL, OPT_START},
+    {"start-options", required_argument, NULL, OPT_START_OPTIONS},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT},
+    {"archive-get-command", required_argument, NULL, OPT_ARCHIVE_GET_COMMAND},
     {0, 0, 0, 0},
 };
 
@@ -80,6 +144,205 @@ static void db_args_free(db_args *a)
     }
     free(a->tags);
     free(a->checks);
+}
+
+static void print_physical(const snapshot *s)
+{
+    char *total = ob_human_bytes(s->stats.bytes);
+    char *added = ob_human_bytes(s->stats.bytes_added);
+    char *stored = ob_human_bytes(s->stats.bytes_stored);
+    json_t *x = s->extra;
+    printf("snapshot %.8s saved: physical backup of %s (PostgreSQL %s, timeline %lld, WAL "
+           "%s..%s), %llu files, %s; added %s (%s stored) in %.1fs\n",
+           s->id, json_string_value(json_object_get(x, "pgdata")),
+           json_string_value(json_object_get(x, "pg_version")),
+           (long long)json_integer_value(json_object_get(x, "timeline")),
+           json_string_value(json_object_get(x, "start_lsn")),
+           json_string_value(json_object_get(x, "stop_lsn")),
+           (unsigned long long)s->stats.files, total, added, stored, s->stats.duration);
+    free(total);
+    free(added);
+    free(stored);
+}
+
+static int backup_db_physical(cli_ctx *ctx, db_args *a)
+{
+    if (!a->pgdata)
+        return cli_usage(a->cmd, "backup db --physical needs --pgdata DIR (the server's data "
+                                 "directory)");
+    if (a->dump_command)
+        return cli_usage(a->cmd, "--dump-command is for logical backups");
+    int64_t when = 0;
+    int rc;
+    if ((rc = cli_time_option(a->cmd, a->time, &when)) != 0)
+        return rc;
+    ob_err err = OB_ERR_INIT;
+    repo_lock *lock = NULL;
+    if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
+        return rc;
+    pg_physical_backup_opts o;
+    memset(&o, 0, sizeof o);
+    o.conninfo = a->dbname;
+    o.pgdata = a->pgdata;
+    o.set = a->set;
+    o.tags = a->tags;
+    o.ntags = a->ntags;
+    o.time_sec = when;
+    o.spread_checkpoint = a->spread;
+    o.archive_timeout = a->archive_timeout;
+    o.quiet = ctx->quiet;
+    o.lock = lock;
+    snapshot *s = NULL;
+    if (pg_physical_backup(ctx->r, &o, &s, &err) < 0)
+        rc = cli_fail(ctx, &err);
+    else if (ctx->json)
+        cli_print_json(snapshot_to_json(s));
+    else if (!ctx->quiet)
+        print_physical(s);
+    snapshot_free(s);
+    repo_lock_release(lock);
+    cli_close_repo(ctx);
+    return rc;
+}
+
+/* Quote one word for the shell PostgreSQL runs restore_command with. */
+static void shell_word(ob_buf *b, const char *w)
+{
+    ob_buf_putc(b, ' ');
+    ob_buf_putc(b, '\'');
+    for (; *w; w++) {
+        if (*w == '\'')
+            ob_buf_printf(b, "'\\''");
+        else
+            ob_buf_putc(b, (uint8_t)*w);
+    }
+    ob_buf_putc(b, '\'');
+}
+
+static char *abs_path(const char *p)
+{
+    char *r = realpath(p, NULL);
+    return r ? r : ob_xstrdup(p);
+}
+
+/* restore_command for the restored server: this very binary, with the
+ * same config, repository and password file as this restore. */
+static char *archive_get_command(cli_ctx *ctx)
+{
+    ob_buf b = OB_BUF_INIT;
+    char *self = realpath("/proc/self/exe", NULL);
+    shell_word(&b, self ? self : "opsbackup");
+    free(self);
+    if (ctx->config) {
+        char *c = abs_path(ctx->config);
+        shell_word(&b, "-c");
+        shell_word(&b, c);
+        free(c);
+    }
+    const char *repo = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
+    if (repo) {
+        shell_word(&b, "-r");
+        shell_word(&b, repo);
+    }
+    const char *pwf = ctx->password_file ? ctx->password_file : getenv("OPSBACKUP_PASSWORD_FILE");
+    if (pwf) {
+        char *p = abs_path(pwf);
+        shell_word(&b, "--password-file");
+        shell_word(&b, p);
+        free(p);
+    } else if (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND")) {
+        ob_warn("the password comes from the environment, which the restored server will not "
+                "have: give --password-file, or set restore_command yourself "
+                "(--archive-get-command)");
+    }
+    ob_buf_printf(&b, " archive-get %%f \"%%p\"");
+    ob_buf_putc(&b, '\0');
+    char *out = ob_xstrdup((const char *)b.data + 1);
+    ob_buf_free(&b);
+    return out;
+}
+
+static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
+{
+    if (!a->pgdata)
+        return cli_usage(a->cmd, "restore db --physical needs --pgdata DIR");
+    if (a->target_db || a->replace || a->jobs || a->roles)
+        return cli_usage(a->cmd, "--target-db, --replace, --jobs and --roles are for logical "
+                                 "restores");
+    int ntargets = !!a->target_time + !!a->target_lsn + !!a->target_xid + !!a->target_name +
+                   a->target_immediate;
+    if (ntargets > 1)
+        return cli_usage(a->cmd, "give at most one of --target-time, --target-lsn, "
+                                 "--target-xid, --target-name and --target-immediate");
+    if (a->target_action && ntargets == 0)
+        return cli_usage(a->cmd, "--target-action needs a recovery target");
+    int64_t ts;
+    uint32_t tns;
+    if (a->target_time && ob_time_parse(a->target_time, &ts, &tns) < 0)
+        return cli_usage(a->cmd, "--target-time '%s': expected 'YYYY-MM-DD HH:MM:SS[+TZ]'",
+                         a->target_time);
+    ob_err err = OB_ERR_INIT;
+    snapshot *s = NULL;
+    int rc = CLI_OK;
+    if (cli_open_repo(ctx, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+        cli_close_repo(ctx);
+        return rc;
+    }
+    int picked = 0;
+    if (ref)
+        rc = snapshot_find(ctx->r, ref, a->set, "db-physical", &s, &err);
+    else if (a->target_time) {
+        rc = pg_physical_pick(ctx->r, a->set, a->target_time, &s, &err);
+        picked = 1;
+    } else
+        rc = snapshot_find(ctx->r, "latest", a->set, "db-physical", &s, &err);
+    if (rc < 0) {
+        rc = cli_fail(ctx, &err);
+        cli_close_repo(ctx);
+        return rc;
+    }
+    if (picked && !ctx->quiet)
+        printf("using snapshot %.8s (ended %s), the newest that ended before the target\n",
+               s->id, json_string_value(json_object_get(s->extra, "stop_time")));
+    pg_physical_restore_opts o;
+    memset(&o, 0, sizeof o);
+    o.pgdata = a->pgdata;
+    o.delta = a->delta;
+    o.target_time = a->target_time;
+    o.target_lsn = a->target_lsn;
+    o.target_xid = a->target_xid;
+    o.target_name = a->target_name;
+    o.target_immediate = a->target_immediate;
+    o.target_action = a->target_action;
+    o.target_timeline = a->target_timeline;
+    o.start = a->start;
+    o.start_options = a->start_options;
+    o.quiet = ctx->quiet;
+    char *cmd = a->archive_get_command ? ob_xstrdup(a->archive_get_command)
+                                       : archive_get_command(ctx);
+    o.restore_command = cmd;
+    if (pg_physical_restore(ctx->r, s, &o, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+    } else if (ctx->json) {
+        cli_print_json(json_pack("{s:s, s:s, s:b}", "snapshot", s->id, "pgdata", a->pgdata,
+                                 "started", a->start));
+    } else if (!ctx->quiet) {
+        if (a->start)
+            printf("restored snapshot %.8s into %s; PostgreSQL is running%s\n", s->id,
+                   a->pgdata, a->target_action && strcmp(a->target_action, "pause") == 0
+                                  ? " (paused at the target)"
+                                  : " and recovery has ended");
+        else
+            printf("restored snapshot %.8s into %s; start PostgreSQL on it (pg_ctl -D %s start) "
+                   "and it replays the archived WAL%s\n",
+                   s->id, a->pgdata, a->pgdata,
+                   ntargets ? " up to the target" : " to the end of the archive");
+    }
+    free(cmd);
+    snapshot_free(s);
+    cli_close_repo(ctx);
+    return rc;
 }
 
 /* `backup db ...`: argv[0] is "backup". */
@@ -95,6 +358,14 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
     if (argc - i != 1) {
         rc = cli_usage(a.cmd, "backup db takes no PATH: the database comes from --dbname or "
                               "the PG* environment");
+        goto out;
+    }
+    if (a.physical) {
+        rc = backup_db_physical(ctx, &a);
+        goto out;
+    }
+    if (a.pgdata) {
+        rc = cli_usage(a.cmd, "--pgdata is for physical backups: add --physical");
         goto out;
     }
     int64_t when = 0;
@@ -139,6 +410,14 @@ int cmd_restore_db(cli_ctx *ctx, int argc, char **argv)
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
+        goto out;
+    }
+    if (a.physical) {
+        if (argc - i > 2) {
+            rc = cli_usage(a.cmd, "restore db --physical takes at most one SNAPSHOT");
+            goto out;
+        }
+        rc = restore_db_physical(ctx, &a, argc - i == 2 ? argv[i + 1] : NULL);
         goto out;
     }
     if (argc - i != 2) {

@@ -86,10 +86,17 @@ typedef struct files_restore_opts {
     int verbose;                        /* print each path restored */
     files_progress_cb progress;
     void *progress_ud;
+    /* Restore this tree (a directory of the snapshot) into target instead
+     * of the snapshot's root; --delete then applies to all of target. */
+    const uint8_t *root;
+    /* Existing regular files are updated in place: only blocks whose
+     * content differs from the snapshot are written (physical --delta). */
+    int delta;
 } files_restore_opts;
 
 typedef struct files_restore_stats {
     uint64_t files, dirs, others, bytes, deleted, warnings;
+    uint64_t bytes_kept;                /* delta: bytes already right on disk */
 } files_restore_stats;
 
 int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,

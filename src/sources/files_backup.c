@@ -135,7 +135,10 @@ static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
     if (fd < 0 && errno == EPERM)
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        warn_entry(c, path, "cannot open", errno);
+        /* Removed since the directory was listed (PostgreSQL drops and
+         * truncates relations all the time): as if never seen. */
+        if (errno != ENOENT)
+            warn_entry(c, path, "cannot open", errno);
         return 1;
     }
     struct stat st;
@@ -601,8 +604,10 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, err);
         }
     }
-    if (rc == 0 && o->before_commit)
+    if (rc == 0 && o->before_commit) {
+        snap->stats.errors = c.prog.errors;
         rc = o->before_commit(o->commit_ud, snap, err);
+    }
     if (rc == 0)
         rc = repo_writer_flush(c.w, err);
     if (rc == 0) {

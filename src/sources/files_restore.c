@@ -74,6 +74,7 @@ typedef struct file_job {
     const tree_node *n;      /* lives in ref */
     tree_ref *ref;
     char *path;
+    int delta;               /* fd is an existing file to update in place */
 } file_job;
 
 static void tree_ref_put(restore_ctx *c, tree_ref *ref)
@@ -243,14 +244,66 @@ static int apply_meta(restore_ctx *c, int dirfd, const char *name, int fd, const
     return 0;
 }
 
-/* Write a created file's contents and metadata (on a worker). */
+/* Delta: does the file already hold extent e?  (Read it and compare
+ * keyed IDs: the same test that deduplicated it.) */
+static int extent_present(restore_ctx *c, int fd, const tree_extent *e, ob_buf *tmp)
+{
+    ob_buf_reset(tmp);
+    ob_buf_reserve(tmp, e->len);
+    size_t got = 0;
+    while (got < e->len) {
+        ssize_t k = pread(fd, tmp->data + got, e->len - got, (off_t)(e->offset + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return 0;
+        got += (size_t)k;
+    }
+    uint8_t id[OB_ID_LEN];
+    repo_blob_id(c->r, REPO_BLOB_DATA, tmp->data, got, id);
+    return memcmp(id, e->id, OB_ID_LEN) == 0;
+}
+
+/* Delta: make the gap [from, to) a hole again (it may hold old bytes). */
+static int clear_gap(int fd, uint64_t from, uint64_t to, const char *path, ob_err *err)
+{
+    if (to <= from)
+        return 0;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from,
+                  (off_t)(to - from)) == 0)
+        return 0;
+    static const uint8_t zeros[65536];
+    while (from < to) {
+        size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+        ssize_t k = pwrite(fd, zeros, n, (off_t)from);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return ob_err_errno(err, errno, "writing %s", path);
+        from += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Write a created file's contents and metadata (on a worker).  delta: fd
+ * is the existing file; only what differs is written. */
 static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, const char *path,
-                      ob_buf *blob, ob_err *err)
+                      int delta, ob_buf *blob, ob_err *err)
 {
     int rc = 0;
-    uint64_t written = 0;
+    uint64_t written = 0, kept = 0, end = 0;
     for (size_t i = 0; i < n->nextents && rc == 0; i++) {
         const tree_extent *e = &n->extents[i];
+        if (delta) {
+            rc = clear_gap(fd, end, e->offset, path, err);
+            end = e->offset + e->len;
+            if (rc == 0 && extent_present(c, fd, e, blob)) {
+                kept += e->len;
+                continue;
+            }
+            if (rc < 0)
+                break;
+        }
         if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, blob, err) < 0) {
             rc = ob_err_prefix(err, "restoring %s", path);
             break;
@@ -276,12 +329,19 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
     }
     /* The size covers trailing holes; holes between extents were never
      * written, so they stay holes. */
+    if (rc == 0 && delta && n->size > end) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > end)
+            rc = clear_gap(fd, end, (uint64_t)st.st_size < n->size ? (uint64_t)st.st_size
+                                                                  : n->size, path, err);
+    }
     if (rc == 0 && ftruncate(fd, (off_t)n->size) < 0)
         rc = ob_err_errno(err, errno, "setting the size of %s", path);
     if (rc == 0)
         rc = apply_meta(c, dirfd, (const char *)n->name, fd, n, path, err);
     pthread_mutex_lock(&c->mu);
     c->st->bytes += written;
+    c->st->bytes_kept += kept;
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -307,7 +367,7 @@ static void *restore_worker(void *arg)
         pthread_mutex_unlock(&c->mu);
 
         ob_err e = OB_ERR_INIT;
-        int rc = failed ? -1 : write_file(c, j->dirfd, j->fd, j->n, j->path, &blob, &e);
+        int rc = failed ? -1 : write_file(c, j->dirfd, j->fd, j->n, j->path, j->delta, &blob, &e);
         if (close(j->fd) < 0 && rc == 0)
             rc = ob_err_errno(&e, errno, "closing %s", j->path);
         if (rc < 0) /* never leave a half-written file */
@@ -369,9 +429,18 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     }
     if (worker_failed(c, err))
         return -1;
-    if (remove_entry(d->fd, name, path, err) < 0)
-        return -1;
-    int fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = -1, delta = 0;
+    struct stat est;
+    if (c->o->delta && n->nlink <= 1 && fstatat(d->fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(est.st_mode) && est.st_nlink == 1) {
+        fd = openat(d->fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        delta = fd >= 0;
+    }
+    if (fd < 0) {
+        if (remove_entry(d->fd, name, path, err) < 0)
+            return -1;
+        fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     if (fd < 0)
         return ob_err_errno(err, errno, "creating %s", path);
     int dfd = dup(d->fd);
@@ -397,6 +466,7 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     j->n = n;
     j->ref = ref;
     j->path = ob_xstrdup(path);
+    j->delta = delta;
     pthread_mutex_lock(&c->mu);
     ref->refs++;
     /* Bounded: each queued job holds two descriptors. */
@@ -447,6 +517,8 @@ static int restore_tree(restore_ctx *c, rdir *d, const uint8_t id[OB_ID_LEN], ob
  * other things that were never backed up. */
 static int inside_backed_up(const restore_ctx *c, const char *path)
 {
+    if (c->o->root)
+        return 1; /* a directory restored as the target itself */
     for (size_t i = 0; i < c->s->npaths; i++) {
         const char *p = c->s->paths[i];
         size_t n = strlen(p);
@@ -619,7 +691,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
             break;
     c.nthreads = started;
     rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd};
-    int rc = started ? restore_tree(&c, &root, s->tree, err)
+    int rc = started ? restore_tree(&c, &root, o->root ? o->root : s->tree, err)
                      : ob_err_set(err, OB_EFAIL, "cannot start restore threads");
     /* Whatever happened, let queued files finish (or be dropped after a
      * failure) before the descriptors they use go away. */

@@ -19,66 +19,8 @@
 #include "repo/lock.h"
 #include "repo/treeio.h"
 #include "repo/writer.h"
+#include "sources/pg_conn.h"
 #include "sources/stream.h"
-
-/* ---- connections ----------------------------------------------------- */
-
-/* Connect to conninfo's server, optionally overriding the database. */
-static PGconn *pg_connect(const char *conninfo, const char *dbname, ob_err *err)
-{
-    const char *keys[3] = {"dbname", NULL, NULL};
-    const char *vals[3] = {conninfo ? conninfo : "", NULL, NULL};
-    if (dbname) {
-        keys[1] = "dbname";
-        vals[1] = dbname;
-    }
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (!c || PQstatus(c) != CONNECTION_OK) {
-        const char *m = c ? PQerrorMessage(c) : "out of memory";
-        char *msg = ob_xstrdup(m);
-        msg[strcspn(msg, "\n")] = '\0';
-        ob_err_set(err, OB_EFAIL, "cannot connect to PostgreSQL%s%s: %s",
-                   dbname ? " database " : "", dbname ? dbname : "", msg);
-        free(msg);
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-static int pg_exec(PGconn *c, const char *sql, ob_err *err)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    int rc = 0;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        char *m = ob_xstrdup(PQresultErrorMessage(r));
-        m[strcspn(m, "\n")] = '\0';
-        rc = ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
-        free(m);
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* One value (first row, first column) or NULL; caller frees. */
-static char *pg_value(PGconn *c, const char *sql, ob_err *err)
-{
-    PGresult *r = PQexec(c, sql);
-    char *v = NULL;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char *m = ob_xstrdup(PQresultErrorMessage(r));
-        m[strcspn(m, "\n")] = '\0';
-        ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
-        free(m);
-    } else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-        v = ob_xstrdup(PQgetvalue(r, 0, 0));
-    } else {
-        v = ob_xstrdup("");
-    }
-    PQclear(r);
-    return v;
-}
 
 static char *quote_ident(PGconn *c, const char *s)
 {
@@ -210,7 +152,7 @@ static void *count_tables(void *arg)
         char *ns = quote_ident(j->conn, PQgetvalue(r, i, 0));
         char *rel = quote_ident(j->conn, PQgetvalue(r, i, 1));
         char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", ns, rel);
-        char *v = pg_value(j->conn, sql, &j->err);
+        char *v = pg_conn_value(j->conn, sql, &j->err);
         if (!v) {
             j->failed = 1;
         } else {
@@ -432,7 +374,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     char **env = conn_env(o->conninfo, err);
     if (!env)
         return -1;
-    PGconn *conn = pg_connect(o->conninfo, NULL, err);
+    PGconn *conn = pg_conn_open(o->conninfo, NULL, err);
     if (!conn) {
         env_free(env);
         return -1;
@@ -453,14 +395,14 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     const char *db = PQdb(conn);
 
     /* The transaction whose snapshot both pg_dump and our counts see. */
-    if (pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0)
+    if (pg_conn_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0)
         goto out;
-    if (!(snapname = pg_value(conn, "SELECT pg_export_snapshot()", err)) ||
-        !(dbsize = pg_value(conn, "SELECT pg_database_size(current_database())", err)))
+    if (!(snapname = pg_conn_value(conn, "SELECT pg_export_snapshot()", err)) ||
+        !(dbsize = pg_conn_value(conn, "SELECT pg_database_size(current_database())", err)))
         goto out;
-    char *owner = pg_value(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+    char *owner = pg_conn_value(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
                                  "datname = current_database()", err);
-    char *encoding = owner ? pg_value(conn, "SELECT pg_encoding_to_char(encoding) || '|' || "
+    char *encoding = owner ? pg_conn_value(conn, "SELECT pg_encoding_to_char(encoding) || '|' || "
                                             "datcollate || '|' || datctype FROM pg_database "
                                             "WHERE datname = current_database()", err)
                            : NULL;
@@ -542,7 +484,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         goto out;
     }
     /* pg_dump has its own snapshot copy; ours may end now. */
-    pg_exec(conn, "COMMIT", err);
+    pg_conn_exec(conn, "COMMIT", err);
     ob_err_clear(err);
 
     /* The globals were dumped meanwhile (they are small: kept in memory). */
@@ -626,7 +568,7 @@ static int db_exists(PGconn *c, const char *name, int *exists, ob_err *err)
 {
     char *lit = quote_literal(c, name);
     char *sql = ob_xasprintf("SELECT count(*) FROM pg_database WHERE datname = %s", lit);
-    char *v = pg_value(c, sql, err);
+    char *v = pg_conn_value(c, sql, err);
     free(sql);
     free(lit);
     if (!v)
@@ -640,7 +582,7 @@ static int drop_db(PGconn *c, const char *name, ob_err *err)
 {
     char *id = quote_ident(c, name);
     char *sql = ob_xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", id);
-    int rc = pg_exec(c, sql, err);
+    int rc = pg_conn_exec(c, sql, err);
     free(sql);
     free(id);
     return rc;
@@ -677,12 +619,12 @@ static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err
         free(oid);
     }
     ob_err e1 = OB_ERR_INIT;
-    int rc = pg_exec(c, (const char *)sql.data, &e1);
+    int rc = pg_conn_exec(c, (const char *)sql.data, &e1);
     if (rc < 0) {
         /* The owner role may not exist here (yet): fall back. */
         sql.len = base_len;
         sql.data[sql.len] = 0;
-        rc = pg_exec(c, (const char *)sql.data, err);
+        rc = pg_conn_exec(c, (const char *)sql.data, err);
         if (rc == 0)
             ob_warn("database %s created without its original owner: %s", name,
                     ob_err_msg(&e1));
@@ -821,14 +763,14 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
                               l, o, n, l);
     char *reallow = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", o);
     char *undo = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", l);
-    int rc = pg_exec(c, noconn, err);
+    int rc = pg_conn_exec(c, noconn, err);
     if (rc == 0) {
         /* Sessions get up to 10 s to go after being asked. */
         for (int i = 0; i < 100 && rc == 0; i++) {
             ob_err e = OB_ERR_INIT;
-            pg_exec(c, kick, &e);
+            pg_conn_exec(c, kick, &e);
             ob_err_clear(&e);
-            char *v = pg_value(c, left, err);
+            char *v = pg_conn_value(c, left, err);
             if (!v) {
                 rc = -1;
                 break;
@@ -840,15 +782,15 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
             usleep(100000);
         }
         if (rc == 0)
-            rc = pg_exec(c, swap, err);
+            rc = pg_conn_exec(c, swap, err);
         if (rc < 0) {
             ob_err e = OB_ERR_INIT;
-            pg_exec(c, "ROLLBACK", &e);
-            pg_exec(c, undo, &e);
+            pg_conn_exec(c, "ROLLBACK", &e);
+            pg_conn_exec(c, undo, &e);
             ob_err_clear(&e);
         } else {
             ob_err e = OB_ERR_INIT;
-            if (pg_exec(c, reallow, &e) < 0)
+            if (pg_conn_exec(c, reallow, &e) < 0)
                 ob_warn("%s", ob_err_msg(&e));
             ob_err_clear(&e);
         }
@@ -882,7 +824,7 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
     char **env = conn_env(o->conninfo, err);
     if (!env)
         return -1;
-    PGconn *admin = pg_connect(o->conninfo, "postgres", err);
+    PGconn *admin = pg_conn_open(o->conninfo, "postgres", err);
     if (!admin) {
         env_free(env);
         return -1;
@@ -1014,7 +956,7 @@ int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **c
     pg_restore_result_free(&rr);
 
     int rc = 0;
-    PGconn *c = pg_connect(conninfo, res->database, err);
+    PGconn *c = pg_conn_open(conninfo, res->database, err);
     if (!c) {
         rc = -1;
     } else {
@@ -1030,7 +972,7 @@ int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **c
                 char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
                 char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
                 ob_err e = OB_ERR_INIT;
-                char *v = pg_value(c, sql, &e);
+                char *v = pg_conn_value(c, sql, &e);
                 if (v)
                     got = strtoll(v, NULL, 10);
                 ob_err_clear(&e);
@@ -1055,7 +997,7 @@ int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **c
         }
         PQfinish(c);
     }
-    PGconn *admin = pg_connect(conninfo, "postgres", err);
+    PGconn *admin = pg_conn_open(conninfo, "postgres", err);
     ob_err e = OB_ERR_INIT;
     if (!admin || drop_db(admin, res->database, &e) < 0)
         ob_warn("could not drop the throwaway database %s: %s", res->database,

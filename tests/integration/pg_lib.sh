@@ -81,6 +81,10 @@ max_wal_size = 1GB
 logging_collector = off
 log_checkpoints = off
 EOF
+    # Tests may add settings (archive_mode, archive_command...).
+    if [ -n "${PG_EXTRA_CONF:-}" ]; then
+        printf '%s\n' "$PG_EXTRA_CONF" >>"$PGDATA_DIR/postgresql.conf"
+    fi
     local port=$((20000 + $$ % 10000))
     for _ in 1 2 3 4 5; do
         if [ ! -e "$PGSOCK/.s.PGSQL.$port" ] \

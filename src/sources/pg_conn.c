@@ -1,0 +1,67 @@
+/*
+ * pg_conn.c — the few libpq calls the PostgreSQL sources share, with
+ * errors that say what was being run.
+ */
+#include "sources/pg_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+/* Connect to conninfo's server, optionally overriding the database. */
+PGconn *pg_conn_open(const char *conninfo, const char *dbname, ob_err *err)
+{
+    const char *keys[3] = {"dbname", NULL, NULL};
+    const char *vals[3] = {conninfo ? conninfo : "", NULL, NULL};
+    if (dbname) {
+        keys[1] = "dbname";
+        vals[1] = dbname;
+    }
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        const char *m = c ? PQerrorMessage(c) : "out of memory";
+        char *msg = ob_xstrdup(m);
+        msg[strcspn(msg, "\n")] = '\0';
+        ob_err_set(err, OB_EFAIL, "cannot connect to PostgreSQL%s%s: %s",
+                   dbname ? " database " : "", dbname ? dbname : "", msg);
+        free(msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+int pg_conn_exec(PGconn *c, const char *sql, ob_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = 0;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        rc = ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
+        free(m);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* One value (first row, first column) or NULL; caller frees. */
+char *pg_conn_value(PGconn *c, const char *sql, ob_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    char *v = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %.80s)", m, sql);
+        free(m);
+    } else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        v = ob_xstrdup(PQgetvalue(r, 0, 0));
+    } else {
+        v = ob_xstrdup("");
+    }
+    PQclear(r);
+    return v;
+}

@@ -1,0 +1,897 @@
+/*
+ * pg_physical.c — physical backups of a PostgreSQL data directory and
+ * their restore to a point in time (see pg_physical.h).
+ */
+#include "sources/pg_physical.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/proc.h"
+#include "core/util.h"
+#include "repo/chunker.h"
+#include "repo/treeio.h"
+#include "sources/files.h"
+#include "sources/pg_conn.h"
+#include "sources/pg_wal.h"
+
+/* ---- PostgreSQL's exclusion rules (basebackup.c) ---------------------- */
+
+/* Directories whose contents are never copied (the directory itself is,
+ * so the server finds it). */
+static const char *const excluded_dir_contents[] = {
+    "pg_wal",       /* replayed from the archive instead */
+    "pg_stat_tmp",  /* statistics temp files (stats_temp_directory default) */
+    "pg_replslot",  /* slots are not valid on a copy */
+    "pg_dynshmem",  /* dynamic shared memory */
+    "pg_notify",    /* LISTEN/NOTIFY queue */
+    "pg_serial",    /* serializable transactions */
+    "pg_snapshots", /* exported snapshots */
+    "pg_subtrans",  /* rebuilt at startup */
+    NULL,
+};
+
+/* Files never copied, in any directory of the top level. */
+static const char *const excluded_files[] = {
+    "postgresql.auto.conf.tmp", "current_logfiles.tmp", "backup_label", "tablespace_map",
+    "backup_manifest", "postmaster.pid", "postmaster.opts", "recovery.signal",
+    "standby.signal", NULL,
+};
+
+typedef struct phys_ctx {
+    const pg_physical_backup_opts *o;
+    repo *r;
+    PGconn *conn;
+    char *pgdata;          /* realpath of the data directory */
+    size_t pgdata_len;
+    int version;           /* server_version_num */
+    char *start_lsn, *start_wal;
+    uint32_t timeline;
+    uint64_t segsize;
+    char *sysid, *version_str;
+    int stopped;
+} phys_ctx;
+
+/* Relation file name: NNN, NNN.1, NNN_fsm, NNN_vm.2, NNN_init;
+ * *base_len gets the length of NNN, *fork points at "_fsm…" or "". */
+static int relation_name(const char *name, size_t *base_len, const char **fork)
+{
+    const char *p = name;
+    if (*p == 't') { /* temporary relation: tBACKEND_NNN */
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+        if (*p++ != '_')
+            return 0;
+    }
+    const char *num = p;
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    while (isdigit((unsigned char)*p))
+        p++;
+    *base_len = (size_t)(p - name);
+    *fork = p;
+    (void)num;
+    if (*p == '_') {
+        p++;
+        if (strncmp(p, "fsm", 3) == 0 || strncmp(p, "vm", 2) == 0 || strncmp(p, "init", 4) == 0)
+            p += p[0] == 'v' ? 2 : p[0] == 'f' ? 3 : 4;
+        else
+            return 0;
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
+static int phys_filter(void *ud, const char *path, const char *name, const struct stat *st)
+{
+    phys_ctx *c = ud;
+    const char *rel = path + c->pgdata_len;
+    if (*rel == '/')
+        rel++;
+    int top = strchr(rel, '/') == NULL;
+    if (strncmp(name, "pgsql_tmp", 9) == 0)
+        return FILES_EXCLUDE; /* temporary files and their directories */
+    if (strncmp(name, "pg_internal.init", 16) == 0)
+        return FILES_EXCLUDE; /* relation cache, rebuilt at startup */
+    if (top) {
+        for (const char *const *f = excluded_files; *f; f++)
+            if (strcmp(name, *f) == 0)
+                return FILES_EXCLUDE;
+        if (S_ISDIR(st->st_mode))
+            for (const char *const *d = excluded_dir_contents; *d; d++)
+                if (strcmp(name, *d) == 0)
+                    return FILES_EMPTY_DIR;
+        if (strcmp(name, "global") == 0)
+            return FILES_LAST; /* it holds pg_control */
+        return FILES_INCLUDE;
+    }
+    if (strcmp(rel, "global/pg_control") == 0)
+        return FILES_LAST;
+    if (strncmp(rel, "pg_tblspc/", 10) == 0 && strchr(rel + 10, '/') == NULL &&
+        S_ISLNK(st->st_mode))
+        return FILES_FOLLOW;
+    size_t base_len;
+    const char *fork;
+    if (S_ISREG(st->st_mode) && relation_name(name, &base_len, &fork)) {
+        if (name[0] == 't')
+            return FILES_EXCLUDE; /* temporary relation */
+        if (strncmp(fork, "_init", 5) != 0) {
+            /* An unlogged relation (it has an init fork): only the init
+             * fork is copied; the server resets the rest from it. */
+            char *init = ob_xasprintf("%.*s/%.*s_init", (int)(strlen(path) - strlen(name) - 1),
+                                      path, (int)base_len, name);
+            int unlogged = access(init, F_OK) == 0;
+            free(init);
+            if (unlogged)
+                return FILES_EXCLUDE;
+        }
+    }
+    return FILES_INCLUDE;
+}
+
+/* ---- the backup ------------------------------------------------------- */
+
+static char *lsn_wal_name(phys_ctx *c, const char *lsn, ob_err *err)
+{
+    /* Computed here rather than with pg_walfile_name(), which a standby
+     * refuses. */
+    unsigned hi = 0, lo = 0;
+    if (sscanf(lsn, "%X/%X", &hi, &lo) != 2) {
+        ob_err_set(err, OB_EFAIL, "PostgreSQL returned an unreadable LSN '%s'", lsn);
+        return NULL;
+    }
+    char name[25];
+    pg_wal_segment_of(c->timeline, ((uint64_t)hi << 32) | lo, c->segsize, name);
+    return ob_xstrdup(name);
+}
+
+/* Wait until every segment from first to last (inclusive) is archived. */
+static int wait_for_wal(phys_ctx *c, const char *first, const char *last, ob_err *err)
+{
+    char cur[25];
+    memcpy(cur, first, 25);
+    time_t deadline = time(NULL) + (c->o->archive_timeout > 0 ? c->o->archive_timeout : 300);
+    int said = 0;
+    for (;;) {
+        int have = 0;
+        if (pg_wal_exists(c->r, cur, &have, err) < 0)
+            return -1;
+        if (have) {
+            if (strcmp(cur, last) == 0)
+                return 0;
+            char next[25];
+            pg_wal_next_segment(cur, c->segsize, next);
+            memcpy(cur, next, 25);
+            continue;
+        }
+        if (time(NULL) >= deadline)
+            return ob_err_set(err, OB_EFAIL,
+                              "WAL segment %s, which this backup needs, did not reach the "
+                              "archive of %s within %d s. Check that archive_command is "
+                              "'opsbackup archive-push %%p' for this repository and look for "
+                              "archiver errors in the PostgreSQL log; the backup was not saved",
+                              cur, repo_storage(c->r)->url,
+                              c->o->archive_timeout > 0 ? c->o->archive_timeout : 300);
+        if (!said && !c->o->quiet) {
+            ob_info("waiting for WAL segment %s to be archived", cur);
+            said = 1;
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int phys_stop(void *ud, snapshot *s, ob_err *err)
+{
+    phys_ctx *c = ud;
+    if (s->stats.errors)
+        return ob_err_set(err, OB_EIO,
+                          "%llu files of %s could not be read (see the warnings above); a "
+                          "physical backup without them could not be restored, so it was not "
+                          "saved",
+                          (unsigned long long)s->stats.errors, c->pgdata);
+    json_t *x = s->extra ? s->extra : (s->extra = json_object());
+    json_object_set_new(x, "pgdata", json_string(c->pgdata));
+    json_object_set_new(x, "pg_version_num", json_integer(c->version));
+    json_object_set_new(x, "pg_version", json_string(c->version_str));
+    json_object_set_new(x, "system_identifier", json_string(c->sysid));
+    json_object_set_new(x, "timeline", json_integer(c->timeline));
+    json_object_set_new(x, "wal_segment_size", json_integer((json_int_t)c->segsize));
+    json_object_set_new(x, "start_lsn", json_string(c->start_lsn));
+    json_object_set_new(x, "start_wal", json_string(c->start_wal));
+    json_object_set_new(x, "block_size", json_integer(PG_PHYSICAL_BLOCK));
+    const char *sql = c->version >= 150000
+                          ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
+                          : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)";
+    PGresult *res = PQexec(c->conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char *m = ob_xstrdup(PQresultErrorMessage(res));
+        m[strcspn(m, "\n")] = '\0';
+        PQclear(res);
+        int rc = ob_err_set(err, OB_EFAIL, "stopping the backup failed: %s", m);
+        free(m);
+        return rc;
+    }
+    c->stopped = 1;
+    char *stop_lsn = ob_xstrdup(PQgetvalue(res, 0, 0));
+    json_object_set_new(x, "backup_label", json_string(PQgetvalue(res, 0, 1)));
+    if (!PQgetisnull(res, 0, 2) && *PQgetvalue(res, 0, 2))
+        json_object_set_new(x, "tablespace_map", json_string(PQgetvalue(res, 0, 2)));
+    PQclear(res);
+
+    /* The stop segment is the one holding the byte before stop_lsn's end
+     * of record; the server switched away from it, so stop_lsn itself
+     * may sit at the very start of the next segment. */
+    unsigned hi = 0, lo = 0;
+    sscanf(stop_lsn, "%X/%X", &hi, &lo);
+    uint64_t stop = ((uint64_t)hi << 32) | lo;
+    char stop_wal[25];
+    pg_wal_segment_of(c->timeline, stop % c->segsize == 0 && stop > 0 ? stop - 1 : stop,
+                      c->segsize, stop_wal);
+    int64_t sec;
+    uint32_t nsec;
+    ob_time_now(&sec, &nsec);
+    char *stop_time = ob_time_rfc3339(sec, nsec);
+    json_object_set_new(x, "stop_lsn", json_string(stop_lsn));
+    json_object_set_new(x, "stop_wal", json_string(stop_wal));
+    json_object_set_new(x, "stop_time", json_string(stop_time));
+    free(stop_time);
+    free(stop_lsn);
+    return wait_for_wal(c, c->start_wal, stop_wal, err);
+}
+
+int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out, ob_err *err)
+{
+    *out = NULL;
+    phys_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o = o;
+    c.r = r;
+    char *real = realpath(o->pgdata, NULL);
+    if (!real)
+        return ob_err_errno(err, errno, "--pgdata %s", o->pgdata);
+    c.pgdata = real;
+    c.pgdata_len = strlen(real);
+    char *pv = ob_xasprintf("%s/PG_VERSION", real);
+    int is_pgdata = access(pv, F_OK) == 0;
+    free(pv);
+    if (!is_pgdata) {
+        free(real);
+        return ob_err_set(err, OB_EUSAGE, "--pgdata %s is not a PostgreSQL data directory "
+                                          "(no PG_VERSION)", o->pgdata);
+    }
+    int rc = 0;
+    char *v = NULL;
+    chunker *ck = NULL;
+    c.conn = pg_conn_open(o->conninfo, NULL, err);
+    if (!c.conn) {
+        rc = -1;
+        goto out;
+    }
+    c.version = PQserverVersion(c.conn);
+    if (c.version < 100000) {
+        rc = ob_err_set(err, OB_EUSAGE, "PostgreSQL %d is too old for physical backups "
+                                        "(10 or later is needed)", c.version / 10000);
+        goto out;
+    }
+    /* The server we talk to must be the one whose files we read. */
+    if (!(v = pg_conn_value(c.conn, "SHOW data_directory", err))) {
+        rc = -1;
+        goto out;
+    }
+    char *server_real = realpath(v, NULL);
+    int same = server_real && strcmp(server_real, real) == 0;
+    if (!same)
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "--pgdata %s is not the data directory of the server --dbname "
+                        "connects to (it reports %s)",
+                        o->pgdata, v);
+    free(server_real);
+    free(v);
+    v = NULL;
+    if (rc < 0)
+        goto out;
+    if (!(v = pg_conn_value(c.conn, "SHOW archive_mode", err))) {
+        rc = -1;
+        goto out;
+    }
+    if (strcmp(v, "off") == 0) {
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "archive_mode is off on this server: a physical backup cannot be "
+                        "restored without its WAL. Set archive_mode = on and archive_command "
+                        "= 'opsbackup archive-push %%p', restart PostgreSQL, and try again");
+        goto out;
+    }
+    free(v);
+    v = pg_conn_value(c.conn,
+                      "SELECT (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')"
+                      " || ' ' || (SELECT system_identifier FROM pg_control_system())"
+                      " || ' ' || current_setting('server_version')",
+                      err);
+    if (!v) {
+        rc = -1;
+        goto out;
+    }
+    {
+        unsigned long long seg = 0;
+        char sysid[32] = "";
+        int k = 0;
+        if (sscanf(v, "%llu %31s %n", &seg, sysid, &k) < 2 || seg < (1u << 20) ||
+            (seg & (seg - 1))) {
+            rc = ob_err_set(err, OB_EFAIL, "unexpected server settings: %s", v);
+            goto out;
+        }
+        c.segsize = seg;
+        c.sysid = ob_xstrdup(sysid);
+        c.version_str = ob_xstrdup(v + k);
+    }
+    free(v);
+
+    /* Start the backup.  The label names us in pg_stat_activity and in
+     * backup_label. */
+    {
+        char *label = ob_xasprintf("opsbackup %s", o->set && *o->set ? o->set : "physical");
+        char *lit = PQescapeLiteral(c.conn, label, strlen(label));
+        char *sql = ob_xasprintf(c.version >= 150000
+                                     ? "SELECT pg_backup_start(%s, %s)"
+                                     : "SELECT pg_start_backup(%s, %s, false)",
+                                 lit, o->spread_checkpoint ? "false" : "true");
+        PQfreemem(lit);
+        free(label);
+        if (!o->quiet)
+            ob_info("starting the backup (%s checkpoint)",
+                    o->spread_checkpoint ? "spread" : "immediate");
+        v = pg_conn_value(c.conn, sql, err);
+        free(sql);
+        if (!v) {
+            rc = -1;
+            goto out;
+        }
+        c.start_lsn = v;
+        v = pg_conn_value(c.conn, "SELECT timeline_id FROM pg_control_checkpoint()", err);
+        if (!v) {
+            rc = -1;
+            goto out;
+        }
+        c.timeline = (uint32_t)strtoul(v, NULL, 10);
+        free(v);
+        v = NULL;
+        if (!(c.start_wal = lsn_wal_name(&c, c.start_lsn, err))) {
+            rc = -1;
+            goto out;
+        }
+    }
+
+    ck = chunker_new_fixed(PG_PHYSICAL_BLOCK);
+    files_backup_opts fo;
+    memset(&fo, 0, sizeof fo);
+    fo.kind = "db-physical";
+    fo.set = o->set;
+    fo.tags = o->tags;
+    fo.ntags = o->ntags;
+    fo.time_sec = o->time_sec;
+    fo.lock = o->lock;
+    fo.filter = phys_filter;
+    fo.filter_ud = &c;
+    fo.chunker = ck;
+    fo.parent_strict = 1;
+    fo.before_commit = phys_stop;
+    fo.commit_ud = &c;
+    snapshot *s = NULL;
+    int unchanged = 0;
+    char *paths[1] = {real};
+    rc = files_backup(r, paths, 1, &fo, &s, &unchanged, err);
+    *out = s;
+out:
+    chunker_free(ck);
+    if (c.conn)
+        PQfinish(c.conn); /* ends the backup if it is still running */
+    free(c.start_lsn);
+    free(c.start_wal);
+    free(c.sysid);
+    free(c.version_str);
+    free(c.pgdata);
+    return rc;
+}
+
+/* ---- restore ---------------------------------------------------------- */
+
+int pg_physical_pick(repo *r, const char *set, const char *target_time, snapshot **out,
+                     ob_err *err)
+{
+    *out = NULL;
+    int64_t target;
+    uint32_t tns;
+    if (ob_time_parse(target_time, &target, &tns) < 0)
+        return ob_err_set(err, OB_EUSAGE,
+                          "--target-time '%s': expected 'YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]'",
+                          target_time);
+    snapshot **v = NULL;
+    size_t n = 0;
+    if (snapshot_list(r, &v, &n, err) < 0)
+        return -1;
+    snapshot *best = NULL;
+    int64_t best_t = 0;
+    size_t candidates = 0;
+    for (size_t i = 0; i < n; i++) {
+        snapshot *s = v[i];
+        if (strcmp(s->kind, "db-physical") != 0 || (set && strcmp(s->set, set) != 0))
+            continue;
+        candidates++;
+        json_t *st = s->extra ? json_object_get(s->extra, "stop_time") : NULL;
+        int64_t t;
+        uint32_t ns;
+        if (!json_is_string(st) || ob_time_parse(json_string_value(st), &t, &ns) < 0)
+            continue;
+        /* Ended strictly before the target: recovery must pass the end of
+         * the backup before it may stop. */
+        if ((t < target || (t == target && ns < tns)) && (!best || t >= best_t)) {
+            best = s;
+            best_t = t;
+        }
+    }
+    int rc = 0;
+    if (!best)
+        rc = ob_err_set(err, OB_ENOTFOUND,
+                        candidates ? "no physical backup%s%s ended before %s; recovery cannot "
+                                     "reach a point earlier than the end of its base backup"
+                                   : "no physical backup%s%s in the repository (looking for "
+                                     "one before %s)",
+                        set ? " of set " : "", set ? set : "", target_time);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == best)
+            v[i] = NULL;
+    snapshot_list_free(v, n);
+    *out = best;
+    return rc;
+}
+
+/* The tree of directory `path` inside snapshot s (and its node). */
+static int find_dir(repo *r, const snapshot *s, const char *path, uint8_t id[OB_ID_LEN],
+                    tree_node *node_copy, ob_err *err)
+{
+    memcpy(id, s->tree, OB_ID_LEN);
+    const char *p = path;
+    int rc = 0;
+    while (*p == '/')
+        p++;
+    while (*p && rc == 0) {
+        size_t len = strcspn(p, "/");
+        tree t;
+        tree_init(&t);
+        rc = treeio_load(r, id, &t, err);
+        if (rc == 0) {
+            const tree_node *n = tree_find(&t, p, len);
+            if (!n || n->type != TREE_DIR)
+                rc = ob_err_set(err, OB_ECORRUPT, "snapshot %.8s does not contain %s", s->id,
+                                path);
+            else {
+                memcpy(id, n->subtree, OB_ID_LEN);
+                node_copy->mode = n->mode;
+                node_copy->uid = n->uid;
+                node_copy->gid = n->gid;
+            }
+        }
+        tree_free(&t);
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    return rc;
+}
+
+static int dir_is_empty(const char *path, int *empty, ob_err *err)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return ob_err_errno(err, errno, "cannot open %s", path);
+    struct dirent *de;
+    *empty = 1;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            *empty = 0;
+            break;
+        }
+    closedir(d);
+    return 0;
+}
+
+static int write_small(const char *path, const char *text, uid_t uid, gid_t gid, ob_err *err)
+{
+    char *tmp = ob_xasprintf("%s.opsbackup-tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int rc = 0;
+    if (fd < 0) {
+        rc = ob_err_errno(err, errno, "cannot create %s", tmp);
+    } else {
+        size_t len = strlen(text);
+        if (write(fd, text, len) != (ssize_t)len)
+            rc = ob_err_errno(err, errno ? errno : EIO, "writing %s", tmp);
+        if (rc == 0 && fsync(fd) < 0)
+            rc = ob_err_errno(err, errno, "flushing %s", tmp);
+        if (geteuid() == 0 && fchown(fd, uid, gid) < 0 && rc == 0)
+            rc = ob_err_errno(err, errno, "setting the owner of %s", tmp);
+        close(fd);
+        if (rc == 0 && rename(tmp, path) < 0)
+            rc = ob_err_errno(err, errno, "renaming %s", tmp);
+        if (rc < 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* 'value' with quotes doubled, as postgresql.conf wants it. */
+static void conf_quote(ob_buf *b, const char *v)
+{
+    ob_buf_putc(b, '\'');
+    for (; *v; v++) {
+        if (*v == '\'')
+            ob_buf_putc(b, '\'');
+        ob_buf_putc(b, (uint8_t)*v);
+    }
+    ob_buf_putc(b, '\'');
+}
+
+static int recovery_key(const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    static const char *const keys[] = {"restore_command", "recovery_target",
+                                       "recovery_end_command", NULL};
+    for (const char *const *k = keys; *k; k++) {
+        size_t n = strlen(*k);
+        /* recovery_target matches recovery_target_time etc. too. */
+        if (strncasecmp(line, *k, n) == 0 &&
+            (strcmp(*k, "recovery_target") == 0 ||
+             strchr(" \t=", line[n]) != NULL))
+            return 1;
+    }
+    return 0;
+}
+
+static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opts *o, uid_t uid,
+                               gid_t gid, ob_err *err)
+{
+    char *auto_conf = ob_xasprintf("%s/postgresql.auto.conf", pgdata);
+    ob_buf b = OB_BUF_INIT;
+    FILE *f = fopen(auto_conf, "r");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        int dropped = 0;
+        while (getline(&line, &cap, f) > 0) {
+            if (recovery_key(line)) {
+                dropped = 1;
+                continue;
+            }
+            ob_buf_append(&b, line, strlen(line));
+        }
+        free(line);
+        fclose(f);
+        if (b.len && b.data[b.len - 1] != '\n')
+            ob_buf_putc(&b, '\n');
+        (void)dropped;
+    } else {
+        ob_buf_printf(&b, "# Do not edit this file manually!\n"
+                          "# It will be overwritten by the ALTER SYSTEM command.\n");
+    }
+    ob_buf_printf(&b, "# recovery settings written by opsbackup restore db --physical\n");
+    ob_buf_printf(&b, "restore_command = ");
+    conf_quote(&b, o->restore_command);
+    ob_buf_putc(&b, '\n');
+    if (o->target_time) {
+        int64_t sec;
+        uint32_t ns;
+        ob_time_parse(o->target_time, &sec, &ns); /* validated by the caller */
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char when[64];
+        snprintf(when, sizeof when, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ns / 1000);
+        ob_buf_printf(&b, "recovery_target_time = '%s'\n", when);
+    }
+    if (o->target_lsn) {
+        ob_buf_printf(&b, "recovery_target_lsn = ");
+        conf_quote(&b, o->target_lsn);
+        ob_buf_putc(&b, '\n');
+    }
+    if (o->target_xid) {
+        ob_buf_printf(&b, "recovery_target_xid = ");
+        conf_quote(&b, o->target_xid);
+        ob_buf_putc(&b, '\n');
+    }
+    if (o->target_name) {
+        ob_buf_printf(&b, "recovery_target_name = ");
+        conf_quote(&b, o->target_name);
+        ob_buf_putc(&b, '\n');
+    }
+    if (o->target_immediate)
+        ob_buf_printf(&b, "recovery_target = 'immediate'\n");
+    if (o->target_timeline) {
+        ob_buf_printf(&b, "recovery_target_timeline = ");
+        conf_quote(&b, o->target_timeline);
+        ob_buf_putc(&b, '\n');
+    }
+    int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
+                     o->target_immediate;
+    if (has_target)
+        ob_buf_printf(&b, "recovery_target_action = '%s'\n",
+                      o->target_action ? o->target_action : "promote");
+    ob_buf_putc(&b, '\0');
+    int rc = write_small(auto_conf, (const char *)b.data, uid, gid, err);
+    ob_buf_free(&b);
+    free(auto_conf);
+    if (rc == 0) {
+        char *signal = ob_xasprintf("%s/recovery.signal", pgdata);
+        rc = write_small(signal, "", uid, gid, err);
+        free(signal);
+    }
+    return rc;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char *p = ob_xasprintf("%s/%s", dir, name);
+    int e = access(p, F_OK) == 0;
+    free(p);
+    return e;
+}
+
+/* pg_ctl start, as the data directory's owner, then wait for recovery to
+ * end (recovery.signal disappears at promotion; postmaster.pid at a
+ * shutdown target). */
+static int start_server(const char *pgdata, int version, const pg_physical_restore_opts *o,
+                        uid_t uid, ob_err *err)
+{
+    char *pg_ctl = ob_xasprintf("/usr/lib/postgresql/%d/bin/pg_ctl", version / 10000);
+    if (access(pg_ctl, X_OK) != 0) {
+        free(pg_ctl);
+        pg_ctl = ob_xstrdup("pg_ctl");
+    }
+    char *log = ob_xasprintf("%s/opsbackup-restore.log", pgdata);
+    const char *argv[16];
+    int k = 0;
+    char *user = NULL;
+    if (geteuid() == 0) {
+        /* PostgreSQL refuses to run as root. */
+        struct passwd *pw = getpwuid(uid);
+        if (!pw || uid == 0) {
+            free(pg_ctl);
+            free(log);
+            return ob_err_set(err, OB_EUSAGE,
+                              "--start: the restored data directory belongs to root; PostgreSQL "
+                              "will not run as root (restore as the postgres user)");
+        }
+        user = ob_xstrdup(pw->pw_name);
+        argv[k++] = "runuser";
+        argv[k++] = "-u";
+        argv[k++] = user;
+        argv[k++] = "--";
+    }
+    argv[k++] = pg_ctl;
+    argv[k++] = "-D";
+    argv[k++] = pgdata;
+    argv[k++] = "-l";
+    argv[k++] = log;
+    argv[k++] = "-w";
+    argv[k++] = "-t";
+    argv[k++] = "600";
+    if (o->start_options) {
+        argv[k++] = "-o";
+        argv[k++] = o->start_options;
+    }
+    argv[k++] = "start";
+    argv[k] = NULL;
+    int rc = proc_run_ok((char *const *)argv, NULL, "pg_ctl start", err);
+    if (rc < 0)
+        ob_err_prefix(err, "starting PostgreSQL on %s (its log: %s)", pgdata, log);
+    free(user);
+    free(pg_ctl);
+    if (rc == 0 && o->target_action && strcmp(o->target_action, "pause") == 0) {
+        if (!o->quiet)
+            ob_info("PostgreSQL started; recovery pauses at the target: check the data, then "
+                    "run SELECT pg_wal_replay_resume() to promote");
+        free(log);
+        return 0;
+    }
+    time_t deadline = time(NULL) + (o->start_timeout > 0 ? o->start_timeout : 3600);
+    while (rc == 0) {
+        if (!file_exists(pgdata, "recovery.signal"))
+            break; /* promoted */
+        if (!file_exists(pgdata, "postmaster.pid")) {
+            if (o->target_action && strcmp(o->target_action, "shutdown") == 0)
+                break;
+            rc = ob_err_set(err, OB_EFAIL,
+                            "PostgreSQL stopped during recovery; see its log %s", log);
+            break;
+        }
+        if (time(NULL) >= deadline) {
+            rc = ob_err_set(err, OB_EFAIL,
+                            "recovery has not finished after %d s; PostgreSQL keeps running "
+                            "(see %s)",
+                            o->start_timeout > 0 ? o->start_timeout : 3600, log);
+            break;
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    free(log);
+    return rc;
+}
+
+static uint64_t parse_lsn(const char *s)
+{
+    unsigned hi = 0, lo = 0;
+    if (!s || sscanf(s, "%X/%X", &hi, &lo) != 2)
+        return 0;
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* The timeline recovery should follow: the newest one in the archive
+ * whose history descends from the backup's timeline after the backup
+ * started.  PostgreSQL's own default ('latest') would also follow a
+ * timeline that forked off before the backup (another restore that was
+ * promoted, say) and then refuse to start.  New timeline IDs are always
+ * the highest archived one plus one, so probing upwards finds them all. */
+static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint32_t *out, ob_err *err)
+{
+    *out = tli;
+    uint32_t newest = tli;
+    for (;;) {
+        char name[32];
+        snprintf(name, sizeof name, "%08X.history", newest + 1);
+        int have = 0;
+        if (pg_wal_exists(r, name, &have, err) < 0)
+            return -1;
+        if (!have)
+            break;
+        newest++;
+    }
+    ob_buf b = OB_BUF_INIT;
+    for (uint32_t t = newest; t > tli; t--) {
+        char name[32];
+        snprintf(name, sizeof name, "%08X.history", t);
+        if (pg_wal_get(r, name, &b, err) < 0) {
+            ob_buf_free(&b);
+            return -1;
+        }
+        ob_buf_putc(&b, '\0');
+        /* Lines: parentTLI <tab> switchpoint <tab> reason. */
+        int ok = 0;
+        for (char *line = (char *)b.data; line && *line;) {
+            char *next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            unsigned parent = 0, hi = 0, lo = 0;
+            if (sscanf(line, "%u %X/%X", &parent, &hi, &lo) == 3 && parent == tli)
+                ok = (((uint64_t)hi << 32) | lo) > start;
+            line = next;
+        }
+        if (ok) {
+            *out = t;
+            break;
+        }
+    }
+    ob_buf_free(&b);
+    return 0;
+}
+
+int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_opts *o,
+                        ob_err *err)
+{
+    if (strcmp(s->kind, "db-physical") != 0 || !s->extra || s->npaths != 1)
+        return ob_err_set(err, OB_EUSAGE, "snapshot %.8s is a %s backup, not a physical one",
+                          s->id, s->kind);
+    json_t *label = json_object_get(s->extra, "backup_label");
+    if (!json_is_string(label))
+        return ob_err_set(err, OB_ECORRUPT, "snapshot %.8s has no backup_label", s->id);
+    struct stat st;
+    if (stat(o->pgdata, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return ob_err_set(err, OB_EUSAGE, "--pgdata %s is not a directory", o->pgdata);
+        if (file_exists(o->pgdata, "postmaster.pid"))
+            return ob_err_set(err, OB_EUSAGE,
+                              "%s has a postmaster.pid: stop the PostgreSQL server using it "
+                              "(or remove a stale postmaster.pid) before restoring into it",
+                              o->pgdata);
+        int empty = 0;
+        if (dir_is_empty(o->pgdata, &empty, err) < 0)
+            return -1;
+        if (!empty && !o->delta)
+            return ob_err_set(err, OB_EUSAGE,
+                              "--pgdata %s is not empty: restore into an empty directory, or "
+                              "add --delta to update this copy in place (files that differ are "
+                              "rewritten, extra files removed)",
+                              o->pgdata);
+    } else if (errno != ENOENT) {
+        return ob_err_errno(err, errno, "--pgdata %s", o->pgdata);
+    } else if (mkdir(o->pgdata, 0700) < 0) {
+        return ob_err_errno(err, errno, "creating %s", o->pgdata);
+    }
+
+    uint8_t root[OB_ID_LEN];
+    tree_node top;
+    memset(&top, 0, sizeof top);
+    top.mode = 0700;
+    top.uid = (uint32_t)geteuid();
+    top.gid = (uint32_t)getegid();
+    if (find_dir(r, s, s->paths[0], root, &top, err) < 0)
+        return -1;
+    files_restore_opts fo;
+    memset(&fo, 0, sizeof fo);
+    fo.target = o->pgdata;
+    fo.root = root;
+    fo.delta = o->delta;
+    fo.delete_extra = o->delta;
+    files_restore_stats fst;
+    if (files_restore(r, s, &fo, &fst, err) < 0)
+        return ob_err_prefix(err, "restoring snapshot %.8s into %s", s->id, o->pgdata);
+    uid_t uid = geteuid() == 0 ? (uid_t)top.uid : geteuid();
+    gid_t gid = geteuid() == 0 ? (gid_t)top.gid : getegid();
+    /* PostgreSQL insists on 0700 or 0750 for its data directory. */
+    if (chmod(o->pgdata, (top.mode & 0750) | 0700) < 0)
+        return ob_err_errno(err, errno, "setting the permissions of %s", o->pgdata);
+    if (geteuid() == 0 && chown(o->pgdata, uid, gid) < 0)
+        return ob_err_errno(err, errno, "setting the owner of %s", o->pgdata);
+    char *path = ob_xasprintf("%s/backup_label", o->pgdata);
+    int rc = write_small(path, json_string_value(label), uid, gid, err);
+    free(path);
+    /* No tablespace_map: the tablespaces were restored as directories in
+     * pg_tblspc, and a map would make the server replace them with links
+     * to the original (possibly live) locations. */
+    char tl_buf[16];
+    pg_physical_restore_opts ro = *o;
+    if (rc == 0 && !o->target_timeline) {
+        uint32_t tl = 0;
+        json_t *jt = json_object_get(s->extra, "timeline");
+        rc = choose_timeline(r, (uint32_t)json_integer_value(jt),
+                             parse_lsn(json_string_value(json_object_get(s->extra, "start_lsn"))),
+                             &tl, err);
+        snprintf(tl_buf, sizeof tl_buf, "%u", tl);
+        ro.target_timeline = tl_buf;
+    }
+    if (rc == 0)
+        rc = write_recovery_conf(o->pgdata, &ro, uid, gid, err);
+    if (rc == 0 && !o->quiet) {
+        char *b = ob_human_bytes(fst.bytes);
+        if (o->delta) {
+            char *kept = ob_human_bytes(fst.bytes_kept);
+            ob_info("restored snapshot %.8s into %s: %s written, %s already right, %llu "
+                    "removed",
+                    s->id, o->pgdata, b, kept, (unsigned long long)fst.deleted);
+            free(kept);
+        } else {
+            ob_info("restored snapshot %.8s into %s: %llu files, %s", s->id, o->pgdata,
+                    (unsigned long long)fst.files, b);
+        }
+        free(b);
+    }
+    if (rc == 0 && o->start) {
+        json_t *vn = json_object_get(s->extra, "pg_version_num");
+        rc = start_server(o->pgdata, (int)json_integer_value(vn), o, uid, err);
+    }
+    return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * pg_physical.h — PostgreSQL physical backups (a copy of the data
+ * directory taken with the non-exclusive backup API) and their restore to
+ * a point in time.
+ *
+ * Backup.  One libpq connection calls pg_backup_start (pg_start_backup
+ * before 15) and stays open while the data directory is read, so the
+ * server keeps full-page writes on and knows a backup is running; the
+ * files are read with PostgreSQL's own exclusion rules (those of
+ * basebackup.c); pg_control is read last; pg_backup_stop returns the
+ * backup_label and tablespace_map, which are stored in the snapshot only
+ * (never written into the live data directory).  The snapshot is saved
+ * only once every WAL segment from the start to the stop position is in
+ * the repository's WAL archive, so a saved physical snapshot is always
+ * restorable on its own.
+ *
+ * Storage.  Files are cut in fixed 8 KiB blocks (PostgreSQL's page size),
+ * so a changed page stores one block, and every other block deduplicates
+ * against earlier backups: each backup is a full backup to restore and an
+ * incremental one to store.  Files unchanged since the parent backup
+ * (same size, times and inode, and last written before the parent
+ * started) are not read at all.
+ *
+ * Tablespaces (pg_tblspc/OID symlinks) are backed up through the link and
+ * restored as directories inside the new data directory ("in-place"
+ * tablespaces), so a restore never writes outside --pgdata.
+ *
+ * Restore writes the files, backup_label, recovery.signal and the
+ * recovery settings (restore_command, recovery_target_*) into
+ * postgresql.auto.conf, replacing any recovery settings there; never
+ * recovery.conf, which PostgreSQL 12+ refuses.
+ */
+#ifndef OB_PG_PHYSICAL_H
+#define OB_PG_PHYSICAL_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "repo/repo.h"
+#include "repo/snapshot.h"
+
+#define PG_PHYSICAL_BLOCK 8192
+
+struct repo_lock;
+
+typedef struct pg_physical_backup_opts {
+    const char *conninfo;      /* NULL: PG* environment */
+    const char *pgdata;        /* the server's data directory */
+    const char *set;
+    char **tags;
+    size_t ntags;
+    int64_t time_sec;          /* 0 = now */
+    int spread_checkpoint;     /* default: an immediate checkpoint */
+    int archive_timeout;       /* seconds to wait for the WAL (default 300) */
+    int quiet;
+    struct repo_lock *lock;
+} pg_physical_backup_opts;
+
+int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out, ob_err *err);
+
+typedef struct pg_physical_restore_opts {
+    const char *pgdata;        /* where to restore */
+    int delta;                 /* pgdata may hold an older copy: fix it up */
+    const char *target_time, *target_lsn, *target_xid, *target_name;
+    int target_immediate;
+    const char *target_action; /* promote (default) | pause | shutdown */
+    const char *target_timeline; /* NULL: PostgreSQL's default (latest) */
+    const char *restore_command; /* full restore_command for postgresql.auto.conf */
+    int start;                 /* start the server and wait for recovery to end */
+    const char *start_options; /* pg_ctl -o (e.g. "-p 5433") */
+    int start_timeout;         /* seconds (default 3600) */
+    int quiet;
+} pg_physical_restore_opts;
+
+int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_opts *o,
+                        ob_err *err);
+
+/* The newest physical snapshot (of set, if given) that ended before
+ * target_time (RFC 3339 or 'YYYY-MM-DD HH:MM:SS[+TZ]'). */
+int pg_physical_pick(repo *r, const char *set, const char *target_time, snapshot **out,
+                     ob_err *err);
+
+#endif
