@@ -18,7 +18,9 @@ const cli_command cli_commands[] = {
      "backup files|config [--set NAME] [--tag K=V]... [--exclude PATTERN]... [--time TIME] "
      "[--force] PATH...\n"
      "       opsbackup backup db [--logical] [--set NAME] [--tag K=V]... [--dbname CONNINFO]\n"
-     "                           [--dump-command 'CMD'] [--time TIME]"},
+     "                           [--dump-command 'CMD'] [--time TIME]\n"
+     "       opsbackup backup db --physical --pgdata DIR [--dbname CONNINFO] [--set NAME]\n"
+     "                           [--checkpoint fast|spread] [--archive-timeout DURATION]"},
     {"snapshots", cmd_snapshots, "list snapshots",
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]"},
     {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
@@ -29,7 +31,15 @@ const cli_command cli_commands[] = {
      "[--delete] [--dry-run]\n"
      "       opsbackup restore db SNAPSHOT [--set NAME] [--dbname CONNINFO]\n"
      "                            (--target-db NAME | --replace) [--jobs N] [--roles]\n"
-     "                            [--restore-command 'CMD']"},
+     "                            [--restore-command 'CMD']\n"
+     "       opsbackup restore db [SNAPSHOT] --physical --pgdata DIR [--delta]\n"
+     "                 [--target-time 'YYYY-MM-DD HH:MM:SS[+TZ]' | --target-lsn LSN |\n"
+     "                  --target-xid XID | --target-name NAME | --target-immediate]\n"
+     "                 [--target-action promote|pause|shutdown] [--target-timeline TLI]\n"
+     "                 [--start [--start-options 'PG_CTL -o OPTIONS']]\n"
+     "                 [--archive-get-command 'CMD']\n"
+     "         Without SNAPSHOT: the newest physical backup that ended before --target-time,\n"
+     "         or the latest.  --target-action defaults to promote."},
     {"verify", cmd_verify, "prove a backup restorable",
      "verify db [SNAPSHOT] [--set NAME] [--dbname CONNINFO] [--check-sql SQL]... [--json]\n"
      "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},

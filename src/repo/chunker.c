@@ -121,7 +121,7 @@ chunker *chunker_new(const chunker_params *params, const uint8_t seed[32])
     if (!params || !seed || !params_valid(params))
         return NULL;
 
-    chunker *c = ob_xmalloc(sizeof *c);
+    chunker *c = ob_xcalloc(1, sizeof *c);
     c->p = *params;
     /* avg is in [128, 32 MiB], so bits is in [7, 25] and both masks have
      * between 5 and 27 bits: always a valid shift for top_mask. */

@@ -553,10 +553,32 @@ static void test_known_answer(void **state)
     free(d);
 }
 
+/* Fixed-size mode (physical backups): every chunk is exactly the block
+ * size, the last one may be shorter, and nothing depends on content. */
+static void test_fixed(void **state)
+{
+    (void)state;
+    assert_null(chunker_new_fixed(10));
+    assert_null(chunker_new_fixed(128u * 1024 * 1024));
+    chunker *c = chunker_new_fixed(8192);
+    assert_non_null(c);
+    assert_int_equal(chunker_get_params(c)->max_size, 8192);
+    uint8_t buf[20000];
+    memset(buf, 0x5a, sizeof buf);
+    assert_int_equal(chunker_next(c, buf, sizeof buf, 0), 8192);
+    assert_int_equal(chunker_next(c, buf, sizeof buf, 1), 8192);
+    assert_int_equal(chunker_next(c, buf, 8192, 0), 8192);
+    assert_int_equal(chunker_next(c, buf, 5000, 0), 0);    /* needs more bytes */
+    assert_int_equal(chunker_next(c, buf, 5000, 1), 5000); /* the tail */
+    assert_int_equal(chunker_next(c, buf, 0, 1), 0);
+    chunker_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_params),
+        cmocka_unit_test(test_fixed),
         cmocka_unit_test(test_len_zero),
         cmocka_unit_test(test_eof_semantics),
         cmocka_unit_test(test_never_stalls_at_max),
