@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "sources/pg_wal.h"
 #include "repo/check.h"
 #include "repo/lock.h"
 
@@ -65,27 +66,35 @@ int cmd_check(cli_ctx *ctx, int argc, char **argv)
     check_result res;
     check_opts o = {a.read_data, a.pct, check_report, &a};
     int rc;
+    pg_wal_check_result wal;
     if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0 ||
-        repo_check(ctx->r, &o, &res, &err) < 0) {
+        repo_check(ctx->r, &o, &res, &err) < 0 ||
+        pg_wal_check(ctx->r, a.read_data, check_report, &a, &wal, &err) < 0) {
         rc = cli_fail(ctx, &err);
         json_decref(a.problems);
     } else {
+        res.errors += wal.errors;
+        res.warnings += wal.warnings;
         rc = res.errors ? CLI_PROBLEM : CLI_OK;
         if (ctx->json) {
             cli_print_json(json_pack(
-                "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", res.errors == 0,
+                "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", res.errors == 0,
                 "errors", (json_int_t)res.errors, "warnings", (json_int_t)res.warnings,
                 "snapshots", (json_int_t)res.snapshots, "trees", (json_int_t)res.trees, "packs",
                 (json_int_t)res.packs, "blobs", (json_int_t)res.blobs, "packs_read",
-                (json_int_t)res.packs_read, "blobs_read", (json_int_t)res.blobs_read, "problems",
+                (json_int_t)res.packs_read, "blobs_read", (json_int_t)res.blobs_read, "wal_files",
+                (json_int_t)wal.files, "problems",
                 a.problems));
         } else if (!ctx->quiet || res.errors) {
             printf("checked %llu snapshots, %llu trees, %llu packs, %llu blobs",
                    (unsigned long long)res.snapshots, (unsigned long long)res.trees,
                    (unsigned long long)res.packs, (unsigned long long)res.blobs);
+            if (wal.files)
+                printf(", %llu WAL files", (unsigned long long)wal.files);
             if (a.read_data)
-                printf("; read %llu packs, %llu blobs verified", (unsigned long long)res.packs_read,
-                       (unsigned long long)res.blobs_read);
+                printf("; read %llu packs, %llu blobs%s verified",
+                       (unsigned long long)res.packs_read, (unsigned long long)res.blobs_read,
+                       wal.files_read ? " and the WAL files" : "");
             printf("\n%s: %llu errors, %llu warnings\n",
                    res.errors ? "repository has problems" : "no errors found",
                    (unsigned long long)res.errors, (unsigned long long)res.warnings);

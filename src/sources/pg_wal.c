@@ -100,6 +100,8 @@ static int find_cb(const char *obj, uint64_t size, void *ud)
     return 0;
 }
 
+static int read_object(repo *r, const char *obj, const char *name, ob_buf *out, ob_err *err);
+
 /* The object holding name, if any (*obj NULL if none). */
 static int find_object(repo *r, const char *name, char **obj, ob_err *err)
 {
@@ -188,6 +190,15 @@ int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err)
     if (!obj)
         return ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive of %s", name,
                           repo_storage(r)->url);
+    int rc = read_object(r, obj, name, out, err);
+    free(obj);
+    return rc;
+}
+
+/* Read object obj (holding name) and check its content against the ID in
+ * its name. */
+static int read_object(repo *r, const char *obj, const char *name, ob_buf *out, ob_err *err)
+{
     ob_buf payload = OB_BUF_INIT;
     int rc = repo_get_object(r, obj, REPO_OBJ_WAL, &payload, err);
     if (rc == 0 && payload.len < WAL_HDR)
@@ -226,7 +237,59 @@ int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err)
     if (rc < 0)
         ob_buf_reset(out);
     ob_buf_free(&payload);
-    free(obj);
+    return rc;
+}
+
+typedef struct wal_check_ctx {
+    repo *r;
+    int read_data;
+    pg_wal_report_fn report;
+    void *ud;
+    pg_wal_check_result *res;
+    ob_buf b;
+} wal_check_ctx;
+
+static int check_cb(const char *obj, uint64_t size, void *ud)
+{
+    (void)size;
+    wal_check_ctx *c = ud;
+    /* wal/<TLI>/<name>-<32 hex> */
+    const char *rest = obj + 4;
+    const char *slash = strchr(rest, '/');
+    const char *dash = strrchr(obj, '-');
+    char *name = slash && dash && dash > slash ? ob_xstrndup(slash + 1, (size_t)(dash - slash - 1))
+                                               : NULL;
+    if (!name || !pg_wal_name_valid(name) || strlen(dash + 1) != WAL_ID_HEX ||
+        strspn(dash + 1, "0123456789abcdef") != WAL_ID_HEX || strncmp(rest, name, 8) != 0 || slash - rest != 8) {
+        char *m = ob_xasprintf("unexpected object %s in the WAL archive", obj);
+        c->report(1, m, c->ud);
+        free(m);
+        c->res->warnings++;
+        free(name);
+        return 0;
+    }
+    c->res->files++;
+    if (c->read_data) {
+        ob_err e = OB_ERR_INIT;
+        if (read_object(c->r, obj, name, &c->b, &e) < 0) {
+            c->report(0, ob_err_msg(&e), c->ud);
+            c->res->errors++;
+        } else {
+            c->res->files_read++;
+        }
+        ob_err_clear(&e);
+    }
+    free(name);
+    return 0;
+}
+
+int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
+                 pg_wal_check_result *res, ob_err *err)
+{
+    memset(res, 0, sizeof *res);
+    wal_check_ctx c = {r, read_data, report, ud, res, OB_BUF_INIT};
+    int rc = storage_list(repo_storage(r), "wal/", check_cb, &c, err);
+    ob_buf_free(&c.b);
     return rc;
 }
 

@@ -85,4 +85,14 @@ typedef struct pg_wal_get_opts {
 int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts *o,
                        pg_wal_open_fn open_repos, void *open_ud, ob_err *err);
 
+/* check: every object under wal/ has a well-formed name; with read_data
+ * each is read, authenticated, decompressed and matched against its
+ * content ID.  Problems go to report (severity 0 error, 1 warning). */
+typedef void (*pg_wal_report_fn)(int severity, const char *msg, void *ud);
+typedef struct pg_wal_check_result {
+    uint64_t files, files_read, errors, warnings;
+} pg_wal_check_result;
+int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
+                 pg_wal_check_result *res, ob_err *err);
+
 #endif

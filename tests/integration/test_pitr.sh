@@ -222,6 +222,10 @@ expect_code 1 obpg archive-get 0000000900000000000000AA "$W/x"
 [ -e "$W/x" ] && problem "archive-get left a file for a missing segment"
 expect_code 2 obpg archive-get ../../etc/passwd "$W/x"
 
+info "check --read-data reads every WAL object"
+expect_code 0 obpg check --read-data
+assert_grep "WAL files" "$T/out"
+
 info "a corrupted WAL object is detected, not replayed"
 OBJ=$(find "$REPO/wal/00000001" -name "$ARCH-*")
 python3 - "$OBJ" <<'PY'
@@ -235,4 +239,6 @@ rm -rf "$W/opsbackup.get"
 expect_code 1 obpg archive-get "$ARCH" "$W/y"
 [ -e "$W/y" ] && problem "a corrupted segment was written"
 grep -qiE "corrupt|authentic|tamper" "$T/err" || problem "corruption not reported: $(cat "$T/err")"
+expect_code 3 obpg check --read-data
+assert_grep "$ARCH" "$T/err"
 finish
