@@ -206,6 +206,22 @@ wait_promoted "$R5" $((PGPORT + 5))
     || problem "restored second backup has different pgbench balances"
 stop_restores
 
+info "the archiver keeps up with a write-heavy pgbench run"
+"$PGBIN/pgbench" -n -T 15 -c 2 -j 2 postgres >/dev/null 2>&1 &
+PGB=$!
+bg_track $PGB
+maxready=0
+while kill -0 $PGB 2>/dev/null; do
+    n=$(find "$PGDATA_DIR/pg_wal/archive_status" -name '*.ready' | wc -l)
+    [ "$n" -gt "$maxready" ] && maxready=$n
+    sleep 0.5
+done
+wait $PGB || fail "pgbench -T failed"
+echo "most segments waiting for the archiver at once: $maxready"
+[ "$maxready" -le 8 ] || problem "archiver fell behind: $maxready segments waiting"
+wait_archived_at "$PGHOST" "$PGPORT"
+[ "$(pg_sql "SELECT failed_count FROM pg_stat_archiver")" = 0 ] || problem "archive_command failed during the run"
+
 info "archive-push: same content again succeeds, different content fails"
 W="$T/walcopy"
 install -d -o postgres "$W"
