@@ -105,7 +105,7 @@ grep -q "/${SCRATCH}_init\$" "$T/ls1" || problem "unlogged relation init fork ${
 info "three batches with known commit times"
 pg_sql "INSERT INTO batches (batch, id) SELECT 1, g FROM generate_series(1, 1000) g"
 pg_sql "SELECT pg_switch_wal()" >/dev/null
-pg_sql "INSERT INTO batches (batch, id) SELECT 2, g FROM generate_series(1, 1000) g"
+XID2=$(pg_sql "BEGIN; INSERT INTO batches (batch, id) SELECT 2, g FROM generate_series(1, 1000) g; SELECT pg_current_xact_id(); COMMIT")
 sleep 1.1
 T2=$(pg_sql "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 LSN2=$(pg_sql "SELECT pg_current_wal_insert_lsn()")
@@ -139,6 +139,14 @@ expect_code 0 obpg restore db --physical "$BASE1" --pgdata "$R2" --target-lsn "$
 start_at "$R2" $((PGPORT + 2))
 wait_promoted "$R2" $((PGPORT + 2))
 check_batches "$R2" $((PGPORT + 2)) "LSN target"
+
+info "PITR to a transaction ID (batch 2's)"
+R6="$T/r_xid"
+new_dir "$R6"
+expect_code 0 obpg restore db --physical "$BASE1" --pgdata "$R6" --target-xid "$XID2"
+start_at "$R6" $((PGPORT + 6))
+wait_promoted "$R6" $((PGPORT + 6))
+check_batches "$R6" $((PGPORT + 6)) "xid target"
 
 info "PITR to a restore point"
 R3="$T/r_name"
