@@ -27,6 +27,8 @@ typedef struct db_args {
     int physical, delta, target_immediate, start, spread, archive_timeout;
     const char *pgdata, *target_time, *target_lsn, *target_xid, *target_name, *target_action,
         *target_timeline, *start_options, *archive_get_command;
+    char **tsmap;
+    size_t ntsmap;
 } db_args;
 
 /* Long-only options of the physical commands. */
@@ -34,6 +36,7 @@ enum {
     OPT_PHYSICAL = 256, OPT_PGDATA, OPT_DELTA, OPT_TARGET_TIME, OPT_TARGET_LSN, OPT_TARGET_XID,
     OPT_TARGET_NAME, OPT_TARGET_IMMEDIATE, OPT_TARGET_ACTION, OPT_TARGET_TIMELINE, OPT_START,
     OPT_START_OPTIONS, OPT_CHECKPOINT, OPT_ARCHIVE_TIMEOUT, OPT_ARCHIVE_GET_COMMAND,
+    OPT_TABLESPACE_MAP,
 };
 
 static int db_opt(int opt, const char *arg, void *ud)
@@ -66,6 +69,13 @@ static int db_opt(int opt, const char *arg, void *ud)
     case OPT_START: a->start = 1; break;
     case OPT_START_OPTIONS: a->start_options = arg; break;
     case OPT_ARCHIVE_GET_COMMAND: a->archive_get_command = arg; break;
+    case OPT_TABLESPACE_MAP:
+        if (!strchr(arg, '=') || arg[0] == '=' || strspn(arg, "0123456789") != strcspn(arg, "=")) {
+            cli_usage(a->cmd, "--tablespace-map wants OID=DIR, got '%s'", arg);
+            return -1;
+        }
+        cli_strv_push(&a->tsmap, &a->ntsmap, arg);
+        break;
     case OPT_TARGET_ACTION:
         if (strcmp(arg, "promote") != 0 && strcmp(arg, "pause") != 0 &&
             strcmp(arg, "shutdown") != 0) {
@@ -133,6 +143,7 @@ const struct option cli_db_opts[] = {
     {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
     {"archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT},
     {"archive-get-command", required_argument, NULL, OPT_ARCHIVE_GET_COMMAND},
+    {"tablespace-map", required_argument, NULL, OPT_TABLESPACE_MAP},
     {0, 0, 0, 0},
 };
 
@@ -144,6 +155,7 @@ static void db_args_free(db_args *a)
     }
     free(a->tags);
     free(a->checks);
+    free(a->tsmap);
 }
 
 static void print_physical(const snapshot *s)
@@ -318,6 +330,8 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
     o.target_timeline = a->target_timeline;
     o.start = a->start;
     o.start_options = a->start_options;
+    o.tablespace_map = a->tsmap;
+    o.ntablespace_map = a->ntsmap;
     o.quiet = ctx->quiet;
     char *cmd = a->archive_get_command ? ob_xstrdup(a->archive_get_command)
                                        : archive_get_command(ctx);

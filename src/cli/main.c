@@ -37,9 +37,10 @@ const cli_command cli_commands[] = {
      "                  --target-xid XID | --target-name NAME | --target-immediate]\n"
      "                 [--target-action promote|pause|shutdown] [--target-timeline TLI]\n"
      "                 [--start [--start-options 'PG_CTL -o OPTIONS']]\n"
-     "                 [--archive-get-command 'CMD']\n"
+     "                 [--tablespace-map OID=DIR]... [--archive-get-command 'CMD']\n"
      "         Without SNAPSHOT: the newest physical backup that ended before --target-time,\n"
-     "         or the latest.  --target-action defaults to promote."},
+     "         or the latest.  --target-action defaults to promote.  Tablespaces go back\n"
+     "         where they were unless --tablespace-map; the directory must be empty."},
     {"verify", cmd_verify, "prove a backup restorable",
      "verify db [SNAPSHOT] [--set NAME] [--dbname CONNINFO] [--check-sql SQL]... [--json]\n"
      "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},

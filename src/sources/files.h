@@ -92,6 +92,10 @@ typedef struct files_restore_opts {
     /* Existing regular files are updated in place: only blocks whose
      * content differs from the snapshot are written (physical --delta). */
     int delta;
+    /* Optional: directories for which skip returns non-zero are left out
+     * entirely (path is the snapshot path below the restored root). */
+    int (*skip)(void *ud, const char *path);
+    void *skip_ud;
 } files_restore_opts;
 
 typedef struct files_restore_stats {

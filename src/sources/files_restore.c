@@ -592,7 +592,7 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         goto out;
     }
     if (n->type == TREE_DIR) {
-        if (!may_include_below(c, path))
+        if (!may_include_below(c, path) || (c->o->skip && c->o->skip(c->o->skip_ud, path)))
             goto out;
         rdir child = {d, name, path, -1};
         int want_self = included(c, path);

@@ -742,6 +742,146 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
     return rc;
 }
 
+/* ---- tablespaces ------------------------------------------------------ */
+
+typedef struct tblspc {
+    char *oid;
+    uint8_t tree[OB_ID_LEN];
+    char *location;        /* where it is restored */
+} tblspc;
+
+typedef struct tblspc_set {
+    tblspc *v;
+    size_t n;
+} tblspc_set;
+
+static void tblspc_free(tblspc_set *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        free(ts->v[i].oid);
+        free(ts->v[i].location);
+    }
+    free(ts->v);
+}
+
+/* Original location of tablespace oid from the backup's tablespace_map
+ * ("OID PATH" lines), or NULL. */
+static char *map_location(const snapshot *s, const char *oid)
+{
+    json_t *m = json_object_get(s->extra, "tablespace_map");
+    if (!json_is_string(m))
+        return NULL;
+    const char *p = json_string_value(m);
+    size_t ol = strlen(oid);
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len > ol + 1 && strncmp(p, oid, ol) == 0 && p[ol] == ' ')
+            return ob_xstrndup(p + ol + 1, len - ol - 1);
+        p += len + (e ? 1 : 0);
+    }
+    return NULL;
+}
+
+/* The tablespaces in the backup and where each one goes. */
+static int tablespaces(repo *r, const snapshot *s, const uint8_t root[OB_ID_LEN],
+                       const pg_physical_restore_opts *o, tblspc_set *out, ob_err *err)
+{
+    memset(out, 0, sizeof *out);
+    tree t;
+    tree_init(&t);
+    int rc = treeio_load(r, root, &t, err);
+    const tree_node *n = rc == 0 ? tree_find(&t, "pg_tblspc", 9) : NULL;
+    tree sub;
+    tree_init(&sub);
+    if (n && n->type == TREE_DIR)
+        rc = treeio_load(r, n->subtree, &sub, err);
+    for (size_t i = 0; rc == 0 && i < sub.n; i++) {
+        const tree_node *e = &sub.nodes[i];
+        if (e->type != TREE_DIR)
+            continue;
+        tblspc *ts = NULL;
+        out->v = ob_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+        ts = &out->v[out->n++];
+        memset(ts, 0, sizeof *ts);
+        ts->oid = ob_xstrdup((const char *)e->name);
+        memcpy(ts->tree, e->subtree, OB_ID_LEN);
+        size_t ol = strlen(ts->oid);
+        for (size_t k = 0; k < o->ntablespace_map; k++)
+            if (strncmp(o->tablespace_map[k], ts->oid, ol) == 0 &&
+                o->tablespace_map[k][ol] == '=') {
+                free(ts->location);
+                ts->location = ob_xstrdup(o->tablespace_map[k] + ol + 1);
+            }
+        if (!ts->location)
+            ts->location = map_location(s, ts->oid);
+        if (!ts->location)
+            rc = ob_err_set(err, OB_EUSAGE,
+                            "tablespace %s: its original location is unknown; give "
+                            "--tablespace-map %s=DIR",
+                            ts->oid, ts->oid);
+        else if (ts->location[0] != '/')
+            rc = ob_err_set(err, OB_EUSAGE, "--tablespace-map %s=%s: give an absolute path",
+                            ts->oid, ts->location);
+    }
+    /* A mapping for a tablespace the backup does not have is a typo. */
+    for (size_t k = 0; rc == 0 && k < o->ntablespace_map; k++) {
+        int found = 0;
+        for (size_t i = 0; i < out->n && !found; i++) {
+            size_t ol = strlen(out->v[i].oid);
+            found = strncmp(o->tablespace_map[k], out->v[i].oid, ol) == 0 &&
+                    o->tablespace_map[k][ol] == '=';
+        }
+        if (!found)
+            rc = ob_err_set(err, OB_EUSAGE,
+                            "--tablespace-map %s: the backup has no tablespace with that OID",
+                            o->tablespace_map[k]);
+    }
+    tree_free(&sub);
+    tree_free(&t);
+    if (rc < 0)
+        tblspc_free(out);
+    return rc;
+}
+
+static int skip_tblspc(void *ud, const char *path)
+{
+    const tblspc_set *ts = ud;
+    if (strncmp(path, "/pg_tblspc/", 11) != 0)
+        return 0;
+    for (size_t i = 0; i < ts->n; i++)
+        if (strcmp(path + 11, ts->v[i].oid) == 0)
+            return 1;
+    return 0;
+}
+
+static int dir_is_empty(const char *path, int *empty, ob_err *err);
+
+/* A target directory must be empty unless delta; created if missing. */
+static int prepare_dir(const char *path, int delta, const char *what, ob_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno != ENOENT)
+            return ob_err_errno(err, errno, "%s %s", what, path);
+        if (mkdir(path, 0700) < 0)
+            return ob_err_errno(err, errno, "creating %s %s", what, path);
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return ob_err_set(err, OB_EUSAGE, "%s %s is not a directory", what, path);
+    int empty = 0;
+    if (dir_is_empty(path, &empty, err) < 0)
+        return -1;
+    if (!empty && !delta)
+        return ob_err_set(err, OB_EUSAGE,
+                          "%s %s is not empty: restore into an empty directory (for a "
+                          "tablespace: --tablespace-map OID=DIR), or add --delta to update "
+                          "this copy in place",
+                          what, path);
+    return 0;
+}
+
 static uint64_t parse_lsn(const char *s)
 {
     unsigned hi = 0, lo = 0;
@@ -828,8 +968,6 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
                               o->pgdata);
     } else if (errno != ENOENT) {
         return ob_err_errno(err, errno, "--pgdata %s", o->pgdata);
-    } else if (mkdir(o->pgdata, 0700) < 0) {
-        return ob_err_errno(err, errno, "creating %s", o->pgdata);
     }
 
     uint8_t root[OB_ID_LEN];
@@ -840,28 +978,79 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
     top.gid = (uint32_t)getegid();
     if (find_dir(r, s, s->paths[0], root, &top, err) < 0)
         return -1;
+    uid_t uid = geteuid() == 0 ? (uid_t)top.uid : geteuid();
+    gid_t gid = geteuid() == 0 ? (gid_t)top.gid : getegid();
+    tblspc_set ts;
+    if (tablespaces(r, s, root, o, &ts, err) < 0)
+        return -1;
+    /* Check every destination before writing anything. */
+    int rc = 0;
+    for (size_t i = 0; i < ts.n && rc == 0; i++) {
+        char *what = ob_xasprintf("tablespace %s directory", ts.v[i].oid);
+        rc = prepare_dir(ts.v[i].location, o->delta, what, err);
+        free(what);
+    }
+    if (rc == 0 && mkdir(o->pgdata, 0700) < 0 && errno != EEXIST)
+        rc = ob_err_errno(err, errno, "creating %s", o->pgdata);
     files_restore_opts fo;
     memset(&fo, 0, sizeof fo);
     fo.target = o->pgdata;
     fo.root = root;
     fo.delta = o->delta;
     fo.delete_extra = o->delta;
+    fo.skip = skip_tblspc;
+    fo.skip_ud = &ts;
     files_restore_stats fst;
-    if (files_restore(r, s, &fo, &fst, err) < 0)
-        return ob_err_prefix(err, "restoring snapshot %.8s into %s", s->id, o->pgdata);
-    uid_t uid = geteuid() == 0 ? (uid_t)top.uid : geteuid();
-    gid_t gid = geteuid() == 0 ? (gid_t)top.gid : getegid();
+    memset(&fst, 0, sizeof fst);
+    if (rc == 0 && files_restore(r, s, &fo, &fst, err) < 0)
+        rc = ob_err_prefix(err, "restoring snapshot %.8s into %s", s->id, o->pgdata);
+    for (size_t i = 0; i < ts.n && rc == 0; i++) {
+        files_restore_opts to = fo;
+        to.target = ts.v[i].location;
+        to.root = ts.v[i].tree;
+        to.skip = NULL;
+        files_restore_stats tst;
+        if (files_restore(r, s, &to, &tst, err) < 0) {
+            rc = ob_err_prefix(err, "restoring tablespace %s into %s", ts.v[i].oid,
+                               ts.v[i].location);
+            break;
+        }
+        fst.files += tst.files;
+        fst.bytes += tst.bytes;
+        fst.bytes_kept += tst.bytes_kept;
+        fst.deleted += tst.deleted;
+        if ((chmod(ts.v[i].location, 0700) < 0) ||
+            (geteuid() == 0 && chown(ts.v[i].location, uid, gid) < 0)) {
+            rc = ob_err_errno(err, errno, "setting the owner of %s", ts.v[i].location);
+            break;
+        }
+        char *link = ob_xasprintf("%s/pg_tblspc/%s", o->pgdata, ts.v[i].oid);
+        char *dir = ob_xasprintf("%s/pg_tblspc", o->pgdata);
+        (void)mkdir(dir, 0700);
+        struct stat lst;
+        if (lstat(link, &lst) == 0 && S_ISLNK(lst.st_mode))
+            unlink(link);
+        if (symlink(ts.v[i].location, link) < 0)
+            rc = ob_err_errno(err, errno, "linking %s to %s", link, ts.v[i].location);
+        else if (geteuid() == 0 && lchown(link, uid, gid) < 0)
+            rc = ob_err_errno(err, errno, "setting the owner of %s", link);
+        free(dir);
+        free(link);
+    }
+    tblspc_free(&ts);
+    if (rc < 0)
+        return -1;
     /* PostgreSQL insists on 0700 or 0750 for its data directory. */
     if (chmod(o->pgdata, (top.mode & 0750) | 0700) < 0)
         return ob_err_errno(err, errno, "setting the permissions of %s", o->pgdata);
     if (geteuid() == 0 && chown(o->pgdata, uid, gid) < 0)
         return ob_err_errno(err, errno, "setting the owner of %s", o->pgdata);
     char *path = ob_xasprintf("%s/backup_label", o->pgdata);
-    int rc = write_small(path, json_string_value(label), uid, gid, err);
+    rc = write_small(path, json_string_value(label), uid, gid, err);
     free(path);
-    /* No tablespace_map: the tablespaces were restored as directories in
-     * pg_tblspc, and a map would make the server replace them with links
-     * to the original (possibly live) locations. */
+    /* No tablespace_map: the links are already in place, pointing where
+     * the tablespaces were restored; a map would make the server point
+     * them back at the original (possibly live) locations. */
     char tl_buf[16];
     pg_physical_restore_opts ro = *o;
     if (rc == 0 && !o->target_timeline) {

@@ -21,9 +21,10 @@
  * (same size, times and inode, and last written before the parent
  * started) are not read at all.
  *
- * Tablespaces (pg_tblspc/OID symlinks) are backed up through the link and
- * restored as directories inside the new data directory ("in-place"
- * tablespaces), so a restore never writes outside --pgdata.
+ * Tablespaces (pg_tblspc/OID symlinks) are backed up through the link (the
+ * tree holds pg_tblspc/OID as a directory) and restored into their
+ * original location or the one --tablespace-map gives, which must be
+ * empty (or, with --delta, an older copy), with pg_tblspc/OID linked to it.
  *
  * Restore writes the files, backup_label, recovery.signal and the
  * recovery settings (restore_command, recovery_target_*) into
@@ -66,6 +67,8 @@ typedef struct pg_physical_restore_opts {
     const char *target_action; /* promote (default) | pause | shutdown */
     const char *target_timeline; /* NULL: PostgreSQL's default (latest) */
     const char *restore_command; /* full restore_command for postgresql.auto.conf */
+    char **tablespace_map;     /* "OID=DIR": where tablespace OID goes (default: where it was) */
+    size_t ntablespace_map;
     int start;                 /* start the server and wait for recovery to end */
     const char *start_options; /* pg_ctl -o (e.g. "-p 5433") */
     int start_timeout;         /* seconds (default 3600) */

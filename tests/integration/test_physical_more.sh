@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Physical backups and the WAL archive, the less common paths:
+#   - archive_command writing to two repositories of a config file (3-2-1);
+#     archive-get falls back to the second when the first lacks a segment;
+#   - archive-get prefetch: the next segments are spooled, and a spooled
+#     segment is served without opening the repository at all;
+#   - a tablespace is backed up through its link and restored (in place)
+#     with its rows;
+#   - .partial and .backup history files are archived like segments.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg_lib.sh"
+
+PGPW="$T/pgpw"
+install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
+chmod 0711 "$T"
+REPO_A="$T/repo_a"
+REPO_B="$T/repo_b"
+install -d -o postgres -m 0700 "$REPO_A" "$REPO_B"
+CONF="$T/opsbackup.conf"
+cat >"$CONF" <<EOF
+[repo.a]
+url = $REPO_A
+
+[repo.b]
+url = $REPO_B
+EOF
+chown postgres "$CONF"
+chmod 0600 "$CONF"
+oba() { runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" "$@"; }
+obb() { runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r b --password-file "$PGPW" "$@"; }
+oball() { runuser -u postgres -- "$OPSBACKUP" -c "$CONF" --password-file "$PGPW" "$@"; }
+PG_EXTRA_CONF="archive_mode = on
+archive_command = '$OPSBACKUP -c $CONF --password-file $PGPW archive-push %p'
+wal_level = replica"
+oba init --kdf-n 1024 >/dev/null
+obb init --kdf-n 1024 >/dev/null
+pg_start
+
+RESTORED=""
+_more_prev_trap=$(trap -p EXIT | sed -e "s/^trap -- '\\(.*\\)' EXIT\$/\\1/")
+trap 'rc=$?; [ -n "$RESTORED" ] && (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RESTORED" -m immediate -w stop) >/dev/null 2>&1; (exit $rc); eval "$_more_prev_trap"' EXIT
+
+info "a tablespace with rows"
+install -d -o postgres -m 0700 "$T/ts"
+pg_sql "CREATE TABLESPACE ts LOCATION '$T/ts'"
+pg_sql "CREATE TABLE in_ts TABLESPACE ts AS SELECT g, md5(g::text) h FROM generate_series(1, 20000) g"
+SUM=$(pg_sql "SELECT sum(g) || ':' || count(*) FROM in_ts")
+
+info "physical backup into repository a while WAL goes to a and b"
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" --json \
+    backup db --physical --pgdata "$PGDATA_DIR"
+SNAP=$(json_get "$T/out" "j['id']")
+pg_sql "INSERT INTO in_ts SELECT g, 'after' FROM generate_series(20001, 20100) g"
+SUM2=$(pg_sql "SELECT sum(g) || ':' || count(*) FROM in_ts")
+for i in 1 2 3; do
+    pg_sql "INSERT INTO in_ts SELECT g, 'more' FROM generate_series(1, 10) g WHERE false"
+    pg_sql "SELECT pg_switch_wal()" >/dev/null
+    pg_sql "CREATE TABLE filler$i AS SELECT g FROM generate_series(1, 1000) g"
+done
+SEG=$(pg_sql "SELECT pg_walfile_name(pg_current_wal_lsn())")
+pg_sql "SELECT pg_switch_wal()" >/dev/null
+for _ in $(seq 1 300); do
+    [ "$(pg_sql "SELECT coalesce(last_archived_wal >= '$SEG', false) FROM pg_stat_archiver")" = t ] && break
+    sleep 0.2
+done
+na=$(find "$REPO_A/wal" -type f | wc -l)
+nb=$(find "$REPO_B/wal" -type f | wc -l)
+echo "WAL objects: repository a $na, repository b $nb"
+[ "$na" -gt 3 ] && [ "$na" = "$nb" ] || problem "WAL not in both repositories (a: $na, b: $nb)"
+find "$REPO_A/wal" -name '*.backup-*' | grep -q . || problem "backup history file not archived"
+
+info "archive-get falls back to the second repository"
+W="$T/w"
+install -d -o postgres -m 0700 "$W"
+FIRST=$(find "$REPO_A/wal/00000001" -name '0000000100000000000000*' | sed 's|.*/||; s|-.*||' | sort | sed -n 2p)
+ORIG=$(find "$REPO_A/wal/00000001" -name "$FIRST-*")
+mv "$ORIG" "$T/moved-away"
+expect_code 0 oball archive-get --prefetch 0 "$FIRST" "$W/$FIRST"
+[ -s "$W/$FIRST" ] || problem "fallback fetch wrote nothing"
+mv "$T/moved-away" "$ORIG"
+
+info "prefetch: the next segments are spooled and served without the repository"
+expect_code 0 oba archive-get --prefetch 3 "$FIRST" "$W/RECOVERYXLOG"
+NEXT=$(python3 -c "s='$FIRST'; n=int(s[16:],16)+1; print(s[:16]+'%08X'%n)")
+for _ in $(seq 1 100); do [ -f "$W/opsbackup.get/$NEXT" ] && break; sleep 0.1; done
+[ -f "$W/opsbackup.get/$NEXT" ] || fail "segment $NEXT was not prefetched"
+# Without a readable password the repository cannot be opened: only the
+# spool can answer now.
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
+    archive-get "$NEXT" "$W/RECOVERYXLOG"
+expect_code 0 oba archive-get --prefetch 0 "$NEXT" "$W/check"
+cmp -s "$W/RECOVERYXLOG" "$W/check" || problem "spooled segment differs from the archived one"
+
+info "restore with the tablespace, to the end of the archive"
+R="$T/restored"
+install -d -o postgres -m 0700 "$R" "$R.sock"
+OID=$(pg_sql "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
+# Its original location is in use (by the live cluster): refused.
+expect_code 2 oba restore db --physical "$SNAP" --pgdata "$R"
+assert_grep "tablespace-map" "$T/err"
+[ -z "$(ls -A "$R")" ] || problem "a refused restore wrote into the data directory"
+expect_code 2 oba restore db --physical "$SNAP" --pgdata "$R" --tablespace-map 99999="$T/x"
+RESTORED="$R"
+install -d -o postgres -m 0700 "$T/ts_restored"
+expect_code 0 oba restore db --physical "$SNAP" --pgdata "$R" --tablespace-map "$OID=$T/ts_restored" \
+    --start --start-options "-p $((PGPORT + 1)) -c unix_socket_directories=$R.sock"
+sqlr() { "$PGBIN/psql" -XAtq -h "$R.sock" -p $((PGPORT + 1)) -U postgres -d postgres -c "$1"; }
+[ "$(sqlr "SELECT sum(g) || ':' || count(*) FROM in_ts")" = "$SUM2" ] \
+    || problem "tablespace table differs after restore (want $SUM2, base had $SUM)"
+[ "$(readlink "$R/pg_tblspc/$OID")" = "$T/ts_restored" ] \
+    || problem "pg_tblspc/$OID does not link to the mapped location"
+[ "$(sqlr "SELECT pg_tablespace_location($OID)")" = "$T/ts_restored" ] \
+    || problem "restored server sees the tablespace elsewhere"
+[ -z "$(ls -A "$T/ts_restored" 2>/dev/null)" ] && problem "nothing restored into the tablespace directory"
+
+info ".partial segments (a standby's last segment at promotion) are archived and fetched"
+cp "$W/check" "$W/${NEXT}.partial"
+chown postgres "$W/${NEXT}.partial"
+expect_code 0 oball archive-push "$W/${NEXT}.partial"
+expect_code 0 obb archive-get "${NEXT}.partial" "$W/partial.back"
+cmp -s "$W/${NEXT}.partial" "$W/partial.back" || problem ".partial came back different"
+expect_code 0 oba check --read-data
+expect_code 0 obb check --read-data
+finish
