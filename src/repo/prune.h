@@ -88,11 +88,10 @@ typedef struct prune_stats {
 
 int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err);
 
-/* WAL retention hook (issue 6, part 3; not implemented here): segments a
- * kept physical backup or the PITR window needs must be marked as used
- * before the sweep.  When WAL segments are stored as snapshots/blobs the
- * mark phase covers them automatically; if they are stored elsewhere, the
- * WAL module deletes expired segments itself, driven by the same
- * retention_result that `forget` computes for kind db-physical. */
+/* WAL retention (issue 6, not done here): archived WAL files are objects of
+ * their own under wal/<timeline>/ (the WAL branch, src/sources/pg_wal.h),
+ * not blobs in packs, so prune neither marks nor deletes them.  Expiring
+ * them is a delete by name, decided from the kept db-physical snapshots;
+ * the hook point is in src/cli/cmd_forget.c (TODO(WAL retention)). */
 
 #endif
