@@ -100,6 +100,8 @@ int cmd_backup_db(cli_ctx *, int, char **);
 int cmd_restore_db(cli_ctx *, int, char **);
 int cmd_archive_push(cli_ctx *, int, char **);
 int cmd_archive_get(cli_ctx *, int, char **);
+int cmd_forget(cli_ctx *, int, char **);
+int cmd_prune(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);

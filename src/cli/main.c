@@ -57,6 +57,49 @@ const cli_command cli_commands[] = {
      "       Exits 1 when NAME is not archived.  Fetches the next --prefetch (8)\n"
      "       segments ahead in the background."},
     {"unlock", cmd_unlock, "remove stale locks left by crashed processes", "unlock"},
+    {"forget", cmd_forget, "remove snapshots by a retention policy",
+     "forget [--set NAME] [--kind files|db|db-physical|config] [--keep-last N]\n"
+     "                        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
+     "                        [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
+     "                        [--keep-tag K=V]... [--prune [--max-unused PCT]] [--dry-run] [--json]\n"
+     "\n"
+     "Snapshots are grouped by set and kind; in each group the rules keep:\n"
+     "  --keep-last N       the N newest snapshots\n"
+     "  --keep-hourly N     the newest snapshot of each of the N newest hours that have one\n"
+     "  --keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N: the same per day, ISO\n"
+     "                      week, month, year (local time; TZ applies).  N may be\n"
+     "                      'unlimited'.  If a rule has buckets left when the oldest\n"
+     "                      snapshot is reached, the oldest is kept too.\n"
+     "  --keep-within D     snapshots newer than (newest in the group - D); D is like\n"
+     "                      90d, 12h, 2w, 1m (months), 1y, or 1y6m\n"
+     "  --keep-tag K=V      snapshots with that tag (repeatable)\n"
+     "A snapshot any rule keeps is kept; at least one rule is required.\n"
+     "Reasons shown: 'last 3' (3rd newest), 'daily 2' (newest of the 2nd newest day),\n"
+     "'oldest daily', 'within 30d', 'tag K=V'.  Only snapshot objects are removed;\n"
+     "--prune then removes the data no snapshot uses (see `opsbackup prune --help`).\n"
+     "\n"
+     "--json prints one object:\n"
+     "  {\"dry_run\": BOOL, \"kept\": N, \"removed\": N,\n"
+     "   \"groups\": [{\"set\": S, \"kind\": K,\n"
+     "               \"keep\":   [{\"id\", \"short_id\", \"time\" (RFC 3339), \"reasons\": [S...]}],\n"
+     "               \"remove\": [{\"id\", \"short_id\", \"time\"}]}],\n"
+     "   \"prune\": {as `prune --json`, only with --prune}}\n"
+     "Groups are sorted by set then kind, snapshots newest first."},
+    {"prune", cmd_prune, "remove data that no snapshot uses",
+     "prune [--dry-run] [--max-unused PCT] [--json]\n"
+     "\n"
+     "Marks every blob the snapshots use, deletes packs with no used blob, repacks\n"
+     "packs whose unused share is above --max-unused (default 10%), deletes packs\n"
+     "no index names and temporary files of killed writers older than an hour, and\n"
+     "rewrites the index.  Safe to interrupt: run it again to finish.  While a backup\n"
+     "holds a lease on the repository, prune deletes nothing (deferred) and says so.\n"
+     "\n"
+     "--json prints one object: dry_run, deferred (BOOL), deferred_reason (when\n"
+     "deferred), snapshots, trees, blobs_total, blobs_used, packs_total, bytes_total,\n"
+     "packs_deleted, bytes_deleted, packs_repacked, bytes_repacked, blobs_repacked,\n"
+     "packs_written, bytes_written, packs_unindexed, bytes_unindexed, index_files_old,\n"
+     "index_files_new, tmp_removed, tmp_bytes, bytes_unused_kept, bytes_freed (net;\n"
+     "planned under dry_run or deferred)."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -227,3 +227,16 @@ int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err)
         return storage_wrap_err(s, "stat", name, err);
     return 0;
 }
+
+int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
+                               ob_err *err)
+{
+    *count = *bytes = 0;
+    if (!s || !s->ops)
+        return ob_err_set(err, OB_EUSAGE, "storage: no storage handle");
+    if (!s->ops->remove_temporaries)
+        return 0;
+    if (s->ops->remove_temporaries(s, max_age, count, bytes, err) < 0)
+        return storage_wrap_err(s, "removing temporary files", NULL, err);
+    return 0;
+}

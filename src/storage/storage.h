@@ -50,6 +50,11 @@ typedef struct storage_ops {
     int (*del)(storage *s, const char *name, ob_err *err);
     int (*stat)(storage *s, const char *name, uint64_t *size, ob_err *err);
     void (*close)(storage *s);
+    /* Optional (NULL: the driver leaves nothing behind): remove what
+     * interrupted puts left, last modified more than max_age seconds ago.
+     * See storage_remove_temporaries. */
+    int (*remove_temporaries)(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
+                              ob_err *err);
 } storage_ops;
 
 /* Common header of every driver's handle. */
@@ -75,6 +80,12 @@ int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, o
 int storage_delete(storage *s, const char *name, ob_err *err);
 /* Size of an object; OB_ENOTFOUND if it does not exist. */
 int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
+/* Remove leftovers of puts that were killed midway (posix: the hidden
+ * ".tmp-*" files) that were last modified more than max_age seconds ago;
+ * younger ones may belong to a put still running.  Counts what it removed
+ * (count, bytes may not be NULL).  prune calls this. */
+int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
+                               ob_err *err);
 
 /* The posix driver (also used directly by tests). */
 int storage_posix_open(const char *root, int create, storage **out, ob_err *err);

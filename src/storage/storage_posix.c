@@ -37,6 +37,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STORAGE_POSIX_FILE_MODE 0600
@@ -626,6 +627,84 @@ static int storage_posix_stat(storage *s, const char *name, uint64_t *size, ob_e
     return 0;
 }
 
+/*
+ * Remove ".tmp-*" files older than the cutoff in the directory open as fd
+ * (consumed) and below it.  Only our own temporary names are touched, and
+ * only regular files; hidden directories are not entered (object paths
+ * never contain them).  A file that vanishes meanwhile was removed by
+ * someone else (or published by its put): skipped.  Removals are not
+ * synced: a removal lost in a crash only leaves garbage for the next run.
+ */
+static int storage_posix_tmp_walk(int fd, const char *rel, int64_t cutoff, int depth,
+                                  uint64_t *count, uint64_t *bytes, ob_err *err)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return ob_err_errno(err, e, "reading directory %s", *rel ? rel : ".");
+    }
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = ob_err_errno(err, errno, "reading directory %s", *rel ? rel : ".");
+            break;
+        }
+        const char *n = de->d_name;
+        struct stat st;
+        int is_tmp = strncmp(n, STORAGE_POSIX_TMP_PREFIX, strlen(STORAGE_POSIX_TMP_PREFIX)) == 0;
+        if (n[0] == '.' && !is_tmp)
+            continue;
+        if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (storage_posix_missing(errno))
+                continue;
+            rc = ob_err_errno(err, errno, "stat %s%s%s", rel, *rel ? "/" : "", n);
+            break;
+        }
+        if (is_tmp) {
+            if (!S_ISREG(st.st_mode) || (int64_t)st.st_mtime >= cutoff)
+                continue;
+            if (unlinkat(dirfd(d), n, 0) == 0) {
+                (*count)++;
+                *bytes += (uint64_t)st.st_size;
+            } else if (!storage_posix_missing(errno)) {
+                rc = ob_err_errno(err, errno, "removing %s%s%s", rel, *rel ? "/" : "", n);
+                break;
+            }
+        } else if (S_ISDIR(st.st_mode) && depth < STORAGE_POSIX_MAX_DEPTH) {
+            int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) {
+                if (storage_posix_missing(errno))
+                    continue;
+                rc = ob_err_errno(err, errno, "opening directory %s%s%s", rel, *rel ? "/" : "", n);
+                break;
+            }
+            char *subrel = ob_xasprintf("%s%s%s", rel, *rel ? "/" : "", n);
+            rc = storage_posix_tmp_walk(sub, subrel, cutoff, depth + 1, count, bytes, err);
+            free(subrel);
+            if (rc < 0)
+                break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int storage_posix_remove_temporaries(storage *s, int64_t max_age, uint64_t *count,
+                                            uint64_t *bytes, ob_err *err)
+{
+    storage_posix *sp = (storage_posix *)s;
+    int fd = open(*sp->root ? sp->root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ob_err_errno(err, errno, "opening the repository directory");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return storage_posix_tmp_walk(fd, "", (int64_t)now.tv_sec - max_age, 0, count, bytes, err);
+}
+
 static void storage_posix_close(storage *s)
 {
     storage_posix *sp = (storage_posix *)s;
@@ -642,6 +721,7 @@ static const storage_ops storage_posix_ops = {
     .del = storage_posix_del,
     .stat = storage_posix_stat,
     .close = storage_posix_close,
+    .remove_temporaries = storage_posix_remove_temporaries,
 };
 
 int storage_posix_open(const char *root, int create, storage **out, ob_err *err)
