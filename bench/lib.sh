@@ -141,3 +141,10 @@ ob_has_backup_kind() { # kind
     esac
     return 0
 }
+
+ob_has_command() { # name: is NAME an opsbackup command?
+    local cmds
+    cmds=$("$OB" --help 2>/dev/null | awk '/^Commands:/ { on = 1; next }
+        on && NF == 0 { on = 0 } on { print $1 }') || true
+    printf '%s\n' "$cmds" | grep -qx -- "$1"
+}

@@ -6,7 +6,8 @@
 # port $BENCH_PGPORT (default 55432), trust authentication for local
 # connections.  Every client finds it through PGHOST/PGPORT/PGUSER, which
 # pg_start exports.  It is created anew for each run (determinism) and
-# stopped by pg_stop (run.sh calls it on exit).
+# stopped by pg_stop (run.sh calls it on exit).  PG_EXTRA_CONF, if set, is
+# appended to postgresql.conf (scenarios B and D: archive_mode = on).
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PG_DB=bench
@@ -32,6 +33,7 @@ max_wal_size = 4GB
 checkpoint_timeout = 30min
 wal_level = replica
 max_wal_senders = 4
+${PG_EXTRA_CONF:-}
 EOF
     pg_as "$PGBIN/pg_ctl" -D "$d/data" -l "$d/log" -w -t 120 start >"$LOGS/pg-start.log" 2>&1 ||
         die "PostgreSQL did not start, see $d/log"
@@ -127,4 +129,84 @@ pg_verify_restore() { # db
     fi
     "$PGBIN/dropdb" --if-exists "$1" || true
     return $rc
+}
+
+# --- WAL archiving (scenarios B and D) -----------------------------------------
+# The cluster then runs with archive_mode = on and the archive_command of the
+# tool being measured; PostgreSQL runs it as the postgres user.
+
+# Segments complete and waiting for the archiver (.ready files).
+pg_ready_count() {
+    find "$WORK/pg/data/pg_wal/archive_status" -name '*.ready' 2>/dev/null | wc -l
+}
+
+# Wait until nothing waits for the archiver (up to $1 s, default 600).
+pg_wait_archived() { # [timeout_s]
+    local t=$((${1:-600} * 10))
+    while [ "$(pg_ready_count)" -gt 0 ]; do
+        t=$((t - 1))
+        if [ $t -le 0 ]; then
+            pg_psql -d postgres -c "SELECT * FROM pg_stat_archiver" >&2 || true
+            die "the archiver did not catch up (archive_command failing? see $WORK/pg/log)"
+        fi
+        sleep 0.1
+    done
+}
+
+# Close the current segment, let the current archive_command archive
+# everything, then switch to CMD (reload; the archiver picks it up on its
+# next cycle).
+pg_set_archive_command() { # cmd
+    pg_psql -d postgres -At -c "SELECT pg_switch_wal()" >/dev/null || die "pg_switch_wal failed"
+    pg_wait_archived
+    local q=${1//\'/\'\'}
+    pg_psql -d postgres -c "ALTER SYSTEM SET archive_command = '$q'" -c "SELECT pg_reload_conf()" \
+        >/dev/null || die "setting archive_command failed"
+    sleep 1
+}
+
+# A pgBackRest configuration: CONF for a repository REPO, stanza "bench" on
+# the bench cluster, encrypted with the bench password.  Extra [global]
+# lines follow as arguments.
+pgbr_conf() { # conf repo compress-type [key=value]...
+    local conf=$1 repo=$2 ct=$3
+    shift 3
+    local name
+    name=$(basename "$conf" .conf)
+    install -d -o postgres -m 0700 "$repo" "$WORK/pg/pgbackrest" "$WORK/pg/pgbackrest/lock-$name" \
+        "$WORK/pg/pgbackrest/spool-$name"
+    {
+        echo "[global]"
+        echo "repo1-path=$repo"
+        echo "repo1-cipher-type=aes-256-cbc"
+        echo "repo1-cipher-pass=$(cat "$PWFILE")"
+        echo "compress-type=$ct"
+        echo "process-max=2"
+        echo "start-fast=y"
+        echo "archive-timeout=600"
+        echo "log-level-console=info"
+        echo "log-level-file=off"
+        echo "log-path=$WORK/pg/pgbackrest"
+        echo "lock-path=$WORK/pg/pgbackrest/lock-$name"
+        echo "spool-path=$WORK/pg/pgbackrest/spool-$name"
+        local kv
+        for kv in "$@"; do echo "$kv"; done
+        echo
+        echo "[bench]"
+        echo "pg1-path=$WORK/pg/data"
+        echo "pg1-port=$BENCH_PGPORT"
+        echo "pg1-socket-path=$WORK/pg/sock"
+        echo "pg1-user=postgres"
+    } >"$conf"
+    chown postgres:postgres "$conf"
+    chmod 600 "$conf"
+    pg_as pgbackrest --config="$conf" --stanza=bench stanza-create \
+        >"$LOGS/stanza-$name.log" 2>&1 || die "pgbackrest stanza-create failed, see $LOGS/stanza-$name.log"
+}
+
+# The bench password, readable by the postgres user (archive_command and
+# the physical backup run as postgres).
+pg_password_file() {
+    install -o postgres -m 0600 "$PWFILE" "$WORK/pg/password"
+    echo "$WORK/pg/password"
 }

@@ -53,6 +53,8 @@ OB=$WORK/build/opsbackup
 . "$BENCH_DIR/pg.sh"
 . "$BENCH_DIR/scenario_attachments.sh"
 . "$BENCH_DIR/scenario_logical.sh"
+. "$BENCH_DIR/scenario_physical.sh"
+. "$BENCH_DIR/scenario_wal.sh"
 . "$BENCH_DIR/scenario_future.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (package installs, the postgres user, dropping caches)"
