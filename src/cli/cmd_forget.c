@@ -15,10 +15,12 @@
  * still reference, and the user is told to run prune again later.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "sources/pg_wal.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "repo/lock.h"
@@ -399,15 +401,47 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
         }
         removed_ids[nremoved++] = v[k]->id;
     }
-    /* TODO(WAL retention, issue 6): when the decided groups include kind
-     * db-physical, remove WAL segments (objects under wal/<timeline>/,
-     * src/sources/pg_wal.h on the WAL branch) older than the start LSN of
-     * the oldest *kept* physical backup of each timeline, but never
-     * segments inside a --keep-within PITR window, nor any segment a kept
-     * backup needs to reach consistency (its start..stop range).  Hook
-     * point: here, after the snapshot deletions, with `res` and `v` in
-     * hand; honour a.dry_run, and list what would go under --json as a
-     * "wal" member of each db-physical group.  prune never touches wal/. */
+    /* WAL retention: once physical backups were decided on, WAL older
+     * than the start of the oldest physical backup still kept (of any set)
+     * can never be replayed from any backup, so it goes. */
+    uint64_t wal_removed = 0, wal_bytes = 0;
+    int wal_done = 0;
+    for (size_t g = 0; g < res.ngroups && !wal_done; g++)
+        if (strcmp(res.groups[g].kind, "db-physical") == 0)
+            wal_done = 1;
+    if (wal_done) {
+        uint64_t keep_from = UINT64_MAX, segsize = 0;
+        for (size_t k = 0; k < nall; k++) {
+            snapshot *s = all[k];
+            int gone = 0;
+            for (size_t m = 0; m < nremoved && !gone; m++)
+                gone = strcmp(removed_ids[m], s->id) == 0;
+            json_t *sw = s->extra ? json_object_get(s->extra, "start_wal") : NULL;
+            json_t *ss = s->extra ? json_object_get(s->extra, "wal_segment_size") : NULL;
+            if (gone || strcmp(s->kind, "db-physical") != 0 || !json_is_string(sw) ||
+                strlen(json_string_value(sw)) != 24 || !json_is_integer(ss) ||
+                json_integer_value(ss) < (1 << 20))
+                continue;
+            segsize = (uint64_t)json_integer_value(ss);
+            uint64_t no = pg_wal_segno(json_string_value(sw), segsize);
+            if (no < keep_from)
+                keep_from = no;
+        }
+        if (keep_from == UINT64_MAX) {
+            wal_done = 0; /* no physical backup left: keep the WAL, say so */
+            if (!ctx->quiet && !ctx->json)
+                printf("no physical backup is kept: the WAL archive is left as it is\n");
+        } else if (pg_wal_expire(ctx->r, keep_from, segsize, a.dry_run, &wal_removed,
+                                 &wal_bytes, &err) < 0) {
+            goto fail;
+        } else if (!ctx->quiet && !ctx->json) {
+            char *b = ob_human_bytes(wal_bytes);
+            printf("%s %llu WAL file%s (%s) older than the oldest kept physical backup\n",
+                   a.dry_run ? "would remove" : "removed", (unsigned long long)wal_removed,
+                   wal_removed == 1 ? "" : "s", b);
+            free(b);
+        }
+    }
     if (!ctx->quiet && !ctx->json)
         printf("%s %zu snapshot%s, kept %zu\n", a.dry_run ? "would remove" : "removed", nremoved,
                nremoved == 1 ? "" : "s", nkept);
@@ -423,6 +457,10 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
         json_object_set_new(out, "dry_run", json_boolean(a.dry_run));
         json_object_set_new(out, "kept", json_integer((json_int_t)nkept));
         json_object_set_new(out, "removed", json_integer((json_int_t)nremoved));
+        if (wal_done)
+            json_object_set_new(out, "wal", json_pack("{s:I, s:I}", "removed",
+                                                      (json_int_t)wal_removed, "bytes",
+                                                      (json_int_t)wal_bytes));
         if (prune_out)
             json_object_set_new(out, "prune", prune_out);
         prune_out = NULL;

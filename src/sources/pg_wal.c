@@ -736,3 +736,53 @@ out:
     free(destdir);
     return rc;
 }
+
+/* ---- retention -------------------------------------------------------- */
+
+uint64_t pg_wal_segno(const char *name, uint64_t segsize)
+{
+    return hex_u32(name + 8) * (0x100000000ull / segsize) + hex_u32(name + 16);
+}
+
+typedef struct expire_ctx {
+    uint64_t keep_from, segsize;
+    char **names;
+    size_t n;
+    uint64_t bytes;
+} expire_ctx;
+
+static int expire_cb(const char *obj, uint64_t size, void *ud)
+{
+    expire_ctx *c = ud;
+    const char *slash = strrchr(obj, '/');
+    const char *name = slash ? slash + 1 : obj;
+    /* Only the well-formed names of segments, .partial and .backup files;
+     * anything else (history files, strangers) is left alone. */
+    if (strlen(name) < 24 || !all_hex(name, 24) || strchr(name, '-') < name + 24)
+        return 0;
+    if (pg_wal_segno(name, c->segsize) >= c->keep_from)
+        return 0;
+    c->names = ob_xrealloc(c->names, (c->n + 1) * sizeof *c->names);
+    c->names[c->n++] = ob_xstrdup(obj);
+    c->bytes += size;
+    return 0;
+}
+
+int pg_wal_expire(repo *r, uint64_t keep_from, uint64_t segsize, int dry_run, uint64_t *removed,
+                  uint64_t *bytes, ob_err *err)
+{
+    *removed = *bytes = 0;
+    expire_ctx c = {keep_from, segsize, NULL, 0, 0};
+    int rc = storage_list(repo_storage(r), "wal/", expire_cb, &c, err);
+    for (size_t i = 0; i < c.n; i++) {
+        if (rc == 0 && !dry_run)
+            rc = storage_delete(repo_storage(r), c.names[i], err);
+        free(c.names[i]);
+    }
+    free(c.names);
+    if (rc == 0) {
+        *removed = c.n;
+        *bytes = c.bytes;
+    }
+    return rc;
+}

@@ -85,6 +85,17 @@ typedef struct pg_wal_get_opts {
 int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts *o,
                        pg_wal_open_fn open_repos, void *open_ud, ob_err *err);
 
+/* WAL retention: remove archived segments (and .partial / .backup files)
+ * whose segment number, on any timeline, is below keep_from (the first
+ * segment of the oldest kept physical backup; segments of segsize bytes).
+ * Timeline history files are always kept (they are tiny and every later
+ * timeline's recovery reads them).  *removed / *bytes count what was (or,
+ * with dry_run, would be) removed. */
+int pg_wal_expire(repo *r, uint64_t keep_from, uint64_t segsize, int dry_run, uint64_t *removed,
+                  uint64_t *bytes, ob_err *err);
+/* Segment number of a segment-like name (its first 24 hex digits). */
+uint64_t pg_wal_segno(const char *name, uint64_t segsize);
+
 /* check: every object under wal/ has a well-formed name; with read_data
  * each is read, authenticated, decompressed and matched against its
  * content ID.  Problems go to report (severity 0 error, 1 warning). */

@@ -119,6 +119,36 @@ chown postgres "$W/${NEXT}.partial"
 expect_code 0 oball archive-push "$W/${NEXT}.partial"
 expect_code 0 obb archive-get "${NEXT}.partial" "$W/partial.back"
 cmp -s "$W/${NEXT}.partial" "$W/partial.back" || problem ".partial came back different"
+info "WAL retention: forget removes WAL older than the oldest kept physical backup"
+(cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$R" -m fast -w stop) >/dev/null
+RESTORED=""
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" --json \
+    backup db --physical --pgdata "$PGDATA_DIR"
+SNAP2=$(json_get "$T/out" "j['id']")
+START2=$(json_get "$T/out" "j['extra']['start_wal']")
+older() { find "$REPO_A/wal" -type f -name '[0-9A-F]*' | sed 's|.*/||' \
+    | grep -v '\.history-' | awk -v s="${START2:8:16}" 'length($0) > 24 && substr($0, 9, 16) < s' | wc -l; }
+before=$(older)
+[ "$before" -gt 0 ] || fail "no WAL older than the second backup to expire"
+nhist=$(find "$REPO_A/wal" -name '*.history-*' | wc -l)
+expect_code 0 oba forget --kind db-physical --keep-last 1 --dry-run
+assert_grep "would remove $before WAL file" "$T/out"
+[ "$(older)" = "$before" ] || problem "--dry-run removed WAL"
+expect_code 0 oba --json forget --kind db-physical --keep-last 1
+[ "$(json_get "$T/out" "j['wal']['removed']")" = "$before" ] || problem "forget --json wal count wrong"
+[ "$(older)" = 0 ] || problem "WAL older than the kept backup was not removed"
+[ "$(find "$REPO_A/wal" -name '*.history-*' | wc -l)" = "$nhist" ] || problem "history files removed"
+find "$REPO_A/wal" -name "$START2-*" | grep -q . || problem "the kept backup's first segment was removed"
 expect_code 0 oba check --read-data
+R2="$T/restored2"
+install -d -o postgres -m 0700 "$R2" "$R2.sock"
+install -d -o postgres -m 0700 "$T/ts_restored2"
+RESTORED="$R2"
+expect_code 0 oba restore db --physical "$SNAP2" --pgdata "$R2" --target-immediate \
+    --tablespace-map "$OID=$T/ts_restored2" \
+    --start --start-options "-p $((PGPORT + 2)) -c unix_socket_directories=$R2.sock"
+got=$("$PGBIN/psql" -XAtq -h "$R2.sock" -p $((PGPORT + 2)) -U postgres -d postgres \
+    -c "SELECT sum(g) || ':' || count(*) FROM in_ts")
+[ "$got" = "$SUM2" ] || problem "kept backup restored after WAL retention: got $got, want $SUM2"
 expect_code 0 obb check --read-data
 finish
