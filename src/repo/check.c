@@ -42,34 +42,10 @@ static void report(check_ctx *c, int sev, const char *fmt, ...)
     free(msg);
 }
 
-typedef struct name_list {
-    char **v;
-    uint64_t *size;
-    size_t n;
-} name_list;
-
-static int collect(const char *name, uint64_t size, void *ud)
-{
-    name_list *l = ud;
-    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->size = ob_xrealloc(l->size, (l->n + 1) * sizeof *l->size);
-    l->v[l->n] = ob_xstrdup(name);
-    l->size[l->n++] = size;
-    return 0;
-}
-
-static void name_list_free(name_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    free(l->size);
-}
-
 static int check_indexes(check_ctx *c, ob_err *err)
 {
-    name_list l = {0};
-    if (storage_list(repo_storage(c->r), "index/", collect, &l, err) < 0)
+    storage_names l = {0};
+    if (storage_list(repo_storage(c->r), "index/", storage_names_collect, &l, err) < 0)
         return -1;
     ob_buf b = OB_BUF_INIT;
     for (size_t i = 0; i < l.n; i++) {
@@ -90,7 +66,7 @@ static int check_indexes(check_ctx *c, ob_err *err)
         repo_index_free(one);
     }
     ob_buf_free(&b);
-    name_list_free(&l);
+    storage_names_free(&l);
     repo_index_merge(c->ix);
     return 0;
 }
@@ -111,8 +87,8 @@ static int need_visit(const index_entry *e, void *ud)
 
 static int check_packs(check_ctx *c, ob_err *err)
 {
-    name_list l = {0};
-    if (storage_list(repo_storage(c->r), "data/", collect, &l, err) < 0)
+    storage_names l = {0};
+    if (storage_list(repo_storage(c->r), "data/", storage_names_collect, &l, err) < 0)
         return -1;
     c->stored = repo_index_new();
     c->stored_size = ob_xcalloc(l.n ? l.n : 1, sizeof *c->stored_size);
@@ -129,7 +105,7 @@ static int check_packs(check_ctx *c, ob_err *err)
         c->stored_size[pos] = l.size[i];
         c->nstored = repo_index_pack_count(c->stored);
     }
-    name_list_free(&l);
+    storage_names_free(&l);
 
     size_t np = repo_index_pack_count(c->ix);
     pack_extent_ctx pe = {ob_xcalloc(np ? np : 1, sizeof(uint64_t))};
@@ -211,7 +187,7 @@ static void check_tree(check_ctx *c, const char *snap, const char *path,
     tree_free(&t);
 }
 
-static int check_snapshots(check_ctx *c, name_list l)
+static int check_snapshots(check_ctx *c, storage_names l)
 {
     for (size_t i = 0; i < l.n; i++) {
         const char *base = strrchr(l.v[i], '/');
@@ -302,15 +278,15 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
      * after its index, and an index only after its packs.  Listing
      * snapshots first, then indexes, then packs means everything a listed
      * snapshot needs was already there when its level was listed. */
-    name_list snaps = {0};
-    int rc = storage_list(repo_storage(r), "snapshots/", collect, &snaps, err);
+    storage_names snaps = {0};
+    int rc = storage_list(repo_storage(r), "snapshots/", storage_names_collect, &snaps, err);
     if (rc == 0)
         rc = check_indexes(&c, err);
     if (rc == 0)
         rc = check_packs(&c, err);
     if (rc == 0)
         rc = check_snapshots(&c, snaps);
-    name_list_free(&snaps);
+    storage_names_free(&snaps);
     if (rc == 0 && o->read_data) {
         double pct = o->subset_pct > 0 && o->subset_pct < 100 ? o->subset_pct : 100;
         for (size_t i = 0; i < c.nstored; i++) {

@@ -98,31 +98,6 @@ static void idset_free(prune_idset *s)
 
 /* ----------------------------------------------------------- listings */
 
-typedef struct name_list {
-    char **v;
-    uint64_t *size;
-    size_t n;
-} name_list;
-
-static int collect(const char *name, uint64_t size, void *ud)
-{
-    name_list *l = ud;
-    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->size = ob_xrealloc(l->size, (l->n + 1) * sizeof *l->size);
-    l->v[l->n] = ob_xstrdup(name);
-    l->size[l->n++] = size;
-    return 0;
-}
-
-static void name_list_free(name_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    free(l->size);
-    memset(l, 0, sizeof *l);
-}
-
 static const char *base_name(const char *name)
 {
     const char *b = strrchr(name, '/');
@@ -146,16 +121,16 @@ typedef struct prune_ctx {
     uint32_t *total_blobs, *used_blobs;
     uint8_t *klass;          /* PACK_* */
     /* packs in storage */
-    name_list packs;
+    storage_names packs;
     repo_index *packs_ix;    /* packs in storage, as a table of IDs */
     uint8_t *indexed;        /* per packs_ix position: named by the index */
 } prune_ctx;
 
 /* ------------------------------------------------------------- load */
 
-static int load_index(prune_ctx *c, name_list *files, ob_err *err)
+static int load_index(prune_ctx *c, storage_names *files, ob_err *err)
 {
-    if (storage_list(repo_storage(c->r), "index/", collect, files, err) < 0)
+    if (storage_list(repo_storage(c->r), "index/", storage_names_collect, files, err) < 0)
         return ob_err_prefix(err, "listing index files");
     repo_index *ix = repo_index_new();
     ob_buf b = OB_BUF_INIT;
@@ -182,7 +157,7 @@ static int load_index(prune_ctx *c, name_list *files, ob_err *err)
 
 static int list_packs(prune_ctx *c, ob_err *err)
 {
-    if (storage_list(repo_storage(c->r), "data/", collect, &c->packs, err) < 0)
+    if (storage_list(repo_storage(c->r), "data/", storage_names_collect, &c->packs, err) < 0)
         return ob_err_prefix(err, "listing packs");
     c->packs_ix = repo_index_new();
     static const uint8_t no_salt[32];
@@ -277,7 +252,7 @@ static int ignored(const prune_opts *o, const char *id)
     return 0;
 }
 
-static int mark(prune_ctx *c, const name_list *snaps, ob_err *err)
+static int mark(prune_ctx *c, const storage_names *snaps, ob_err *err)
 {
     for (size_t i = 0; i < snaps->n; i++) {
         const char *id = base_name(snaps->v[i]);
@@ -591,7 +566,7 @@ static void remove_temporaries(prune_ctx *c)
     ob_err_clear(&e);
 }
 
-static int sweep(prune_ctx *c, const name_list *index_files, ob_err *err)
+static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
 {
     prune_stats *st = c->st;
     int rc = -1;
@@ -689,14 +664,14 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
     c.o = o;
     c.st = st;
     st->deferred = o->deferred;
-    name_list snaps = {0}, index_files = {0};
+    storage_names snaps = {0}, index_files = {0};
     int rc = -1;
 
     /* Listing order as in check: snapshots, then index files, then packs.
      * A backup committing meanwhile (only possible in deferred mode) then
      * has everything its listed snapshot needs already in the later
      * listings. */
-    if (storage_list(repo_storage(r), "snapshots/", collect, &snaps, err) < 0) {
+    if (storage_list(repo_storage(r), "snapshots/", storage_names_collect, &snaps, err) < 0) {
         ob_err_prefix(err, "listing snapshots");
         goto out;
     }
@@ -740,9 +715,9 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
 out:
     if (rc < 0)
         repo_set_index(r, NULL);
-    name_list_free(&snaps);
-    name_list_free(&index_files);
-    name_list_free(&c.packs);
+    storage_names_free(&snaps);
+    storage_names_free(&index_files);
+    storage_names_free(&c.packs);
     repo_index_free(c.packs_ix);
     idset_free(&c.used);
     free(c.indexed);

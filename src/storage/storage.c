@@ -240,3 +240,22 @@ int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uin
         return storage_wrap_err(s, "removing temporary files", NULL, err);
     return 0;
 }
+
+int storage_names_collect(const char *name, uint64_t size, void *names)
+{
+    storage_names *l = names;
+    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->size = ob_xrealloc(l->size, (l->n + 1) * sizeof *l->size);
+    l->v[l->n] = ob_xstrdup(name);
+    l->size[l->n++] = size;
+    return 0;
+}
+
+void storage_names_free(storage_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    free(l->size);
+    memset(l, 0, sizeof *l);
+}

@@ -87,6 +87,16 @@ int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
 int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
                                ob_err *err);
 
+/* Every name under a prefix, collected by storage_list (pass
+ * storage_names_collect as the callback and a zeroed storage_names). */
+typedef struct storage_names {
+    char **v;
+    uint64_t *size;
+    size_t n;
+} storage_names;
+int storage_names_collect(const char *name, uint64_t size, void *names);
+void storage_names_free(storage_names *l);
+
 /* The posix driver (also used directly by tests). */
 int storage_posix_open(const char *root, int create, storage **out, ob_err *err);
 
