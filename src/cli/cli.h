@@ -100,6 +100,7 @@ int cmd_backup_db(cli_ctx *, int, char **);
 int cmd_restore_db(cli_ctx *, int, char **);
 int cmd_archive_push(cli_ctx *, int, char **);
 int cmd_archive_get(cli_ctx *, int, char **);
+int cmd_copy(cli_ctx *, int, char **);
 int cmd_forget(cli_ctx *, int, char **);
 int cmd_prune(cli_ctx *, int, char **);
 
@@ -130,6 +131,12 @@ typedef struct cli_repos {
     size_t n;
 } cli_repos;
 int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err);
+/* One repository by name or URL (NULL: the default), with its password
+ * from password_file if given, else as cli_password finds it (which
+ * includes the [repo.NAME] password-file key).  Leaves ctx->st / ctx->r
+ * alone. */
+int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file, storage **st,
+                      repo **r, ob_err *err);
 void cli_repos_close(cli_repos *rs);
 
 #endif

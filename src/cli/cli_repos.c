@@ -11,6 +11,40 @@
 
 #include "cli/cli.h"
 
+int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file, storage **st,
+                      repo **r, ob_err *err)
+{
+    *st = NULL;
+    *r = NULL;
+    if (cli_load_config(ctx, err) < 0)
+        return -1;
+    const char *saved_repo = ctx->repo, *saved_pw = ctx->password_file;
+    ctx->repo = name;
+    if (password_file)
+        ctx->password_file = password_file;
+    int rc = cli_open_storage(ctx, 0, err);
+    if (rc == 0) {
+        char *pw = cli_password(ctx, "repository password", err);
+        if (!pw || repo_open(ctx->st, pw, r, err) < 0) {
+            rc = -1;
+            ob_err_prefix(err, "repository %s", name ? name : ctx->st->url);
+        }
+        cli_password_free(pw);
+    }
+    *st = ctx->st;
+    ctx->st = NULL;
+    ctx->repo = saved_repo;
+    ctx->password_file = saved_pw;
+    if (rc < 0) {
+        repo_close(*r);
+        *r = NULL;
+        if (*st)
+            storage_close(*st);
+        *st = NULL;
+    }
+    return rc;
+}
+
 int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -29,27 +63,13 @@ int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err)
         names = ob_xrealloc(names, sizeof *names);
         names[n++] = ctx->repo; /* NULL: cli_open_storage's own default */
     }
-    const char *saved = ctx->repo;
     int rc = 0;
     out->r = ob_xcalloc(n, sizeof *out->r);
     out->st = ob_xcalloc(n, sizeof *out->st);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        ctx->repo = names[i];
-        if (cli_open_storage(ctx, 0, err) < 0) {
-            rc = -1;
-            break;
-        }
-        char *pw = cli_password(ctx, "repository password", err);
-        if (!pw || repo_open(ctx->st, pw, &out->r[i], err) < 0) {
-            rc = -1;
-            ob_err_prefix(err, "repository %s", names[i] ? names[i] : ctx->st->url);
-        }
-        cli_password_free(pw);
-        out->st[i] = ctx->st;
-        ctx->st = NULL;
+        rc = cli_repo_open_one(ctx, names[i], NULL, &out->st[i], &out->r[i], err);
         out->n = i + 1;
     }
-    ctx->repo = saved;
     free(names);
     if (rc < 0)
         cli_repos_close(out);

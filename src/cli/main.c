@@ -46,6 +46,11 @@ const cli_command cli_commands[] = {
      "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},
     {"check", cmd_check, "verify the repository",
      "check [--read-data | --read-data-subset PCT] [--json]"},
+    {"copy", cmd_copy, "copy snapshots (and the WAL archive) to another repository",
+     "copy --from REPO --to REPO [--from-password-file F] [--to-password-file F]\n"
+     "            [--set NAME] [--kind KIND] [--json] [SNAPSHOT...]\n"
+     "       Copies every snapshot (or those given) that REPO (--to) does not have yet,\n"
+     "       writing only data it lacks; passwords may differ ([repo.NAME] password-file)."},
     {"archive-push", cmd_archive_push, "archive a WAL file (PostgreSQL's archive_command)",
      "archive-push [--batch N] [--threads N] PATH\n"
      "       archive_command = 'opsbackup archive-push %p'\n"

@@ -140,11 +140,26 @@ static char *prompt_tty(const char *prompt, ob_err *err)
     return s;
 }
 
+/* `password-file` of the [repo.NAME] that -r names, if any: repositories
+ * of one config (a local one and an offsite copy) usually have different
+ * passwords. */
+static const char *repo_password_file(const cli_ctx *ctx)
+{
+    if (!ctx->cfg || !ctx->repo || ctx->repo[0] == '/' || strstr(ctx->repo, "://"))
+        return NULL;
+    char *sec = ob_xasprintf("repo.%s", ctx->repo);
+    const config_section *cs = config_section_get(ctx->cfg, sec);
+    free(sec);
+    return cs ? config_get(cs, "password-file") : NULL;
+}
+
 char *cli_password(cli_ctx *ctx, const char *purpose, ob_err *err)
 {
     const char *v;
     if (ctx->password_file)
         return from_file(ctx->password_file, err);
+    if ((v = repo_password_file(ctx)))
+        return from_file(v, err);
     if ((v = getenv("OPSBACKUP_PASSWORD_FILE")) && *v)
         return from_file(v, err);
     if ((v = getenv("OPSBACKUP_PASSWORD_COMMAND")) && *v)
@@ -164,7 +179,8 @@ char *cli_new_password(cli_ctx *ctx, const char *new_password_file, int use_prim
         return from_file(new_password_file, err);
     if ((v = getenv("OPSBACKUP_NEW_PASSWORD_FILE")) && *v)
         return from_file(v, err);
-    if (use_primary && (ctx->password_file || ((v = getenv("OPSBACKUP_PASSWORD_FILE")) && *v) ||
+    if (use_primary && (ctx->password_file || repo_password_file(ctx) ||
+                        ((v = getenv("OPSBACKUP_PASSWORD_FILE")) && *v) ||
                         ((v = getenv("OPSBACKUP_PASSWORD_COMMAND")) && *v) ||
                         ((v = getenv("OPSBACKUP_PASSWORD")) && *v)))
         return cli_password(ctx, "password", err);

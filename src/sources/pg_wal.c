@@ -786,3 +786,64 @@ int pg_wal_expire(repo *r, uint64_t keep_from, uint64_t segsize, int dry_run, ui
     }
     return rc;
 }
+
+/* ---- copy ------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "wal/TLI/NAME-ID" -> "NAME" (caller frees), NULL if malformed. */
+static char *object_file_name(const char *obj)
+{
+    const char *slash = strrchr(obj, '/');
+    const char *dash = strrchr(obj, '-');
+    if (!slash || !dash || dash < slash)
+        return NULL;
+    char *name = ob_xstrndup(slash + 1, (size_t)(dash - slash - 1));
+    if (!pg_wal_name_valid(name)) {
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
+int pg_wal_copy(repo *src, repo *dst, uint64_t *copied, ob_err *err)
+{
+    *copied = 0;
+    storage_names have = {0}, want = {0};
+    int rc = storage_list(repo_storage(dst), "wal/", storage_names_collect, &have, err);
+    if (rc == 0)
+        rc = storage_list(repo_storage(src), "wal/", storage_names_collect, &want, err);
+    /* Compare by file name: the IDs in object names differ between
+     * repositories with different keys. */
+    char **names = ob_xcalloc(have.n ? have.n : 1, sizeof *names);
+    size_t nn = 0;
+    for (size_t i = 0; i < have.n; i++)
+        if ((names[nn] = object_file_name(have.v[i])))
+            nn++;
+    qsort(names, nn, sizeof *names, cmp_str);
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; rc == 0 && i < want.n; i++) {
+        char *name = object_file_name(want.v[i]);
+        if (!name)
+            continue;
+        if (!bsearch(&name, names, nn, sizeof *names, cmp_str)) {
+            int already = 0;
+            rc = pg_wal_get(src, name, &b, err);
+            if (rc == 0)
+                rc = pg_wal_push(dst, name, b.data, b.len, &already, err);
+            if (rc == 0)
+                (*copied)++;
+        }
+        free(name);
+    }
+    ob_buf_free(&b);
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    storage_names_free(&have);
+    storage_names_free(&want);
+    return rc;
+}

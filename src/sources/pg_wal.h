@@ -96,6 +96,9 @@ int pg_wal_expire(repo *r, uint64_t keep_from, uint64_t segsize, int dry_run, ui
 /* Segment number of a segment-like name (its first 24 hex digits). */
 uint64_t pg_wal_segno(const char *name, uint64_t segsize);
 
+/* Copy every archived file dst lacks (by file name) from src. */
+int pg_wal_copy(repo *src, repo *dst, uint64_t *copied, ob_err *err);
+
 /* check: every object under wal/ has a well-formed name; with read_data
  * each is read, authenticated, decompressed and matched against its
  * content ID.  Problems go to report (severity 0 error, 1 warning). */
