@@ -155,14 +155,17 @@ pg_wait_archived() { # [timeout_s]
 
 # Close the current segment, let the current archive_command archive
 # everything, then switch to CMD (reload; the archiver picks it up on its
-# next cycle).
-pg_set_archive_command() { # cmd
-    pg_psql -d postgres -At -c "SELECT pg_switch_wal()" >/dev/null || die "pg_switch_wal failed"
-    pg_wait_archived
+# next cycle).  With "nowait": only switch to CMD (when the current command
+# is '' and segments are meant to wait).
+pg_set_archive_command() { # cmd [nowait]
+    if [ "${2:-}" != nowait ]; then
+        pg_psql -d postgres -At -c "SELECT pg_switch_wal()" >/dev/null || die "pg_switch_wal failed"
+        pg_wait_archived
+    fi
     local q=${1//\'/\'\'}
     pg_psql -d postgres -c "ALTER SYSTEM SET archive_command = '$q'" -c "SELECT pg_reload_conf()" \
         >/dev/null || die "setting archive_command failed"
-    sleep 1
+    [ "${2:-}" = nowait ] || sleep 1
 }
 
 # A pgBackRest configuration: CONF for a repository REPO, stanza "bench" on

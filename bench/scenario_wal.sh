@@ -27,9 +27,15 @@
 #             (.ready files in pg_wal/archive_status = 0); the note gives how
 #             many segments waited when pgbench stopped and the most that
 #             waited at any moment (sampled every 0.5 s).
+#   backlog   with archive_command = '' (nothing archived), bulk inserts of
+#             random text until $D_BACKLOG (default 32) segments wait; then
+#             the tool's archive_command: wall = seconds until none waits,
+#             CPU = the sum over its calls, RSS = the largest call, added =
+#             bytes the archive grew by.  This is where opsbackup's parallel
+#             push of waiting segments should count.
 
 D_TOOLS="cp gzip pgbackrest-zst opsbackup"
-: "${D_SECONDS:=60}"
+: "${D_SECONDS:=60}" "${D_BACKLOG:=32}"
 
 d_role() {
     case $1 in
@@ -132,6 +138,42 @@ d_run() { # tool
         "waiting at end $waiting (max $maxready), catch-up ${catchup}s, pgbench $tps tps, verify $vstatus"
 }
 
+d_backlog() { # tool
+    local tool=$1 role r="$WORK/repos/D-$1" times="$WORK/pg/d-backlog-times-$1"
+    local logf="$LOGS/D-backlog-$1.log"
+    role=$(d_role "$tool")
+    pg_set_archive_command ""
+    pg_psql -d "$PG_DB" -c "CREATE TABLE IF NOT EXISTS d_fill (x text)" || die "CREATE TABLE d_fill failed"
+    while [ "$(pg_ready_count)" -lt "$D_BACKLOG" ]; do
+        pg_psql -d "$PG_DB" -c "INSERT INTO d_fill SELECT repeat(md5(random()::text), 4)
+            FROM generate_series(1, 50000)" || die "filling WAL failed"
+    done
+    pg_psql -d "$PG_DB" -c "TRUNCATE d_fill" || die "TRUNCATE d_fill failed"
+    local have before after t0
+    have=$(pg_ready_count)
+    before=$(repo_bytes "$r")
+    rm -f "$times"
+    log "D/backlog/$tool: $have segments waiting, archive_command $(d_command "$tool")"
+    echo "# $(date -Is) $have segments waiting; archive_command: $(d_command "$tool")" >"$logf"
+    t0=$(date +%s.%N)
+    pg_set_archive_command "$WORK/pg/d-archive.sh $times \"$(d_command "$tool")\"" nowait
+    pg_wait_archived 1800
+    local drain
+    drain=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    after=$(repo_bytes "$r")
+    cat "$times" >>"$logf" 2>/dev/null || true
+    local calls fails user sys cpu rss
+    read -r calls fails user sys cpu rss < <(awk '/non-zero status/ { f++; next }
+        NF == 4 { c++; u += $2; s += $3; if ($4 > m) m = $4 }
+        END { printf "%d %d %.2f %.2f %.2f %d\n", c, f, u, s, u + s, m }' "$times" 2>/dev/null)
+    local per
+    per=$(awk -v d="$drain" -v n="$have" 'BEGIN { printf "%.3f", d / n }')
+    echo "# drained in ${drain}s ($per s/segment), $calls calls ($fails failed)" >>"$logf"
+    tsv_row D backlog "$tool" "$role" ok "$drain" "$user" "$sys" "$cpu" "$rss" \
+        "$((after - before))" "$after" - "$have segments ($per s each), $calls calls, $fails failed"
+    log "D/backlog/$tool: $have segments drained in ${drain}s ($per s/segment), CPU ${cpu}s, $calls calls"
+}
+
 scenario_D() {
     log "scenario D (WAL archiving under pgbench), scale $BENCH_SCALE, ${D_SECONDS}s per tool"
     if ! ob_has_command archive-push; then
@@ -170,6 +212,7 @@ EOF
     done
     for tool in $D_TOOLS; do
         d_run "$tool"
+        d_backlog "$tool"
     done
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         pg_stop
