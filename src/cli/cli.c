@@ -81,7 +81,7 @@ int cli_parse(cli_ctx *ctx, const cli_command *cmd, int argc, char **argv,
         case 'c':
         case GOPT_CONFIG: ctx->config = optarg; break;
         case 'r':
-        case GOPT_REPO: ctx->repo = optarg; break;
+        case GOPT_REPO: cli_add_repo(ctx, optarg); break;
         case GOPT_JSON: ctx->json = 1; break;
         case 'q':
         case GOPT_QUIET: ctx->quiet = 1; break;
@@ -182,6 +182,8 @@ int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
 
 int cli_open_repo(cli_ctx *ctx, ob_err *err)
 {
+    if (cli_one_repo(ctx, err) < 0)
+        return -1;
     if (cli_open_storage(ctx, 0, err) < 0)
         return -1;
     char *pw = cli_password(ctx, "repository password", err);

@@ -9,6 +9,7 @@
 #define OB_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "cli/config.h"
@@ -21,10 +22,13 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_PROBLEM = 3 };
 typedef struct cli_ctx {
     const char *prog;
     const char *config;
-    const char *repo;           /* -r: name or URL */
+    const char *repo;           /* -r: name or URL (the first -r) */
+    const char **more_repos;    /* further -r (backup and archive-push only) */
+    size_t nmore_repos;
     const char *password_file;
     int json, quiet, verbose, no_progress;
     int64_t kdf_n;              /* --kdf-n: scrypt N for new key slots (0 = default) */
+    int multi_repo_ok;          /* this command accepts several -r */
     config *cfg;                /* loaded on first use (cli_load_config) */
     /* opened by cli_open_repo, closed by cli_close_repo */
     storage *st;
@@ -131,6 +135,16 @@ typedef struct cli_repos {
     size_t n;
 } cli_repos;
 int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err);
+/* After a backup saved snapshot s in the first repository: copy it (and,
+ * for physical backups, the WAL archive) to every further -r repository,
+ * printing one line per repository (or adding "copies" to json).  Returns
+ * the number of repositories that failed (each reported). */
+struct snapshot;
+size_t cli_replicate(cli_ctx *ctx, const struct snapshot *s, json_t *json);
+/* -r NAME|URL: the first is ctx->repo, later ones more_repos. */
+void cli_add_repo(cli_ctx *ctx, const char *repo);
+/* Refuse several -r for commands that work on one repository. */
+int cli_one_repo(cli_ctx *ctx, ob_err *err);
 /* One repository by name or URL (NULL: the default), with its password
  * from password_file if given, else as cli_password finds it (which
  * includes the [repo.NAME] password-file key).  Leaves ctx->st / ctx->r

@@ -10,6 +10,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/util.h"
+#include "repo/copy.h"
+#include "repo/lock.h"
+#include "repo/snapshot.h"
+#include "sources/pg_wal.h"
 
 int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file, storage **st,
                       repo **r, ob_err *err)
@@ -52,7 +57,12 @@ int cli_repos_open(cli_ctx *ctx, cli_repos *out, ob_err *err)
         return -1;
     const char **names = NULL;
     size_t n = 0;
-    if (!ctx->repo && !getenv("OPSBACKUP_REPOSITORY") && ctx->cfg) {
+    if (ctx->repo) {
+        names = ob_xcalloc(1 + ctx->nmore_repos, sizeof *names);
+        names[n++] = ctx->repo;
+        for (size_t i = 0; i < ctx->nmore_repos; i++)
+            names[n++] = ctx->more_repos[i];
+    } else if (!getenv("OPSBACKUP_REPOSITORY") && ctx->cfg) {
         for (size_t i = 0; i < ctx->cfg->n; i++)
             if (strncmp(ctx->cfg->sections[i].name, "repo.", 5) == 0) {
                 names = ob_xrealloc(names, (n + 1) * sizeof *names);
@@ -86,4 +96,109 @@ void cli_repos_close(cli_repos *rs)
     free(rs->r);
     free(rs->st);
     memset(rs, 0, sizeof *rs);
+}
+
+void cli_add_repo(cli_ctx *ctx, const char *repo)
+{
+    if (!ctx->repo) {
+        ctx->repo = repo;
+        return;
+    }
+    ctx->more_repos = ob_xrealloc(ctx->more_repos, (ctx->nmore_repos + 1) * sizeof(char *));
+    ctx->more_repos[ctx->nmore_repos++] = repo;
+}
+
+int cli_one_repo(cli_ctx *ctx, ob_err *err)
+{
+    if (ctx->nmore_repos && !ctx->multi_repo_ok)
+        return ob_err_set(err, OB_EUSAGE,
+                          "this command works on one repository; only backup and "
+                          "archive-push take several --repo (use copy to fill the others)");
+    return 0;
+}
+
+/* Copy s from the open primary repository into repository `name`. */
+static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char **id_out,
+                         uint64_t *added, ob_err *err)
+{
+    storage *st = NULL;
+    repo *dst = NULL;
+    repo_lock *lock = NULL;
+    repo_writer *w = NULL;
+    repo_copier *cp = NULL;
+    snapshot **have = NULL, *d = NULL;
+    size_t nhave = 0;
+    int rc = -1;
+    if (cli_repo_open_one(ctx, name, NULL, &st, &dst, err) < 0 ||
+        repo_lock_acquire(dst, 0, &lock, err) < 0 || snapshot_list(dst, &have, &nhave, err) < 0 ||
+        repo_load_index(dst, err) < 0 || repo_writer_new(dst, 0, &w, err) < 0)
+        goto out;
+    if (strcmp(repo_id(dst), repo_id(ctx->r)) == 0) {
+        ob_err_set(err, OB_EUSAGE, "it is the same repository as %s", ctx->repo);
+        goto out;
+    }
+    cp = repo_copier_new(ctx->r, dst, w);
+    if (repo_copy_already(cp, s, have, nhave)) {
+        *id_out = ob_xstrdup("(already there)");
+        rc = 0;
+        goto out;
+    }
+    if (repo_copier_copy(cp, s, &d, err) < 0 || repo_writer_flush(w, err) < 0 ||
+        repo_lock_lost(lock, err) || snapshot_save(dst, d, err) < 0)
+        goto out;
+    repo_writer_stats ws;
+    repo_writer_get_stats(w, &ws);
+    *added = ws.bytes_added;
+    *id_out = ob_xstrdup(d->id);
+    uint64_t wal = 0;
+    /* A physical backup is restorable only with its WAL. */
+    if (strcmp(s->kind, "db-physical") == 0 && pg_wal_copy(ctx->r, dst, &wal, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    snapshot_free(d);
+    repo_copier_free(cp);
+    repo_writer_free(w);
+    snapshot_list_free(have, nhave);
+    repo_lock_release(lock);
+    repo_close(dst);
+    if (st)
+        storage_close(st);
+    return rc;
+}
+
+size_t cli_replicate(cli_ctx *ctx, const snapshot *s, json_t *json)
+{
+    size_t failed = 0;
+    json_t *copies = json ? json_array() : NULL;
+    for (size_t i = 0; i < ctx->nmore_repos; i++) {
+        const char *name = ctx->more_repos[i];
+        ob_err err = OB_ERR_INIT;
+        char *id = NULL;
+        uint64_t added = 0;
+        if (replicate_one(ctx, s, name, &id, &added, &err) < 0) {
+            failed++;
+            fprintf(stderr, "opsbackup: error: repository %s: snapshot %.8s was not copied: %s\n",
+                    name, s->id, ob_err_msg(&err));
+            if (copies)
+                json_array_append_new(copies, json_pack("{s:s, s:b, s:s}", "repository", name,
+                                                        "ok", 0, "error", ob_err_msg(&err)));
+        } else {
+            if (copies)
+                json_array_append_new(copies, json_pack("{s:s, s:b, s:s, s:I}", "repository",
+                                                        name, "ok", 1, "snapshot", id,
+                                                        "bytes_added", (json_int_t)added));
+            else if (!ctx->quiet) {
+                char *b = ob_human_bytes(added);
+                printf("repository %s: snapshot %.8s copied as %.8s (added %s)\n", name, s->id,
+                       id, b);
+                free(b);
+            }
+        }
+        ob_err_clear(&err);
+        free(id);
+    }
+    if (json)
+        json_object_set_new(json, "copies", copies);
+    return failed;
 }

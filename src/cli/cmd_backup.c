@@ -72,6 +72,7 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
 
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
+    ctx->multi_repo_ok = 1;
     if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
         goto out;
     cli_progress prog;
@@ -94,12 +95,13 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
     int unchanged = 0;
     int brc = files_backup(ctx->r, argv + i, (size_t)(argc - i), &o, &s, &unchanged, &err);
     repo_lock_release(lock);
+    json_t *j = NULL;
+    if (s && ctx->json) {
+        j = snapshot_to_json(s);
+        json_object_set_new(j, "unchanged", json_boolean(unchanged));
+    }
     if (s) {
-        if (ctx->json) {
-            json_t *j = snapshot_to_json(s);
-            json_object_set_new(j, "unchanged", json_boolean(unchanged));
-            cli_print_json(j);
-        } else if (!ctx->quiet) {
+        if (!ctx->json && !ctx->quiet) {
             if (unchanged) {
                 printf("unchanged: nothing differs from snapshot %.8s; no new snapshot\n", s->id);
             } else {
@@ -117,8 +119,15 @@ int cmd_backup(cli_ctx *ctx, int argc, char **argv)
             }
         }
     }
+    /* The other --repo: a copy of this very snapshot, so every repository
+     * holds the same backup (and the source is read once). */
+    size_t failed = s && ctx->nmore_repos ? cli_replicate(ctx, s, j) : 0;
+    if (j)
+        cli_print_json(j);
     if (brc < 0)
         rc = cli_fail(ctx, &err);
+    else if (failed)
+        rc = CLI_FAIL;
     snapshot_free(s);
     cli_close_repo(ctx);
 out:

@@ -190,6 +190,7 @@ static int backup_db_physical(cli_ctx *ctx, db_args *a)
         return rc;
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
+    ctx->multi_repo_ok = 1;
     if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
         return rc;
     pg_physical_backup_opts o;
@@ -205,12 +206,19 @@ static int backup_db_physical(cli_ctx *ctx, db_args *a)
     o.quiet = ctx->quiet;
     o.lock = lock;
     snapshot *s = NULL;
-    if (pg_physical_backup(ctx->r, &o, &s, &err) < 0)
+    if (pg_physical_backup(ctx->r, &o, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
-    else if (ctx->json)
-        cli_print_json(snapshot_to_json(s));
-    else if (!ctx->quiet)
-        print_physical(s);
+    } else {
+        json_t *j = ctx->json ? snapshot_to_json(s) : NULL;
+        if (!ctx->json && !ctx->quiet)
+            print_physical(s);
+        repo_lock_release(lock);
+        lock = NULL;
+        if (ctx->nmore_repos && cli_replicate(ctx, s, j))
+            rc = CLI_FAIL;
+        if (j)
+            cli_print_json(j);
+    }
     snapshot_free(s);
     repo_lock_release(lock);
     cli_close_repo(ctx);
@@ -387,14 +395,16 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
         goto out;
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
+    ctx->multi_repo_ok = 1;
     if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
         goto out;
     pg_backup_opts o = {a.dbname, a.dump_command, a.set, a.tags, a.ntags, when, 0};
     snapshot *s = NULL;
+    json_t *j = NULL;
     if (pg_logical_backup(ctx->r, &o, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else if (ctx->json) {
-        cli_print_json(snapshot_to_json(s));
+        j = snapshot_to_json(s);
     } else if (!ctx->quiet) {
         char *total = ob_human_bytes(s->stats.bytes);
         char *added = ob_human_bytes(s->stats.bytes_added);
@@ -408,8 +418,12 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
         free(added);
         free(stored);
     }
-    snapshot_free(s);
     repo_lock_release(lock);
+    if (s && ctx->nmore_repos && cli_replicate(ctx, s, j))
+        rc = CLI_FAIL;
+    if (j)
+        cli_print_json(j);
+    snapshot_free(s);
     cli_close_repo(ctx);
 out:
     db_args_free(&a);

@@ -63,6 +63,7 @@ static int wal_open(void *ud, repo ***repos, size_t *n, ob_err *err)
 int cmd_archive_push(cli_ctx *ctx, int argc, char **argv)
 {
     wal_args a = {.cmd = cli_find_command("archive-push"), .batch = 16, .ctx = ctx};
+    ctx->multi_repo_ok = 1;
     int i = cli_parse(ctx, a.cmd, argc, argv, wal_opts, "", wal_opt, &a);
     if (i < 0)
         return i == -2 ? CLI_OK : CLI_USAGE;
@@ -83,6 +84,7 @@ int cmd_archive_push(cli_ctx *ctx, int argc, char **argv)
 int cmd_archive_get(cli_ctx *ctx, int argc, char **argv)
 {
     wal_args a = {.cmd = cli_find_command("archive-get"), .prefetch = 8, .ctx = ctx};
+    ctx->multi_repo_ok = 1; /* tried in order */
     int i = cli_parse(ctx, a.cmd, argc, argv, wal_opts, "", wal_opt, &a);
     if (i < 0)
         return i == -2 ? CLI_OK : CLI_USAGE;

@@ -170,11 +170,11 @@ int main(int argc, char **argv)
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
             ctx.config = argv[++i];
         } else if ((strcmp(a, "-r") == 0 || strcmp(a, "--repo") == 0) && i + 1 < argc) {
-            ctx.repo = argv[++i];
+            cli_add_repo(&ctx, argv[++i]);
         } else if (strcmp(a, "--password-file") == 0 && i + 1 < argc) {
             ctx.password_file = argv[++i];
         } else if (strncmp(a, "--repo=", 7) == 0) {
-            ctx.repo = a + 7;
+            cli_add_repo(&ctx, a + 7);
         } else if (strncmp(a, "--config=", 9) == 0) {
             ctx.config = a + 9;
         } else if (strncmp(a, "--password-file=", 16) == 0) {
@@ -207,5 +207,7 @@ int main(int argc, char **argv)
         ob_log_set_level(ctx.verbose > 1 ? OB_LOG_DEBUG : OB_LOG_INFO);
     if (ctx.quiet)
         ob_log_set_level(OB_LOG_ERROR);
-    return cmd->run(&ctx, argc - i, argv + i);
+    int rc = cmd->run(&ctx, argc - i, argv + i);
+    free(ctx.more_repos);
+    return rc;
 }

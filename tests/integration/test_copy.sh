@@ -76,6 +76,24 @@ expect_code 2 oc copy --from a
 expect_code 1 oc copy --from a --to b --to-password-file "$T/pwa"
 assert_grep "wrong password\|no key slot\|password" "$T/err"
 
+info "backup with several --repo: the same snapshot in each"
+expect_code 0 oc -r a -r b --json backup files --set multi "$T/src/small-change.txt"
+[ "$(json_get "$T/out" "[c['ok'] for c in j['copies']]")" = "[True]" ] || problem "no copy reported for b"
+ID_A=$(json_get "$T/out" "j['id']")
+ID_B=$(json_get "$T/out" "j['copies'][0]['snapshot']")
+oc -r b --json snapshots --set multi >"$T/m.json"
+[ "$(json_get "$T/m.json" "[s['id'] for s in j]")" = "['$ID_B']" ] || problem "b lacks the multi-repo snapshot"
+rm -rf "$T/r2"
+oc -r b restore files latest --set multi --target "$T/r2" >/dev/null
+cmp -s "$T/src/small-change.txt" "$T/r2$T/src/small-change.txt" || problem "multi-repo copy differs"
+info "a repository that cannot be reached fails the command, the others keep their backup"
+expect_code 1 oc -r a -r "$T/nowhere" backup files --set multi "$T/src/small-change.txt"
+assert_grep "nowhere" "$T/err"
+oc -r a --json snapshots --set multi >"$T/m2.json"
+[ "$(json_get "$T/m2.json" "len(j)")" = 2 ] || problem "the primary lost its backup when a copy failed"
+expect_code 2 oc -r a -r b snapshots
+assert_grep "one repository" "$T/err"
+
 info "WAL files go along"
 printf 'x%.0s' $(seq 1 100) >"$T/wal1"
 mkdir -p "$T/pg_wal"
