@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/crypto.h"
 #include "core/util.h"
 #include "repo/snapshot.h"
 
@@ -25,6 +26,116 @@ static int snap_opt(int opt, const char *arg, void *ud)
     return 0;
 }
 
+/* One backup as it exists in several repositories: the original and its
+ * copies (found through extra.copied_from). */
+typedef struct where_row {
+    char origin_repo[OB_HEX_ID_LEN + 1], origin[OB_HEX_ID_LEN + 1];
+    const snapshot *s;        /* any one of its instances, for time/kind/set */
+    const char **ids;         /* per repository, NULL if absent */
+} where_row;
+
+static int row_cmp(const void *a, const void *b)
+{
+    const where_row *x = a, *y = b;
+    if (x->s->time_sec != y->s->time_sec)
+        return x->s->time_sec < y->s->time_sec ? -1 : 1;
+    return strcmp(x->origin, y->origin);
+}
+
+/* snapshots -r A -r B: which backup is in which repository. */
+static int snapshots_where(cli_ctx *ctx, const snap_args *a)
+{
+    ob_err err = OB_ERR_INIT;
+    cli_repos rs;
+    if (cli_repos_open(ctx, &rs, &err) < 0)
+        return cli_fail(ctx, &err);
+    snapshot ***lists = ob_xcalloc(rs.n, sizeof *lists);
+    size_t *counts = ob_xcalloc(rs.n, sizeof *counts);
+    where_row *rows = NULL;
+    size_t nrows = 0;
+    int rc = CLI_OK;
+    const char **names = ob_xcalloc(rs.n, sizeof *names);
+    for (size_t i = 0; i < rs.n; i++) {
+        names[i] = i == 0 ? ctx->repo : ctx->more_repos[i - 1];
+        if (snapshot_list(rs.r[i], &lists[i], &counts[i], &err) < 0) {
+            ob_err_prefix(&err, "repository %s", names[i]);
+            rc = cli_fail(ctx, &err);
+            goto out;
+        }
+        for (size_t k = 0; k < counts[i]; k++) {
+            const snapshot *s = lists[i][k];
+            if ((a->set && strcmp(s->set, a->set)) || (a->kind && strcmp(s->kind, a->kind)))
+                continue;
+            json_t *from = s->extra ? json_object_get(s->extra, "copied_from") : NULL;
+            const char *orepo = json_string_value(json_object_get(from, "repository"));
+            const char *oid = json_string_value(json_object_get(from, "snapshot"));
+            if (!orepo || !oid) {
+                orepo = repo_id(rs.r[i]);
+                oid = s->id;
+            }
+            where_row *row = NULL;
+            for (size_t r = 0; r < nrows && !row; r++)
+                if (strcmp(rows[r].origin, oid) == 0 && strcmp(rows[r].origin_repo, orepo) == 0)
+                    row = &rows[r];
+            if (!row) {
+                rows = ob_xrealloc(rows, (nrows + 1) * sizeof *rows);
+                row = &rows[nrows++];
+                memset(row, 0, sizeof *row);
+                snprintf(row->origin_repo, sizeof row->origin_repo, "%s", orepo);
+                snprintf(row->origin, sizeof row->origin, "%s", oid);
+                row->s = s;
+                row->ids = ob_xcalloc(rs.n, sizeof *row->ids);
+            }
+            row->ids[i] = s->id;
+        }
+    }
+    if (nrows > 1)
+        qsort(rows, nrows, sizeof *rows, row_cmp);
+    if (ctx->json) {
+        json_t *arr = json_array();
+        for (size_t r = 0; r < nrows; r++) {
+            json_t *where = json_object();
+            for (size_t i = 0; i < rs.n; i++)
+                json_object_set_new(where, names[i],
+                                    rows[r].ids[i] ? json_string(rows[r].ids[i]) : json_null());
+            char *t = ob_time_rfc3339(rows[r].s->time_sec, rows[r].s->time_nsec);
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:o}", "origin",
+                                                 rows[r].origin, "time", t, "kind",
+                                                 rows[r].s->kind, "set", rows[r].s->set,
+                                                 "repositories", where));
+            free(t);
+        }
+        cli_print_json(arr);
+    } else {
+        printf("%-19s  %-11s  %-12s", "Time", "Kind", "Set");
+        for (size_t i = 0; i < rs.n; i++)
+            printf("  %-10.10s", names[i]);
+        putchar('\n');
+        for (size_t r = 0; r < nrows; r++) {
+            char *t = ob_time_local(rows[r].s->time_sec);
+            printf("%-19s  %-11s  %-12s", t, rows[r].s->kind,
+                   *rows[r].s->set ? rows[r].s->set : "-");
+            for (size_t i = 0; i < rs.n; i++)
+                printf("  %-10.8s", rows[r].ids[i] ? rows[r].ids[i] : "-");
+            putchar('\n');
+            free(t);
+        }
+        printf("%zu backup%s in %zu repositories\n", nrows, nrows == 1 ? "" : "s", rs.n);
+    }
+out:
+    for (size_t r = 0; r < nrows; r++)
+        free(rows[r].ids);
+    free(rows);
+    for (size_t i = 0; i < rs.n; i++)
+        snapshot_list_free(lists[i], counts[i]);
+    free(lists);
+    free(counts);
+    free(names);
+    cli_repos_close(&rs);
+    cli_close_repo(ctx);
+    return rc;
+}
+
 int cmd_snapshots(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("snapshots");
@@ -39,6 +150,8 @@ int cmd_snapshots(cli_ctx *ctx, int argc, char **argv)
         return i == -2 ? CLI_OK : CLI_USAGE;
     if (i != argc)
         return cli_usage(cmd, "snapshots takes no operands");
+    if (ctx->nmore_repos)
+        return snapshots_where(ctx, &a);
     ob_err err = OB_ERR_INIT;
     snapshot **v = NULL;
     size_t n = 0;

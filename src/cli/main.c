@@ -22,7 +22,9 @@ const cli_command cli_commands[] = {
      "       opsbackup backup db --physical --pgdata DIR [--dbname CONNINFO] [--set NAME]\n"
      "                           [--checkpoint fast|spread] [--archive-timeout DURATION]"},
     {"snapshots", cmd_snapshots, "list snapshots",
-     "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]"},
+     "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]\n"
+     "       opsbackup -r A -r B... snapshots   which backup (original or copy) is in which\n"
+     "                                          repository"},
     {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
     {"diff", cmd_diff, "show what changed between two snapshots",
      "diff [--json] SNAPSHOT1 SNAPSHOT2"},

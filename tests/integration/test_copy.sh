@@ -91,8 +91,15 @@ expect_code 1 oc -r a -r "$T/nowhere" backup files --set multi "$T/src/small-cha
 assert_grep "nowhere" "$T/err"
 oc -r a --json snapshots --set multi >"$T/m2.json"
 [ "$(json_get "$T/m2.json" "len(j)")" = 2 ] || problem "the primary lost its backup when a copy failed"
-expect_code 2 oc -r a -r b snapshots
+expect_code 2 oc -r a -r b ls latest
 assert_grep "one repository" "$T/err"
+
+info "snapshots -r a -r b: which backup is where"
+expect_code 0 oc -r a -r b --json snapshots --set multi
+[ "$(json_get "$T/out" "[(r['repositories']['a'] is not None, r['repositories']['b'] is not None) for r in j]")" = \
+  "[(True, True), (True, False)]" ] || problem "snapshots where: $(cat "$T/out")"
+expect_code 0 oc -r a -r b snapshots
+assert_grep "in 2 repositories" "$T/out"
 
 info "WAL files go along"
 printf 'x%.0s' $(seq 1 100) >"$T/wal1"
