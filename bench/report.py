@@ -45,7 +45,8 @@ NOTES = {
          "their wall time and in \"added\". The guide's pg_basebackup takes a full backup "
          "again in the incr step. Restore = restore into a fresh directory, start on a "
          "private port (archive_mode=off) and wait until recovery has ended; the "
-         "fingerprint check after that is not timed.",
+         "fingerprint check after that is not timed. CPU counts the restoring command and "
+         "pg_ctl, not the PostgreSQL server, so not the restore_command calls recovery makes.",
     "D": "Each tool archives while its own `pgbench -n -T 60 -c 4 -j 2` (D_SECONDS) runs on the same "
          "database. *mean per archived segment*: wall, CPU and RSS are the sums over every "
          "archive_command call of the run divided by the segments archived (RSS: the "
