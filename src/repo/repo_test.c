@@ -2094,7 +2094,7 @@ static void rt_wrap_close(storage *s)
     (void)s;
 }
 static const storage_ops rt_wrap_ops = {"wrap",       rt_wrap_put,  rt_wrap_get, rt_wrap_list,
-                                        rt_wrap_del, rt_wrap_stat, rt_wrap_close};
+                                        rt_wrap_del, rt_wrap_stat, rt_wrap_close, NULL};
 
 enum { RT_C_N = 200, RT_C_THREADS = 4 };
 
