@@ -12,9 +12,15 @@
 // (S3rver uses DES for its continuation tokens).
 'use strict';
 
+const crypto = require('crypto');
+const { createWriteStream } = require('fs');
+const fs = require('fs/promises');
 const path = require('path');
+const { Transform } = require('stream');
+const { pipeline } = require('stream/promises');
 const S3rver = require('@20minutes/s3rver');
 const AWSAccount = require('@20minutes/s3rver/lib/models/account');
+const FilesystemStore = require('@20minutes/s3rver/lib/stores/filesystem');
 
 const [port, dir, bucket] = process.argv.slice(2);
 const accessKey = process.env.S3_ACCESS_KEY;
@@ -29,6 +35,52 @@ if (!port || !dir || !bucket || !accessKey || !secretKey) {
 // drop it so only our pair is accepted, then register ours.
 AWSAccount.DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
 AWSAccount.DUMMY_ACCOUNT.createKeyPair(accessKey, secretKey);
+
+// Real S3 PUTs are atomic: a reader sees the old object or the new one,
+// never a torn one.  S3rver writes the object file in place, so a server
+// killed in the middle of a PUT (as test_s3_outage.sh does) would leave a
+// partial object that S3 itself can never show.  Write a temporary file and
+// rename it into place instead.  Temporary names do not end in
+// "._S3rver_object", so listings never see them.
+async function writeContent(file, content) {
+  const md5 = crypto.createHash('md5');
+  if (Buffer.isBuffer(content)) {
+    await fs.writeFile(file, content);
+    return [content.length, md5.update(content).digest('hex')];
+  }
+  let size = 0;
+  await pipeline(
+    content,
+    new Transform({
+      transform(chunk, encoding, callback) {
+        md5.update(chunk);
+        size += chunk.length;
+        callback(null, chunk);
+      },
+    }),
+    createWriteStream(file),
+  );
+  return [size, md5.digest('hex')];
+}
+
+FilesystemStore.prototype.putObject = async function putObject(object) {
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  const md5Path = this.getResourcePath(object.bucket, object.key, 'object.md5');
+  await fs.mkdir(path.dirname(objectPath), { recursive: true });
+  const tmp = `${objectPath}.tmp-${crypto.randomBytes(8).toString('hex')}`;
+  try {
+    const [size, md5] = await writeContent(tmp, object.content);
+    // A missing .md5 is recomputed from the object on the next read, so
+    // dropping the old one first keeps ETags right whenever we die.
+    await fs.rm(md5Path, { force: true });
+    await fs.rename(tmp, objectPath);
+    await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+    return { size, md5 };
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+};
 
 const server = new S3rver({
   address: '127.0.0.1',
