@@ -1148,11 +1148,19 @@ static int s3_put_multipart(storage_s3 *s, const char *name, const void *data, s
                          .content_type = "application/xml"};
         s3_response cr = {0};
         rc = s3_perform(s, &cq, &cr, err);
-        if (rc == 0 && cr.status != 200)
+        char *code = rc == 0 && cr.status == 404
+                         ? storage_s3_xml_text((const char *)cr.body.data, cr.body.len, "Code")
+                         : NULL;
+        /* A retried completion whose first attempt succeeded but whose
+         * answer was lost finds the upload gone because it is done: the
+         * size check below decides. */
+        int gone = code && strcmp(code, "NoSuchUpload") == 0;
+        free(code);
+        if (rc == 0 && !gone && cr.status != 200)
             rc = s3_http_err(s, &cq, &cr, err);
         /* S3 may answer 200 and still fail: the error is then in the body. */
-        if (rc == 0 && memmem(cr.body.data ? (const char *)cr.body.data : "", cr.body.len,
-                              "<Error>", 7)) {
+        const char *cbody = cr.body.data ? (const char *)cr.body.data : "";
+        if (rc == 0 && !gone && memmem(cbody, cr.body.len, "<Error>", 7)) {
             cr.status = 500;
             rc = s3_http_err(s, &cq, &cr, err);
         }
@@ -1588,17 +1596,18 @@ static int s3_parse_query(const char *url, const char *query, s3_query *q, ob_er
         if (!slot) {
             free(val);
             s3_query_free(q);
-            int secret = (klen >= 6 && memmem(p, klen, "secret", 6)) ||
-                         (klen >= 3 && memmem(p, klen, "key", 3)) ||
-                         (klen >= 5 && memmem(p, klen, "token", 5));
-            return ob_err_set(err, OB_EUSAGE,
-                              "storage URL: unknown setting \"%.*s\" in the query of an s3:// "
-                              "URL (known: endpoint, region, path-style)%s",
-                              (int)(klen > 64 ? 64 : klen), p,
-                              secret ? "; credentials never go in a URL: use the "
-                                       "environment (AWS_ACCESS_KEY_ID, "
-                                       "AWS_SECRET_ACCESS_KEY) or the config file"
-                                     : "");
+            char *name = ob_xstrndup(p, klen > 64 ? 64 : klen);
+            int secret = strstr(name, "secret") || strstr(name, "key") || strstr(name, "token");
+            int rc = ob_err_set(err, OB_EUSAGE,
+                                "storage URL: unknown setting \"%s\" in the query of an s3:// "
+                                "URL (known: endpoint, region, path-style)%s",
+                                name,
+                                secret ? "; credentials never go in a URL: use the "
+                                         "environment (AWS_ACCESS_KEY_ID, "
+                                         "AWS_SECRET_ACCESS_KEY) or the config file"
+                                       : "");
+            free(name);
+            return rc;
         }
         free(*slot);
         *slot = val;

@@ -8,7 +8,8 @@
 #
 #   s3_available           node and the installed server are there
 #   s3_start DIR [PORT]    start (or restart, on the same DIR and PORT);
-#                          sets S3_PID S3_PORT S3_DATA S3_ENDPOINT S3_LOG
+#                          sets S3_PID S3_PORT S3_DATA S3_ENDPOINT S3_LOG.
+#                          HTTPS when S3_TLS_KEY and S3_TLS_CERT name PEM files
 #   s3_stop                stop it (SIGTERM) and wait
 #   s3_kill                SIGKILL it (a crash), and wait
 #   s3_env                 export AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
@@ -43,13 +44,14 @@ s3_start() {
         # Node 20's OpenSSL 3 hides DES, which S3rver's continuation
         # tokens use; the legacy provider brings it back.
         NODE_OPTIONS=--openssl-legacy-provider S3_ACCESS_KEY="$S3_ACCESS_KEY" \
-            S3_SECRET_KEY="$S3_SECRET_KEY" \
+            S3_SECRET_KEY="$S3_SECRET_KEY" S3_TLS_KEY="${S3_TLS_KEY:-}" S3_TLS_CERT="${S3_TLS_CERT:-}" \
             node "$S3SERVER_DIR/server.js" "$S3_PORT" "$S3_DATA" "$S3_BUCKET" >>"$S3_LOG" 2>&1 &
         S3_PID=$!
         local i
         for i in $(seq 1 200); do
             if grep -q "^ready $S3_PORT\$" "$S3_LOG" 2>/dev/null; then
                 S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+                if [ -n "${S3_TLS_CERT:-}" ]; then S3_ENDPOINT="https://127.0.0.1:$S3_PORT"; fi
                 return 0
             fi
             kill -0 "$S3_PID" 2>/dev/null || break

@@ -101,4 +101,27 @@ AWS_SECRET_ACCESS_KEY="${S3_SECRET_KEY}x" run_rc ob restore files latest --targe
 [ "$RC" = 1 ] || problem "a restore with a slightly wrong secret: exit $RC"
 [ -e "$T/dst2$src/big.bin" ] && problem "a restore with a wrong secret wrote files"
 
+info "HTTPS: the certificate is verified; ca-file trusts a private CA"
+s3_stop
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=opsbackup test CA" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$T/tls.key" -out "$T/tls.crt" 2>/dev/null ||
+    fail "openssl could not make a test certificate"
+S3_TLS_KEY="$T/tls.key" S3_TLS_CERT="$T/tls.crt" s3_start "$T/s3tls"
+case "$S3_ENDPOINT" in https://*) ;; *) fail "the TLS server did not start with https" ;; esac
+REPO=$(s3_url tls/repo)
+run_rc ob init --kdf-n 1024
+[ "$RC" != 0 ] || problem "https with an unknown CA: init succeeded (TLS not verified)"
+grep -Eiq "certificate|SSL" "$T/err" && grep -q "ca-file" "$T/err" ||
+    { cat "$T/err"; problem "https with an unknown CA: the error does not point at the certificate and ca-file"; }
+cat >"$T/tls.conf" <<CONF
+[repo.tls]
+url = s3://$S3_BUCKET/tls/repo
+endpoint = $S3_ENDPOINT
+ca-file = $T/tls.crt
+CONF
+run_rc "$OPSBACKUP" -c "$T/tls.conf" -r tls init --kdf-n 1024
+[ "$RC" = 0 ] || { cat "$T/err"; problem "https with ca-file: init exited $RC"; }
+run_rc "$OPSBACKUP" -c "$T/tls.conf" -r tls backup files "$src"
+[ "$RC" = 0 ] || { cat "$T/err"; problem "https with ca-file: backup exited $RC"; }
+
 finish

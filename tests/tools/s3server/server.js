@@ -8,7 +8,8 @@
 // creates BUCKET if it does not exist, and accepts SigV4 requests signed
 // with exactly that key pair (the credentials travel in the environment,
 // never in argv).  Prints "ready PORT" on stdout once it listens; runs
-// until killed.  Needs NODE_OPTIONS=--openssl-legacy-provider on Node 20
+// until killed.  With S3_TLS_KEY / S3_TLS_CERT (PEM files) it speaks HTTPS.
+// Needs NODE_OPTIONS=--openssl-legacy-provider on Node 20
 // (S3rver uses DES for its continuation tokens).
 'use strict';
 
@@ -82,7 +83,16 @@ FilesystemStore.prototype.putObject = async function putObject(object) {
   }
 };
 
+// HTTPS when S3_TLS_KEY and S3_TLS_CERT name PEM files (TLS tests).
+const tls = process.env.S3_TLS_KEY && process.env.S3_TLS_CERT
+  ? {
+      key: require('fs').readFileSync(process.env.S3_TLS_KEY),
+      cert: require('fs').readFileSync(process.env.S3_TLS_CERT),
+    }
+  : {};
+
 const server = new S3rver({
+  ...tls,
   address: '127.0.0.1',
   port: Number(port),
   directory: path.resolve(dir),
