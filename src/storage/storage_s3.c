@@ -536,16 +536,12 @@ static char *s3_path(const storage_s3 *s, const char *key)
     return (char *)ob_buf_steal(&b, NULL);
 }
 
-/*
- * The SigV4 Authorization header value for one request (AWS General
- * Reference, "Create a signed AWS API request").  signed_headers and
- * canon_headers list the same headers in the same (sorted) order.
- */
-static char *s3_authorization(const storage_s3 *s, const char *method, const char *path,
-                              const char *query, const char *canon_headers,
-                              const char *signed_headers, const char *payload_hash,
-                              const char *amz_date)
+char *storage_s3_sigv4(const char *akid, const char *secret, const char *region,
+                       const char *method, const char *path, const char *query,
+                       const char *canon_headers, const char *signed_headers,
+                       const char *payload_hash, const char *amz_date)
 {
+    /* AWS General Reference, "Create a signed AWS API request". */
     char date[9];
     memcpy(date, amz_date, 8);
     date[8] = '\0';
@@ -556,15 +552,15 @@ static char *s3_authorization(const storage_s3 *s, const char *method, const cha
     ob_sha256(creq, strlen(creq), h);
     ob_hex(h, 32, hhex);
     free(creq);
-    char *scope = ob_xasprintf("%s/%s/s3/aws4_request", date, s->region);
+    char *scope = ob_xasprintf("%s/%s/s3/aws4_request", date, region);
     char *sts = ob_xasprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, hhex);
 
-    char *k0 = ob_xasprintf("AWS4%s", s->secret);
+    char *k0 = ob_xasprintf("AWS4%s", secret);
     uint8_t k1[32], k2[32], k3[32], k4[32], sig[32];
     s3_hmac(k0, strlen(k0), date, k1);
     ob_wipe(k0, strlen(k0));
     free(k0);
-    s3_hmac(k1, 32, s->region, k2);
+    s3_hmac(k1, 32, region, k2);
     s3_hmac(k2, 32, "s3", k3);
     s3_hmac(k3, 32, "aws4_request", k4);
     s3_hmac(k4, 32, sts, sig);
@@ -575,7 +571,7 @@ static char *s3_authorization(const storage_s3 *s, const char *method, const cha
     char sighex[65];
     ob_hex(sig, 32, sighex);
     char *auth = ob_xasprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-                              s->akid, scope, signed_headers, sighex);
+                              akid, scope, signed_headers, sighex);
     free(scope);
     free(sts);
     return auth;
@@ -637,8 +633,9 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
         ob_buf_printf(&ch, "x-amz-security-token:%s\n", s->token);
         ob_buf_printf(&sh, ";x-amz-security-token");
     }
-    char *auth = s3_authorization(s, rq->method, path, rq->query, (const char *)ch.data,
-                                  (const char *)sh.data, payload_hash, amz_date);
+    char *auth = storage_s3_sigv4(s->akid, s->secret, s->region, rq->method, path, rq->query,
+                                  (const char *)ch.data, (const char *)sh.data, payload_hash,
+                                  amz_date);
     ob_buf_free(&ch);
     ob_buf_free(&sh);
 

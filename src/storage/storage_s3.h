@@ -47,4 +47,15 @@ int storage_s3_xml_decode(const char *in, size_t len, ob_buf *out);
  * as %XX with upper-case hex. */
 void storage_s3_uri_encode(ob_buf *b, const char *s, int keep_slash);
 
+/* The SigV4 Authorization header value ("AWS4-HMAC-SHA256 Credential=…,
+ * SignedHeaders=…, Signature=…") of one S3 request.  path and query are
+ * exactly as sent (already encoded; query sorted); canon_headers is the
+ * canonical header block ("name:value\n" each, sorted by name) and
+ * signed_headers its names joined by ';'; payload_hash is the hex SHA-256
+ * of the body; amz_date is "YYYYMMDDTHHMMSSZ".  Heap-owned result. */
+char *storage_s3_sigv4(const char *akid, const char *secret, const char *region,
+                       const char *method, const char *path, const char *query,
+                       const char *canon_headers, const char *signed_headers,
+                       const char *payload_hash, const char *amz_date);
+
 #endif

@@ -71,6 +71,39 @@ static void test_uri_encode(void **state)
     ob_buf_free(&b);
 }
 
+/* AWS's published SigV4 examples for S3 ("Signature Calculations for the
+ * Authorization Header: Transferring Payload in a Single Chunk"): a ranged
+ * GET of /test.txt and a ListObjects of the bucket, virtual-hosted on
+ * examplebucket.s3.amazonaws.com, 2013-05-24, with the documentation's
+ * example key pair.  Computed offline: nothing is sent anywhere. */
+static void test_sigv4_known_answers(void **state)
+{
+    (void)state;
+    const char *ak = "AKIAIOSFODNN7EXAMPLE", *sk = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const char *empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    char *h = ob_xasprintf("host:examplebucket.s3.amazonaws.com\nrange:bytes=0-9\n"
+                           "x-amz-content-sha256:%s\nx-amz-date:20130524T000000Z\n",
+                           empty);
+    char *a = storage_s3_sigv4(ak, sk, "us-east-1", "GET", "/test.txt", NULL, h,
+                               "host;range;x-amz-content-sha256;x-amz-date", empty,
+                               "20130524T000000Z");
+    assert_string_equal(a, "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/"
+                           "us-east-1/s3/aws4_request, SignedHeaders=host;range;"
+                           "x-amz-content-sha256;x-amz-date, Signature="
+                           "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+    free(a);
+    free(h);
+    h = ob_xasprintf("host:examplebucket.s3.amazonaws.com\nx-amz-content-sha256:%s\n"
+                     "x-amz-date:20130524T000000Z\n",
+                     empty);
+    a = storage_s3_sigv4(ak, sk, "us-east-1", "GET", "/", "max-keys=2&prefix=J", h,
+                         "host;x-amz-content-sha256;x-amz-date", empty, "20130524T000000Z");
+    assert_non_null(strstr(a, "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711"
+                              "ef69dc6f7"));
+    free(a);
+    free(h);
+}
+
 static void test_parse_list(void **state)
 {
     (void)state;
@@ -631,6 +664,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xml_decode),
         cmocka_unit_test(test_uri_encode),
+        cmocka_unit_test(test_sigv4_known_answers),
         cmocka_unit_test(test_parse_list),
         cmocka_unit_test(test_open_refused),
         cmocka_unit_test_setup_teardown(test_s3_roundtrip, s3_setup, s3_teardown),
