@@ -1737,8 +1737,11 @@ int storage_s3_open(const char *url, const char *bucket, const char *prefix, con
         s3_first(opts->region, q.region, s3_first(getenv("AWS_REGION"),
                                                   getenv("AWS_DEFAULT_REGION"), "us-east-1"));
     const char *ep_given = s3_first(opts->endpoint, q.endpoint, NULL);
+    /* MinIO & co. are usually path style.  On AWS, virtual-hosted style,
+     * except for bucket names with dots: "a.b.s3.amazonaws.com" does not
+     * match the "*.s3.amazonaws.com" certificate (what the AWS SDKs do). */
     if (path_style < 0)
-        path_style = ep_given ? 1 : 0; /* MinIO & co. are usually path style */
+        path_style = ep_given || strchr(bucket, '.') ? 1 : 0;
     for (const char *r = region; *r; r++)
         if (!isalnum((unsigned char)*r) && *r != '-') {
             s3_query_free(&q);
