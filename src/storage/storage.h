@@ -71,9 +71,10 @@ struct storage {
  * query (endpoint, region, path-style), then the environment
  * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
  * AWS_DEFAULT_REGION), then its defaults (region us-east-1, endpoint
- * https://s3.REGION.amazonaws.com, virtual-hosted style on AWS, path style
- * on a custom endpoint).  Ignored by the posix driver.  The strings stay
- * the caller's; the driver copies what it keeps.
+ * https://s3.REGION.amazonaws.com, virtual-hosted style on AWS (path style
+ * for bucket names with dots), path style on a custom endpoint).  Ignored
+ * by the posix driver.  The strings stay the caller's; the driver copies
+ * what it keeps.
  */
 typedef struct storage_opts {
     const char *endpoint;          /* "https://host[:port]" or "http://127.0.0.1:PORT" */
