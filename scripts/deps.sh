@@ -18,3 +18,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The S3 test server (tests/tools/s3server): S3rver from the npm registry,
+# pinned by package-lock.json, installed beside it (nothing global).  Needs
+# Node.js >= 20 and npm, which the development and CI machines have; Debian
+# 12's own nodejs is 18, too old for it, so it is not installed from here.
+s3dir="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/s3server"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "deps.sh: node/npm not found: the S3 tests need Node.js >= 20 (tests/tools/s3server/README.md)" >&2
+    exit 1
+fi
+# npm ci only when the installed tree is missing or older than the lock file.
+if [ ! -f "$s3dir/node_modules/.package-lock.json" ] ||
+   [ "$s3dir/package-lock.json" -nt "$s3dir/node_modules/.package-lock.json" ]; then
+    (cd "$s3dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
+        echo "deps.sh: npm ci in $s3dir failed" >&2
+        exit 1
+    }
+fi

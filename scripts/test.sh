@@ -6,6 +6,8 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh" || exit 1
+# CI must test S3: a missing S3 test server is a failure, not a skip.
+export OB_REQUIRE_S3=1
 total_pass=0
 total_fail=0
 run() {

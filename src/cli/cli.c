@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -140,6 +141,43 @@ int cli_load_config(cli_ctx *ctx, ob_err *err)
     return config_load(path, &ctx->cfg, err);
 }
 
+/*
+ * The storage settings of a [repo.NAME] section (CLI.md): endpoint, region,
+ * path-style, access-key-id, secret-access-key, session-token, ca-file.
+ * The strings stay the config's.  Unset keys are left for the driver to
+ * take from the URL or the environment.  A secret in a file others can
+ * read is refused: anyone on the machine could use the bucket.
+ */
+static int cli_storage_opts(const config *cfg, const config_section *s, storage_opts *o,
+                            ob_err *err)
+{
+    o->endpoint = config_get(s, "endpoint");
+    o->region = config_get(s, "region");
+    o->access_key_id = config_get(s, "access-key-id");
+    o->secret_access_key = config_get(s, "secret-access-key");
+    o->session_token = config_get(s, "session-token");
+    o->ca_file = config_get(s, "ca-file");
+    const config_entry *ps = config_entry_get(s, "path-style");
+    if (ps) {
+        if (strcmp(ps->value, "true") == 0)
+            o->path_style = 1;
+        else if (strcmp(ps->value, "false") == 0)
+            o->path_style = 0;
+        else
+            return ob_err_set(err, OB_EUSAGE, "%s:%d: path-style must be true or false, not '%s'",
+                              cfg->path, ps->line, ps->value);
+    }
+    if (o->secret_access_key || o->session_token) {
+        struct stat st;
+        if (stat(cfg->path, &st) == 0 && (st.st_mode & S_IRWXO))
+            return ob_err_set(err, OB_EUSAGE,
+                              "%s holds S3 credentials ([%s]) but is world-readable: "
+                              "chmod 600 %s",
+                              cfg->path, s->name, cfg->path);
+    }
+    return 0;
+}
+
 int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
 {
     const char *url = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
@@ -176,6 +214,10 @@ int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
             return ob_err_set(err, OB_EUSAGE, "%s:%d: [%s] has no url", ctx->cfg->path, s->line,
                               s->name);
         url = e->value;
+        storage_opts opts = STORAGE_OPTS_INIT;
+        if (cli_storage_opts(ctx->cfg, s, &opts, err) < 0)
+            return -1;
+        return storage_open_opts(url, &opts, create, &ctx->st, err);
     }
     return storage_open(url, create, &ctx->st, err);
 }

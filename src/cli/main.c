@@ -128,7 +128,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "\nGlobal options:\n"
                "  -c, --config FILE      config file (default $OPSBACKUP_CONFIG)\n"
-               "  -r, --repo URL         repository: /abs/path or file:///abs/path\n"
+               "  -r, --repo URL         repository: /abs/path, file:///abs/path,\n"
+               "                         s3://bucket/prefix or a [repo.NAME] of the config\n"
                "                         (default $OPSBACKUP_REPOSITORY)\n"
                "  --password-file FILE   read the repository password from FILE; also\n"
                "                         $OPSBACKUP_PASSWORD_FILE, $OPSBACKUP_PASSWORD_COMMAND,\n"
@@ -209,7 +210,12 @@ int main(int argc, char **argv)
         ob_log_set_level(ctx.verbose > 1 ? OB_LOG_DEBUG : OB_LOG_INFO);
     if (ctx.quiet)
         ob_log_set_level(OB_LOG_ERROR);
+    /* Before any thread: the HTTP library of the S3 driver. */
+    ob_err err = OB_ERR_INIT;
+    if (storage_global_init(&err) < 0)
+        return cli_fail(&ctx, &err);
     int rc = cmd->run(&ctx, argc - i, argv + i);
+    storage_global_cleanup();
     free(ctx.more_repos);
     return rc;
 }

@@ -2093,8 +2093,15 @@ static void rt_wrap_close(storage *s)
 {
     (void)s;
 }
-static const storage_ops rt_wrap_ops = {"wrap",       rt_wrap_put,  rt_wrap_get, rt_wrap_list,
-                                        rt_wrap_del, rt_wrap_stat, rt_wrap_close, NULL};
+static const storage_ops rt_wrap_ops = {
+    .scheme = "wrap",
+    .put = rt_wrap_put,
+    .get = rt_wrap_get,
+    .list = rt_wrap_list,
+    .del = rt_wrap_del,
+    .stat = rt_wrap_stat,
+    .close = rt_wrap_close,
+};
 
 enum { RT_C_N = 200, RT_C_THREADS = 4 };
 

@@ -774,11 +774,11 @@ int pg_wal_expire(repo *r, uint64_t keep_from, uint64_t segsize, int dry_run, ui
     *removed = *bytes = 0;
     expire_ctx c = {keep_from, segsize, NULL, 0, 0};
     int rc = storage_list(repo_storage(r), "wal/", expire_cb, &c, err);
-    for (size_t i = 0; i < c.n; i++) {
-        if (rc == 0 && !dry_run)
-            rc = storage_delete(repo_storage(r), c.names[i], err);
+    /* Batched where the storage can (S3: 1000 keys a request). */
+    if (rc == 0 && !dry_run && c.n)
+        rc = storage_delete_many(repo_storage(r), (const char *const *)c.names, c.n, err);
+    for (size_t i = 0; i < c.n; i++)
         free(c.names[i]);
-    }
     free(c.names);
     if (rc == 0) {
         *removed = c.n;

@@ -107,12 +107,39 @@ static int storage_url_decode(const char *url, const char *in, char **out, ob_er
     return 0;
 }
 
+/* "s3://bucket/prefix?query": split and hand to the S3 driver, which
+ * validates each part (it knows the naming rules). */
+static int storage_open_s3(const char *url, const storage_opts *opts, int create, storage **out,
+                           ob_err *err)
+{
+    const char *rest = url + 5;
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+    char *path = ob_xstrndup(rest, plen);
+    char *slash = strchr(path, '/');
+    const char *prefix = "";
+    if (slash) {
+        *slash = '\0';
+        prefix = slash + 1;
+    }
+    int rc = storage_s3_open(url, path, prefix, q ? q + 1 : NULL, opts, create, out, err);
+    free(path);
+    return rc;
+}
+
 int storage_open(const char *url, int create, storage **out, ob_err *err)
+{
+    return storage_open_opts(url, NULL, create, out, err);
+}
+
+int storage_open_opts(const char *url, const storage_opts *opts, int create, storage **out,
+                      ob_err *err)
 {
     *out = NULL;
     if (!url || !*url)
         return ob_err_set(err, OB_EUSAGE,
-                          "no repository location given (use /abs/path or file:///abs/path)");
+                          "no repository location given (use /abs/path, file:///abs/path or "
+                          "s3://bucket/prefix)");
 
     char *path = NULL;
     if (url[0] == '/') {
@@ -130,16 +157,14 @@ int storage_open(const char *url, int create, storage **out, ob_err *err)
         if (storage_url_decode(url, rest, &path, err) < 0)
             return -1;
     } else if (strncasecmp(url, "s3://", 5) == 0) {
-        /* Placeholder until the S3 driver exists: dispatch to it here. */
-        return ob_err_set(err, OB_EUSAGE, "storage URL %s: s3:// repositories need the S3 driver",
-                          url);
+        return storage_open_s3(url, opts, create, out, err);
     } else {
         const char *colon = strstr(url, "://");
         const char *slash = strchr(url, '/');
         if (colon && (!slash || colon < slash))
             return ob_err_set(err, OB_EUSAGE,
                               "storage URL %s: unsupported scheme \"%.*s\" (supported: "
-                              "/abs/path, file:///abs/path)",
+                              "/abs/path, file:///abs/path, s3://bucket/prefix)",
                               url, (int)(colon - url), url);
         /* A relative path would silently change meaning with the working
          * directory (cron, systemd units), so it is refused. */
@@ -215,6 +240,26 @@ int storage_delete(storage *s, const char *name, ob_err *err)
         return -1;
     if (s->ops->del(s, name, err) < 0)
         return storage_wrap_err(s, "delete", name, err);
+    return 0;
+}
+
+int storage_delete_many(storage *s, const char *const *names, size_t n, ob_err *err)
+{
+    if (!s || !s->ops)
+        return ob_err_set(err, OB_EUSAGE, "storage: no storage handle");
+    for (size_t i = 0; i < n; i++)
+        if (storage_check_handle(s, names[i], err) < 0)
+            return -1;
+    if (n == 0)
+        return 0;
+    if (!s->ops->del_many) {
+        for (size_t i = 0; i < n; i++)
+            if (storage_delete(s, names[i], err) < 0)
+                return -1;
+        return 0;
+    }
+    if (s->ops->del_many(s, names, n, err) < 0)
+        return storage_wrap_err(s, "delete", NULL, err);
     return 0;
 }
 

@@ -14,6 +14,8 @@
  * - get of a missing object fails with OB_ENOTFOUND.
  * - list returns every object under a prefix, in no particular order.
  * - delete of a missing object succeeds (idempotent).
+ * - del_many is optional: storage_delete_many falls back to one delete per
+ *   object when a driver has none (S3 deletes up to 1000 per request).
  *
  * Thread safety: a storage handle may be used from several threads at once.
  * Ownership: storage_open returns a handle the caller frees with
@@ -55,6 +57,10 @@ typedef struct storage_ops {
      * See storage_remove_temporaries. */
     int (*remove_temporaries)(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
                               ob_err *err);
+    /* Optional (may be NULL): delete n objects; missing ones are success.
+     * On failure the error names an object that could not be deleted.
+     * Last, so drivers written with positional initializers stay valid. */
+    int (*del_many)(storage *s, const char *const *names, size_t n, ob_err *err);
 } storage_ops;
 
 /* Common header of every driver's handle. */
@@ -63,9 +69,45 @@ struct storage {
     char *url; /* as given, for messages */
 };
 
-/* Open a storage from a URL: "/abs/path", "file:///abs/path".  (s3:// comes
- * with the S3 driver.)  create: make the root directory if missing. */
+/*
+ * Settings a URL cannot (or should not) carry: where an S3 repository's
+ * server is and the credentials for it.  Every field may be NULL (or -1
+ * for path_style) meaning "not set here"; the S3 driver then takes the URL
+ * query (endpoint, region, path-style), then the environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+ * AWS_DEFAULT_REGION), then its defaults (region us-east-1, endpoint
+ * https://s3.REGION.amazonaws.com, virtual-hosted style on AWS (path style
+ * for bucket names with dots), path style on a custom endpoint).  Ignored
+ * by the posix driver.  The strings stay the caller's; the driver copies
+ * what it keeps.
+ */
+typedef struct storage_opts {
+    const char *endpoint;          /* "https://host[:port]" or "http://127.0.0.1:PORT" */
+    const char *region;            /* "eu-west-1" */
+    int path_style;                /* 1 path style, 0 virtual-hosted, -1 default */
+    const char *access_key_id;
+    const char *secret_access_key; /* never printed */
+    const char *session_token;     /* sent as x-amz-security-token */
+    const char *ca_file;           /* PEM bundle for private CAs; TLS stays verified */
+} storage_opts;
+
+#define STORAGE_OPTS_INIT {NULL, NULL, -1, NULL, NULL, NULL, NULL}
+
+/* Open a storage from a URL: "/abs/path", "file:///abs/path",
+ * "s3://bucket[/prefix][?endpoint=URL&region=R&path-style=true|false]".
+ * create: make the root directory if missing (posix); for S3 the bucket
+ * must already exist (buckets are never created).  opts may be NULL. */
+int storage_open_opts(const char *url, const storage_opts *opts, int create, storage **out,
+                      ob_err *err);
+/* storage_open_opts without options. */
 int storage_open(const char *url, int create, storage **out, ob_err *err);
+
+/* Process-wide set-up of the HTTP library the S3 driver uses; call once at
+ * the start of main, before any thread exists (curl_global_init is not
+ * safe to race with).  storage_global_cleanup at exit.  Programs that never
+ * open s3:// URLs may skip both. */
+int storage_global_init(ob_err *err);
+void storage_global_cleanup(void);
 void storage_close(storage *s);
 
 /* Store an object (atomic, durable; see above). */
@@ -78,6 +120,10 @@ int storage_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_
                 ob_err *err);
 int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err);
 int storage_delete(storage *s, const char *name, ob_err *err);
+/* Delete n objects (idempotent like storage_delete), batched where the
+ * driver can; on failure the error names an object that was not deleted
+ * (others may or may not be). */
+int storage_delete_many(storage *s, const char *const *names, size_t n, ob_err *err);
 /* Size of an object; OB_ENOTFOUND if it does not exist. */
 int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
 /* Remove leftovers of puts that were killed midway (posix: the hidden
@@ -99,5 +145,11 @@ void storage_names_free(storage_names *l);
 
 /* The posix driver (also used directly by tests). */
 int storage_posix_open(const char *root, int create, storage **out, ob_err *err);
+
+/* The S3 driver (storage_s3.c).  bucket and prefix come from the URL
+ * (prefix without leading '/', may be ""); query is the URL's query string
+ * without '?', or NULL.  url is kept for messages. */
+int storage_s3_open(const char *url, const char *bucket, const char *prefix, const char *query,
+                    const storage_opts *opts, int create, storage **out, ob_err *err);
 
 #endif

@@ -72,20 +72,31 @@ info "check while a backup commits: no false alarm"
 # the new snapshot's blobs as missing.  tests/tools/pauselist.c holds check
 # at its listing of snapshots/ while the backup runs, so the interleaving is
 # exact, not left to chance.
-${CC:-cc} -shared -fPIC -o "$T/pauselist.so" "$TOOLS/pauselist.c" -ldl || fail "cannot build pauselist.so"
-PAUSELIST_SUFFIX=/snapshots/ PAUSELIST_MARK="$T/paused" PAUSELIST_GO="$T/go" \
-    ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/pauselist.so" \
-    "$OPSBACKUP" -r "$REPO" check >"$T/chk.out" 2>"$T/chk.err" &
-cpid=$!
-for _ in $(seq 600); do [ -e "$T/paused" ] && break; kill -0 $cpid 2>/dev/null || break; sleep 0.05; done
-[ -e "$T/paused" ] || { touch "$T/go"; wait $cpid || true; cat "$T/chk.err"; fail "check never listed snapshots/ (pauselist did not trigger)"; }
-python3 -c "import random,sys; sys.stdout.buffer.write(random.Random(7).randbytes(1024*1024))" >"$T/b/during-check.bin"
-run_rc ob --json backup files "$T/b"
-[ "$RC" = 0 ] || { cat "$T/err"; problem "a backup while check runs failed (exit $RC)"; }
-touch "$T/go"
-crc=0
-wait $cpid || crc=$?
-[ "$crc" = 0 ] || { cat "$T/chk.out" "$T/chk.err"; problem "check reported problems (exit $crc) because a backup committed while it ran: the repository is fine"; }
+if [ "$S3_MODE" = 1 ]; then
+    # pauselist.c pauses the posix driver's open() of snapshots/; an S3
+    # listing is an HTTP request it cannot catch.  Same backup, no pause.
+    echo "S3 mode: skipping the paused-check interleaving (it hooks a directory open); backup, then check"
+    python3 -c "import random,sys; sys.stdout.buffer.write(random.Random(7).randbytes(1024*1024))" >"$T/b/during-check.bin"
+    run_rc ob --json backup files "$T/b"
+    [ "$RC" = 0 ] || { cat "$T/err"; problem "the backup failed (exit $RC)"; }
+    run_rc ob check
+    [ "$RC" = 0 ] || { cat "$T/out" "$T/err"; problem "check exited $RC"; }
+else
+    ${CC:-cc} -shared -fPIC -o "$T/pauselist.so" "$TOOLS/pauselist.c" -ldl || fail "cannot build pauselist.so"
+    PAUSELIST_SUFFIX=/snapshots/ PAUSELIST_MARK="$T/paused" PAUSELIST_GO="$T/go" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/pauselist.so" \
+        "$OPSBACKUP" -r "$REPO" check >"$T/chk.out" 2>"$T/chk.err" &
+    cpid=$!
+    for _ in $(seq 600); do [ -e "$T/paused" ] && break; kill -0 $cpid 2>/dev/null || break; sleep 0.05; done
+    [ -e "$T/paused" ] || { touch "$T/go"; wait $cpid || true; cat "$T/chk.err"; fail "check never listed snapshots/ (pauselist did not trigger)"; }
+    python3 -c "import random,sys; sys.stdout.buffer.write(random.Random(7).randbytes(1024*1024))" >"$T/b/during-check.bin"
+    run_rc ob --json backup files "$T/b"
+    [ "$RC" = 0 ] || { cat "$T/err"; problem "a backup while check runs failed (exit $RC)"; }
+    touch "$T/go"
+    crc=0
+    wait $cpid || crc=$?
+    [ "$crc" = 0 ] || { cat "$T/chk.out" "$T/chk.err"; problem "check reported problems (exit $crc) because a backup committed while it ran: the repository is fine"; }
+fi
 
 info "listing and check"
 ob --json snapshots >"$T/snaps.json"
@@ -93,6 +104,6 @@ ob --json snapshots >"$T/snaps.json"
 run_rc ob check --read-data
 [ "$RC" = 0 ] || { cat "$T/out" "$T/err"; problem "check --read-data exited $RC after concurrent backups"; }
 grep -q "^warning:" "$T/out" "$T/err" && { cat "$T/out"; problem "check warns after concurrent backups that all succeeded"; }
-[ -z "$(ls "$REPO/locks" 2>/dev/null)" ] || problem "locks left behind: $(ls "$REPO/locks")"
+[ -z "$(repo_objects locks)" ] || problem "locks left behind: $(repo_objects locks)"
 
 finish

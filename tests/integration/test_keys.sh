@@ -81,7 +81,7 @@ run_rc with "$pw3" key remove "$id3"
 [ "$RC" != 0 ] || problem "removing the last slot succeeded"
 grep -qi "refus" "$T/err" || { cat "$T/err"; problem "no clear refusal removing the last slot"; }
 opens "$pw3" || fail "the repository can no longer be opened"
-[ "$(ls "$REPO/keys" | wc -l)" = 1 ] || problem "keys/ does not hold exactly one slot"
+[ "$(repo_objects keys | wc -l)" = 1 ] || problem "keys/ does not hold exactly one slot"
 
 info "usage errors"
 run_rc with "$pw3" key remove

@@ -29,7 +29,7 @@ done
 [ ! -e "$T/dst" ] || problem "restore with a wrong password created the target directory"
 repo_fingerprint >"$T/fp.after"
 cmp -s "$T/fp.before" "$T/fp.after" || { diff "$T/fp.before" "$T/fp.after" || true; problem "the repository changed after wrong-password attempts"; }
-[ -z "$(ls "$REPO/locks" 2>/dev/null)" ] || problem "a wrong-password attempt left a lock behind"
+[ -z "$(repo_objects locks)" ] || problem "a wrong-password attempt left a lock behind"
 export OPSBACKUP_PASSWORD_FILE="$good"
 ob snapshots >/dev/null || fail "the right password no longer opens the repository"
 
