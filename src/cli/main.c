@@ -32,7 +32,10 @@ const cli_command cli_commands[] = {
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]"},
     {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
     {"diff", cmd_diff, "show what changed between two snapshots",
-     "diff [--json] SNAPSHOT1 SNAPSHOT2"},
+     "diff [--json] [--content [--show-values]] SNAPSHOT1 SNAPSHOT2\n"
+     "         --content: for changed files under 1 MiB, which keys changed (KEY=VALUE,\n"
+     "         key: value, INI [section] key = value) and which other lines, without\n"
+     "         values; --show-values prints the values too (they may be secrets)."},
     {"restore", cmd_restore, "restore files, config files or a database",
      "restore files|config SNAPSHOT --target DIR [--set NAME] [--include PATTERN]... "
      "[--delete] [--dry-run]\n"
