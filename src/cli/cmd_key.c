@@ -174,8 +174,13 @@ static int key_recover(cli_ctx *ctx, const key_opts *o, int argc, char **argv, i
                 rc = cli_fail(ctx, &err);
             used_stdin = 1;
         } else {
-            share_push(&in, &nin, argv[a], strlen(argv[a]),
-                       ob_xasprintf("argument %d", a - i + 1));
+            size_t len = strlen(argv[a]);
+            share_push(&in, &nin, argv[a], len, ob_xasprintf("argument %d", a - i + 1));
+            /* K shares are the master key: blank them in argv so that
+             * /proc/PID/cmdline (ps) stops showing them.  Standard input
+             * is the better way to hand them over (README). */
+            if (len > 14)
+                memset(argv[a] + 14, 'x', len - 14);
         }
     }
     if (rc == CLI_OK && i == argc) {

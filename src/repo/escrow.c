@@ -252,7 +252,7 @@ int escrow_combine(const escrow_share *v, size_t n, const char *repo_id,
 {
     if (n == 0)
         return ob_err_set(err, OB_EUSAGE, "no key shares given");
-    char want[ESCROW_REPO_PREFIX_LEN + 1];
+    char want[ESCROW_REPO_PREFIX_LEN + 1] = {0};
     if (repo_id) {
         for (size_t i = 0; i < ESCROW_REPO_PREFIX_LEN && repo_id[i]; i++)
             want[i] = (char)(repo_id[i] >= 'A' && repo_id[i] <= 'F' ? repo_id[i] - 'A' + 'a'
