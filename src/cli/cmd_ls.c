@@ -1,5 +1,6 @@
 /*
- * cmd_ls.c — `ls SNAPSHOT [PATH]` and `diff SNAPSHOT1 SNAPSHOT2`.
+ * cmd_ls.c — `ls SNAPSHOT [PATH]` and `diff SNAPSHOT1 SNAPSHOT2` (with
+ * --content: which keys/lines of changed files differ, sources/confdiff.h).
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "cli/cli.h"
 #include "core/util.h"
 #include "repo/snapshot.h"
+#include "sources/confdiff.h"
 #include "sources/files.h"
 
 static const char *type_name(int t)
@@ -156,46 +158,183 @@ typedef struct diff_ctx {
     int json;
     json_t *arr;
     uint64_t counts[5];
+    repo *r;
+    int content, show_values;   /* --content, --show-values */
+    ob_err err;                 /* a failure inside the callback */
 } diff_ctx;
+
+/* For --content: print (or add to JSON) what changed inside one file,
+ * without values unless --show-values. */
+typedef struct content_ctx {
+    const diff_ctx *d;
+    json_t *arr;
+} content_ctx;
+
+static void print_value(const char *v)
+{
+    char *d = files_path_display(v);
+    fputs(d, stdout);
+    free(d);
+}
+
+static int content_change(const confdiff_change *c, void *ud)
+{
+    content_ctx *cc = ud;
+    int show = cc->d->show_values;
+    if (cc->arr) {
+        json_t *o = json_pack("{s:s#}", "change", &c->change, 1);
+        if (c->key)
+            json_object_set_new(o, "key", json_string(c->key));
+        json_object_set_new(o, "line", json_integer((json_int_t)c->line));
+        if (show && c->old_val) {
+            char *d = files_path_display(c->old_val);
+            json_object_set_new(o, "old", json_string(d));
+            free(d);
+        }
+        if (show && c->new_val) {
+            char *d = files_path_display(c->new_val);
+            json_object_set_new(o, "new", json_string(d));
+            free(d);
+        }
+        json_array_append_new(cc->arr, o);
+        return 0;
+    }
+    printf("       %c ", c->change);
+    if (c->key) {
+        char *k = files_path_display(c->key);
+        fputs(k, stdout);
+        free(k);
+        if (!show) {
+            puts(c->change == '~' ? " (value changed)" : "");
+        } else if (c->change == '~') {
+            fputs(": ", stdout);
+            print_value(c->old_val);
+            fputs(" -> ", stdout);
+            print_value(c->new_val);
+            putchar('\n');
+        } else {
+            fputs(" = ", stdout);
+            print_value(c->change == '+' ? c->new_val : c->old_val);
+            putchar('\n');
+        }
+    } else if (!show) {
+        printf("line %zu %s\n", c->line,
+               c->change == '~' ? "changed" : c->change == '+' ? "added" : "removed (old file)");
+    } else {
+        printf("line %zu: ", c->line);
+        if (c->change != '+')
+            print_value(c->old_val);
+        if (c->change == '~')
+            fputs(" -> ", stdout);
+        if (c->change != '-')
+            print_value(c->new_val);
+        putchar('\n');
+    }
+    return 0;
+}
+
+/* Compare the content of a modified file; returns a note for files that
+ * are not compared line by line (NULL if they were), or -1 on error. */
+static int diff_content(diff_ctx *c, const tree_node *a, const tree_node *b, json_t *jo)
+{
+    const char *note = NULL;
+    if (a->type != TREE_FILE || b->type != TREE_FILE)
+        return 0;
+    if (a->size > CONFDIFF_MAX_SIZE || b->size > CONFDIFF_MAX_SIZE)
+        note = "larger than 1 MiB: content not compared";
+    ob_buf x = OB_BUF_INIT, y = OB_BUF_INIT;
+    int rc = 0;
+    if (!note && (confdiff_read(c->r, a, CONFDIFF_MAX_SIZE, &x, &c->err) < 0 ||
+                  confdiff_read(c->r, b, CONFDIFF_MAX_SIZE, &y, &c->err) < 0))
+        rc = -1;
+    char *binnote = NULL;
+    if (rc == 0 && !note && (confdiff_is_binary(x.data, x.len) || confdiff_is_binary(y.data, y.len))) {
+        size_t diffs = 0;
+        for (size_t i = 0; i < x.len && i < y.len; i++)
+            diffs += x.data[i] != y.data[i];
+        binnote = ob_xasprintf("binary content changed: %zu -> %zu bytes, %zu byte(s) differ%s",
+                               x.len, y.len, diffs, x.len != y.len ? " in the common part" : "");
+        note = binnote;
+    }
+    if (rc == 0 && note) {
+        if (jo)
+            json_object_set_new(jo, "content_note", json_string(note));
+        else
+            printf("       %s\n", note);
+    } else if (rc == 0) {
+        content_ctx cc = {c, jo ? json_array() : NULL};
+        confdiff_text(x.data, x.len, y.data, y.len, content_change, &cc);
+        if (jo)
+            json_object_set_new(jo, "content", cc.arr);
+    }
+    free(binnote);
+    ob_wipe(x.data, x.len);
+    ob_wipe(y.data, y.len);
+    ob_buf_free(&x);
+    ob_buf_free(&y);
+    return rc;
+}
 
 static int diff_visit(char change, const char *path, const tree_node *a, const tree_node *b,
                       void *ud)
 {
-    (void)a;
-    (void)b;
     diff_ctx *c = ud;
     const char *kinds = "+-MTU";
     const char *k = strchr(kinds, change);
     if (k)
         c->counts[k - kinds]++;
     char *disp = files_path_display(path);
-    if (c->json)
-        json_array_append_new(c->arr, json_pack("{s:s#, s:s}", "change", &change, 1, "path", disp));
-    else
+    json_t *jo = NULL;
+    if (c->json) {
+        jo = json_pack("{s:s#, s:s}", "change", &change, 1, "path", disp);
+        json_array_append_new(c->arr, jo);
+    } else {
         printf("%c    %s\n", change, disp);
+    }
     free(disp);
+    if (c->content && change == 'M')
+        return diff_content(c, a, b, jo);
+    return 0;
+}
+
+static int diff_opt(int opt, const char *arg, void *ud)
+{
+    (void)arg;
+    diff_ctx *c = ud;
+    if (opt == 'C')
+        c->content = 1;
+    else if (opt == 'V')
+        c->content = c->show_values = 1;
     return 0;
 }
 
 int cmd_diff(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("diff");
-    int i = cli_parse(ctx, cmd, argc, argv, NULL, "", NULL, NULL);
+    diff_ctx c = {ctx->json, NULL, {0}, NULL, 0, 0, OB_ERR_INIT};
+    static const struct option opts[] = {
+        {"content", no_argument, NULL, 'C'},
+        {"show-values", no_argument, NULL, 'V'},
+        {0, 0, 0, 0},
+    };
+    int i = cli_parse(ctx, cmd, argc, argv, opts, "", diff_opt, &c);
     if (i < 0)
         return i == -2 ? CLI_OK : CLI_USAGE;
     if (argc - i != 2)
         return cli_usage(cmd, "diff needs two snapshots");
     ob_err err = OB_ERR_INIT;
     snapshot *s1 = NULL, *s2 = NULL;
-    diff_ctx c = {ctx->json, NULL, {0}};
     int rc = CLI_OK;
     if (cli_open_repo(ctx, &err) < 0 || snapshot_find(ctx->r, argv[i], NULL, NULL, &s1, &err) < 0 ||
         snapshot_find(ctx->r, argv[i + 1], NULL, NULL, &s2, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else {
+        c.r = ctx->r;
         if (c.json)
             c.arr = json_array();
         if (files_diff(ctx->r, s1->tree, s2->tree, diff_visit, &c, &err) < 0) {
+            if (c.err.code != OB_OK)
+                ob_err_move(&err, &c.err);
             rc = cli_fail(ctx, &err);
             json_decref(c.arr);
         } else if (c.json) {

@@ -13,7 +13,14 @@ const cli_command cli_commands[] = {
     {"init", cmd_init, "create an encrypted repository",
      "init [-r REPO] [--new-password-file FILE] [--kdf-n N]"},
     {"key", cmd_key, "manage key slots (passwords) of a repository",
-     "key list | add | passwd | remove ID  [--new-password-file FILE] [--kdf-n N]"},
+     "key list | add | passwd | remove ID  [--new-password-file FILE] [--kdf-n N]\n"
+     "       opsbackup key export --shares N --threshold K [--json]\n"
+     "       opsbackup key recover [--new-password-file FILE] [--kdf-n N] [SHARE... | -]\n"
+     "         export splits the master key into N shares (Shamir, one printable token\n"
+     "         each; every other line starts with '#'); any K of them rebuild it.\n"
+     "         recover takes at least K shares (arguments, or one per line on standard\n"
+     "         input, '#' lines ignored; shares are numbered in that order in messages),\n"
+     "         proves the key on the repository and adds a key slot with a new password."},
     {"backup", cmd_backup, "back up files, config files or a PostgreSQL database",
      "backup files|config [--set NAME] [--tag K=V]... [--exclude PATTERN]... [--time TIME] "
      "[--force] PATH...\n"
@@ -27,7 +34,10 @@ const cli_command cli_commands[] = {
      "                                          repository"},
     {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
     {"diff", cmd_diff, "show what changed between two snapshots",
-     "diff [--json] SNAPSHOT1 SNAPSHOT2"},
+     "diff [--json] [--content [--show-values]] SNAPSHOT1 SNAPSHOT2\n"
+     "         --content: for changed files under 1 MiB, which keys changed (KEY=VALUE,\n"
+     "         key: value, INI [section] key = value) and which other lines, without\n"
+     "         values; --show-values prints the values too (they may be secrets)."},
     {"restore", cmd_restore, "restore files, config files or a database",
      "restore files|config SNAPSHOT --target DIR [--set NAME] [--include PATTERN]... "
      "[--delete] [--dry-run]\n"

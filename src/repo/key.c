@@ -257,3 +257,32 @@ int repo_key_remove(repo *r, const char *prefix, ob_err *err)
     repo_key_info_free(keys, n);
     return rc;
 }
+
+int repo_key_slot_repository(storage *st, char id[OB_HEX_ID_LEN + 1], ob_err *err)
+{
+    key_names names = {0};
+    if (storage_list(st, "keys/", collect_name, &names, err) < 0)
+        return ob_err_prefix(err, "listing key slots");
+    ob_buf b = OB_BUF_INIT;
+    int found = 0;
+    for (size_t i = 0; i < names.n && !found; i++) {
+        ob_err e = OB_ERR_INIT;
+        if (storage_get(st, names.v[i], 0, 0, &b, &e) < 0) {
+            ob_err_clear(&e);
+            continue;
+        }
+        json_t *o = json_loadb((const char *)b.data, b.len, 0, NULL);
+        const char *rid = o ? json_string_value(json_object_get(o, "repository")) : NULL;
+        uint8_t raw[OB_ID_LEN];
+        if (rid && strlen(rid) == OB_HEX_ID_LEN && ob_unhex(rid, raw, sizeof raw) == 0) {
+            memcpy(id, rid, OB_HEX_ID_LEN + 1);
+            found = 1;
+        }
+        json_decref(o);
+    }
+    ob_buf_free(&b);
+    key_names_free(&names);
+    if (!found)
+        return ob_err_set(err, OB_ENOTFOUND, "%s has no readable key slot", st->url);
+    return 0;
+}

@@ -59,10 +59,20 @@ int repo_init(storage *st, const char *password, const repo_kdf_params *kdf, cha
  * read the config.  The index is loaded lazily (repo_load_index). */
 int repo_open(storage *st, const char *password, repo **out, ob_err *err);
 void repo_close(repo *r);
+/* Open with the 64-byte master key itself (key recover, after rebuilding
+ * it from escrow shares) instead of a password: no key slot is used
+ * (repo_key_id is NULL).  The config must open with the key: OB_EAUTH if it
+ * does not, so a wrong key is never mistaken for a working one. */
+int repo_open_with_master_key(storage *st, const uint8_t master[64], repo **out, ob_err *err);
+/* The repository ID as the key slots state it, without opening anything
+ * (the slots are plaintext, so it is unauthenticated: for messages and
+ * early checks only).  OB_ENOTFOUND when no slot is readable. */
+int repo_key_slot_repository(storage *st, char id[OB_HEX_ID_LEN + 1], ob_err *err);
 
 storage *repo_storage(const repo *r);
 const char *repo_id(const repo *r);          /* 64 hex digits */
-const char *repo_key_id(const repo *r);      /* the slot that opened it */
+const char *repo_key_id(const repo *r);      /* the slot that opened it; NULL if
+                                                repo_open_with_master_key */
 const chunker *repo_chunker(const repo *r, int kind); /* REPO_CHUNK_FILES / _DB */
 int repo_compression_level(const repo *r);
 uint32_t repo_pack_size(const repo *r);
