@@ -319,10 +319,16 @@ static int read_file(const char *path, ob_buf *out, ob_err *err)
     return 0;
 }
 
-/* Write a file whole under a temporary name, then rename it in place. */
+/* Write a file whole under a temporary name, then rename it in place.
+ * Only ever over a regular file (or nothing): renaming over /dev/null or a
+ * symlink given as DEST would replace the device or the link itself. */
 static int write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
                              ob_err *err)
 {
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ob_err_set(err, OB_EUSAGE,
+                          "%s exists and is not a regular file; refusing to replace it", path);
     char *tmp = ob_xasprintf("%s.opsbackup-tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {

@@ -245,6 +245,11 @@ expect_code 1 obpg archive-get 00000009.history "$W/x"
 expect_code 1 obpg archive-get 0000000900000000000000AA "$W/x"
 [ -e "$W/x" ] && problem "archive-get left a file for a missing segment"
 expect_code 2 obpg archive-get ../../etc/passwd "$W/x"
+# DEST is replaced by rename: never a device or a symlink.
+ln -s /dev/null "$W/link"
+expect_code 2 obpg archive-get "$ARCH" "$W/link"
+[ -L "$W/link" ] || problem "archive-get replaced a symlink"
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
 
 info "check --read-data reads every WAL object"
 expect_code 0 obpg check --read-data
