@@ -76,6 +76,8 @@ char *cli_password(cli_ctx *ctx, const char *purpose, ob_err *err);
  * the ordinary password sources are used first. */
 char *cli_new_password(cli_ctx *ctx, const char *new_password_file, int use_primary, ob_err *err);
 void cli_password_free(char *pw);
+/* The password-file key of the [repo.NAME] that -r names, or NULL. */
+const char *cli_repo_password_file(const cli_ctx *ctx);
 
 void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf);
 

@@ -264,13 +264,19 @@ static char *archive_get_command(cli_ctx *ctx)
         shell_word(&b, "-r");
         shell_word(&b, repo);
     }
-    const char *pwf = ctx->password_file ? ctx->password_file : getenv("OPSBACKUP_PASSWORD_FILE");
+    /* The same password source this restore used (cli_password's order):
+     * --password-file, then the repository's password-file in the config
+     * (which -c and -r above already carry), then the environment. */
+    const char *pwf = ctx->password_file;
+    if (!pwf && !cli_repo_password_file(ctx))
+        pwf = getenv("OPSBACKUP_PASSWORD_FILE");
     if (pwf) {
         char *p = abs_path(pwf);
         shell_word(&b, "--password-file");
         shell_word(&b, p);
         free(p);
-    } else if (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND")) {
+    } else if (!cli_repo_password_file(ctx) &&
+               (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND"))) {
         ob_warn("the password comes from the environment, which the restored server will not "
                 "have: give --password-file, or set restore_command yourself "
                 "(--archive-get-command)");

@@ -143,7 +143,7 @@ static char *prompt_tty(const char *prompt, ob_err *err)
 /* `password-file` of the [repo.NAME] that -r names, if any: repositories
  * of one config (a local one and an offsite copy) usually have different
  * passwords. */
-static const char *repo_password_file(const cli_ctx *ctx)
+const char *cli_repo_password_file(const cli_ctx *ctx)
 {
     if (!ctx->cfg || !ctx->repo || ctx->repo[0] == '/' || strstr(ctx->repo, "://"))
         return NULL;
@@ -158,7 +158,7 @@ char *cli_password(cli_ctx *ctx, const char *purpose, ob_err *err)
     const char *v;
     if (ctx->password_file)
         return from_file(ctx->password_file, err);
-    if ((v = repo_password_file(ctx)))
+    if ((v = cli_repo_password_file(ctx)))
         return from_file(v, err);
     if ((v = getenv("OPSBACKUP_PASSWORD_FILE")) && *v)
         return from_file(v, err);
@@ -179,7 +179,7 @@ char *cli_new_password(cli_ctx *ctx, const char *new_password_file, int use_prim
         return from_file(new_password_file, err);
     if ((v = getenv("OPSBACKUP_NEW_PASSWORD_FILE")) && *v)
         return from_file(v, err);
-    if (use_primary && (ctx->password_file || repo_password_file(ctx) ||
+    if (use_primary && (ctx->password_file || cli_repo_password_file(ctx) ||
                         ((v = getenv("OPSBACKUP_PASSWORD_FILE")) && *v) ||
                         ((v = getenv("OPSBACKUP_PASSWORD_COMMAND")) && *v) ||
                         ((v = getenv("OPSBACKUP_PASSWORD")) && *v)))

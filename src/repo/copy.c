@@ -166,6 +166,15 @@ static int copy_tree(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t ds
 int repo_copy_already(const repo_copier *c, const snapshot *s, snapshot **dst_snaps, size_t n)
 {
     const char *src_repo = repo_id(c->src);
+    /* s may itself be a copy of a destination snapshot (A -> B, then
+     * B -> A): then its original is there already. */
+    json_t *own = s->extra ? json_object_get(s->extra, "copied_from") : NULL;
+    const char *own_repo = json_string_value(json_object_get(own, "repository"));
+    const char *own_id = json_string_value(json_object_get(own, "snapshot"));
+    if (own_repo && own_id && strcmp(own_repo, repo_id(c->dst)) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(dst_snaps[i]->id, own_id) == 0)
+                return 1;
     for (size_t i = 0; i < n; i++) {
         json_t *from = dst_snaps[i]->extra ? json_object_get(dst_snaps[i]->extra, "copied_from")
                                            : NULL;
