@@ -44,6 +44,9 @@ static void check_report(int sev, const char *msg, void *ud)
         fprintf(sev == CHECK_ERROR ? stderr : stdout, "%s: %s\n", names[sev], msg);
 }
 
+static int check_one(cli_ctx *ctx, check_args a);
+
+/* check [-r A -r B...]: each repository in turn; the worst result wins. */
 int cmd_check(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("check");
@@ -58,6 +61,35 @@ int cmd_check(cli_ctx *ctx, int argc, char **argv)
         return i == -2 ? CLI_OK : CLI_USAGE;
     if (i != argc)
         return cli_usage(cmd, "check takes no operands");
+    if (!ctx->nmore_repos)
+        return check_one(ctx, a);
+    size_t n = 1 + ctx->nmore_repos;
+    const char **names = ob_xcalloc(n, sizeof *names);
+    names[0] = ctx->repo;
+    for (size_t k = 1; k < n; k++)
+        names[k] = ctx->more_repos[k - 1];
+    size_t nmore = ctx->nmore_repos;
+    int worst = CLI_OK;
+    for (size_t k = 0; k < n; k++) {
+        ctx->repo = names[k];
+        ctx->nmore_repos = 0;
+        if (!ctx->json)
+            printf("repository %s:\n", names[k]);
+        fflush(stdout);
+        int rc = check_one(ctx, a);
+        if (rc == CLI_USAGE || worst == CLI_USAGE)
+            worst = CLI_USAGE;
+        else if (rc > worst)
+            worst = rc;
+    }
+    ctx->repo = names[0];
+    ctx->nmore_repos = nmore;
+    free(names);
+    return worst;
+}
+
+static int check_one(cli_ctx *ctx, check_args a)
+{
     a.quiet = ctx->quiet;
     if (ctx->json)
         a.problems = json_array();

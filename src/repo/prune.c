@@ -544,12 +544,16 @@ static int lock_ok(prune_ctx *c, ob_err *err)
     return 0;
 }
 
+/* Deletes go in batches (one request per 1000 objects on S3), and the
+ * lease is checked before each batch: a prune that lost its lock stops
+ * within one batch. */
 static int delete_objects(prune_ctx *c, char **names, size_t n, ob_err *err)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i += 1000) {
+        size_t k = n - i < 1000 ? n - i : 1000;
         if (lock_ok(c, err) < 0)
             return -1;
-        if (storage_delete(repo_storage(c->r), names[i], err) < 0)
+        if (storage_delete_many(repo_storage(c->r), (const char *const *)names + i, k, err) < 0)
             return -1;
     }
     return 0;

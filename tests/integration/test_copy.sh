@@ -101,6 +101,10 @@ expect_code 0 oc -r a -r b --json snapshots --set multi
 expect_code 0 oc -r a -r b snapshots
 assert_grep "in 2 repositories" "$T/out"
 
+info "check on each repository"
+expect_code 0 oc -r a -r b check --read-data
+[ "$(grep -c 'no errors found' "$T/out")" = 2 ] || problem "check did not cover both repositories"
+
 info "WAL files go along"
 printf 'x%.0s' $(seq 1 100) >"$T/wal1"
 mkdir -p "$T/pg_wal"
