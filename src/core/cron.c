@@ -376,6 +376,11 @@ int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *
 {
     if (tz && cron_tz_check(tz, err) < 0)
         return -1;
+    /* Years beyond 9999 are not a schedule anyone means; refusing them
+     * keeps the calendar arithmetic below far from time_t overflow. */
+    if (after < -2208988800LL || after > 253402300799LL)
+        return ob_err_set(err, OB_EUSAGE, "time %lld is outside the years 1900-9999",
+                          (long long)after);
     int wildcard = (c->flags & (CRON_MIN_STAR | CRON_HOUR_STAR)) != 0;
     tz_scope scope;
     tz_enter(&scope, tz);

@@ -206,6 +206,9 @@ static void test_timezones(void **state)
     time_t t;
     assert_int_equal(cron_next(&c, 0, "Mars/Olympus", &t, &err), -1);
     ob_err_clear(&err);
+    assert_int_equal(cron_next(&c, (time_t)INT64_MAX, "UTC", &t, &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "outside the years"));
+    ob_err_clear(&err);
     /* TZ of the process is left as it was */
     setenv("TZ", "Asia/Tokyo", 1);
     assert_int_equal(cron_next(&c, utc("2026-01-01 00:00"), "Europe/Berlin", &t, &err), 0);
