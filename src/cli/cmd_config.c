@@ -86,5 +86,6 @@ int cmd_config(cli_ctx *ctx, int argc, char **argv)
     }
     int rc = r.n ? CLI_USAGE : CLI_OK;
     config_check_free(&r);
+    cli_close_repo(ctx); /* frees the config; no repository was opened */
     return rc;
 }
