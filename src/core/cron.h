@@ -65,8 +65,10 @@ int cron_parse(const char *expr, cron *out, ob_err *err);
 
 /* The first whole minute strictly after `after` that the expression
  * matches, in timezone tz (IANA name, NULL = local), into *out.  Fails
- * (OB_EUSAGE) for an unknown timezone or when nothing matches within 30
- * years (e.g. "0 0 31 4 *"... which cron_parse already refuses). */
+ * (OB_EUSAGE) for an unknown timezone, an `after` outside the years
+ * 1900-9999, or when nothing matches within 30 years (cron_parse refuses
+ * impossible dates such as "0 0 31 4 *", so this needs a contrived
+ * expression like Feb 31 by weekday-AND rules). */
 int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *err);
 
 /* Is tz a timezone name the system knows?  OB_EUSAGE saying why not. */

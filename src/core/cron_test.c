@@ -184,6 +184,25 @@ static void test_errors(void **state)
     big[100000] = '\0';
     expect_error(big, "out of range");
     free(big);
+    /* hostile input: random bytes from the cron alphabet and beyond must
+     * parse or fail cleanly (run under ASan/UBSan by tests/run --asan) */
+    srand(7);
+    static const char alphabet[] = "0123456789*/,- \tjanmonSUN@#\x80xyz";
+    for (int i = 0; i < 20000; i++) {
+        char s[40];
+        size_t n = (size_t)(rand() % 39);
+        for (size_t j = 0; j < n; j++)
+            s[j] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+        s[n] = '\0';
+        cron c2;
+        ob_err e2 = OB_ERR_INIT;
+        if (cron_parse(s, &c2, &e2) == 0) {
+            time_t t2;
+            if (cron_next(&c2, 1800000000, "UTC", &t2, &e2) == 0)
+                assert_true(t2 > 1800000000);
+        }
+        ob_err_clear(&e2);
+    }
     /* the OR rule makes a never-existing day-of-month harmless */
     cron c;
     ob_err err = OB_ERR_INIT;
