@@ -117,6 +117,17 @@ const cli_command cli_commands[] = {
      "packs_written, bytes_written, packs_unindexed, bytes_unindexed, index_files_old,\n"
      "index_files_new, tmp_removed, tmp_bytes, bytes_unused_kept, bytes_freed (net;\n"
      "planned under dry_run or deferred)."},
+    {"config", cmd_config, "check the config file",
+     "config check [--json]\n"
+     "\n"
+     "Loads the config (-c FILE, $OPSBACKUP_CONFIG, /etc/opsbackup/opsbackup.conf) and\n"
+     "reports every problem as FILE:LINE: message: unknown sections and keys, missing\n"
+     "required keys, bad values (kind, schedule, keep-*, durations, URLs, size-limit),\n"
+     "repos/jobs naming sections that do not exist, and secrets in a file that group\n"
+     "or others can read.  Exits 2 if there is any problem, else prints\n"
+     "'config OK: N repositories, M jobs' and exits 0.\n"
+     "--json prints {\"file\", \"ok\", \"repositories\", \"jobs\",\n"
+     "               \"problems\": [{\"file\", \"line\", \"message\"}]}."},
     {NULL, NULL, NULL, NULL},
 };
 
