@@ -168,12 +168,15 @@ static int cli_storage_opts(const config *cfg, const config_section *s, storage_
                               cfg->path, ps->line, ps->value);
     }
     if (o->secret_access_key || o->session_token) {
+        /* The rule `config check` applies too (config_check.c). */
         struct stat st;
-        if (stat(cfg->path, &st) == 0 && (st.st_mode & S_IRWXO))
+        if (stat(cfg->path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
             return ob_err_set(err, OB_EUSAGE,
-                              "%s holds S3 credentials ([%s]) but is world-readable: "
+                              "%s holds S3 credentials ([%s]) but is readable by %s: "
                               "chmod 600 %s",
-                              cfg->path, s->name, cfg->path);
+                              cfg->path, s->name,
+                              st.st_mode & S_IRWXO ? "everyone (world-readable)" : "its group",
+                              cfg->path);
     }
     return 0;
 }

@@ -85,6 +85,10 @@ chmod 644 "$conf"
 run_rc "$OPSBACKUP" -c "$conf" -r offsite snapshots
 [ "$RC" = 2 ] || problem "world-readable config with a secret: exit $RC, expected 2"
 grep -q "world-readable" "$T/err" || { cat "$T/err"; problem "world-readable config: no clear message"; }
+chmod 640 "$conf"
+run_rc "$OPSBACKUP" -c "$conf" -r offsite snapshots
+[ "$RC" = 2 ] || problem "group-readable config with a secret: exit $RC, expected 2"
+grep -q "its group" "$T/err" || { cat "$T/err"; problem "group-readable config: no clear message"; }
 # Without credentials in the file, the environment's apply.
 grep -v -e access-key-id -e secret-access-key "$conf" >"$conf.2"
 chmod 644 "$conf.2"
