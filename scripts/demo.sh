@@ -8,7 +8,7 @@
 # Safe to re-run: everything lives under ${DEMO_DIR:-/tmp/opsbackup-demo}.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/deps.sh"
+"$top/scripts/deps.sh" --no-s3
 if [ ! -f "$top/build/build.ninja" ]; then
     meson setup "$top/build" "$top" >/dev/null
 fi

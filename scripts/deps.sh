@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Install what opsbackup needs to build and test on Debian 12 (run as root).
 # Idempotent: re-running installs nothing new.
+#
+#   scripts/deps.sh            everything, including the S3 test server (Node.js >= 20)
+#   scripts/deps.sh --no-s3    only what building and running opsbackup needs (demo.sh)
 set -euo pipefail
+with_s3=1
+[ "${1:-}" = --no-s3 ] && with_s3=0
 pkgs=(build-essential meson ninja-build pkg-config
       libssl-dev libzstd-dev libjansson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev
       python3 attr acl zstd postgresql-15 postgresql-client-15)
@@ -23,6 +28,7 @@ fi
 # pinned by package-lock.json, installed beside it (nothing global).  Needs
 # Node.js >= 20 and npm, which the development and CI machines have; Debian
 # 12's own nodejs is 18, too old for it, so it is not installed from here.
+[ $with_s3 = 1 ] || exit 0
 s3dir="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/s3server"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "deps.sh: node/npm not found: the S3 tests need Node.js >= 20 (tests/tools/s3server/README.md)" >&2

@@ -24,7 +24,7 @@ typedef struct db_args {
     int replace, roles, jobs, logical;
     char *dbname_copy;          /* --dbname, kept before its password is scrubbed */
     /* physical */
-    int physical, delta, target_immediate, start, spread, archive_timeout;
+    int physical, delta, target_immediate, start, spread, archive_timeout, archive_off;
     const char *pgdata, *target_time, *target_lsn, *target_xid, *target_name, *target_action,
         *target_timeline, *start_options, *archive_get_command;
     char **tsmap;
@@ -36,7 +36,7 @@ enum {
     OPT_PHYSICAL = 256, OPT_PGDATA, OPT_DELTA, OPT_TARGET_TIME, OPT_TARGET_LSN, OPT_TARGET_XID,
     OPT_TARGET_NAME, OPT_TARGET_IMMEDIATE, OPT_TARGET_ACTION, OPT_TARGET_TIMELINE, OPT_START,
     OPT_START_OPTIONS, OPT_CHECKPOINT, OPT_ARCHIVE_TIMEOUT, OPT_ARCHIVE_GET_COMMAND,
-    OPT_TABLESPACE_MAP,
+    OPT_TABLESPACE_MAP, OPT_ARCHIVE_MODE,
 };
 
 static int db_opt(int opt, const char *arg, void *ud)
@@ -69,6 +69,13 @@ static int db_opt(int opt, const char *arg, void *ud)
     case OPT_START: a->start = 1; break;
     case OPT_START_OPTIONS: a->start_options = arg; break;
     case OPT_ARCHIVE_GET_COMMAND: a->archive_get_command = arg; break;
+    case OPT_ARCHIVE_MODE:
+        if (strcmp(arg, "off") != 0 && strcmp(arg, "preserve") != 0) {
+            cli_usage(a->cmd, "--archive-mode wants off or preserve");
+            return -1;
+        }
+        a->archive_off = strcmp(arg, "off") == 0;
+        break;
     case OPT_TABLESPACE_MAP:
         if (!strchr(arg, '=') || arg[0] == '=' || strspn(arg, "0123456789") != strcspn(arg, "=")) {
             cli_usage(a->cmd, "--tablespace-map wants OID=DIR, got '%s'", arg);
@@ -144,6 +151,7 @@ const struct option cli_db_opts[] = {
     {"archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT},
     {"archive-get-command", required_argument, NULL, OPT_ARCHIVE_GET_COMMAND},
     {"tablespace-map", required_argument, NULL, OPT_TABLESPACE_MAP},
+    {"archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE},
     {0, 0, 0, 0},
 };
 
@@ -345,6 +353,7 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
     o.start = a->start;
     o.start_options = a->start_options;
     o.tablespace_map = a->tsmap;
+    o.archive_off = a->archive_off;
     o.ntablespace_map = a->ntsmap;
     o.quiet = ctx->quiet;
     char *cmd = a->archive_get_command ? ob_xstrdup(a->archive_get_command)

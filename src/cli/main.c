@@ -50,6 +50,8 @@ const cli_command cli_commands[] = {
      "                 [--target-action promote|pause|shutdown] [--target-timeline TLI]\n"
      "                 [--start [--start-options 'PG_CTL -o OPTIONS']]\n"
      "                 [--tablespace-map OID=DIR]... [--archive-get-command 'CMD']\n"
+     "                 [--archive-mode off|preserve]   (off: a test restore never archives\n"
+     "                  into the production repository)\n"
      "         Without SNAPSHOT: the newest physical backup that ended before --target-time,\n"
      "         or the latest.  --target-action defaults to promote.  Tablespaces go back\n"
      "         where they were unless --tablespace-map; the directory must be empty."},

@@ -69,6 +69,19 @@ int repo_key_wrap(const char *repo_id, const uint8_t master[REPO_MASTER_LEN],
     return 0;
 }
 
+uint64_t repo_key_cost(const uint8_t *json, size_t len)
+{
+    json_error_t je;
+    json_t *o = json_loadb((const char *)json, len, 0, &je);
+    json_int_t n = json_integer_value(json_object_get(o, "n"));
+    json_int_t r = json_integer_value(json_object_get(o, "r"));
+    json_int_t p = json_integer_value(json_object_get(o, "p"));
+    json_decref(o);
+    if (n <= 0 || r <= 0 || p <= 0 || n > (1 << 20) || r > 64 || p > 64)
+        return UINT64_MAX; /* unwrap will say what is wrong with it */
+    return (uint64_t)n * (uint64_t)r * (uint64_t)p;
+}
+
 int repo_key_unwrap(const uint8_t *json, size_t len, const char *password,
                     uint8_t master[REPO_MASTER_LEN], char repo_id[OB_HEX_ID_LEN + 1],
                     ob_err *err)

@@ -354,7 +354,27 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     int opened = 0, corrupt = 0, foreign = 0;
     ob_buf b = OB_BUF_INIT, cfg = OB_BUF_INIT;
     ob_err cfg_err = OB_ERR_INIT;
-    for (size_t i = 0; i < keys.n && !opened; i++) {
+    /* Cheapest slots first: a slot made for a long random password (the
+     * WAL archiver's, say: `key add --kdf-n 1024`) then opens in
+     * milliseconds, and a wrong guess against it costs little more. */
+    size_t *order = ob_xcalloc(keys.n, sizeof *order);
+    uint64_t *cost = ob_xcalloc(keys.n, sizeof *cost);
+    for (size_t i = 0; i < keys.n; i++) {
+        ob_err e = OB_ERR_INIT;
+        order[i] = i;
+        cost[i] = storage_get(st, keys.v[i], 0, 0, &b, &e) == 0 ? repo_key_cost(b.data, b.len)
+                                                                : UINT64_MAX;
+        ob_err_clear(&e);
+    }
+    for (size_t i = 1; i < keys.n; i++) /* insertion sort: a handful of slots */
+        for (size_t j = i; j > 0 && cost[order[j]] < cost[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    free(cost);
+    for (size_t k = 0; k < keys.n && !opened; k++) {
+        size_t i = order[k];
         ob_err e = OB_ERR_INIT;
         if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 ||
             repo_key_unwrap(b.data, b.len, password, master, r->id, &e) < 0) {
@@ -385,6 +405,7 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     ob_buf_free(&b);
     ob_buf_free(&cfg);
     size_t nkeys = keys.n;
+    free(order);
     name_list_free(&keys);
     if (!opened) {
         repo_close(r);

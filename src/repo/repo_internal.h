@@ -31,6 +31,9 @@ int repo_key_wrap(const char *repo_id, const uint8_t master[REPO_MASTER_LEN],
                   ob_err *err);
 /* Returns 0 and fills master/repo_id on success; OB_EAUTH when the password
  * does not open this slot; OB_ECORRUPT when the slot is unreadable. */
+/* Work factor of a key slot's scrypt (N * r * p), UINT64_MAX if unreadable:
+ * repo_open tries the cheapest slots first. */
+uint64_t repo_key_cost(const uint8_t *json, size_t len);
 int repo_key_unwrap(const uint8_t *json, size_t len, const char *password,
                     uint8_t master[REPO_MASTER_LEN], char repo_id[OB_HEX_ID_LEN + 1],
                     ob_err *err);

@@ -555,7 +555,7 @@ static int recovery_key(const char *line)
     while (*line == ' ' || *line == '\t')
         line++;
     static const char *const keys[] = {"restore_command", "recovery_target",
-                                       "recovery_end_command", NULL};
+                                       "recovery_end_command", "archive_mode", NULL};
     for (const char *const *k = keys; *k; k++) {
         size_t n = strlen(*k);
         /* recovery_target matches recovery_target_time etc. too. */
@@ -625,6 +625,8 @@ static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opt
         conf_quote(&b, o->target_timeline);
         ob_buf_putc(&b, '\n');
     }
+    if (o->archive_off)
+        ob_buf_printf(&b, "archive_mode = 'off'\n");
     int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
                      o->target_immediate;
     if (has_target)

@@ -69,6 +69,8 @@ typedef struct pg_physical_restore_opts {
     const char *restore_command; /* full restore_command for postgresql.auto.conf */
     char **tablespace_map;     /* "OID=DIR": where tablespace OID goes (default: where it was) */
     size_t ntablespace_map;
+    int archive_off;           /* write archive_mode = off (a test restore must not
+                                  archive into the production repository) */
     int start;                 /* start the server and wait for recovery to end */
     const char *start_options; /* pg_ctl -o (e.g. "-p 5433") */
     int start_timeout;         /* seconds (default 3600) */

@@ -134,11 +134,13 @@ got=$(sql1 "SELECT string_agg(batch || ':' || n, ' ' ORDER BY batch) FROM (SELEC
 info "PITR to an LSN (started by hand)"
 R2="$T/r_lsn"
 new_dir "$R2"
-expect_code 0 obpg restore db --physical "$BASE1" --pgdata "$R2" --target-lsn "$LSN2"
+expect_code 0 obpg restore db --physical "$BASE1" --pgdata "$R2" --target-lsn "$LSN2" --archive-mode off
 [ -f "$R2/recovery.signal" ] || problem "no recovery.signal"
+grep -q "^archive_mode = 'off'" "$R2/postgresql.auto.conf" || problem "--archive-mode off not written"
 start_at "$R2" $((PGPORT + 2))
 wait_promoted "$R2" $((PGPORT + 2))
 check_batches "$R2" $((PGPORT + 2)) "LSN target"
+[ "$(sql_at "$R2" $((PGPORT + 2)) 'SHOW archive_mode')" = off ] || problem "restored cluster archives"
 
 info "PITR to a transaction ID (batch 2's)"
 R6="$T/r_xid"
