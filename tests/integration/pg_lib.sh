@@ -34,6 +34,9 @@ bg_track() { BG_PIDS+=("$1"); }
 _pg_prev_exit_trap=$(trap -p EXIT | sed -e "s/^trap -- '\\(.*\\)' EXIT\$/\\1/")
 _pg_on_exit() {
     local rc=$?
+    # Under set -e, `(exit $rc)` below would end the shell before the
+    # chained trap (lib.sh's cleanup: exit hooks, "scratch kept") runs.
+    set +e
     local p
     for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     if [ "$PG_STARTED" = 1 ]; then

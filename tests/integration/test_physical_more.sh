@@ -38,7 +38,7 @@ pg_start
 
 RESTORED=""
 _more_prev_trap=$(trap -p EXIT | sed -e "s/^trap -- '\\(.*\\)' EXIT\$/\\1/")
-trap 'rc=$?; [ -n "$RESTORED" ] && (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RESTORED" -m immediate -w stop) >/dev/null 2>&1; (exit $rc); eval "$_more_prev_trap"' EXIT
+trap 'rc=$?; set +e; [ -n "$RESTORED" ] && (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RESTORED" -m immediate -w stop) >/dev/null 2>&1; (exit $rc); eval "$_more_prev_trap"' EXIT
 
 info "a tablespace with rows"
 install -d -o postgres -m 0700 "$T/ts"

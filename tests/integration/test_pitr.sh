@@ -34,7 +34,7 @@ stop_restores() {
     RESTORES=()
 }
 _pitr_prev_trap=$(trap -p EXIT | sed -e "s/^trap -- '\\(.*\\)' EXIT\$/\\1/")
-trap 'rc=$?; stop_restores; (exit $rc); eval "$_pitr_prev_trap"' EXIT
+trap 'rc=$?; set +e; stop_restores; (exit $rc); eval "$_pitr_prev_trap"' EXIT
 
 # sql_at DIR PORT SQL: query a restored cluster (its socket is in DIR.sock).
 sql_at() { "$PGBIN/psql" -XAtq -h "$1.sock" -p "$2" -U postgres -d postgres -c "$3"; }
