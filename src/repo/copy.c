@@ -106,17 +106,26 @@ void repo_copier_stats(const repo_copier *c, repo_copy_stats *out)
     *out = c->st;
 }
 
+/* Already handled in this run?  Then dst_id gets its destination ID.
+ * id is a private copy of the source ID: callers pass the same buffer as
+ * source and destination (a tree entry rewritten in place). */
+static int mapped(const repo_copier *c, uint8_t id[OB_ID_LEN], const uint8_t src_id[OB_ID_LEN],
+                  uint8_t dst_id[OB_ID_LEN])
+{
+    memcpy(id, src_id, OB_ID_LEN);
+    const uint8_t *known = map_get(c, id);
+    if (known)
+        memcpy(dst_id, known, OB_ID_LEN);
+    return known != NULL;
+}
+
 /* Copy one data blob; dst_id receives its destination ID. */
 static int copy_blob(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t dst_id[OB_ID_LEN],
                      ob_err *err)
 {
-    uint8_t id[OB_ID_LEN]; /* src_id and dst_id may be the same buffer */
-    memcpy(id, src_id, OB_ID_LEN);
-    const uint8_t *known = map_get(c, id);
-    if (known) {
-        memcpy(dst_id, known, OB_ID_LEN);
+    uint8_t id[OB_ID_LEN];
+    if (mapped(c, id, src_id, dst_id))
         return 0;
-    }
     if (c->same_ids && repo_writer_has(c->w, id)) {
         memcpy(dst_id, id, OB_ID_LEN);
         return 0;
@@ -133,13 +142,9 @@ static int copy_blob(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t ds
 static int copy_tree(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t dst_id[OB_ID_LEN],
                      ob_err *err)
 {
-    uint8_t id[OB_ID_LEN]; /* src_id and dst_id may be the same buffer */
-    memcpy(id, src_id, OB_ID_LEN);
-    const uint8_t *known = map_get(c, id);
-    if (known) {
-        memcpy(dst_id, known, OB_ID_LEN);
+    uint8_t id[OB_ID_LEN];
+    if (mapped(c, id, src_id, dst_id))
         return 0;
-    }
     /* Even with equal IDs a tree the destination has is walked: after a
      * crash its pack may be indexed while a child's is not, so only the
      * data blobs' own presence counts (and trees are small to read). */
