@@ -24,6 +24,8 @@ int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file,
     if (cli_load_config(ctx, err) < 0)
         return -1;
     const char *saved_repo = ctx->repo, *saved_pw = ctx->password_file;
+    storage *saved_st = ctx->st; /* the command's own repository, if open */
+    ctx->st = NULL;
     ctx->repo = name;
     if (password_file)
         ctx->password_file = password_file;
@@ -37,7 +39,7 @@ int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file,
         cli_password_free(pw);
     }
     *st = ctx->st;
-    ctx->st = NULL;
+    ctx->st = saved_st;
     ctx->repo = saved_repo;
     ctx->password_file = saved_pw;
     if (rc < 0) {
