@@ -64,8 +64,8 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
     storage *sst = NULL, *dst_st = NULL;
     repo *src = NULL, *dst = NULL;
     repo_lock *slock = NULL, *dlock = NULL;
-    snapshot **ssnaps = NULL, **dsnaps = NULL, **todo = NULL, **made = NULL;
-    size_t ns = 0, nd = 0, ntodo = 0, nmade = 0;
+    snapshot **ssnaps = NULL, **dsnaps = NULL, **pending = NULL, **made = NULL;
+    size_t ns = 0, nd = 0, npending = 0, nmade = 0;
     repo_writer *w = NULL;
     repo_copier *cp = NULL;
     json_t *out = ctx->json ? json_array() : NULL;
@@ -81,18 +81,18 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
                    repo_id(src));
         goto fail;
     }
-    todo = ob_xcalloc(ns + (size_t)argc + 1, sizeof *todo);
+    pending = ob_xcalloc(ns + (size_t)argc + 1, sizeof *pending);
     if (i < argc) {
         for (int k = i; k < argc; k++) {
             snapshot *s = NULL;
             if (snapshot_find(src, argv[k], a.set, a.kind, &s, &err) < 0)
                 goto fail;
-            todo[ntodo++] = s;
+            pending[npending++] = s;
         }
     } else {
         for (size_t k = 0; k < ns; k++)
             if (wanted(&a, ssnaps[k])) {
-                todo[ntodo++] = ssnaps[k];
+                pending[npending++] = ssnaps[k];
                 ssnaps[k] = NULL; /* moved */
             }
     }
@@ -100,17 +100,17 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
         repo_writer_new(dst, 0, &w, &err) < 0)
         goto fail;
     cp = repo_copier_new(src, dst, w);
-    made = ob_xcalloc(ntodo + 1, sizeof *made);
+    made = ob_xcalloc(npending + 1, sizeof *made);
     size_t already = 0;
-    for (size_t k = 0; k < ntodo; k++) {
-        if (repo_copy_already(cp, todo[k], dsnaps, nd)) {
+    for (size_t k = 0; k < npending; k++) {
+        if (repo_copy_already(cp, pending[k], dsnaps, nd)) {
             already++;
             if (!ctx->quiet && !ctx->json)
-                printf("snapshot %.8s is already in %s\n", todo[k]->id, a.to);
+                printf("snapshot %.8s is already in %s\n", pending[k]->id, a.to);
             continue;
         }
         snapshot *d = NULL;
-        if (repo_copier_copy(cp, todo[k], &d, &err) < 0)
+        if (repo_copier_copy(cp, pending[k], &d, &err) < 0)
             goto fail;
         made[nmade++] = d;
     }
@@ -155,9 +155,9 @@ out:
     for (size_t k = 0; k < nmade; k++)
         snapshot_free(made[k]);
     free(made);
-    for (size_t k = 0; k < ntodo; k++)
-        snapshot_free(todo[k]);
-    free(todo);
+    for (size_t k = 0; k < npending; k++)
+        snapshot_free(pending[k]);
+    free(pending);
     snapshot_list_free(ssnaps, ns);
     snapshot_list_free(dsnaps, nd);
     repo_lock_release(slock);

@@ -88,10 +88,9 @@ typedef struct prune_stats {
 
 int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err);
 
-/* WAL retention (issue 6, not done here): archived WAL files are objects of
- * their own under wal/<timeline>/ (the WAL branch, src/sources/pg_wal.h),
- * not blobs in packs, so prune neither marks nor deletes them.  Expiring
- * them is a delete by name, decided from the kept db-physical snapshots;
- * the hook point is in src/cli/cmd_forget.c (TODO(WAL retention)). */
+/* WAL files are objects of their own under wal/<timeline>/
+ * (src/sources/pg_wal.h), not blobs in packs, so prune neither marks nor
+ * deletes them: `forget` expires them by name from the kept db-physical
+ * snapshots (pg_wal_expire). */
 
 #endif
