@@ -2,10 +2,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -185,4 +187,49 @@ int ob_parse_duration(const char *s, int64_t *seconds)
     }
     *seconds = total;
     return 0;
+}
+
+/* Write a file whole under a temporary name, then rename it in place.
+ * Only ever over a regular file (or nothing): renaming over /dev/null or a
+ * symlink given as DEST would replace the device or the link itself. */
+int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
+                         const ob_owner *owner, ob_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ob_err_set(err, OB_EUSAGE,
+                          "%s exists and is not a regular file; refusing to replace it", path);
+    char *tmp = ob_xasprintf("%s.opsbackup-tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        int rc = ob_err_errno(err, errno, "cannot create %s", tmp);
+        free(tmp);
+        return rc;
+    }
+    const uint8_t *p = data;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0 && rc == 0) {
+        ssize_t k = write(fd, p, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            rc = ob_err_errno(err, errno, "writing %s", tmp);
+        else {
+            p += k;
+            left -= (size_t)k;
+        }
+    }
+    if (rc == 0 && owner && geteuid() == 0 && fchown(fd, owner->uid, owner->gid) < 0)
+        rc = ob_err_errno(err, errno, "setting the owner of %s", tmp);
+    if (rc == 0 && do_fsync && fsync(fd) < 0)
+        rc = ob_err_errno(err, errno, "flushing %s", tmp);
+    if (close(fd) < 0 && rc == 0)
+        rc = ob_err_errno(err, errno, "writing %s", tmp);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = ob_err_errno(err, errno, "renaming %s to %s", tmp, path);
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
 }

@@ -7,7 +7,10 @@
 #define OB_UTIL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
+
+#include "core/err.h"
 
 /* RFC 3339 in UTC with nanoseconds when non-zero: 2026-11-28T16:40:00.123456789Z */
 char *ob_time_rfc3339(int64_t sec, uint32_t nsec);
@@ -26,5 +29,16 @@ char *ob_human_bytes(uint64_t n);
 
 /* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
 int ob_parse_duration(const char *s, int64_t *seconds);
+
+/* Owner for files written as root (restore); ignored otherwise. */
+typedef struct ob_owner {
+    uid_t uid;
+    gid_t gid;
+} ob_owner;
+/* Write path whole: a temporary file beside it (mode 0600), fsync when
+ * do_fsync, then rename over path.  Only ever replaces a regular file:
+ * renaming over a device or symlink given as path would replace it. */
+int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
+                         const ob_owner *owner, ob_err *err);
 
 #endif

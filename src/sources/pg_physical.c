@@ -515,27 +515,8 @@ static int dir_is_empty(const char *path, int *empty, ob_err *err)
 
 static int write_small(const char *path, const char *text, uid_t uid, gid_t gid, ob_err *err)
 {
-    char *tmp = ob_xasprintf("%s.opsbackup-tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int rc = 0;
-    if (fd < 0) {
-        rc = ob_err_errno(err, errno, "cannot create %s", tmp);
-    } else {
-        size_t len = strlen(text);
-        if (write(fd, text, len) != (ssize_t)len)
-            rc = ob_err_errno(err, errno ? errno : EIO, "writing %s", tmp);
-        if (rc == 0 && fsync(fd) < 0)
-            rc = ob_err_errno(err, errno, "flushing %s", tmp);
-        if (geteuid() == 0 && fchown(fd, uid, gid) < 0 && rc == 0)
-            rc = ob_err_errno(err, errno, "setting the owner of %s", tmp);
-        close(fd);
-        if (rc == 0 && rename(tmp, path) < 0)
-            rc = ob_err_errno(err, errno, "renaming %s", tmp);
-        if (rc < 0)
-            unlink(tmp);
-    }
-    free(tmp);
-    return rc;
+    ob_owner owner = {uid, gid};
+    return ob_write_file_atomic(path, text, strlen(text), 1, &owner, err);
 }
 
 /* 'value' with quotes doubled, as postgresql.conf wants it. */

@@ -20,6 +20,7 @@
 #include "core/compress.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/util.h"
 
 /* Object payload: method (1 byte) | raw length (8 bytes LE) | bytes. */
 #define WAL_HDR 9
@@ -319,49 +320,6 @@ static int read_file(const char *path, ob_buf *out, ob_err *err)
     return 0;
 }
 
-/* Write a file whole under a temporary name, then rename it in place.
- * Only ever over a regular file (or nothing): renaming over /dev/null or a
- * symlink given as DEST would replace the device or the link itself. */
-static int write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
-                             ob_err *err)
-{
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return ob_err_set(err, OB_EUSAGE,
-                          "%s exists and is not a regular file; refusing to replace it", path);
-    char *tmp = ob_xasprintf("%s.opsbackup-tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int rc = ob_err_errno(err, errno, "cannot create %s", tmp);
-        free(tmp);
-        return rc;
-    }
-    const uint8_t *p = data;
-    size_t left = len;
-    int rc = 0;
-    while (left > 0 && rc == 0) {
-        ssize_t k = write(fd, p, left);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            rc = ob_err_errno(err, errno, "writing %s", tmp);
-        else {
-            p += k;
-            left -= (size_t)k;
-        }
-    }
-    if (rc == 0 && do_fsync && fsync(fd) < 0)
-        rc = ob_err_errno(err, errno, "flushing %s", tmp);
-    if (close(fd) < 0 && rc == 0)
-        rc = ob_err_errno(err, errno, "writing %s", tmp);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = ob_err_errno(err, errno, "renaming %s to %s", tmp, path);
-    if (rc < 0)
-        unlink(tmp);
-    free(tmp);
-    return rc;
-}
-
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -420,7 +378,7 @@ static int push_one(push_ctx *c, push_job *j)
         sha256_hex(data.data, data.len, hex);
         char *marker = ob_xasprintf("%s/%s", c->marker_dir, j->name);
         ob_err e = OB_ERR_INIT;
-        if (write_file_atomic(marker, hex, OB_HEX_ID_LEN, 0, &e) < 0)
+        if (ob_write_file_atomic(marker, hex, OB_HEX_ID_LEN, 0, NULL, &e) < 0)
             ob_debug("%s", ob_err_msg(&e));
         ob_err_clear(&e);
         free(marker);
@@ -652,7 +610,7 @@ static void prefetch_child(const char *spool, const char *name, uint64_t segsize
         char *p = ob_xasprintf("%s/%s", spool, next);
         int have = access(p, F_OK) == 0;
         if (!have && (get_any(repos, nrepos, next, &b, &err) < 0 ||
-                      write_file_atomic(p, b.data, b.len, 0, &err) < 0)) {
+                      ob_write_file_atomic(p, b.data, b.len, 0, NULL, &err) < 0)) {
             free(p);
             break; /* not archived yet (or an error archive-get will report) */
         }
@@ -729,7 +687,7 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
     ob_buf b = OB_BUF_INIT;
     rc = get_any(repos, nrepos, name, &b, err);
     if (rc == 0)
-        rc = write_file_atomic(dest, b.data, b.len, 0, err);
+        rc = ob_write_file_atomic(dest, b.data, b.len, 0, NULL, err);
     if (rc == 0 && pg_wal_is_segment(name) && o->prefetch > 0) {
         (void)mkdir(spool, 0700);
         spool_trim(spool, name);
