@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "cli/config.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "repo/repo.h"
 #include "storage/storage.h"

@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "cli/config.h"
+#include "core/config.h"
 
 typedef struct config_problem {
     int line;       /* 0 when about the whole file */

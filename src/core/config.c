@@ -1,4 +1,4 @@
-#include "cli/config.h"
+#include "core/config.h"
 
 #include <errno.h>
 #include <stdio.h>
