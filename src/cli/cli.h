@@ -110,6 +110,7 @@ int cmd_copy(cli_ctx *, int, char **);
 int cmd_forget(cli_ctx *, int, char **);
 int cmd_prune(cli_ctx *, int, char **);
 int cmd_config(cli_ctx *, int, char **);
+int cmd_run(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);
@@ -155,5 +156,8 @@ int cli_one_repo(cli_ctx *ctx, ob_err *err);
 int cli_repo_open_one(cli_ctx *ctx, const char *name, const char *password_file, storage **st,
                       repo **r, ob_err *err);
 void cli_repos_close(cli_repos *rs);
+/* Bytes stored in repository `name` (a [repo.NAME] or URL): the sum of its
+ * object sizes, by listing; needs no password. */
+int cli_repo_size(cli_ctx *ctx, const char *name, uint64_t *bytes, ob_err *err);
 
 #endif

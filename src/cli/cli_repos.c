@@ -204,3 +204,31 @@ size_t cli_replicate(cli_ctx *ctx, const snapshot *s, json_t *json)
         json_object_set_new(json, "copies", copies);
     return failed;
 }
+
+static int size_add(const char *name, uint64_t size, void *ud)
+{
+    (void)name;
+    *(uint64_t *)ud += size;
+    return 0;
+}
+
+int cli_repo_size(cli_ctx *ctx, const char *name, uint64_t *bytes, ob_err *err)
+{
+    *bytes = 0;
+    if (cli_load_config(ctx, err) < 0)
+        return -1;
+    const char *saved_repo = ctx->repo;
+    storage *saved_st = ctx->st;
+    ctx->st = NULL;
+    ctx->repo = name;
+    int rc = cli_open_storage(ctx, 0, err);
+    if (rc == 0)
+        rc = storage_list(ctx->st, "", size_add, bytes, err);
+    if (rc < 0)
+        ob_err_prefix(err, "measuring repository %s", name);
+    if (ctx->st)
+        storage_close(ctx->st);
+    ctx->st = saved_st;
+    ctx->repo = saved_repo;
+    return rc;
+}

@@ -155,6 +155,19 @@ const struct option cli_db_opts[] = {
     {0, 0, 0, 0},
 };
 
+/* cli_parse for the db commands.  Without --dbname, $OPSBACKUP_DBNAME is
+ * the conninfo: `run` passes a job's dbname that way, because a password
+ * inside it would be visible to every user in our argv (/proc/PID/cmdline)
+ * but the environment is readable only by the process's owner. */
+static int db_parse(cli_ctx *ctx, db_args *a, int argc, char **argv, const char *shortopts)
+{
+    int i = cli_parse(ctx, a->cmd, argc, argv, cli_db_opts, shortopts, db_opt, a);
+    const char *env = getenv("OPSBACKUP_DBNAME");
+    if (i >= 0 && !a->dbname && env && *env)
+        a->dbname = env;
+    return i;
+}
+
 static void db_args_free(db_args *a)
 {
     if (a->dbname_copy) {
@@ -386,7 +399,7 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
 int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("backup")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:j:", db_opt, &a);
+    int i = db_parse(ctx, &a, argc, argv, "d:j:");
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -449,7 +462,7 @@ out:
 int cmd_restore_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("restore")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:j:", db_opt, &a);
+    int i = db_parse(ctx, &a, argc, argv, "d:j:");
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -508,7 +521,7 @@ out:
 static int verify_db(cli_ctx *ctx, int argc, char **argv)
 {
     db_args a = {.cmd = cli_find_command("verify")};
-    int i = cli_parse(ctx, a.cmd, argc, argv, cli_db_opts, "d:", db_opt, &a);
+    int i = db_parse(ctx, &a, argc, argv, "d:");
     int rc = CLI_OK;
     if (i < 0) {
         rc = i == -2 ? CLI_OK : CLI_USAGE;
@@ -612,7 +625,7 @@ static int verify_files(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("verify");
     db_args a = {.cmd = cmd};
-    int i = cli_parse(ctx, cmd, argc, argv, cli_db_opts, "", db_opt, &a);
+    int i = db_parse(ctx, &a, argc, argv, "");
     if (i < 0)
         return i == -2 ? CLI_OK : CLI_USAGE;
     if (argc - i > 2)

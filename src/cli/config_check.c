@@ -25,7 +25,8 @@ static const char *const repo_keys[] = {
 static const char *const job_keys[] = {
     "kind", "dbname", "paths", "pgdata", "set", "schedule", "timezone", "keep-last",
     "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-within",
-    "keep-tag", "keep", "repos", "verify", "verify-sql", "dump-command", "exclude", "tags", NULL};
+    "keep-tag", "keep", "repos", "verify", "verify-sql", "dump-command", "exclude", "tags",
+    "rpo", "timeout", NULL};
 static const char *const notify_keys[] = {
     "on", "slack-webhook", "webhook", "email-to", "email-from", "smtp-url", "smtp-user",
     "smtp-password-file", "size-limit", NULL};
@@ -217,6 +218,18 @@ static void check_names(checker *k, const config_entry *e, const char *prefix, c
     free_list(v, n);
 }
 
+/* Keys whose value is a positive duration (4h, 30m, 1d, 1h30m). */
+static void check_durations(checker *k, const config_section *s, const char *const *keys)
+{
+    for (size_t i = 0; keys[i]; i++) {
+        const config_entry *e = config_entry_get(s, keys[i]);
+        int64_t secs;
+        if (e && (ob_parse_duration(e->value, &secs) < 0 || secs <= 0))
+            problem(k, e->line, "%s '%s' is not a duration such as 4h, 30m, 1d or 1h30m", e->key,
+                    e->value);
+    }
+}
+
 static void check_job(checker *k, const config_section *s)
 {
     check_keys(k, s, job_keys, "job");
@@ -259,6 +272,8 @@ static void check_job(checker *k, const config_section *s)
     retention_policy_free(&p);
     if ((e = config_entry_get(s, "repos")))
         check_names(k, e, "repo", "repository");
+    static const char *const durations[] = {"rpo", "timeout", NULL};
+    check_durations(k, s, durations);
     if ((e = config_entry_get(s, "verify")) && !is_bool(e->value))
         problem(k, e->line, "verify must be true or false, not '%s'", e->value);
     if ((e = config_entry_get(s, "paths"))) {
@@ -318,15 +333,9 @@ static void check_notify(checker *k, const config_section *s)
 static void check_dr(checker *k, const config_section *s)
 {
     check_keys(k, s, dr_keys, "dr");
-    static const char *const durations[] = {"rto", "rpo", "timeout"};
+    static const char *const durations[] = {"rto", "rpo", "timeout", NULL};
+    check_durations(k, s, durations);
     const config_entry *e;
-    for (size_t i = 0; i < 3; i++) {
-        int64_t secs;
-        if ((e = config_entry_get(s, durations[i])) &&
-            (ob_parse_duration(e->value, &secs) < 0 || secs <= 0))
-            problem(k, e->line, "%s '%s' is not a duration such as 4h, 30m, 1d or 1h30m", e->key,
-                    e->value);
-    }
     if ((e = config_entry_get(s, "jobs")))
         check_names(k, e, "job", "job");
     if ((e = config_entry_get(s, "health-url")) && !is_http_url(e->value))

@@ -130,6 +130,25 @@ const cli_command cli_commands[] = {
      "'config OK: N repositories, M jobs' and exits 0.\n"
      "--json prints {\"file\", \"ok\", \"repositories\", \"jobs\",\n"
      "               \"problems\": [{\"file\", \"line\", \"message\"}]}."},
+    {"run", cmd_run, "run one configured job: backup, copy, retention, verify, notify",
+     "run [--json] JOB\n"
+     "\n"
+     "Runs [job.JOB] of the config file: backup to the job's first repository, copied to\n"
+     "its other repositories (repos =, default every [repo.NAME]); then, on each repository\n"
+     "that got the backup, forget --prune by the job's keep-* rules (none, or keep =\n"
+     "forever: nothing is removed); then verify (verify = true or verify-sql: a restore\n"
+     "into a scratch database for db jobs, a full read-back otherwise); then each\n"
+     "repository's size against [notify] size-limit.  A failed backup stops the job:\n"
+     "old backups are never removed after a failed one.  Records the outcome for\n"
+     "status/metrics ($OPSBACKUP_STATE_DIR, default /var/lib/opsbackup as root, else\n"
+     "~/.local/state/opsbackup) and notifies per [notify].  Two runs of one job never\n"
+     "overlap (the second exits 1).  SIGTERM: no further step starts.\n"
+     "Exit: 0 ok, 1 a step failed, 2 config error, 3 only findings (verify mismatch,\n"
+     "repository over size-limit).\n"
+     "--json prints {job, kind, set, host, ok, exit_code, started, finished,\n"
+     "duration_seconds, snapshot, bytes_added, bytes_total, files, failed_step, error,\n"
+     "steps: [{step, repository, ok, exit_code, seconds, error, result}], verify,\n"
+     "repositories: [{name, bytes, size_limit, over_limit}]}."},
     {NULL, NULL, NULL, NULL},
 };
 

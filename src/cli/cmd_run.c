@@ -1,0 +1,553 @@
+/*
+ * cmd_run.c — `opsbackup run JOB`: one configured job from start to end.
+ *
+ *   backup (to the job's first repository, copied to the others in the
+ *   same step, so every repository holds the same snapshot)
+ *   -> retention: forget --prune on each repository that got the backup
+ *   -> verify, if the job asks for it (a restore into a scratch database
+ *      for db jobs, a full read-back for the others)
+ *   -> size check of each repository against [notify] size-limit
+ *   -> the job's state (jobs/state.h), the notification, one summary.
+ *
+ * Each step is the opsbackup command an operator would type, run as a
+ * child (jobs/step.h).  A failed backup stops the job there: retention
+ * after a failed backup could delete the last good backups while the new
+ * one does not exist, which is the one thing a backup job must never do.
+ *
+ * Exit: 0 every step ok; 1 a step failed; 3 the only problems were
+ * findings (verify found a mismatch, a repository is over size-limit);
+ * 2 the config is wrong.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/config_check.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "jobs/job.h"
+#include "jobs/state.h"
+#include "jobs/step.h"
+
+/* Set by SIGTERM/SIGINT/SIGHUP.  A signal handler can only talk through a
+ * flag like this (DECISIONS D36): the running step is either signalled
+ * with us (the daemon and a terminal signal the whole process group: the
+ * step is abandoned, which the repository survives) or not (`kill PID` of
+ * this process only: the step finishes); either way no further step
+ * starts. */
+static volatile sig_atomic_t run_stop_signal;
+
+static void on_stop_signal(int sig) { run_stop_signal = sig; }
+
+typedef struct run_state {
+    cli_ctx *ctx;
+    const job *j;
+    char **base;           /* global options for every step: -c FILE --json ... */
+    size_t nbase;
+    char **env;            /* OPSBACKUP_DBNAME=... for db steps */
+    json_t *steps;
+    int failed;            /* a step failed (exit 1 unless only findings) */
+    int only_findings;     /* every failure so far was a finding (exit 3) */
+    char *failed_step, *error;
+    char *snapshot;        /* the snapshot this run made (or found unchanged) */
+    json_t *backup;        /* the backup step's JSON (snapshot) */
+    json_t *verify;
+    json_t *repositories;
+} run_state;
+
+static void argv_push(char ***v, size_t *n, const char *s)
+{
+    *v = ob_xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = ob_xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+static void argv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Note a failure; the first one names the job's failed step. */
+static void run_fail(run_state *rs, const char *step, const char *error, int finding)
+{
+    if (!rs->failed) {
+        rs->failed_step = ob_xstrdup(step);
+        rs->error = ob_xstrdup(error);
+        rs->only_findings = 1;
+    }
+    rs->failed = 1;
+    if (!finding)
+        rs->only_findings = 0;
+}
+
+/* Run one step; add its record to the summary.  Returns the step's JSON
+ * output (borrowed from the record, may be NULL) or NULL when it failed
+ * (*ok = 0). */
+static json_t *run_step_judged(run_state *rs, const char *name, const char *repo_name,
+                               char **args, size_t nargs, int judge, int *ok)
+{
+    char **argv = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < rs->nbase; i++)
+        argv_push(&argv, &n, rs->base[i]);
+    if (repo_name) {
+        argv_push(&argv, &n, "-r");
+        argv_push(&argv, &n, repo_name);
+    }
+    for (size_t i = 0; i < nargs; i++)
+        argv_push(&argv, &n, args[i]);
+    ob_info("job %s: %s%s%s", rs->j->name, name, repo_name ? " on " : "",
+            repo_name ? repo_name : "");
+    step_result res;
+    ob_err err = OB_ERR_INIT;
+    json_t *rec = json_pack("{s:s}", "step", name);
+    if (repo_name)
+        json_object_set_new(rec, "repository", json_string(repo_name));
+    *ok = 0;
+    if (step_run(argv, rs->env, &res, &err) < 0) {
+        json_object_set_new(rec, "ok", json_false());
+        json_object_set_new(rec, "error", json_string(ob_err_msg(&err)));
+        run_fail(rs, name, ob_err_msg(&err), 0);
+        ob_err_clear(&err);
+    } else {
+        /* The step's own messages (warnings of a successful step too:
+         * "permission denied, skipped") belong in our log. */
+        if (*res.stderr_text)
+            fprintf(stderr, "%s\n", res.stderr_text);
+        *ok = res.code == 0;
+        json_object_set_new(rec, "ok", json_boolean(*ok));
+        json_object_set_new(rec, "exit_code", json_integer(res.code));
+        json_object_set_new(rec, "seconds", json_real(res.seconds));
+        if (res.json)
+            json_object_set(rec, "result", res.json);
+        if (!*ok) {
+            char *why = step_error(&res);
+            json_object_set_new(rec, "error", json_string(why));
+            if (judge)
+                run_fail(rs, name, why, res.code == CLI_PROBLEM);
+            free(why);
+        }
+        step_result_free(&res);
+    }
+    argv_free(argv, n);
+    json_array_append_new(rs->steps, rec);
+    return json_object_get(rec, "result");
+}
+
+static json_t *run_step(run_state *rs, const char *name, const char *repo_name, char **args,
+                        size_t nargs, int *ok)
+{
+    return run_step_judged(rs, name, repo_name, args, nargs, 1, ok);
+}
+
+static void backup_args(const job *j, char ***v, size_t *n)
+{
+    argv_push(v, n, "backup");
+    switch (j->kind) {
+    case JOB_DB:
+        argv_push(v, n, "db");
+        argv_push(v, n, "--logical");
+        if (j->dump_command) {
+            argv_push(v, n, "--dump-command");
+            argv_push(v, n, j->dump_command);
+        }
+        break;
+    case JOB_DB_PHYSICAL:
+        argv_push(v, n, "db");
+        argv_push(v, n, "--physical");
+        argv_push(v, n, "--pgdata");
+        argv_push(v, n, j->pgdata);
+        break;
+    case JOB_FILES:
+    case JOB_CONFIG:
+        argv_push(v, n, j->kind_name);
+        for (size_t i = 0; i < j->nexcludes; i++) {
+            argv_push(v, n, "--exclude");
+            argv_push(v, n, j->excludes[i]);
+        }
+        break;
+    }
+    argv_push(v, n, "--set");
+    argv_push(v, n, j->set);
+    for (size_t i = 0; i < j->ntags; i++) {
+        argv_push(v, n, "--tag");
+        argv_push(v, n, j->tags[i]);
+    }
+    if (j->kind == JOB_FILES || j->kind == JOB_CONFIG) {
+        argv_push(v, n, "--");
+        for (size_t i = 0; i < j->npaths; i++)
+            argv_push(v, n, j->paths[i]);
+    }
+}
+
+/* Backup to the first repository, copied to the others by the same
+ * command (-r A -r B: the source is read once).  Returns the set of
+ * repositories that hold the snapshot, as a mask over j->repos. */
+static unsigned char *step_backup(run_state *rs)
+{
+    const job *j = rs->j;
+    char **args = NULL;
+    size_t n = 0;
+    for (size_t i = 1; i < j->nrepos; i++) {
+        argv_push(&args, &n, "-r");
+        argv_push(&args, &n, j->repos[i]);
+    }
+    backup_args(j, &args, &n);
+    int ok;
+    /* Judged here: a backup that saved its snapshot but could not copy it
+     * everywhere exits 1, yet the backup step itself succeeded; the copy
+     * steps below carry the failure. */
+    json_t *out = run_step_judged(rs, "backup", j->repos[0], args, n, 0, &ok);
+    argv_free(args, n);
+    unsigned char *have = ob_xcalloc(j->nrepos, 1);
+    json_t *rec = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
+    const char *id = json_string_value(json_object_get(out, "id"));
+    if (!id) {
+        const char *why = json_string_value(json_object_get(rec, "error"));
+        run_fail(rs, "backup", why ? why : "the backup printed no snapshot", 0);
+        json_object_set_new(rec, "ok", json_false());
+        return have;
+    }
+    json_object_set_new(rec, "ok", json_true());
+    json_object_del(rec, "error");
+    rs->snapshot = ob_xstrdup(id);
+    rs->backup = out;
+    have[0] = 1;
+    /* The copies: one line each in the summary, as steps of their own. */
+    json_t *copies = json_object_get(out, "copies"), *c;
+    size_t k;
+    json_array_foreach(copies, k, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "repository"));
+        int cok = json_is_true(json_object_get(c, "ok"));
+        char *step = ob_xasprintf("copy to %s", name ? name : "?");
+        json_t *rec = json_pack("{s:s, s:s?, s:b}", "step", step, "repository", name, "ok", cok);
+        const char *why = json_string_value(json_object_get(c, "error"));
+        if (why)
+            json_object_set_new(rec, "error", json_string(why));
+        json_array_append_new(rs->steps, rec);
+        if (!cok)
+            run_fail(rs, step, why ? why : "copy failed", 0);
+        for (size_t i = 1; i < j->nrepos; i++)
+            if (cok && name && strcmp(name, j->repos[i]) == 0)
+                have[i] = 1;
+        free(step);
+    }
+    return have;
+}
+
+static void step_retention(run_state *rs, const unsigned char *have)
+{
+    const job *j = rs->j;
+    if (j->keep_forever || j->nkeep_args == 0)
+        return; /* nothing to forget: every snapshot is kept */
+    for (size_t i = 0; i < j->nrepos && !run_stop_signal; i++) {
+        char *step = ob_xasprintf("forget on %s", j->repos[i]);
+        if (!have[i]) {
+            /* No new backup there: keep its old ones as they are. */
+            json_array_append_new(rs->steps,
+                                  json_pack("{s:s, s:s, s:b, s:s}", "step", step, "repository",
+                                            j->repos[i], "skipped", 1, "reason",
+                                            "the repository did not get this run's backup"));
+            free(step);
+            continue;
+        }
+        char **args = NULL;
+        size_t n = 0;
+        argv_push(&args, &n, "forget");
+        argv_push(&args, &n, "--set");
+        argv_push(&args, &n, j->set);
+        argv_push(&args, &n, "--kind");
+        argv_push(&args, &n, j->kind_name);
+        for (size_t k = 0; k < j->nkeep_args; k++)
+            argv_push(&args, &n, j->keep_args[k]);
+        argv_push(&args, &n, "--prune");
+        int ok;
+        run_step(rs, step, j->repos[i], args, n, &ok);
+        argv_free(args, n);
+        free(step);
+    }
+}
+
+static void step_verify(run_state *rs)
+{
+    const job *j = rs->j;
+    char **args = NULL;
+    size_t n = 0;
+    argv_push(&args, &n, "verify");
+    argv_push(&args, &n, j->kind == JOB_DB ? "db" : "files");
+    argv_push(&args, &n, rs->snapshot);
+    for (size_t i = 0; j->kind == JOB_DB && i < j->nverify_sql; i++) {
+        argv_push(&args, &n, "--check-sql");
+        argv_push(&args, &n, j->verify_sql[i]);
+    }
+    int ok;
+    json_t *out = run_step(rs, "verify", j->repos[0], args, n, &ok);
+    argv_free(args, n);
+    json_t *last = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
+    char *now = NULL;
+    int64_t sec;
+    ob_time_now(&sec, NULL);
+    now = ob_time_rfc3339(sec, 0);
+    rs->verify = json_pack("{s:s, s:s, s:b, s:O*}", "time", now, "snapshot", rs->snapshot, "ok",
+                           ok, "seconds", json_object_get(last, "seconds"));
+    free(now);
+    if (out)
+        json_object_set(rs->verify, "result", out);
+    else
+        json_object_set(rs->verify, "error", json_object_get(last, "error"));
+}
+
+/* Every repository of the job against [notify] size-limit. */
+static void step_sizes(run_state *rs)
+{
+    const job *j = rs->j;
+    const config_section *ns = config_section_get(rs->ctx->cfg, "notify");
+    const char *limit_text = ns ? config_get(ns, "size-limit") : NULL;
+    unsigned long long limit = 0;
+    if (limit_text && config_parse_size(limit_text, &limit) < 0)
+        limit = 0; /* config check has reported it */
+    rs->repositories = json_array();
+    for (size_t i = 0; i < j->nrepos; i++) {
+        uint64_t bytes;
+        ob_err err = OB_ERR_INIT;
+        json_t *o = json_pack("{s:s}", "name", j->repos[i]);
+        if (cli_repo_size(rs->ctx, j->repos[i], &bytes, &err) < 0) {
+            /* Not a step failure: the backup itself said what it had to. */
+            json_object_set_new(o, "error", json_string(ob_err_msg(&err)));
+            ob_warn("%s", ob_err_msg(&err));
+            ob_err_clear(&err);
+        } else {
+            json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
+            if (limit) {
+                json_object_set_new(o, "size_limit", json_integer((json_int_t)limit));
+                json_object_set_new(o, "over_limit", json_boolean(bytes > limit));
+                if (bytes > limit) {
+                    char *h = ob_human_bytes(bytes);
+                    char *why = ob_xasprintf("repository %s holds %s, over the size-limit %s "
+                                             "of [notify]",
+                                             j->repos[i], h, limit_text);
+                    json_array_append_new(rs->steps,
+                                          json_pack("{s:s, s:s, s:b, s:i, s:s}", "step",
+                                                    "size check", "repository", j->repos[i],
+                                                    "ok", 0, "exit_code", CLI_PROBLEM, "error",
+                                                    why));
+                    run_fail(rs, "size check", why, 1);
+                    free(h);
+                    free(why);
+                }
+            }
+        }
+        json_array_append_new(rs->repositories, o);
+    }
+}
+
+static void print_summary(const json_t *sum)
+{
+    const char *jobname = json_string_value(json_object_get(sum, "job"));
+    int ok = json_is_true(json_object_get(sum, "ok"));
+    printf("job %s (%s): %s in %.1fs\n", jobname,
+           json_string_value(json_object_get(sum, "kind")),
+           ok ? "ok" : json_integer_value(json_object_get(sum, "exit_code")) == CLI_PROBLEM
+                           ? "PROBLEM"
+                           : "FAILED",
+           json_real_value(json_object_get(sum, "duration_seconds")));
+    size_t i;
+    json_t *st;
+    json_array_foreach(json_object_get(sum, "steps"), i, st)
+    {
+        const char *name = json_string_value(json_object_get(st, "step"));
+        const char *repo = json_string_value(json_object_get(st, "repository"));
+        char *label = repo && strncmp(name, "backup", 6) != 0 && strstr(name, repo) == NULL
+                          ? ob_xasprintf("%s on %s", name, repo)
+                          : ob_xasprintf("%s", name);
+        const char *res = json_is_true(json_object_get(st, "skipped")) ? "skipped"
+                          : json_is_true(json_object_get(st, "ok"))    ? "ok"
+                                                                       : "FAILED";
+        printf("  %-22s %-7s", label, res);
+        json_t *secs = json_object_get(st, "seconds");
+        if (secs)
+            printf(" %6.1fs", json_real_value(secs));
+        json_t *r = json_object_get(st, "result");
+        const char *why = json_string_value(json_object_get(st, "error"));
+        if (!why)
+            why = json_string_value(json_object_get(st, "reason"));
+        if (why) {
+            printf("  %s", why);
+        } else if (strcmp(name, "backup") == 0 && r) {
+            json_t *stats = json_object_get(r, "stats");
+            char *added = ob_human_bytes(
+                (uint64_t)json_integer_value(json_object_get(stats, "bytes_added")));
+            printf("  snapshot %s%s, %s added",
+                   json_string_value(json_object_get(r, "short_id")),
+                   json_is_true(json_object_get(r, "unchanged")) ? " (unchanged)" : "", added);
+            free(added);
+        } else if (strncmp(name, "forget", 6) == 0 && r) {
+            json_t *pr = json_object_get(r, "prune");
+            char *freed =
+                ob_human_bytes((uint64_t)json_integer_value(json_object_get(pr, "bytes_freed")));
+            printf("  %lld removed, %lld kept, %s freed",
+                   (long long)json_integer_value(json_object_get(r, "removed")),
+                   (long long)json_integer_value(json_object_get(r, "kept")), freed);
+            free(freed);
+        }
+        printf("\n");
+        free(label);
+    }
+    json_array_foreach(json_object_get(sum, "repositories"), i, st)
+    {
+        json_t *b = json_object_get(st, "bytes");
+        if (!b)
+            continue;
+        char *h = ob_human_bytes((uint64_t)json_integer_value(b));
+        printf("  repository %s: %s", json_string_value(json_object_get(st, "name")), h);
+        json_t *lim = json_object_get(st, "size_limit");
+        if (lim) {
+            char *l = ob_human_bytes((uint64_t)json_integer_value(lim));
+            printf(" of %s limit%s", l,
+                   json_is_true(json_object_get(st, "over_limit")) ? " (OVER)" : "");
+            free(l);
+        }
+        printf("\n");
+        free(h);
+    }
+}
+
+int cmd_run(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *cmd = cli_find_command("run");
+    int i = cli_parse(ctx, cmd, argc, argv, NULL, "", NULL, NULL);
+    if (i < 0)
+        return i == -2 ? CLI_OK : CLI_USAGE;
+    if (argc - i != 1)
+        return cli_usage(cmd, "run takes one JOB (a [job.NAME] of the config file)");
+    const char *name = argv[i];
+    ob_err err = OB_ERR_INIT;
+    if (cli_load_config(ctx, &err) < 0)
+        return cli_fail(ctx, &err);
+    if (!ctx->cfg) {
+        ob_err_set(&err, OB_EUSAGE, "run needs a config file with [job.%s] (-c FILE, "
+                   "$OPSBACKUP_CONFIG or /etc/opsbackup/opsbackup.conf)", name);
+        return cli_fail(ctx, &err);
+    }
+    /* A job from a config with mistakes could back up the wrong thing or
+     * forget too much: refuse it whole, as `config check` would. */
+    config_check_result chk;
+    config_check(ctx->cfg, &chk);
+    if (chk.n) {
+        for (size_t k = 0; k < chk.n; k++)
+            fprintf(stderr, "%s:%d: %s\n", ctx->cfg->path, chk.problems[k].line,
+                    chk.problems[k].message);
+        fprintf(stderr, "opsbackup: error: %zu problem%s in %s; job '%s' not run\n", chk.n,
+                chk.n == 1 ? "" : "s", ctx->cfg->path, name);
+        config_check_free(&chk);
+        return CLI_USAGE;
+    }
+    config_check_free(&chk);
+    job *j;
+    if (job_load(ctx->cfg, name, &j, &err) < 0)
+        return err.code == OB_ENOTFOUND ? (cli_fail(ctx, &err), CLI_USAGE) : cli_fail(ctx, &err);
+
+    char *sdir = state_dir();
+    int lockfd;
+    if (state_lock_job(sdir, j->name, &lockfd, &err) < 0) {
+        free(sdir);
+        job_free(j);
+        return cli_fail(ctx, &err);
+    }
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    run_state rs = {.ctx = ctx, .j = j, .steps = json_array()};
+    char *cfg_abs = realpath(ctx->cfg->path, NULL);
+    argv_push(&rs.base, &rs.nbase, "-c");
+    argv_push(&rs.base, &rs.nbase, cfg_abs ? cfg_abs : ctx->cfg->path);
+    free(cfg_abs);
+    argv_push(&rs.base, &rs.nbase, "--json");
+    argv_push(&rs.base, &rs.nbase, "--no-progress");
+    if (ctx->verbose)
+        argv_push(&rs.base, &rs.nbase, "-v");
+    size_t nenv = 0;
+    if (j->dbname) {
+        char *e = ob_xasprintf("OPSBACKUP_DBNAME=%s", j->dbname);
+        argv_push(&rs.env, &nenv, e);
+        ob_wipe(e, strlen(e));
+        free(e);
+    }
+
+    int64_t t0s;
+    uint32_t t0n;
+    ob_time_now(&t0s, &t0n);
+    unsigned char *have = step_backup(&rs);
+    if (rs.snapshot && !run_stop_signal)
+        step_retention(&rs, have);
+    if (rs.snapshot && j->verify && !run_stop_signal)
+        step_verify(&rs);
+    if (!run_stop_signal)
+        step_sizes(&rs);
+    if (run_stop_signal) {
+        char *why = ob_xasprintf("stopped by signal %d before the job ended", (int)run_stop_signal);
+        run_fail(&rs, "interrupted", why, 0);
+        free(why);
+    }
+    free(have);
+    int64_t t1s;
+    uint32_t t1n;
+    ob_time_now(&t1s, &t1n);
+
+    int code = !rs.failed ? CLI_OK : rs.only_findings ? CLI_PROBLEM : CLI_FAIL;
+    char *host = ob_hostname();
+    char *started = ob_time_rfc3339(t0s, 0), *finished = ob_time_rfc3339(t1s, 0);
+    json_t *stats = json_object_get(rs.backup, "stats");
+    json_t *sum = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:s, s:f, s:s?, s:s?, s:s?, s:o, s:o, s:o}", "job",
+        j->name, "kind", j->kind_name, "set", j->set, "host", host, "ok", code == CLI_OK,
+        "exit_code", code, "started", started, "finished", finished, "duration_seconds",
+        (double)(t1s - t0s) + ((double)t1n - (double)t0n) / 1e9, "snapshot", rs.snapshot,
+        "failed_step", rs.failed_step, "error", rs.error, "steps", rs.steps, "verify",
+        rs.verify ? rs.verify : json_null(), "repositories",
+        rs.repositories ? rs.repositories : json_array());
+    if (stats) {
+        json_object_set(sum, "bytes_added", json_object_get(stats, "bytes_added"));
+        json_object_set(sum, "bytes_total", json_object_get(stats, "bytes"));
+        json_object_set(sum, "files", json_object_get(stats, "files"));
+    }
+    free(host);
+    free(started);
+    free(finished);
+
+    if (state_record_run(sdir, j->name, sum, &err) < 0) {
+        /* The backup happened; say so, but status will not know it. */
+        ob_warn("%s", ob_err_msg(&err));
+        ob_err_clear(&err);
+    }
+    state_unlock(lockfd);
+    free(sdir);
+
+    if (ctx->json)
+        cli_print_json(json_incref(sum));
+    else if (!ctx->quiet || code != CLI_OK)
+        print_summary(sum);
+    if (code != CLI_OK)
+        fprintf(stderr, "opsbackup: error: job %s failed at step %s: %s\n", j->name,
+                rs.failed_step, rs.error);
+    json_decref(sum);
+    argv_free(rs.base, rs.nbase);
+    if (rs.env) {
+        ob_wipe(rs.env[0], strlen(rs.env[0]));
+        argv_free(rs.env, nenv);
+    }
+    free(rs.failed_step);
+    free(rs.error);
+    free(rs.snapshot);
+    job_free(j);
+    return code;
+}
