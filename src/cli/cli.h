@@ -111,6 +111,9 @@ int cmd_forget(cli_ctx *, int, char **);
 int cmd_prune(cli_ctx *, int, char **);
 int cmd_config(cli_ctx *, int, char **);
 int cmd_run(cli_ctx *, int, char **);
+int cmd_status(cli_ctx *, int, char **);
+int cmd_metrics(cli_ctx *, int, char **);
+int cmd_daemon(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);

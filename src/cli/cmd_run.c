@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "cli/config_check.h"
+#include "cli/monitor.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -306,44 +307,24 @@ static void step_verify(run_state *rs)
 /* Every repository of the job against [notify] size-limit. */
 static void step_sizes(run_state *rs)
 {
-    const job *j = rs->j;
-    const config_section *ns = config_section_get(rs->ctx->cfg, "notify");
-    const char *limit_text = ns ? config_get(ns, "size-limit") : NULL;
-    unsigned long long limit = 0;
-    if (limit_text && config_parse_size(limit_text, &limit) < 0)
-        limit = 0; /* config check has reported it */
     rs->repositories = json_array();
-    for (size_t i = 0; i < j->nrepos; i++) {
-        uint64_t bytes;
-        ob_err err = OB_ERR_INIT;
-        json_t *o = json_pack("{s:s}", "name", j->repos[i]);
-        if (cli_repo_size(rs->ctx, j->repos[i], &bytes, &err) < 0) {
-            /* Not a step failure: the backup itself said what it had to. */
-            json_object_set_new(o, "error", json_string(ob_err_msg(&err)));
-            ob_warn("%s", ob_err_msg(&err));
-            ob_err_clear(&err);
-        } else {
-            json_object_set_new(o, "bytes", json_integer((json_int_t)bytes));
-            if (limit) {
-                json_object_set_new(o, "size_limit", json_integer((json_int_t)limit));
-                json_object_set_new(o, "over_limit", json_boolean(bytes > limit));
-                if (bytes > limit) {
-                    char *h = ob_human_bytes(bytes);
-                    char *why = ob_xasprintf("repository %s holds %s, over the size-limit %s "
-                                             "of [notify]",
-                                             j->repos[i], h, limit_text);
-                    json_array_append_new(rs->steps,
-                                          json_pack("{s:s, s:s, s:b, s:i, s:s}", "step",
-                                                    "size check", "repository", j->repos[i],
-                                                    "ok", 0, "exit_code", CLI_PROBLEM, "error",
-                                                    why));
-                    run_fail(rs, "size check", why, 1);
-                    free(h);
-                    free(why);
-                }
-            }
-        }
+    for (size_t i = 0; i < rs->j->nrepos; i++) {
+        char *problem;
+        json_t *o = monitor_repo(rs->ctx, rs->j->repos[i], 1, &problem);
         json_array_append_new(rs->repositories, o);
+        if (!problem)
+            continue;
+        if (json_object_get(o, "error")) {
+            /* Not a failure of this job: the backup step said what it had to. */
+            ob_warn("%s", problem);
+        } else {
+            json_array_append_new(rs->steps,
+                                  json_pack("{s:s, s:s, s:b, s:i, s:s}", "step", "size check",
+                                            "repository", rs->j->repos[i], "ok", 0, "exit_code",
+                                            CLI_PROBLEM, "error", problem));
+            run_fail(rs, "size check", problem, 1);
+        }
+        free(problem);
     }
 }
 

@@ -149,6 +149,46 @@ const cli_command cli_commands[] = {
      "duration_seconds, snapshot, bytes_added, bytes_total, files, failed_step, error,\n"
      "steps: [{step, repository, ok, exit_code, seconds, error, result}], verify,\n"
      "repositories: [{name, bytes, size_limit, over_limit}]}."},
+    {"status", cmd_status, "the state of every job and repository (a Nagios-style check)",
+     "status [--json]\n"
+     "\n"
+     "Per job of the config: the last success and its age against the job's limit\n"
+     "(rpo = DURATION, else twice the longest gap of its schedule), the last run and\n"
+     "verify; per repository: its size against [notify] size-limit.  Only runs of\n"
+     "`opsbackup run` (or the daemon) count.  Exit 0 when all is well, 3 when a job is\n"
+     "stale or never succeeded, its last run or verify failed, or a repository is over\n"
+     "its size-limit or unreachable (each PROBLEM line says which).\n"
+     "--json prints {time, host, config, ok, problems: [S], jobs: [{name, kind, set,\n"
+     "schedule, next_run, last_run, last_success, age_seconds, max_age_seconds, stale,\n"
+     "last_verify, runs_total, failures_total, consecutive_failures, history, problems}],\n"
+     "repositories: [{name, url, bytes, size_limit, over_limit, error}]}."},
+    {"metrics", cmd_metrics, "job and repository metrics in Prometheus text format",
+     "metrics\n"
+     "\n"
+     "Prints what `status` knows as Prometheus gauges and counters with a job or\n"
+     "repository label: opsbackup_job_last_success_timestamp_seconds,\n"
+     "opsbackup_job_last_run_{timestamp_seconds,success,duration_seconds,bytes_added,\n"
+     "bytes_total}, opsbackup_job_{runs,failures}_total, opsbackup_job_consecutive_failures,\n"
+     "opsbackup_job_{age,max_age}_seconds, opsbackup_job_stale,\n"
+     "opsbackup_job_last_verify_{success,timestamp_seconds}, opsbackup_repository_up,\n"
+     "opsbackup_repository_size_bytes, opsbackup_repository_size_limit_bytes,\n"
+     "opsbackup_problems.  For node_exporter's textfile collector, or `daemon --listen`."},
+    {"daemon", cmd_daemon, "run every configured job on its schedule",
+     "daemon [--listen ADDR:PORT] [--stop-timeout DURATION] | daemon --print-crontab\n"
+     "\n"
+     "Runs each [job.NAME] with a schedule (5-field cron: lists, ranges, steps, names,\n"
+     "@daily...; timezone = Area/City) as `opsbackup run NAME`, logging to stderr (the\n"
+     "journal under systemd; see contrib/systemd/opsbackup.service).\n"
+     "  - A job still running when due again is not started twice (logged).\n"
+     "  - Runs missed while the machine slept (or the clock jumped) run once on waking,\n"
+     "    and the log says how many were missed; runs missed while the daemon was\n"
+     "    stopped are not made up (status shows the job as stale).\n"
+     "  - SIGHUP reloads the config (refused, old one kept, if it has problems).\n"
+     "  - SIGTERM: no new job starts; running jobs finish their current step, and after\n"
+     "    --stop-timeout (60s) are abandoned (the repository stays consistent).\n"
+     "--listen ADDR:PORT serves GET /metrics (Prometheus) and /health (200 when all is\n"
+     "well, 503 and the problems otherwise); ADDR defaults to 127.0.0.1.\n"
+     "--print-crontab prints crontab lines that run the same jobs, and exits."},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -233,3 +233,22 @@ int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_
     free(tmp);
     return rc;
 }
+
+char *ob_self_exe(ob_err *err)
+{
+    for (size_t size = 256;; size *= 2) {
+        char *p = ob_xmalloc(size);
+        ssize_t n = readlink("/proc/self/exe", p, size);
+        if (n < 0) {
+            int e = errno;
+            free(p);
+            ob_err_errno(err, e, "finding our own executable (/proc/self/exe)");
+            return NULL;
+        }
+        if ((size_t)n < size) {
+            p[n] = '\0';
+            return p;
+        }
+        free(p);
+    }
+}

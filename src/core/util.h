@@ -22,6 +22,9 @@ int ob_time_parse(const char *s, int64_t *sec, uint32_t *nsec);
 void ob_time_now(int64_t *sec, uint32_t *nsec);
 
 char *ob_hostname(void);
+/* Our own executable (/proc/self/exe): the binary that is running, even
+ * when PATH holds another opsbackup or none.  NULL (err set) if unknown. */
+char *ob_self_exe(ob_err *err);
 char *ob_username(void); /* of the effective uid; "" if unknown */
 
 /* "1.5 GiB" style. */

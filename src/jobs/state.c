@@ -93,12 +93,17 @@ int state_record_run(const char *dir, const char *job, json_t *run, ob_err *err)
     bump(st, "runs_total");
     if (ok) {
         json_object_set_new(st, "consecutive_failures", json_integer(0));
-        json_object_set(st, "last_success", run);
     } else {
         bump(st, "failures_total");
         bump(st, "consecutive_failures");
         json_object_set(st, "last_failure", run);
     }
+    /* A run whose only problems were findings (exit 3: verify mismatch,
+     * repository over its size-limit) still backed up everything: for the
+     * age of the data it counts as a success. */
+    json_int_t code = json_integer_value(json_object_get(run, "exit_code"));
+    if (ok || code == 3)
+        json_object_set(st, "last_success", run);
     json_object_set(st, "last_run", run);
     json_t *verify = json_object_get(run, "verify");
     if (verify && !json_is_null(verify))

@@ -11,27 +11,7 @@
 
 #include "core/buf.h"
 #include "core/proc.h"
-
-/* Our own executable, by /proc/self/exe: the same binary the user ran even
- * when PATH holds another opsbackup (or none). */
-static char *self_exe(ob_err *err)
-{
-    for (size_t size = 256;; size *= 2) {
-        char *p = ob_xmalloc(size);
-        ssize_t n = readlink("/proc/self/exe", p, size);
-        if (n < 0) {
-            int e = errno;
-            free(p);
-            ob_err_errno(err, e, "finding our own executable (/proc/self/exe)");
-            return NULL;
-        }
-        if ((size_t)n < size) {
-            p[n] = '\0';
-            return p;
-        }
-        free(p);
-    }
-}
+#include "core/util.h"
 
 static double now_seconds(void)
 {
@@ -43,7 +23,7 @@ static double now_seconds(void)
 int step_run(char *const *args, char *const *env_add, step_result *r, ob_err *err)
 {
     memset(r, 0, sizeof *r);
-    char *exe = self_exe(err);
+    char *exe = ob_self_exe(err);
     if (!exe)
         return -1;
     size_t n = 0;
