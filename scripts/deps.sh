@@ -9,6 +9,7 @@ with_s3=1
 [ "${1:-}" = --no-s3 ] && with_s3=0
 pkgs=(build-essential meson ninja-build pkg-config
       libssl-dev libzstd-dev libjansson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev
+      libmicrohttpd-dev
       python3 attr acl zstd postgresql-15 postgresql-client-15)
 missing=()
 for p in "${pkgs[@]}"; do
