@@ -275,6 +275,34 @@ static void step_retention(run_state *rs, const unsigned char *have)
     }
 }
 
+/* What a failed verify found, from its JSON (it reports findings on
+ * stdout, so its stderr has no "error:" line to quote). */
+static char *verify_finding(const json_t *out)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)json_object_get(out, "tables"), key, v)
+    {
+        if (!json_is_true(json_object_get(v, "ok")))
+            return ob_xasprintf("table %s has %lld rows after the restore, the backup recorded %lld",
+                                key, (long long)json_integer_value(json_object_get(v, "actual")),
+                                (long long)json_integer_value(json_object_get(v, "expected")));
+    }
+    size_t i;
+    json_array_foreach(json_object_get(out, "checks"), i, v)
+    {
+        if (!json_is_true(json_object_get(v, "ok")))
+            return ob_xasprintf("check '%s' failed: %s",
+                                json_string_value(json_object_get(v, "sql")),
+                                json_string_value(json_object_get(v, "error")));
+    }
+    json_int_t errors = json_integer_value(json_object_get(out, "errors"));
+    if (errors)
+        return ob_xasprintf("%lld file%s could not be read back", (long long)errors,
+                            errors == 1 ? "" : "s");
+    return NULL;
+}
+
 static void step_verify(run_state *rs)
 {
     const job *j = rs->j;
@@ -291,6 +319,16 @@ static void step_verify(run_state *rs)
     json_t *out = run_step(rs, "verify", j->repos[0], args, n, &ok);
     argv_free(args, n);
     json_t *last = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
+    char *finding = !ok && out ? verify_finding(out) : NULL;
+    if (finding) {
+        json_object_set_new(last, "error", json_string(finding));
+        if (rs->failed_step && strcmp(rs->failed_step, "verify") == 0) {
+            free(rs->error);
+            rs->error = finding;
+        } else {
+            free(finding);
+        }
+    }
     char *now = NULL;
     int64_t sec;
     ob_time_now(&sec, NULL);
