@@ -110,6 +110,7 @@ int cmd_copy(cli_ctx *, int, char **);
 int cmd_forget(cli_ctx *, int, char **);
 int cmd_prune(cli_ctx *, int, char **);
 int cmd_config(cli_ctx *, int, char **);
+int cmd_notify(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);
