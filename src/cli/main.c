@@ -189,6 +189,20 @@ const cli_command cli_commands[] = {
      "--listen ADDR:PORT serves GET /metrics (Prometheus) and /health (200 when all is\n"
      "well, 503 and the problems otherwise); ADDR defaults to 127.0.0.1.\n"
      "--print-crontab prints crontab lines that run the same jobs, and exits."},
+    {"notify", cmd_notify, "send a test notification to every channel of [notify]",
+     "notify test [--json]\n"
+     "\n"
+     "Loads the config (-c FILE, $OPSBACKUP_CONFIG, /etc/opsbackup/opsbackup.conf) and\n"
+     "sends a test event (job 'test', succeeded) to every channel of its [notify]\n"
+     "section, whatever 'on' says: slack-webhook, webhook, and email-to over smtp-url.\n"
+     "Prints one line per channel, 'CHANNEL (HOST[:PORT]): ok' or\n"
+     "'CHANNEL (HOST[:PORT]): failed: CAUSE'; webhook URLs are never shown in full\n"
+     "(a Slack webhook URL is a secret).  The SMTP password comes from\n"
+     "smtp-password-file (mode 600) or $OPSBACKUP_SMTP_PASSWORD.\n"
+     "Exits 0 when every channel took the message, 1 when any failed, 2 when the\n"
+     "config is missing or bad or names no channel.\n"
+     "--json prints {\"channels\": [{\"channel\", \"target\", \"ok\", \"error\" (if failed)}],\n"
+     "               \"attempted\", \"failed\"}."},
     {NULL, NULL, NULL, NULL},
 };
 
