@@ -20,8 +20,12 @@
  *   not made up at start; `status` reports the job as stale instead.
  * - The clock going backwards (NTP step) recomputes every next run from
  *   the new time rather than waiting for the old one.
- * - SIGHUP reloads the config; one with problems is refused (logged) and
- *   the old one stays in force.  Running jobs are left alone.
+ * - SIGHUP reloads the config: jobs, schedules, [notify]; one with
+ *   problems is refused (logged) and the old schedule stays in force.
+ *   Each run reads the config file itself when it starts, as it would
+ *   from cron, so a broken file makes runs refuse to start (exit 2): the
+ *   daemon notifies that, since nothing else would.  Running jobs are
+ *   left alone.
  * - SIGTERM/SIGINT: no new job starts; each running job gets SIGTERM (it
  *   finishes its current step and starts no other); after --stop-timeout
  *   its whole process group gets SIGTERM and then SIGKILL: an abandoned
@@ -57,6 +61,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "jobs/job.h"
+#include "jobs/notify.h"
 
 /* Longest real sleep between looks at the clock (see "Missed runs"). */
 #define DAEMON_MAX_SLEEP 60
@@ -69,6 +74,7 @@ typedef struct sched_job {
     time_t next_due;      /* daemon clock; 0: no schedule */
     pid_t pid;            /* running `run` child, or 0 */
     time_t started;       /* real time the child started */
+    int stale_notified;   /* told [notify] the job is stale; reset when it is not */
 } sched_job;
 
 typedef struct daemon_clock {
@@ -84,6 +90,7 @@ typedef struct daemon_state {
     sched_job *jobs;
     size_t njobs;
     int64_t stop_timeout;
+    notifier *nf;         /* [notify], or NULL */
     /* The HTTP thread reads the config; reload swaps it under this lock. */
     pthread_mutex_t lock;
     cli_ctx http_ctx;     /* the HTTP thread's own context (shares cfg) */
@@ -160,6 +167,7 @@ static void install_jobs(daemon_state *d, job **jobs, size_t n, time_t now)
             if (d->jobs[k].j && strcmp(d->jobs[k].j->name, jobs[i]->name) == 0) {
                 v[i].pid = d->jobs[k].pid;
                 v[i].started = d->jobs[k].started;
+                v[i].stale_notified = d->jobs[k].stale_notified;
                 d->jobs[k].pid = 0;
             }
         schedule_next(d, &v[i], now);
@@ -212,6 +220,66 @@ static void start_job(daemon_state *d, sched_job *s)
     ob_info("job %s: started (pid %ld)", s->j->name, (long)pid);
 }
 
+/* What the daemon itself reports: a job that died without reporting
+ * (killed, crashed, could not start) and a job that has not succeeded
+ * for longer than its limit — the alarm for "nothing ran at all". */
+static void daemon_notify(daemon_state *d, const char *jobname, const char *step,
+                          const char *error)
+{
+    if (!d->nf || !notifier_wants(d->nf, 0))
+        return;
+    int64_t now;
+    ob_time_now(&now, NULL);
+    notify_event ev = {.job = jobname, .ok = 0, .step = step, .error = error,
+                       .started = now, .finished = now};
+    notifier_send(d->nf, &ev, NULL);
+}
+
+/* Judged on the real clock, like `status`: the ages are those of real
+ * runs.  A job that never succeeded is stale only once the daemon has
+ * been up for longer than the job's limit (it had its chance to run). */
+static void check_stale(daemon_state *d, time_t now)
+{
+    json_t *doc;
+    ob_err err = OB_ERR_INIT;
+    if (monitor_collect(d->ctx, now, 0, &doc, &err) < 0) {
+        ob_warn("checking job ages: %s", ob_err_msg(&err));
+        ob_err_clear(&err);
+        return;
+    }
+    size_t i;
+    json_t *jd;
+    json_array_foreach(json_object_get(doc, "jobs"), i, jd)
+    {
+        const char *name = json_string_value(json_object_get(jd, "name"));
+        for (size_t k = 0; k < d->njobs; k++) {
+            sched_job *s = &d->jobs[k];
+            if (strcmp(s->j->name, name) != 0)
+                continue;
+            int stale = json_is_true(json_object_get(jd, "stale"));
+            if (stale && !json_object_get(jd, "last_success") &&
+                now - d->clock.t0 <= json_integer_value(json_object_get(jd, "max_age_seconds")))
+                stale = 0;
+            if (stale && !s->stale_notified) {
+                /* The job's own age problem, not a failed run's. */
+                const char *why = "stale";
+                size_t p;
+                json_t *msg;
+                json_array_foreach(json_object_get(jd, "problems"), p, msg)
+                {
+                    const char *m = json_string_value(msg);
+                    if (strstr(m, "last success") || strstr(m, "never succeeded"))
+                        why = m;
+                }
+                ob_error("%s", why);
+                daemon_notify(d, name, "schedule", why);
+            }
+            s->stale_notified = stale;
+        }
+    }
+    json_decref(doc);
+}
+
 static void reap(daemon_state *d)
 {
     for (;;) {
@@ -227,12 +295,25 @@ static void reap(daemon_state *d)
             long secs = (long)(time(NULL) - s->started);
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 ob_info("job %s: finished ok in %lds", s->j->name, secs);
-            else if (WIFEXITED(status))
+            else if (WIFEXITED(status) &&
+                     (WEXITSTATUS(status) == CLI_FAIL || WEXITSTATUS(status) == CLI_PROBLEM))
+                /* The run recorded and notified this itself. */
                 ob_error("job %s: failed (exit status %d) after %lds; see its messages above "
                          "or `opsbackup status`", s->j->name, WEXITSTATUS(status), secs);
-            else
-                ob_error("job %s: killed by signal %d after %lds", s->j->name,
-                         WIFSIGNALED(status) ? WTERMSIG(status) : 0, secs);
+            else {
+                char *why =
+                    WIFSIGNALED(status)
+                        ? ob_xasprintf("the run was killed by signal %d after %lds",
+                                       WTERMSIG(status), secs)
+                    : WEXITSTATUS(status) == CLI_USAGE
+                        ? ob_xasprintf("the run refused to start: %s has problems (see `opsbackup "
+                                       "config check`)", d->config_path)
+                        : ob_xasprintf("the run ended with exit status %d after %lds without "
+                                       "reporting", WEXITSTATUS(status), secs);
+                ob_error("job %s: %s", s->j->name, why);
+                daemon_notify(d, s->j->name, "run", why);
+                free(why);
+            }
         }
     }
 }
@@ -283,6 +364,13 @@ static void reload(daemon_state *d, time_t now)
     d->cached = NULL;
     pthread_mutex_unlock(&d->lock);
     install_jobs(d, jobs, n, now);
+    notifier_free(d->nf);
+    d->nf = NULL;
+    ob_err err = OB_ERR_INIT;
+    if (notifier_from_config(cfg, &d->nf, &err) < 0) {
+        ob_error("notifications are off: %s", ob_err_msg(&err));
+        ob_err_clear(&err);
+    }
     ob_info("reloaded %s: %zu jobs", d->config_path, n);
 }
 
@@ -542,6 +630,10 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
                     "(for tests)", d.clock.scale, d.clock.scale);
     }
     install_jobs(&d, jobs, njobs, clock_now(&d.clock));
+    if (!a.print_crontab && notifier_from_config(cfg, &d.nf, &xerr) < 0) {
+        ob_error("notifications are off: %s", ob_err_msg(&xerr));
+        ob_err_clear(&xerr);
+    }
     if (a.print_crontab) {
         int rc = print_crontab(&d);
         install_jobs(&d, NULL, 0, 0);
@@ -598,6 +690,7 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
         }
         last = now;
         run_due(&d, now);
+        check_stale(&d, time(NULL));
         double sleep = DAEMON_MAX_SLEEP;
         for (size_t k = 0; k < d.njobs; k++)
             if (d.jobs[k].next_due) {
@@ -628,6 +721,7 @@ out:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_mutex_destroy(&d.lock);
     json_decref(d.cached);
+    notifier_free(d.nf);
     install_jobs(&d, NULL, 0, 0);
     free(d.jobs);
     free(d.self);

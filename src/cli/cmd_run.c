@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "jobs/job.h"
+#include "jobs/notify.h"
 #include "jobs/state.h"
 #include "jobs/step.h"
 
@@ -366,11 +367,11 @@ static void step_sizes(run_state *rs)
     }
 }
 
-static void print_summary(const json_t *sum)
+static void print_summary(FILE *f, const json_t *sum)
 {
     const char *jobname = json_string_value(json_object_get(sum, "job"));
     int ok = json_is_true(json_object_get(sum, "ok"));
-    printf("job %s (%s): %s in %.1fs\n", jobname,
+    fprintf(f, "job %s (%s): %s in %.1fs\n", jobname,
            json_string_value(json_object_get(sum, "kind")),
            ok ? "ok" : json_integer_value(json_object_get(sum, "exit_code")) == CLI_PROBLEM
                            ? "PROBLEM"
@@ -388,21 +389,21 @@ static void print_summary(const json_t *sum)
         const char *res = json_is_true(json_object_get(st, "skipped")) ? "skipped"
                           : json_is_true(json_object_get(st, "ok"))    ? "ok"
                                                                        : "FAILED";
-        printf("  %-22s %-7s", label, res);
+        fprintf(f, "  %-22s %-7s", label, res);
         json_t *secs = json_object_get(st, "seconds");
         if (secs)
-            printf(" %6.1fs", json_real_value(secs));
+            fprintf(f, " %6.1fs", json_real_value(secs));
         json_t *r = json_object_get(st, "result");
         const char *why = json_string_value(json_object_get(st, "error"));
         if (!why)
             why = json_string_value(json_object_get(st, "reason"));
         if (why) {
-            printf("  %s", why);
+            fprintf(f, "  %s", why);
         } else if (strcmp(name, "backup") == 0 && r) {
             json_t *stats = json_object_get(r, "stats");
             char *added = ob_human_bytes(
                 (uint64_t)json_integer_value(json_object_get(stats, "bytes_added")));
-            printf("  snapshot %s%s, %s added",
+            fprintf(f, "  snapshot %s%s, %s added",
                    json_string_value(json_object_get(r, "short_id")),
                    json_is_true(json_object_get(r, "unchanged")) ? " (unchanged)" : "", added);
             free(added);
@@ -410,12 +411,12 @@ static void print_summary(const json_t *sum)
             json_t *pr = json_object_get(r, "prune");
             char *freed =
                 ob_human_bytes((uint64_t)json_integer_value(json_object_get(pr, "bytes_freed")));
-            printf("  %lld removed, %lld kept, %s freed",
+            fprintf(f, "  %lld removed, %lld kept, %s freed",
                    (long long)json_integer_value(json_object_get(r, "removed")),
                    (long long)json_integer_value(json_object_get(r, "kept")), freed);
             free(freed);
         }
-        printf("\n");
+        fputc('\n', f);
         free(label);
     }
     json_array_foreach(json_object_get(sum, "repositories"), i, st)
@@ -424,17 +425,62 @@ static void print_summary(const json_t *sum)
         if (!b)
             continue;
         char *h = ob_human_bytes((uint64_t)json_integer_value(b));
-        printf("  repository %s: %s", json_string_value(json_object_get(st, "name")), h);
+        fprintf(f, "  repository %s: %s", json_string_value(json_object_get(st, "name")), h);
         json_t *lim = json_object_get(st, "size_limit");
         if (lim) {
             char *l = ob_human_bytes((uint64_t)json_integer_value(lim));
-            printf(" of %s limit%s", l,
+            fprintf(f, " of %s limit%s", l,
                    json_is_true(json_object_get(st, "over_limit")) ? " (OVER)" : "");
             free(l);
         }
-        printf("\n");
+        fputc('\n', f);
         free(h);
     }
+}
+
+/* Tell [notify] how the run went (failures, or every run with on =
+ * always).  A notification that cannot be sent is logged and noted in the
+ * summary; it never changes the job's own result. */
+static void run_notify(const config *cfg, const job *j, json_t *sum, int64_t t0, int64_t t1)
+{
+    notifier *nf;
+    ob_err err = OB_ERR_INIT;
+    if (notifier_from_config(cfg, &nf, &err) < 0) {
+        ob_warn("notifications not sent: %s", ob_err_msg(&err));
+        json_object_set_new(sum, "notifications",
+                            json_pack("{s:s}", "error", ob_err_msg(&err)));
+        ob_err_clear(&err);
+        return;
+    }
+    int ok = json_is_true(json_object_get(sum, "ok"));
+    if (!nf || !notifier_wants(nf, ok)) {
+        notifier_free(nf);
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f) {
+        print_summary(f, sum);
+        fclose(f);
+    }
+    notify_event ev = {
+        .job = j->name,
+        .ok = ok,
+        .step = json_string_value(json_object_get(sum, "failed_step")),
+        .error = json_string_value(json_object_get(sum, "error")),
+        .summary = text,
+        .details = sum,
+        .started = t0,
+        .finished = t1,
+    };
+    size_t attempted = 0;
+    size_t failed = notifier_send(nf, &ev, &attempted);
+    json_object_set_new(sum, "notifications",
+                        json_pack("{s:I, s:I}", "sent", (json_int_t)(attempted - failed),
+                                  "failed", (json_int_t)failed));
+    free(text);
+    notifier_free(nf);
 }
 
 int cmd_run(cli_ctx *ctx, int argc, char **argv)
@@ -543,6 +589,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     free(started);
     free(finished);
 
+    run_notify(ctx->cfg, j, sum, t0s, t1s);
     if (state_record_run(sdir, j->name, sum, &err) < 0) {
         /* The backup happened; say so, but status will not know it. */
         ob_warn("%s", ob_err_msg(&err));
@@ -554,7 +601,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     if (ctx->json)
         cli_print_json(json_incref(sum));
     else if (!ctx->quiet || code != CLI_OK)
-        print_summary(sum);
+        print_summary(stdout, sum);
     if (code != CLI_OK)
         fprintf(stderr, "opsbackup: error: job %s failed at step %s: %s\n", j->name,
                 rs.failed_step, rs.error);

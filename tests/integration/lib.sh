@@ -98,6 +98,13 @@ finish() {
     echo "all checks passed"
 }
 
+# report_problems PREFIX < <(CMD): turn each line CMD prints into a
+# `problem` call.  (Not in a pipeline: that would run it in a subshell.)
+report_problems() {
+    local line
+    while IFS= read -r line; do problem "$1: $line"; done
+}
+
 # run_rc CMD...: run CMD with its output in $T/out and $T/err and its exit
 # status in $RC; a status >= 128 (killed by a signal: a crash) fails the test.
 run_rc() {

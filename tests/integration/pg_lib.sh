@@ -449,9 +449,3 @@ for k in ("bytes", "bytes_added", "bytes_stored"):
 EOF2
 }
 
-# report_problems PREFIX < <(CMD): turn each line CMD prints into a
-# `problem` call.  (Not in a pipeline: that would run it in a subshell.)
-report_problems() {
-    local line
-    while IFS= read -r line; do problem "$1: $line"; done
-}

@@ -9,42 +9,9 @@
 # no config are refused with exit 2; the Slack URL's secret path never shows.
 . "$(dirname "$0")/lib.sh"
 
-# Requests to 127.0.0.1 must not go through a proxy of the environment.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
+. "$(dirname "$0")/sink_lib.sh"
 unset OPSBACKUP_SMTP_PASSWORD
 
-SINK_PIDS=()
-stop_sinks() {
-    local p
-    for p in "${SINK_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-}
-on_exit stop_sinks
-
-# start_sink NAME SCRIPT ARGS...: run a sink on a free port; its port in
-# $SINK_PORT, its records in $T/NAME.jsonl.
-start_sink() {
-    local name=$1 script=$2 i
-    shift 2
-    rm -f "$T/$name.port"
-    : >"$T/$name.jsonl"
-    python3 "$TOOLS/$script" --out "$T/$name.jsonl" --port 0 --port-file "$T/$name.port" "$@" \
-        >"$T/$name.log" 2>&1 &
-    SINK_PIDS+=($!)
-    for i in $(seq 1 100); do
-        if [ -s "$T/$name.port" ]; then
-            SINK_PORT=$(cat "$T/$name.port")
-            return 0
-        fi
-        kill -0 "$!" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$T/$name.log" >&2
-    fail "sink $name did not start"
-}
-count() { wc -l <"$T/$1.jsonl" | tr -d ' '; }
 
 SECRET="B07SECRET/xoxSECRETTOKENq9"
 SMTP_PASSWORD='pa ss:wörd%"1'
