@@ -637,6 +637,7 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
     if (a.print_crontab) {
         int rc = print_crontab(&d);
         install_jobs(&d, NULL, 0, 0);
+        free(d.jobs);
         free(d.self);
         free(d.config_path);
         return rc;

@@ -315,6 +315,7 @@ int main(int argc, char **argv)
         return cli_fail(&ctx, &err);
     int rc = cmd->run(&ctx, argc - i, argv + i);
     storage_global_cleanup();
+    config_free(ctx.cfg); /* commands that loaded it without cli_close_repo */
     free(ctx.more_repos);
     return rc;
 }
