@@ -304,10 +304,11 @@ static void check_notify(checker *k, const config_section *s)
     if ((e = config_entry_get(s, "on")) && strcmp(e->value, "failure") != 0 &&
         strcmp(e->value, "always") != 0)
         problem(k, e->line, "on must be failure or always, not '%s'", e->value);
+    /* The value is not quoted: a webhook URL carries its token. */
     static const char *const hooks[] = {"slack-webhook", "webhook"};
     for (size_t i = 0; i < 2; i++)
         if ((e = config_entry_get(s, hooks[i])) && !is_http_url(e->value))
-            problem(k, e->line, "%s '%s' must be an http:// or https:// URL", e->key, e->value);
+            problem(k, e->line, "%s must be an http:// or https:// URL", e->key);
     if ((e = config_entry_get(s, "smtp-url")) && strncmp(e->value, "smtp://", 7) != 0 &&
         strncmp(e->value, "smtps://", 8) != 0)
         problem(k, e->line, "smtp-url '%s' must start with smtp:// or smtps://", e->value);
@@ -346,7 +347,9 @@ static void check_dr(checker *k, const config_section *s)
 static int is_secret_key(const char *key)
 {
     size_t n = strlen(key);
-    if (strcmp(key, "secret-access-key") == 0 || strcmp(key, "session-token") == 0)
+    /* Webhook URLs are bearer tokens: whoever reads one can post as us. */
+    if (strcmp(key, "secret-access-key") == 0 || strcmp(key, "session-token") == 0 ||
+        strcmp(key, "slack-webhook") == 0 || strcmp(key, "webhook") == 0)
         return 1;
     return strstr(key, "password") && !(n >= 5 && strcmp(key + n - 5, "-file") == 0);
 }
