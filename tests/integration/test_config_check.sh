@@ -186,4 +186,13 @@ expect_code 2 "$OPSBACKUP" -c "$T/syntax.conf" config check --json
 info "a missing config file is an error"
 expect_code 2 "$OPSBACKUP" -c "$T/none.conf" config check
 assert_grep "none.conf" "$T/err"
+
+info "the example configs pass config check"
+for ex in production development; do
+    install -m 600 "$OPSBACKUP_TOP/examples/$ex.conf" "$T/$ex.conf"
+    expect_code 0 "$OPSBACKUP" -c "$T/$ex.conf" config check
+done
+expect_code 0 "$OPSBACKUP" -c "$T/production.conf" daemon --print-crontab
+assert_grep "^0 2 \* \* \* .* run db$" "$T/out"
+assert_grep "^CRON_TZ=Asia/Tokyo$" "$T/out"
 echo "PASS"
