@@ -426,13 +426,10 @@ static void print_summary(FILE *f, const json_t *sum)
             continue;
         char *h = ob_human_bytes((uint64_t)json_integer_value(b));
         fprintf(f, "  repository %s: %s", json_string_value(json_object_get(st, "name")), h);
-        json_t *lim = json_object_get(st, "size_limit");
-        if (lim) {
-            char *l = ob_human_bytes((uint64_t)json_integer_value(lim));
-            fprintf(f, " of %s limit%s", l,
-                   json_is_true(json_object_get(st, "over_limit")) ? " (OVER)" : "");
-            free(l);
-        }
+        const char *lim = json_string_value(json_object_get(st, "size_limit_text"));
+        if (lim)
+            fprintf(f, " of %s limit%s", lim,
+                    json_is_true(json_object_get(st, "over_limit")) ? " (OVER)" : "");
         fputc('\n', f);
         free(h);
     }

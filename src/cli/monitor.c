@@ -160,13 +160,17 @@ json_t *monitor_repo(cli_ctx *ctx, const char *name, int with_size, char **probl
     unsigned long long limit = monitor_size_limit(ctx->cfg);
     if (limit) {
         json_object_set_new(rd, "size_limit", json_integer((json_int_t)limit));
+        /* As the operator wrote it: 100GB is not "93.1 GiB" to them. */
+        json_object_set_new(rd, "size_limit_text",
+                            json_string(config_get(config_section_get(ctx->cfg, "notify"),
+                                                   "size-limit")));
         json_object_set_new(rd, "over_limit", json_boolean(bytes > limit));
         if (bytes > limit) {
-            char *b = ob_human_bytes(bytes), *l = ob_human_bytes(limit);
+            char *b = ob_human_bytes(bytes);
             *problem = ob_xasprintf("repository %s: %s stored, over the size-limit %s of "
-                                    "[notify]", name, b, l);
+                                    "[notify]", name, b,
+                                    json_string_value(json_object_get(rd, "size_limit_text")));
             free(b);
-            free(l);
         }
     }
     return rd;
@@ -388,12 +392,10 @@ void monitor_print_status(FILE *f, const json_t *doc)
         }
         char *b = ob_human_bytes((uint64_t)json_integer_value(bytes));
         fprintf(f, "repository %s: %s", name, b);
-        const json_t *lim = json_object_get(jd, "size_limit");
-        if (lim) {
-            char *l = ob_human_bytes((uint64_t)json_integer_value(lim));
-            fprintf(f, " of %s%s", l, json_is_true(json_object_get(jd, "over_limit")) ? " (OVER)" : "");
-            free(l);
-        }
+        const char *lim = json_string_value(json_object_get(jd, "size_limit_text"));
+        if (lim)
+            fprintf(f, " of %s%s", lim,
+                    json_is_true(json_object_get(jd, "over_limit")) ? " (OVER)" : "");
         fputc('\n', f);
         free(b);
     }
