@@ -246,6 +246,18 @@ expect_code 1 job run db
 assert_grep "already running" "$T/err"
 wait
 
+info "a notification that cannot be sent does not change the job's result"
+sed -i '/^\[notify\]/,$d' "$CFG"
+cat >>"$CFG" <<EOF
+[notify]
+on = always
+webhook = http://127.0.0.1:1/hook
+EOF
+expect_code 0 job --json run attachments
+assert_grep "webhook" "$T/err"
+[ "$(json_get "$T/out" 'j["notifications"]["failed"]')" = 1 ] || problem "the failed notification is not in the summary"
+[ "$(json_get "$T/out" 'j["ok"]')" = True ] || problem "a failed notification turned the run into a failure"
+
 info "a config with a problem runs nothing"
 echo "bogus-key = 1" >>"$CFG"
 n=$(snap_count local db)
