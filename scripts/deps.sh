@@ -10,7 +10,10 @@ with_s3=1
 pkgs=(build-essential meson ninja-build pkg-config
       libssl-dev libzstd-dev libjansson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev
       libmicrohttpd-dev
-      python3 attr acl zstd postgresql-15 postgresql-client-15)
+      python3 attr acl zstd postgresql-15 postgresql-client-15 curl)
+# Only the test suite needs these: the dashboard test renders the page in
+# headless Chromium.
+[ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

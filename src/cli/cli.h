@@ -114,6 +114,7 @@ int cmd_run(cli_ctx *, int, char **);
 int cmd_status(cli_ctx *, int, char **);
 int cmd_metrics(cli_ctx *, int, char **);
 int cmd_daemon(cli_ctx *, int, char **);
+int cmd_report(cli_ctx *, int, char **);
 int cmd_notify(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */

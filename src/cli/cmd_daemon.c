@@ -31,8 +31,9 @@
  *   its whole process group gets SIGTERM and then SIGKILL: an abandoned
  *   step leaves only what the repository is designed to survive (a stale
  *   lock and unreferenced temporaries, cleaned by the next run's prune).
- * - --listen ADDR:PORT serves GET /metrics (Prometheus) and /health from a
- *   libmicrohttpd thread; by default it binds only to 127.0.0.1.
+ * - --listen ADDR:PORT serves GET / (the dashboard, report.h), /metrics
+ *   (Prometheus) and /health from a libmicrohttpd thread.  It binds
+ *   127.0.0.1 by default; any other address requires --token-file.
  *
  * Signals are blocked in every thread and taken synchronously with
  * sigtimedwait() in the main loop, so no handler and no flag is needed.
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +59,7 @@
 #include "cli/cli.h"
 #include "cli/config_check.h"
 #include "cli/monitor.h"
+#include "cli/report.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -96,6 +99,7 @@ typedef struct daemon_state {
     cli_ctx http_ctx;     /* the HTTP thread's own context (shares cfg) */
     json_t *cached;       /* last /metrics document */
     time_t cached_at;
+    char *token;          /* --token-file: required from every client, or NULL */
 } daemon_state;
 
 static time_t clock_now(const daemon_clock *c)
@@ -448,6 +452,26 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
     return ret;
 }
 
+/* Constant time in the token's length: the comparison must not tell a
+ * client how many leading characters it guessed right. */
+static int token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < lb; i++)
+        diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)b[i];
+    return diff == 0;
+}
+
+static int authorized(const daemon_state *d, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (h && strncmp(h, "Bearer ", 7) == 0 && token_equal(h + 7, d->token))
+        return 1;
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+    return q && token_equal(q, d->token);
+}
+
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **req)
@@ -460,9 +484,15 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
         return respond(c, 405, "text/plain", ob_xstrdup("only GET\n"));
     if (*upload_size)
         return respond(c, 400, "text/plain", ob_xstrdup("no body expected\n"));
+    if (d->token && !authorized(d, c))
+        return respond(c, 401, "text/plain",
+                       ob_xstrdup("a token is required: Authorization: Bearer TOKEN, or "
+                                  "?token=TOKEN\n"));
     int metrics = strcmp(url, "/metrics") == 0, health = strcmp(url, "/health") == 0;
-    if (!metrics && !health)
-        return respond(c, 404, "text/plain", ob_xstrdup("not found: try /metrics or /health\n"));
+    int page = strcmp(url, "/") == 0;
+    if (!metrics && !health && !page)
+        return respond(c, 404, "text/plain",
+                       ob_xstrdup("not found: try /, /metrics or /health\n"));
     pthread_mutex_lock(&d->lock);
     time_t now = time(NULL);
     if (!d->cached || now - d->cached_at >= DAEMON_METRICS_CACHE || now < d->cached_at) {
@@ -481,6 +511,10 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     unsigned code = 200;
     if (metrics) {
         body = monitor_metrics_text(d->cached);
+    } else if (page) {
+        json_t *dr = report_load_dr();
+        body = report_html(d->cached, dr);
+        json_decref(dr);
     } else {
         /* 200 when every backup is healthy, 503 with the problems otherwise:
          * for a monitoring check, not a liveness probe (the daemon answering
@@ -495,7 +529,10 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
         free(text);
     }
     pthread_mutex_unlock(&d->lock);
-    return respond(c, code, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json",
+    return respond(c, code,
+                   metrics ? "text/plain; version=0.0.4; charset=utf-8"
+                   : page  ? "text/html; charset=utf-8"
+                           : "application/json",
                    body);
 }
 
@@ -516,6 +553,13 @@ static struct MHD_Daemon *http_start(daemon_state *d, const char *listen, ob_err
         return NULL;
     }
     free(host);
+    /* The dashboard names hosts, paths and errors: off this machine only
+     * behind a token. */
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !d->token) {
+        ob_err_set(err, OB_EUSAGE, "--listen %s is reachable from other machines: give "
+                   "--token-file FILE too (or listen on 127.0.0.1)", listen);
+        return NULL;
+    }
     sa.sin_port = htons((uint16_t)port);
     struct MHD_Daemon *m = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_http, d,
@@ -525,6 +569,34 @@ static struct MHD_Daemon *http_start(daemon_state *d, const char *listen, ob_err
         ob_err_set(err, OB_EIO, "cannot listen on %s (in use, or not an address of this "
                    "machine)", listen);
     return m;
+}
+
+/* The first line of a file only its owner can read. */
+static int read_token(const char *path, char **out, ob_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return ob_err_errno(err, errno, "--token-file %s", path);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        fclose(f);
+        return ob_err_set(err, OB_EUSAGE, "--token-file %s is readable by others: chmod 600 %s",
+                          path, path);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (n < 16) {
+        free(line);
+        return ob_err_set(err, OB_EUSAGE, "--token-file %s: the token must be at least 16 "
+                          "characters (e.g. head -c 24 /dev/urandom | base64 > %s)", path, path);
+    }
+    *out = line;
+    return 0;
 }
 
 /* ---- --print-crontab ---- */
@@ -551,10 +623,10 @@ static int print_crontab(daemon_state *d)
     return CLI_OK;
 }
 
-enum { OPT_LISTEN = 256, OPT_STOP_TIMEOUT, OPT_PRINT_CRONTAB };
+enum { OPT_LISTEN = 256, OPT_STOP_TIMEOUT, OPT_PRINT_CRONTAB, OPT_TOKEN_FILE };
 
 typedef struct daemon_args {
-    const char *listen, *stop_timeout;
+    const char *listen, *stop_timeout, *token_file;
     int print_crontab;
 } daemon_args;
 
@@ -565,6 +637,7 @@ static int daemon_opt(int opt, const char *arg, void *ud)
     case OPT_LISTEN: a->listen = arg; break;
     case OPT_STOP_TIMEOUT: a->stop_timeout = arg; break;
     case OPT_PRINT_CRONTAB: a->print_crontab = 1; break;
+    case OPT_TOKEN_FILE: a->token_file = arg; break;
     default: return -1;
     }
     return 0;
@@ -576,6 +649,7 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
         {"print-crontab", no_argument, NULL, OPT_PRINT_CRONTAB},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {0, 0, 0, 0},
     };
     const cli_command *cmd = cli_find_command("daemon");
@@ -658,6 +732,13 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
     d.http_ctx.r = NULL;
     struct MHD_Daemon *http = NULL;
     int rc = CLI_OK;
+    if (a.token_file) {
+        ob_err err = OB_ERR_INIT;
+        if (read_token(a.token_file, &d.token, &err) < 0) {
+            rc = cli_fail(ctx, &err);
+            goto out;
+        }
+    }
     if (a.listen) {
         ob_err err = OB_ERR_INIT;
         if (!(http = http_start(&d, a.listen, &err))) {
@@ -723,6 +804,7 @@ out:
     pthread_mutex_destroy(&d.lock);
     json_decref(d.cached);
     notifier_free(d.nf);
+    free(d.token);
     install_jobs(&d, NULL, 0, 0);
     free(d.jobs);
     free(d.self);

@@ -8,6 +8,9 @@
 
 #include "cli/cli.h"
 #include "cli/monitor.h"
+#include "cli/report.h"
+#include "core/util.h"
+#include <string.h>
 
 static int collect(cli_ctx *ctx, const char *name, int argc, char **argv, json_t **doc)
 {
@@ -54,4 +57,46 @@ int cmd_metrics(cli_ctx *ctx, int argc, char **argv)
     free(text);
     json_decref(doc);
     return CLI_OK;
+}
+
+enum { OPT_HTML = 256 };
+
+static int report_opt(int opt, const char *arg, void *ud)
+{
+    if (opt != OPT_HTML)
+        return -1;
+    *(const char **)ud = arg;
+    return 0;
+}
+
+int cmd_report(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {{"html", required_argument, NULL, OPT_HTML},
+                                         {0, 0, 0, 0}};
+    const cli_command *cmd = cli_find_command("report");
+    const char *file = NULL;
+    int i = cli_parse(ctx, cmd, argc, argv, opts, "", report_opt, &file);
+    if (i < 0)
+        return i == -2 ? CLI_OK : CLI_USAGE;
+    if (i != argc || !file)
+        return cli_usage(cmd, "report needs --html FILE (- for standard output)");
+    ob_err err = OB_ERR_INIT;
+    json_t *doc;
+    if (monitor_collect(ctx, time(NULL), 1, &doc, &err) < 0)
+        return cli_fail(ctx, &err);
+    json_t *dr = report_load_dr();
+    char *html = report_html(doc, dr);
+    json_decref(dr);
+    int ok = json_is_true(json_object_get(doc, "ok"));
+    json_decref(doc);
+    int rc = CLI_OK;
+    if (strcmp(file, "-") == 0) {
+        fputs(html, stdout);
+    } else if (ob_write_file_atomic(file, html, strlen(html), 0, NULL, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+    } else if (!ctx->quiet) {
+        printf("wrote %s (%s)\n", file, ok ? "all jobs healthy" : "problems found");
+    }
+    free(html);
+    return rc;
 }

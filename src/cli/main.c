@@ -174,7 +174,8 @@ const cli_command cli_commands[] = {
      "opsbackup_repository_size_bytes, opsbackup_repository_size_limit_bytes,\n"
      "opsbackup_problems.  For node_exporter's textfile collector, or `daemon --listen`."},
     {"daemon", cmd_daemon, "run every configured job on its schedule",
-     "daemon [--listen ADDR:PORT] [--stop-timeout DURATION] | daemon --print-crontab\n"
+     "daemon [--listen ADDR:PORT [--token-file FILE]] [--stop-timeout DURATION]\n"
+     "       opsbackup daemon --print-crontab\n"
      "\n"
      "Runs each [job.NAME] with a schedule (5-field cron: lists, ranges, steps, names,\n"
      "@daily...; timezone = Area/City) as `opsbackup run NAME`, logging to stderr (the\n"
@@ -189,8 +190,11 @@ const cli_command cli_commands[] = {
      "    to start, and once of a job whose last success is older than its limit.\n"
      "  - SIGTERM: no new job starts; running jobs finish their current step, and after\n"
      "    --stop-timeout (60s) are abandoned (the repository stays consistent).\n"
-     "--listen ADDR:PORT serves GET /metrics (Prometheus) and /health (200 when all is\n"
-     "well, 503 and the problems otherwise); ADDR defaults to 127.0.0.1.\n"
+     "--listen ADDR:PORT serves GET / (the status dashboard, as `report --html`),\n"
+     "/metrics (Prometheus) and /health (200 when all is well, 503 and the problems\n"
+     "otherwise); ADDR defaults to 127.0.0.1.  --token-file FILE (mode 0600) makes\n"
+     "every request need 'Authorization: Bearer TOKEN' or ?token=TOKEN; an address\n"
+     "other than 127.x requires it.\n"
      "--print-crontab prints crontab lines that run the same jobs, and exits."},
     {"notify", cmd_notify, "send a test notification to every channel of [notify]",
      "notify test [--json]\n"
@@ -206,6 +210,15 @@ const cli_command cli_commands[] = {
      "config is missing or bad or names no channel.\n"
      "--json prints {\"channels\": [{\"channel\", \"target\", \"ok\", \"error\" (if failed)}],\n"
      "               \"attempted\", \"failed\"}."},
+    {"report", cmd_report, "the status dashboard as one self-contained HTML page",
+     "report --html FILE\n"
+     "\n"
+     "Writes what `status` knows as a page with no external assets and no script (to\n"
+     "mail or publish): every job with its last run, result, age against its limit,\n"
+     "last verify and next run, charts (inline SVG) of backup size, data added and\n"
+     "duration over the recorded runs, repository sizes against size-limit, the\n"
+     "problems, and the latest DR run.  FILE - writes to standard output.  The same\n"
+     "page is served at / by `daemon --listen`."},
     {NULL, NULL, NULL, NULL},
 };
 
