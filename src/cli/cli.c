@@ -260,7 +260,7 @@ void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf)
 int cli_fail(cli_ctx *ctx, ob_err *err)
 {
     (void)ctx;
-    fprintf(stderr, "opsbackup: error: %s\n", ob_err_msg(err));
+    ob_error("%s", ob_err_msg(err));
     int rc = err->code == OB_EUSAGE ? CLI_USAGE : CLI_FAIL;
     ob_err_clear(err);
     return rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "repo/copy.h"
 #include "repo/lock.h"
@@ -180,7 +181,7 @@ size_t cli_replicate(cli_ctx *ctx, const snapshot *s, json_t *json)
         uint64_t added = 0;
         if (replicate_one(ctx, s, name, &id, &added, &err) < 0) {
             failed++;
-            fprintf(stderr, "opsbackup: error: repository %s: snapshot %.8s was not copied: %s\n",
+            ob_error("repository %s: snapshot %.8s was not copied: %s",
                     name, s->id, ob_err_msg(&err));
             if (copies)
                 json_array_append_new(copies, json_pack("{s:s, s:b, s:s}", "repository", name,

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "sources/pg_wal.h"
 #include "repo/check.h"
 #include "repo/lock.h"
@@ -13,6 +14,7 @@ typedef struct check_args {
     double pct;
     json_t *problems;
     int quiet;
+    cli_progress *prog;     /* --read-data on a terminal, else NULL */
 } check_args;
 
 static int check_opt(int opt, const char *arg, void *ud)
@@ -40,8 +42,20 @@ static void check_report(int sev, const char *msg, void *ud)
     if (a->problems)
         json_array_append_new(a->problems,
                               json_pack("{s:s, s:s}", "severity", names[sev], "message", msg));
-    else if (sev == CHECK_ERROR || !a->quiet)
+    else if (sev == CHECK_ERROR || !a->quiet) {
+        if (a->prog && a->prog->drawn) /* the finding on a line of its own */
+            fputs("\r\033[K", stderr);
         fprintf(sev == CHECK_ERROR ? stderr : stdout, "%s: %s\n", names[sev], msg);
+    }
+}
+
+static void check_progress(uint64_t bytes, uint64_t total, uint64_t packs, void *ud)
+{
+    check_args *a = ud;
+    if (!a->prog)
+        return;
+    a->prog->total_bytes = total;
+    cli_progress_update(a->prog, bytes, packs, "packs", 0);
 }
 
 static int check_one(cli_ctx *ctx, check_args a);
@@ -50,7 +64,7 @@ static int check_one(cli_ctx *ctx, check_args a);
 int cmd_check(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("check");
-    check_args a = {cmd, 0, 100, NULL, 0};
+    check_args a = {cmd, 0, 100, NULL, 0, NULL};
     static const struct option opts[] = {
         {"read-data", no_argument, NULL, 'R'},
         {"read-data-subset", required_argument, NULL, 'P'},
@@ -96,12 +110,21 @@ static int check_one(cli_ctx *ctx, check_args a)
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
     check_result res;
-    check_opts o = {a.read_data, a.pct, check_report, &a};
+    cli_progress prog;
+    cli_progress_init(&prog, "check");
+    if (a.read_data && cli_progress_enabled(ctx))
+        a.prog = &prog;
+    check_opts o = {a.read_data, a.pct, check_report, &a, check_progress};
     int rc;
     pg_wal_check_result wal;
-    if (cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0 ||
-        repo_check(ctx->r, &o, &res, &err) < 0 ||
-        pg_wal_check(ctx->r, a.read_data, check_report, &a, &wal, &err) < 0) {
+    int crc = cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0 ||
+                      repo_check(ctx->r, &o, &res, &err) < 0
+                  ? -1
+                  : 0;
+    if (prog.drawn) /* the summary below replaces the progress line */
+        fputs("\r\033[K", stderr);
+    a.prog = NULL;
+    if (crc < 0 || pg_wal_check(ctx->r, a.read_data, check_report, &a, &wal, &err) < 0) {
         rc = cli_fail(ctx, &err);
         json_decref(a.problems);
     } else {

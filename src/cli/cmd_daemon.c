@@ -667,14 +667,14 @@ int cmd_daemon(cli_ctx *ctx, int argc, char **argv)
     const char *path = ctx->config ? ctx->config : "/etc/opsbackup/opsbackup.conf";
     d.config_path = realpath(path, NULL);
     if (!d.config_path) {
-        fprintf(stderr, "opsbackup: error: daemon: config file %s: %s\n", path, strerror(errno));
+        ob_error("daemon: config file %s: %s", path, strerror(errno));
         return CLI_USAGE;
     }
     config *cfg;
     job **jobs;
     size_t njobs;
     if (load_config(d.config_path, &cfg, &jobs, &njobs) < 0) {
-        fprintf(stderr, "opsbackup: error: %s has problems (above); daemon not started\n",
+        ob_error("%s has problems (above); daemon not started",
                 d.config_path);
         free(d.config_path);
         return CLI_USAGE;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -595,6 +596,7 @@ typedef struct vf_ctx {
     ob_buf b;
     uint64_t files, bytes, errors;
     int quiet;
+    cli_progress *prog;     /* NULL: no progress line */
 } vf_ctx;
 
 static int vf_visit(const char *path, const tree_node *n, void *ud)
@@ -608,7 +610,7 @@ static int vf_visit(const char *path, const tree_node *n, void *ud)
         if (repo_read_blob(c->r, n->extents[i].id, REPO_BLOB_DATA, &c->b, &e) < 0 ||
             c->b.len != n->extents[i].len) {
             char *d = files_path_display(path);
-            fprintf(stderr, "error: %s: %s\n", d,
+            ob_error("%s: %s", d,
                     e.code ? ob_err_msg(&e) : "chunk length differs from the tree");
             free(d);
             c->errors++;
@@ -617,6 +619,8 @@ static int vf_visit(const char *path, const tree_node *n, void *ud)
         }
         c->bytes += c->b.len;
     }
+    if (c->prog)
+        cli_progress_update(c->prog, c->bytes, c->files, "files", 0);
     return 0;
 }
 
@@ -637,8 +641,15 @@ static int verify_files(cli_ctx *ctx, int argc, char **argv)
     if (cli_open_repo(ctx, &err) < 0 || snapshot_find(ctx->r, ref, a.set, NULL, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else {
-        vf_ctx c = {ctx->r, OB_BUF_INIT, 0, 0, 0, ctx->quiet};
-        if (files_walk(ctx->r, s->tree, vf_visit, &c, &err) < 0) {
+        cli_progress prog;
+        cli_progress_init(&prog, "verify");
+        prog.total_bytes = s->stats.bytes;
+        vf_ctx c = {ctx->r, OB_BUF_INIT, 0, 0, 0, ctx->quiet,
+                    cli_progress_enabled(ctx) ? &prog : NULL};
+        int wrc = files_walk(ctx->r, s->tree, vf_visit, &c, &err);
+        if (c.prog)
+            cli_progress_update(c.prog, c.bytes, c.files, "files", 1);
+        if (wrc < 0) {
             rc = cli_fail(ctx, &err);
         } else {
             rc = c.errors ? CLI_PROBLEM : CLI_OK;

@@ -75,6 +75,10 @@ int cmd_restore(cli_ctx *ctx, int argc, char **argv)
     }
     cli_progress prog;
     cli_progress_init(&prog, "restore");
+    if (!a.nincludes) { /* the whole snapshot: its size is the total */
+        prog.total_bytes = s->stats.bytes;
+        prog.total_files = s->stats.files;
+    }
     files_restore_opts o = {
         .target = a.target,
         .includes = a.includes,

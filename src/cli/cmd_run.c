@@ -505,7 +505,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
         for (size_t k = 0; k < chk.n; k++)
             fprintf(stderr, "%s:%d: %s\n", ctx->cfg->path, chk.problems[k].line,
                     chk.problems[k].message);
-        fprintf(stderr, "opsbackup: error: %zu problem%s in %s; job '%s' not run\n", chk.n,
+        ob_error("%zu problem%s in %s; job '%s' not run", chk.n,
                 chk.n == 1 ? "" : "s", ctx->cfg->path, name);
         config_check_free(&chk);
         return CLI_USAGE;
@@ -600,7 +600,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     else if (!ctx->quiet || code != CLI_OK)
         print_summary(stdout, sum);
     if (code != CLI_OK)
-        fprintf(stderr, "opsbackup: error: job %s failed at step %s: %s\n", j->name,
+        ob_error("job %s failed at step %s: %s", j->name,
                 rs.failed_step, rs.error);
     json_decref(sum);
     argv_free(rs.base, rs.nbase);

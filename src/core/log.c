@@ -50,5 +50,15 @@ void ob_log(int level, const char *fmt, ...)
         fputs(line, stderr);
         free(line);
     }
+    /* The test suite collects every error message to check that each one
+     * names its object and cause (tests/tools/check_errors.py). */
+    const char *collect = level == OB_LOG_ERROR ? getenv("OPSBACKUP_ERROR_LOG") : NULL;
+    if (collect && *collect) {
+        FILE *f = fopen(collect, "ae");
+        if (f) {
+            fprintf(f, "%s\n", msg);
+            fclose(f);
+        }
+    }
     free(msg);
 }

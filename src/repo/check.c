@@ -289,6 +289,9 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
     storage_names_free(&snaps);
     if (rc == 0 && o->read_data) {
         double pct = o->subset_pct > 0 && o->subset_pct < 100 ? o->subset_pct : 100;
+        uint64_t total = 0, done = 0, packs = 0;
+        for (size_t i = 0; pct == 100 && i < c.nstored; i++)
+            total += c.stored_size[i];
         for (size_t i = 0; i < c.nstored; i++) {
             if (pct < 100) {
                 uint8_t rnd;
@@ -297,6 +300,9 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
                     continue;
             }
             read_pack(&c, i);
+            done += c.stored_size[i];
+            if (o->progress)
+                o->progress(done, total, ++packs, o->ud);
         }
     }
     repo_index_free(c.seen_trees);

@@ -27,6 +27,9 @@ typedef struct check_opts {
     double subset_pct;      /* with read_data: percentage of packs (100 = all) */
     check_report_cb report;
     void *ud;
+    /* With read_data: called after each pack read (bytes read so far, of
+     * total; total 0 when reading a random subset), may be NULL. */
+    void (*progress)(uint64_t bytes, uint64_t total, uint64_t packs, void *ud);
 } check_opts;
 
 typedef struct check_result {
