@@ -181,21 +181,26 @@ static int cli_storage_opts(const config *cfg, const config_section *s, storage_
     return 0;
 }
 
+const config_section *cli_default_repo_section(const cli_ctx *ctx)
+{
+    const config_section *only = NULL;
+    int nrepos = 0;
+    for (size_t i = 0; ctx->cfg && i < ctx->cfg->n; i++)
+        if (strncmp(ctx->cfg->sections[i].name, "repo.", 5) == 0) {
+            only = &ctx->cfg->sections[i];
+            nrepos++;
+        }
+    return nrepos == 1 ? only : NULL;
+}
+
 int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
 {
     const char *url = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
     if (cli_load_config(ctx, err) < 0)
         return -1;
     if (!url || !*url) {
-        /* With exactly one repository in the config, it is the default. */
-        const config_section *only = NULL;
-        int nrepos = 0;
-        for (size_t i = 0; ctx->cfg && i < ctx->cfg->n; i++)
-            if (strncmp(ctx->cfg->sections[i].name, "repo.", 5) == 0) {
-                only = &ctx->cfg->sections[i];
-                nrepos++;
-            }
-        if (nrepos == 1)
+        const config_section *only = cli_default_repo_section(ctx);
+        if (only)
             url = only->name + 5;
         else
             return ob_err_set(err, OB_EUSAGE,

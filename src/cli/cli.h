@@ -76,7 +76,11 @@ char *cli_password(cli_ctx *ctx, const char *purpose, ob_err *err);
  * the ordinary password sources are used first. */
 char *cli_new_password(cli_ctx *ctx, const char *new_password_file, int use_primary, ob_err *err);
 void cli_password_free(char *pw);
-/* The password-file key of the [repo.NAME] that -r names, or NULL. */
+/* The config's only [repo.NAME] (the default repository without -r and
+ * $OPSBACKUP_REPOSITORY), or NULL when it has none or several. */
+const config_section *cli_default_repo_section(const cli_ctx *ctx);
+/* The password-file key of the [repo.NAME] that -r names (or of the
+ * default one), or NULL. */
 const char *cli_repo_password_file(const cli_ctx *ctx);
 
 void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf);

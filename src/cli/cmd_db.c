@@ -13,6 +13,7 @@
 #include "repo/lock.h"
 #include "repo/snapshot.h"
 #include "repo/treeio.h"
+#include "jobs/job.h"
 #include "sources/files.h"
 #include "sources/pg_logical.h"
 #include "sources/pg_physical.h"
@@ -156,16 +157,28 @@ const struct option cli_db_opts[] = {
     {0, 0, 0, 0},
 };
 
-/* cli_parse for the db commands.  Without --dbname, $OPSBACKUP_DBNAME is
- * the conninfo: `run` passes a job's dbname that way, because a password
- * inside it would be visible to every user in our argv (/proc/PID/cmdline)
- * but the environment is readable only by the process's owner. */
+/* cli_parse for the db commands.  Without --dbname, a step of `run JOB`
+ * ($OPSBACKUP_JOB names the job) takes the job's dbname from the config
+ * itself: a password inside it then never travels through our argv
+ * (/proc/PID/cmdline, readable by every user) nor an environment. */
 static int db_parse(cli_ctx *ctx, db_args *a, int argc, char **argv, const char *shortopts)
 {
     int i = cli_parse(ctx, a->cmd, argc, argv, cli_db_opts, shortopts, db_opt, a);
-    const char *env = getenv("OPSBACKUP_DBNAME");
-    if (i >= 0 && !a->dbname && env && *env)
-        a->dbname = env;
+    const char *jobname = getenv("OPSBACKUP_JOB");
+    if (i < 0 || a->dbname || !jobname || !*jobname)
+        return i;
+    ob_err err = OB_ERR_INIT;
+    job *j = NULL;
+    if (cli_load_config(ctx, &err) < 0 || job_load(ctx->cfg, jobname, &j, &err) < 0) {
+        ob_error("$OPSBACKUP_JOB=%s: %s", jobname, ob_err_msg(&err));
+        ob_err_clear(&err);
+        return -1;
+    }
+    if (j->dbname) {
+        a->dbname = a->dbname_copy = j->dbname;
+        j->dbname = NULL; /* moved: db_args_free wipes it */
+    }
+    job_free(j);
     return i;
 }
 

@@ -49,7 +49,7 @@ typedef struct run_state {
     const job *j;
     char **base;           /* global options for every step: -c FILE --json ... */
     size_t nbase;
-    char **env;            /* OPSBACKUP_DBNAME=... for db steps */
+    char **env;            /* OPSBACKUP_JOB=NAME for every step */
     json_t *steps;
     int failed;            /* a step failed (exit 1 unless only findings) */
     int only_findings;     /* every failure so far was a finding (exit 3) */
@@ -537,13 +537,12 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     argv_push(&rs.base, &rs.nbase, "--no-progress");
     if (ctx->verbose)
         argv_push(&rs.base, &rs.nbase, "-v");
+    /* The steps read the job's own settings (its conninfo) from the config
+     * by name: no secret passes through their argv or environment. */
     size_t nenv = 0;
-    if (j->dbname) {
-        char *e = ob_xasprintf("OPSBACKUP_DBNAME=%s", j->dbname);
-        argv_push(&rs.env, &nenv, e);
-        ob_wipe(e, strlen(e));
-        free(e);
-    }
+    char *jobenv = ob_xasprintf("OPSBACKUP_JOB=%s", j->name);
+    argv_push(&rs.env, &nenv, jobenv);
+    free(jobenv);
 
     int64_t t0s;
     uint32_t t0n;
@@ -604,10 +603,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
                 rs.failed_step, rs.error);
     json_decref(sum);
     argv_free(rs.base, rs.nbase);
-    if (rs.env) {
-        ob_wipe(rs.env[0], strlen(rs.env[0]));
-        argv_free(rs.env, nenv);
-    }
+    argv_free(rs.env, nenv);
     free(rs.failed_step);
     free(rs.error);
     free(rs.snapshot);

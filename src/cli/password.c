@@ -145,7 +145,16 @@ static char *prompt_tty(const char *prompt, ob_err *err)
  * passwords. */
 const char *cli_repo_password_file(const cli_ctx *ctx)
 {
-    if (!ctx->cfg || !ctx->repo || ctx->repo[0] == '/' || strstr(ctx->repo, "://"))
+    if (!ctx->cfg)
+        return NULL;
+    const char *env = getenv("OPSBACKUP_REPOSITORY");
+    if (!ctx->repo && !(env && *env)) {
+        /* The config's only repository is the default (cli_open_storage):
+         * its password file too. */
+        const config_section *only = cli_default_repo_section(ctx);
+        return only ? config_get(only, "password-file") : NULL;
+    }
+    if (!ctx->repo || ctx->repo[0] == '/' || strstr(ctx->repo, "://"))
         return NULL;
     char *sec = ob_xasprintf("repo.%s", ctx->repo);
     const config_section *cs = config_section_get(ctx->cfg, sec);

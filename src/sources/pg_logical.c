@@ -38,10 +38,69 @@ static char *quote_literal(PGconn *c, const char *s)
     return out;
 }
 
+/* The directory prefix of our temporary password files (conn_env). */
+#define PASSFILE_NAME "opsbackup-pgpass"
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        /* Our password file (never one the user named: its directory has
+         * our prefix and a random suffix from mkdtemp). */
+        const char *pf = strncmp(env[i], "PGPASSFILE=", 11) == 0 ? env[i] + 11 : NULL;
+        if (pf && strstr(pf, "/" PASSFILE_NAME ".") && unlink(pf) == 0) {
+            char *dir = ob_xstrdup(pf);
+            *strrchr(dir, '/') = '\0';
+            rmdir(dir);
+            free(dir);
+        }
+        ob_wipe(env[i], strlen(env[i]));
+        free(env[i]);
+    }
+    free(env);
+}
+
+/* A password for pg_dump & co. goes into a private password file
+ * (PGPASSFILE), not PGPASSWORD: /proc/PID/environ of the child shows its
+ * environment to anyone running as the same user, and the environment is
+ * inherited further.  The file is 0600 in a fresh 0700 directory and is
+ * removed by env_free.  Its one line matches every host, port, database
+ * and user; ':' and '\' in the password are escaped as libpq wants. */
+static char *passfile_write(const char *password, ob_err *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = ob_xasprintf("%s/" PASSFILE_NAME ".XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        ob_err_errno(err, errno, "creating a private directory for the database password (%s)",
+                     dir);
+        free(dir);
+        return NULL;
+    }
+    char *path = ob_xasprintf("%s/pgpass", dir);
+    ob_buf line = OB_BUF_INIT;
+    ob_buf_append(&line, "*:*:*:*:", 8);
+    for (const char *c = password; *c; c++) {
+        if (*c == ':' || *c == '\\')
+            ob_buf_append(&line, "\\", 1);
+        ob_buf_append(&line, c, 1);
+    }
+    ob_buf_append(&line, "\n", 1);
+    int rc = ob_write_file_atomic(path, line.data, line.len, 0, NULL, err);
+    ob_wipe(line.data, line.len);
+    ob_buf_free(&line);
+    if (rc < 0) {
+        rmdir(dir);
+        free(path);
+        path = NULL;
+    }
+    free(dir);
+    return path;
+}
+
 /* Environment for pg_dump & co.: every connection setting of conninfo as
- * the libpq variable that means the same (PGHOST, PGPASSWORD, ...), so a
- * password never has to be on a command line.  dbname is left out: the
- * caller names the database explicitly. */
+ * the libpq variable that means the same (PGHOST, PGUSER, ...), so a
+ * password never has to be on a command line; the password itself goes
+ * into a password file (above).  dbname is left out: the caller names the
+ * database explicitly. */
 static char **conn_env(const char *conninfo, ob_err *err)
 {
     char **env = ob_xcalloc(1, sizeof *env);
@@ -59,22 +118,30 @@ static char **conn_env(const char *conninfo, ob_err *err)
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val || !o->envvar || strcmp(o->keyword, "dbname") == 0)
             continue;
+        char *entry;
+        if (strcmp(o->keyword, "password") == 0) {
+            char *pf = passfile_write(o->val, err);
+            if (!pf) {
+                PQconninfoFree(opts);
+                env_free(env);
+                return NULL;
+            }
+            entry = ob_xasprintf("PGPASSFILE=%s", pf);
+            free(pf);
+        } else if (strcmp(o->keyword, "passfile") == 0 && strstr(conninfo, "password")) {
+            continue; /* ours replaces it; libpq prefers a password anyway */
+        } else {
+            entry = ob_xasprintf("%s=%s", o->envvar, o->val);
+        }
         env = ob_xrealloc(env, (n + 2) * sizeof *env);
-        env[n++] = ob_xasprintf("%s=%s", o->envvar, o->val);
+        env[n++] = entry;
         env[n] = NULL;
     }
     PQconninfoFree(opts);
     return env;
 }
 
-static void env_free(char **env)
-{
-    for (size_t i = 0; env && env[i]; i++) {
-        ob_wipe(env[i], strlen(env[i]));
-        free(env[i]);
-    }
-    free(env);
-}
+
 
 /* argv = words of command + extra args. */
 static char **build_argv(const char *command, const char *fallback, char *const *extra,
