@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/log.h"
 #include "core/buf.h"
 #include "core/crypto.h"
 
@@ -56,6 +58,13 @@ static char *from_file(const char *path, ob_err *err)
         err->code = OB_EUSAGE;
         return NULL;
     }
+    /* Warned, not refused (existing setups keep working): anyone who can
+     * read this file can read every backup. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
+        ob_warn("password file %s is readable by %s (mode %04o): chmod 600 %s", path,
+                st.st_mode & S_IRWXO ? "others" : "its group", (unsigned)(st.st_mode & 07777),
+                path);
     char *what = ob_xasprintf("password file %s", path);
     char *s = first_line_of_fd(fd, err, what);
     free(what);

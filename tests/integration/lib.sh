@@ -8,6 +8,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/obtest.XXXXXX")
 REPO="$T/repo"
 export OPSBACKUP_PASSWORD_FILE="$T/password"
 printf 'correct horse battery staple\n' >"$OPSBACKUP_PASSWORD_FILE"
+chmod 600 "$OPSBACKUP_PASSWORD_FILE"
 unset OPSBACKUP_PASSWORD OPSBACKUP_PASSWORD_COMMAND OPSBACKUP_REPOSITORY
 # Functions to run at exit before the scratch directory goes (stopping
 # servers a test started): add with `on_exit FUNC`.
