@@ -252,3 +252,25 @@ char *ob_self_exe(ob_err *err)
         free(p);
     }
 }
+
+int ob_mkdir_p(const char *path, mode_t mode, ob_err *err)
+{
+    char *p = ob_xstrdup(path);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c != '/' && c != '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) < 0 && errno != EEXIST) {
+            int e = errno;
+            ob_err_errno(err, e, "creating directory %s", p);
+            free(p);
+            return -1;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(p);
+    return 0;
+}

@@ -33,6 +33,10 @@ char *ob_human_bytes(uint64_t n);
 /* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
 int ob_parse_duration(const char *s, int64_t *seconds);
 
+/* mkdir -p: create path and its missing parents with mode (existing ones
+ * are left as they are). */
+int ob_mkdir_p(const char *path, mode_t mode, ob_err *err);
+
 /* Owner for files written as root (restore); ignored otherwise. */
 typedef struct ob_owner {
     uid_t uid;

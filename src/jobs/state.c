@@ -34,24 +34,9 @@ char *state_dir(void)
 
 static int make_dir(const char *dir, ob_err *err)
 {
-    /* Create missing parents too (~/.local/state may not exist yet). */
-    char *p = ob_xstrdup(dir);
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c != '/' && c != '\0')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-            int e = errno;
-            ob_err_errno(err, e, "creating the state directory %s", p);
-            free(p);
-            return -1;
-        }
-        *s = c;
-        if (!c)
-            break;
-    }
-    free(p);
+    /* Parents too: ~/.local/state may not exist yet. */
+    if (ob_mkdir_p(dir, 0700, err) < 0)
+        return ob_err_prefix(err, "the state directory");
     return 0;
 }
 

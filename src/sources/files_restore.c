@@ -26,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "core/log.h"
 #include "repo/treeio.h"
 #include "sources/files.h"
@@ -669,8 +670,10 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     c.st = st;
     c.target_fd = -1;
     if (!o->dry_run) {
-        if (mkdir(o->target, 0700) < 0 && errno != EEXIST)
-            return ob_err_errno(err, errno, "creating target directory %s", o->target);
+        /* Like restic and tar -C with mkdir -p: a target whose parents do
+         * not exist yet is created whole. */
+        if (ob_mkdir_p(o->target, 0700, err) < 0)
+            return ob_err_prefix(err, "restore target %s", o->target);
         c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (c.target_fd < 0)
             return ob_err_errno(err, errno, "opening target directory %s", o->target);
