@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "repo/copy.h"
@@ -102,18 +103,31 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
     cp = repo_copier_new(src, dst, w);
     made = ob_xcalloc(npending + 1, sizeof *made);
     size_t already = 0;
+    cli_progress prog;
+    cli_progress_init(&prog, "copy");
+    int show = cli_progress_enabled(ctx);
+    uint64_t done_bytes = 0;
+    for (size_t k = 0; k < npending; k++)
+        prog.total_bytes += pending[k]->stats.bytes;
     for (size_t k = 0; k < npending; k++) {
+        done_bytes += pending[k]->stats.bytes;
         if (repo_copy_already(cp, pending[k], dsnaps, nd)) {
             already++;
             if (!ctx->quiet && !ctx->json)
-                printf("snapshot %.8s is already in %s\n", pending[k]->id, a.to);
+                printf("%ssnapshot %.8s is already in %s\n", prog.drawn ? "\r\033[K" : "",
+                       pending[k]->id, a.to);
+            prog.drawn = 0;
             continue;
         }
         snapshot *d = NULL;
         if (repo_copier_copy(cp, pending[k], &d, &err) < 0)
             goto fail;
         made[nmade++] = d;
+        if (show)
+            cli_progress_update(&prog, done_bytes, k + 1, "snapshots", k + 1 == npending);
     }
+    if (prog.drawn)
+        fputs("\r\033[K", stderr);
     /* Every blob and tree durable before any snapshot names them. */
     if (repo_writer_flush(w, &err) < 0)
         goto fail;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "sources/pg_wal.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -201,10 +202,14 @@ static void prune_print(const prune_stats *s, int dry_run, const char *why)
     free(kept);
 }
 
+static void prune_progress(const char *msg, void *ud) { cli_progress_phase(ud, msg, 0); }
+
 /* Run prune with the lock already held; prints or fills *json. */
 static int run_prune(cli_ctx *ctx, repo_lock *lock, int dry_run, int deferred, const char *why,
                      double max_unused, const char *const *ignore, json_t **json, ob_err *err)
 {
+    cli_progress prog;
+    cli_progress_init(&prog, "prune");
     prune_opts o = {
         .dry_run = dry_run,
         .deferred = deferred,
@@ -212,9 +217,14 @@ static int run_prune(cli_ctx *ctx, repo_lock *lock, int dry_run, int deferred, c
         .tmp_max_age = PRUNE_TMP_MAX_AGE,
         .lock = lock,
         .ignore = ignore,
+        .progress = cli_progress_enabled(ctx) ? prune_progress : NULL,
+        .progress_ud = &prog,
     };
     prune_stats st;
-    if (repo_prune(ctx->r, &o, &st, err) < 0)
+    int rc = repo_prune(ctx->r, &o, &st, err);
+    if (prog.drawn) /* the summary replaces the phase line */
+        fputs("\r\033[K", stderr);
+    if (rc < 0)
         return ob_err_prefix(err, "prune");
     if (json)
         *json = prune_json(&st, dry_run, why);

@@ -99,3 +99,16 @@ void cli_progress_update(cli_progress *p, uint64_t bytes, uint64_t items, const 
     snprintf(counts, sizeof counts, "%llu %s", (unsigned long long)items, unit);
     draw(p, secs, bytes, bytes, counts, NULL, final);
 }
+
+void cli_progress_phase(cli_progress *p, const char *msg, int final)
+{
+    struct timespec now;
+    double secs;
+    if (!due(p, 1, &now, &secs)) /* phases are few: always drawn */
+        return;
+    fprintf(stderr, "\r[%d:%02d] %s: %s\033[K", (int)secs / 60, (int)secs % 60, p->verb, msg);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+    p->drawn = !final;
+}

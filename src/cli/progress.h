@@ -34,4 +34,8 @@ void cli_progress_files(const files_progress *fp, int final, void *ud);
 void cli_progress_update(cli_progress *p, uint64_t bytes, uint64_t items, const char *unit,
                          int final);
 
+/* A phase of an operation without byte counts ("prune: repacking 3
+ * packs"): the same line, with the elapsed time. */
+void cli_progress_phase(cli_progress *p, const char *msg, int final);
+
 #endif

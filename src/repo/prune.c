@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -659,6 +660,21 @@ out:
 
 /* ------------------------------------------------------------- main */
 
+/* One line per phase for a terminal (prune_opts.progress). */
+static void phase(const prune_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void phase(const prune_ctx *c, const char *fmt, ...)
+{
+    if (!c->o->progress)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) >= 0)
+        c->o->progress(msg, c->o->progress_ud);
+    va_end(ap);
+    free(msg);
+}
+
 int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
 {
     memset(st, 0, sizeof *st);
@@ -675,6 +691,7 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
      * A backup committing meanwhile (only possible in deferred mode) then
      * has everything its listed snapshot needs already in the later
      * listings. */
+    phase(&c, "listing snapshots, index and packs");
     if (storage_list(repo_storage(r), "snapshots/", storage_names_collect, &snaps, err) < 0) {
         ob_err_prefix(err, "listing snapshots");
         goto out;
@@ -682,9 +699,13 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
     if (load_index(&c, &index_files, err) < 0 || list_packs(&c, err) < 0)
         goto out;
     ob_info("prune: marking what %zu snapshots use", snaps.n);
+    phase(&c, "marking what %zu snapshots use in %zu packs", snaps.n, c.packs.n);
     if (mark(&c, &snaps, err) < 0 || place(&c, err) < 0)
         goto out;
     classify(&c);
+    if (!o->dry_run && !o->deferred)
+        phase(&c, "deleting %llu packs, repacking %llu",
+              (unsigned long long)st->packs_deleted, (unsigned long long)st->packs_repacked);
     /* Estimate of the new packs: the used bytes of the repacked ones. */
     uint64_t estimate = 0;
     for (size_t i = 0; i < c.np; i++)

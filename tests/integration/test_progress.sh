@@ -39,6 +39,15 @@ grep -q $'\rcheck \\[\\|\\] check \\[' "$T/tty" || has_progress 'check \[' \
     || { cat -v "$T/tty"; problem "no check --read-data progress"; }
 grep -q "no errors found" "$T/tty" || problem "no final summary after check"
 
+info "copy and prune on a terminal"
+"$OPSBACKUP" -r "$T/repo2" init --kdf-n 1024 >/dev/null
+on_tty "$OPSBACKUP" copy --from "$REPO" --to "$T/repo2" || { cat "$T/tty"; fail "copy failed"; }
+has_progress 'copy \[[#-]*\] *100%' || { cat -v "$T/tty"; problem "no copy progress"; }
+echo more >"$T/src/d/new"
+"$OPSBACKUP" -r "$REPO" backup files "$T/src" >/dev/null
+on_tty "$OPSBACKUP" -r "$REPO" forget --keep-last 1 --prune || { cat "$T/tty"; fail "forget --prune failed"; }
+has_progress 'prune: marking what' || { cat -v "$T/tty"; problem "no prune phase line"; }
+
 info "no terminal, --json, --quiet: no progress line"
 "$OPSBACKUP" -r "$REPO" restore files latest --target "$T/r2" >"$T/out" 2>"$T/err"
 if grep -q $'\r' "$T/err" "$T/out"; then problem "progress drawn without a terminal"; fi
