@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [--seconds N] [--build DIR] [TARGET...]
 #
-#   --seconds N   per target (default 18: 13 targets stay under 4 minutes)
+#   --seconds N   per target (default 17: 13 targets stay under 4 minutes)
 #   --build DIR   the fuzz build (default build-fuzz); configured here with
 #                 clang, -Dfuzz=true and ASan+UBSan if it does not exist
 #   TARGET        only these (names without fuzz_, e.g. tree s3_xml)
@@ -18,7 +18,7 @@
 # the CI machine has two cores and other work.  Reproduce a failure with: DIR/fuzz/fuzz_NAME REPRODUCER
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-seconds=18
+seconds=17
 build="$root/build-fuzz"
 targets=()
 while [ $# -gt 0 ]; do
