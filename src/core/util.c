@@ -182,6 +182,12 @@ int ob_parse_duration(const char *s, int64_t *seconds)
         case 'y': mult = 365 * 86400; break;
         default: return -1;
         }
+        /* "9999999999999999y" or many large terms must fail, not wrap:
+         * signed overflow is undefined and a wrapped total could come out
+         * negative or small and pass the caller's range check (found by
+         * fuzz/fuzz_units). */
+        if (v > (INT64_MAX - total) / mult)
+            return -1;
         total += v * mult;
         s = end + 1;
     }
