@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, then build with
 # -Werror and run every test; then again under AddressSanitizer and
-# UndefinedBehaviorSanitizer.  Prints one summary line "N passed, N failed"
+# UndefinedBehaviorSanitizer; then a short run of every fuzz target.
+# Prints one summary line "N passed, N failed"
 # at the end and exits non-zero if anything failed.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,5 +29,11 @@ echo "== build with -Werror, run the suite"
 run --build "$top/build-ci" --werror
 echo "== build with ASan + UBSan, run the suite"
 run --build "$top/build-asan" --werror --asan
+echo "== fuzz every parser of untrusted bytes briefly (docs/RELIABILITY.md)"
+if "$top/scripts/fuzz.sh" --seconds "${OB_FUZZ_SECONDS:-12}"; then
+    total_pass=$((total_pass + 1)); echo "PASS fuzz"
+else
+    total_fail=$((total_fail + 1)); echo "FAIL fuzz"
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
