@@ -16,8 +16,20 @@ log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Apparent size of a repository (file or directory), 0 if it does not exist.
+# "s3objects:DIR" (repo_path in S3 mode): the sum of the objects' sizes
+# under DIR, the S3 server's directory of one prefix (each object is a file
+# NAME._S3rver_object beside its .md5 and metadata files, not counted).
 repo_bytes() {
-    if [ -e "$1" ]; then du -sb "$1" | cut -f1; else echo 0; fi
+    case $1 in
+    s3objects:*)
+        local d=${1#s3objects:}
+        if [ -d "$d" ]; then
+            find "$d" -type f -name '*._S3rver_object' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+        else
+            echo 0
+        fi ;;
+    *) if [ -e "$1" ]; then du -sb "$1" | cut -f1; else echo 0; fi ;;
+    esac
 }
 
 # Before a measured run: flush dirty pages left by the previous tool, then
@@ -33,6 +45,7 @@ cache_prepare() {
     fi
     local p
     for p in "$@"; do
+        p=${p#s3objects:}
         [ -e "$p" ] && find "$p" -type f -print0 | xargs -0 -r cat >/dev/null
     done
     return 0
@@ -43,10 +56,13 @@ tsv_row() { # fields...
     printf '%s\n' "$*" >>"$TSV"
 }
 
-# A row for a tool that cannot run this scenario yet.
-record_unavailable() { # scenario step tool role note
-    tsv_row "$1" "$2" "$3" "$4" "not yet available" - - - - - - - - "$5"
-    log "$1/$2/$3: not yet available ($5)"
+# A row for a tool that cannot run this scenario (yet).  STATUS: "not yet
+# available" (the default: opsbackup or the harness lacks something) or
+# "not available" (the tool itself cannot, e.g. borg has no S3 backend).
+record_unavailable() { # scenario step tool role note [status]
+    local st=${6:-not yet available}
+    tsv_row "$1" "$2" "$3" "$4" "$st" - - - - - - - - "$5"
+    log "$1/$2/$3: $st ($5)"
 }
 
 # measure SCENARIO STEP TOOL ROLE REPO VERIFY -- CMD...
@@ -117,16 +133,56 @@ setup_tool_env() {
     unset OPSBACKUP_REPOSITORY OPSBACKUP_CONFIG OPSBACKUP_PASSWORD OPSBACKUP_PASSWORD_COMMAND
 }
 
-# Fresh, empty, encrypted repository for TOOL at DIR (not timed).
-init_repo() { # tool dir
-    local tool=$1 dir=$2 logf="$LOGS/init-$(basename "$2").log"
-    rm -rf "$dir"
+# --- where the repositories of A, C and E live -------------------------------
+# REPO_STORE=local (scenarios A and C): repository NAME is the directory
+# $WORK/repos/NAME.  REPO_STORE=s3 (scenario E, scenario_s3.sh): NAME is a
+# prefix in the bucket of the S3 server on 127.0.0.1 that s3_bench_start
+# started; the server keeps its objects as files under
+# $S3_DATA/$S3_BUCKET/NAME.  Scenarios take their repository from these
+# functions, so E runs C's and A's steps unchanged against S3.
+REPO_STORE=local
+
+repo_url() { # tool name -> the repository argument TOOL is given
+    local tool=$1 name=$2
+    if [ "$REPO_STORE" != s3 ]; then
+        echo "$WORK/repos/$name"
+        return 0
+    fi
     case $tool in
-    restic) restic init --repository-version 2 -r "$dir" >"$logf" 2>&1 ;;
-    borg) borg init --encryption=repokey "$dir" >"$logf" 2>&1 ;;
-    opsbackup) "$OB" --no-progress -r "$dir" init >"$logf" 2>&1 ;;
-    *) mkdir -p "$dir" ;; # plain directory of archives / dump files
-    esac || die "init of $tool repository at $dir failed, see $logf"
+    restic) echo "s3:$S3_ENDPOINT/$S3_BUCKET/$name" ;;
+    opsbackup) echo "s3://$S3_BUCKET/$name?endpoint=$S3_ENDPOINT&path-style=true" ;;
+    *) die "$tool has no S3 repository in this harness" ;;
+    esac
+}
+
+repo_path() { # name -> what measure's REPO argument and cache_prepare take
+    if [ "$REPO_STORE" = s3 ]; then
+        echo "s3objects:$S3_DATA/$S3_BUCKET/$1"
+    else
+        echo "$WORK/repos/$1"
+    fi
+}
+
+repo_remove() { # name
+    if [ "$REPO_STORE" = s3 ]; then
+        rm -rf "${S3_DATA:?}/$S3_BUCKET/$1"
+    else
+        rm -rf "$WORK/repos/$1"
+    fi
+}
+
+# Fresh, empty, encrypted repository NAME for TOOL (not timed).
+init_repo() { # tool name
+    local tool=$1 name=$2 logf="$LOGS/init-$2.log" url
+    repo_remove "$name"
+    [ "$REPO_STORE" = s3 ] || mkdir -p "$WORK/repos"
+    url=$(repo_url "$tool" "$name")
+    case $tool in
+    restic) restic init --repository-version 2 -r "$url" >"$logf" 2>&1 ;;
+    borg) borg init --encryption=repokey "$url" >"$logf" 2>&1 ;;
+    opsbackup) "$OB" --no-progress -r "$url" init >"$logf" 2>&1 ;;
+    *) mkdir -p "$url" ;; # plain directory of archives / dump files
+    esac || die "init of $tool repository $url failed, see $logf"
 }
 
 # Does this opsbackup build know `backup KIND`?  `backup KIND --help`

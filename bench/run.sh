@@ -55,6 +55,7 @@ OB=$WORK/build/opsbackup
 . "$BENCH_DIR/scenario_logical.sh"
 . "$BENCH_DIR/scenario_physical.sh"
 . "$BENCH_DIR/scenario_wal.sh"
+. "$BENCH_DIR/scenario_s3.sh"
 . "$BENCH_DIR/scenario_future.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (package installs, the postgres user, dropping caches)"
@@ -103,12 +104,16 @@ describe_machine() {
         echo "pgbackrest: $(pgbackrest version | awk '{ print $2 }')"
         echo "postgresql: $("$PGBIN/postgres" --version | awk '{ print $3 }')"
         echo "tar: $(tar --version | head -1 | awk '{ print $NF }'), gzip $(gzip --version | head -1 | awk '{ print $2 }')"
+        case " $BENCH_SCENARIOS " in
+        *" E "*) echo "s3 server (E): $(s3_bench_version), 127.0.0.1, plain HTTP" ;;
+        esac
     } >"$OUT/machine.txt"
 }
 
 finish() {
     local rc=$?
     if [ "${PG_RUNNING:-0}" = 1 ] && [ "$BENCH_KEEP" != 1 ]; then pg_stop; fi
+    s3_bench_stop
     exit $rc
 }
 trap finish EXIT

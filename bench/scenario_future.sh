@@ -1,19 +1,19 @@
-# bench/scenario_future.sh — hooks for the scenarios whose opsbackup side
-# does not exist yet: E (S3).  (B and D, once hooks here, are in
-# scenario_physical.sh and scenario_wal.sh.)
-# Sourced by bench/run.sh.  Each scenario_X records "not yet available"
-# until it is filled in; the plan for each is written here so the work is
-# a matter of adding rows with `measure` (lib.sh) the way scenarios A and C
-# do.  Reuse pg.sh: pg_start / pg_load / pg_mutate 2 (locality) /
-# pg_fingerprint, and record every restore's verification.
-
-# E — scenarios A-C again against an S3-compatible server on 127.0.0.1
-#   (MinIO or similar, started by the harness on a private port, never an
-#   address outside 127.0.0.0/8): restic s3:http://127.0.0.1:PORT/bucket,
-#   pgBackRest repo-type=s3, opsbackup s3:// URL.  Borg has no S3 backend and
-#   is left out.  Implement by parameterising the repository URL of
-#   scenario_A / scenario_C (their init_repo and tool calls) rather than
-#   copying them.
-scenario_E() {
-    record_unavailable E all opsbackup opsbackup "S3 storage not in opsbackup yet; hook: scenario_E"
-}
+# bench/scenario_future.sh — what the harness does not measure yet.
+# Sourced by bench/run.sh; defines no scenario: every scenario (A B C D E)
+# now has its own file (E, S3: scenario_s3.sh).  New work goes in a file of
+# its own, measured with `measure` (lib.sh) the way A and C are.
+#
+# Still to add:
+#   - the scale targets of issue 10: a synthetic 10-million-blob repository
+#     (open + dedup a backup with resident index memory <= 64 bytes per
+#     blob) and a backup of 1 million small files (memory not growing with
+#     the file count beyond the index);
+#   - B (physical) over S3: pgBackRest repo1-type=s3 against the same
+#     server as E, which pgBackRest reaches only over HTTPS (S3rver with
+#     S3_TLS_KEY/S3_TLS_CERT and a throwaway self-signed certificate,
+#     repo1-storage-verify-tls=n, repo1-s3-uri-style=path), against
+#     opsbackup's physical backups to an s3:// repository — scenario_B's
+#     repositories and archive_commands parameterised the way c_run and
+#     a_run are by REPO_STORE;
+#   - gen_attachments.py's `mutate --mutation 2` (the file-tree counterpart
+#     of the locality mutation) is unused so far.

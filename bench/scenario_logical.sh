@@ -17,86 +17,102 @@
 #                    once this build has `backup db`.
 # Pipelines run under `bash -c 'set -o pipefail; ...'`, so wall and CPU
 # include pg_dump for every tool (opsbackup runs pg_dump as its child).
+# Scenario E runs the same steps (a_run) with the reference, restic and
+# opsbackup, their repositories on the S3 server (scenario_s3.sh).
 
 A_TOOLS="pg_dump-Z0-null pg_dump-Z9 restic borg opsbackup"
 
+# a_run sets these; scenario E (scenario_s3.sh) runs the same steps with
+# other values and REPO_STORE=s3:
+#   A_SCEN  the scenario column of the rows (A, or E)
+#   A_STEP  prefix of the step names ("", or "db-" in E)
+#   A_NAME  prefix of the repository names (A-TOOL, or E-db-TOOL)
+A_SCEN=A A_STEP="" A_NAME=A
+
 a_dump() { # tool n step
-    local tool=$1 n=$2 step=$3 r="$WORK/repos/A-$1" pgd="$PGBIN/pg_dump"
+    local tool=$1 n=$2 step=$A_STEP$3 r p pgd="$PGBIN/pg_dump"
+    r=$(repo_url "$tool" "$A_NAME-$tool")
+    p=$(repo_path "$A_NAME-$tool")
     case $tool in
     pg_dump-Z0-null)
-        measure A "$step" "$tool" reference - - -- \
+        measure "$A_SCEN" "$step" "$tool" reference - - -- \
             bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" >/dev/null' _ "$pgd" "$PG_DB" ;;
     pg_dump-Z9)
-        measure A "$step" "$tool" guide "$r" - -- \
+        measure "$A_SCEN" "$step" "$tool" guide "$p" - -- \
             "$pgd" --format=custom --compress=9 -d "$PG_DB" -f "$r/bench_$n.dump" ;;
     restic)
-        measure A "$step" restic peer "$r" - -- \
+        measure "$A_SCEN" "$step" restic peer "$p" - -- \
             bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" |
                 restic -r "$3" backup --host bench --stdin --stdin-filename bench.dump' \
             _ "$pgd" "$PG_DB" "$r" ;;
     borg)
-        measure A "$step" borg peer "$r" - -- \
+        measure "$A_SCEN" "$step" borg peer "$p" - -- \
             bash -c 'set -o pipefail; "$1" -Fc -Z0 -d "$2" |
                 borg create --compression zstd,3 --stdin-name bench.dump "$3::a$4" -' \
             _ "$pgd" "$PG_DB" "$r" "$n" ;;
     opsbackup)
         if [ "$A_OB" = 1 ]; then
-            measure A "$step" opsbackup opsbackup "$r" - -- \
+            measure "$A_SCEN" "$step" opsbackup opsbackup "$p" - -- \
                 "$OB" --no-progress -r "$r" backup db --dbname "$PG_CONNINFO"
         else
-            record_unavailable A "$step" opsbackup opsbackup "this build has no \`backup db\`"
+            record_unavailable "$A_SCEN" "$step" opsbackup opsbackup "this build has no \`backup db\`"
         fi ;;
     esac
 }
 
 a_restore() { # tool
-    local tool=$1 r="$WORK/repos/A-$1" db="restore_${1//[^a-z0-9]/_}"
+    local tool=$1 r db step=${A_STEP}restore
+    r=$(repo_url "$tool" "$A_NAME-$tool")
+    db=$(printf 'restore_%s_%s' "$A_NAME" "$tool" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '_')
     local verify="pg_verify_restore $db" pgr="$PGBIN/pg_restore" cdb="$PGBIN/createdb"
     "$PGBIN/dropdb" --if-exists "$db" >/dev/null 2>&1 || true
     case $tool in
     pg_dump-Z0-null) return 0 ;; # nothing was kept
     pg_dump-Z9)
-        measure A restore "$tool" guide - "$verify" -- \
+        measure "$A_SCEN" "$step" "$tool" guide - "$verify" -- \
             bash -c '"$1" -T template0 "$3" && "$2" --exit-on-error -d "$3" "$4"' \
             _ "$cdb" "$pgr" "$db" "$r/bench_2.dump" ;;
     restic)
-        measure A restore restic peer - "$verify" -- \
+        measure "$A_SCEN" "$step" restic peer - "$verify" -- \
             bash -c 'set -o pipefail; "$1" -T template0 "$3" &&
                 restic -r "$4" dump latest /bench.dump | "$2" --exit-on-error -d "$3"' \
             _ "$cdb" "$pgr" "$db" "$r" ;;
     borg)
-        measure A restore borg peer - "$verify" -- \
+        measure "$A_SCEN" "$step" borg peer - "$verify" -- \
             bash -c 'set -o pipefail; "$1" -T template0 "$3" &&
                 borg extract --stdout "$4::a2" | "$2" --exit-on-error -d "$3"' \
             _ "$cdb" "$pgr" "$db" "$r" ;;
     opsbackup)
         if [ "$A_OB" = 1 ]; then
-            measure A restore opsbackup opsbackup - "$verify" -- \
+            measure "$A_SCEN" "$step" opsbackup opsbackup - "$verify" -- \
                 "$OB" --no-progress -r "$r" restore db latest --target-db "$db"
         else
-            record_unavailable A restore opsbackup opsbackup "this build has no \`restore db\`"
+            record_unavailable "$A_SCEN" "$step" opsbackup opsbackup "this build has no \`restore db\`"
         fi ;;
     esac
 }
 
-scenario_A() {
-    log "scenario A (logical dump), scale $BENCH_SCALE, seed $BENCH_SEED"
+# a_run SCEN STEP_PREFIX NAME_PREFIX TOOLS: the whole scenario on a fresh
+# cluster, with the repositories wherever repo_url puts them (REPO_STORE).
+a_run() {
+    A_SCEN=$1 A_STEP=$2 A_NAME=$3
+    local tools=$4
+    log "scenario $A_SCEN (logical dump), scale $BENCH_SCALE, seed $BENCH_SEED, repositories: $REPO_STORE"
     A_OB=0
     if ob_has_backup_kind db; then A_OB=1; fi
     pg_start
     pg_load
-    mkdir -p "$WORK/repos"
     local tool
-    for tool in $A_TOOLS; do
+    for tool in $tools; do
         case $tool in
         pg_dump-Z0-null) ;;
-        opsbackup) if [ "$A_OB" = 1 ]; then init_repo opsbackup "$WORK/repos/A-$tool"; fi ;;
-        pg_dump-Z9) init_repo dir "$WORK/repos/A-$tool" ;;
-        *) init_repo "$tool" "$WORK/repos/A-$tool" ;;
+        opsbackup) if [ "$A_OB" = 1 ]; then init_repo opsbackup "$A_NAME-$tool"; fi ;;
+        pg_dump-Z9) init_repo dir "$A_NAME-$tool" ;;
+        *) init_repo "$tool" "$A_NAME-$tool" ;;
         esac
     done
 
-    for tool in $A_TOOLS; do
+    for tool in $tools; do
         sync
         a_dump "$tool" 1 initial
     done
@@ -104,17 +120,21 @@ scenario_A() {
     pg_mutate 1
     pg_fingerprint "$PG_DB" >"$WORK/pg/fingerprint" || die "fingerprint of $PG_DB failed"
 
-    for tool in $A_TOOLS; do
+    for tool in $tools; do
         sync
         a_dump "$tool" 2 mutation
     done
 
-    for tool in $A_TOOLS; do
+    for tool in $tools; do
         sync
         a_restore "$tool"
     done
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
-        for tool in $A_TOOLS; do rm -rf "$WORK/repos/A-$tool"; done
+        for tool in $tools; do repo_remove "$A_NAME-$tool"; done
         pg_stop
     fi
+}
+
+scenario_A() {
+    a_run A "" A "$A_TOOLS"
 }
