@@ -1,0 +1,120 @@
+# bench/scenario_s3.sh — scenario E: scenarios C and A with the
+# repositories on an S3 server on 127.0.0.1.  Sourced by bench/run.sh.
+#
+# The server is the tests' S3rver (tests/tools/s3server, installed by
+# scripts/deps.sh with npm), started here through bench/s3server.js (the
+# same server.js with one signature fix restic needs; see that file) on a
+# free 127.0.0.1 port, with its data directory in $WORK/s3/data and a
+# fresh random secret key that only the environment carries.  Nothing here
+# reaches beyond 127.0.0.1.  S3rver is a single Node.js process that writes
+# each object to a file: a slow server, so E compares the clients against
+# the same server, not against real S3's speed.
+#
+# Steps: C's steps on a fresh attachments tree (files-initial,
+# files-mutation, files-restore verified with diff -r, files-list), then
+# A's steps on a fresh cluster (db-initial, db-mutation, db-restore
+# verified with row counts and checksums), through c_run and a_run with
+# REPO_STORE=s3, so the commands are exactly those of C and A with an S3
+# repository URL:
+#   restic     -r s3:http://127.0.0.1:PORT/BUCKET/NAME  (AWS_ACCESS_KEY_ID /
+#              AWS_SECRET_ACCESS_KEY; path-style, as minio-go picks for an IP)
+#   opsbackup  -r 's3://BUCKET/NAME?endpoint=http://127.0.0.1:PORT&path-style=true'
+#   pg_dump -Fc -Z0 > /dev/null, the reference of A (no repository)
+# Not run: borg (no S3 backend); tar and pg_dump -Z9, the guide's scripts
+# (they write local files); pgBackRest (it does speak to this server —
+# over HTTPS only, which S3rver serves with S3_TLS_KEY/S3_TLS_CERT, with
+# repo1-storage-verify-tls=n and repo1-s3-uri-style=path: repo-ls and
+# repo-get worked by hand — but it makes neither file-tree backups nor
+# logical dumps, so it has no row in these steps; its S3 comparison would be
+# scenario B over S3, not in the harness yet).
+# "added" and "repo" count the bytes of the objects under the repository's
+# prefix (repo_bytes s3objects:), not S3rver's .md5 and metadata files;
+# restic's local cache ($WORK/cache/restic) is not counted (opsbackup keeps
+# none).
+
+E_FILES_TOOLS="restic opsbackup"
+E_DB_TOOLS="pg_dump-Z0-null restic opsbackup"
+
+S3_PID=""
+
+s3_bench_available() {
+    command -v node >/dev/null 2>&1 &&
+        [ -f "$ROOT/tests/tools/s3server/node_modules/@20minutes/s3rver/package.json" ] &&
+        [ -f "$ROOT/tests/tools/s3server/server.js" ]
+}
+
+s3_bench_version() {
+    local v
+    v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+        "$ROOT/tests/tools/s3server/node_modules/@20minutes/s3rver/package.json" 2>/dev/null | head -1)
+    echo "S3rver ${v:-?} on node $(node --version 2>/dev/null || echo '?')"
+}
+
+# Start the server over a fresh DIR on a free 127.0.0.1 port; sets S3_PID,
+# S3_PORT, S3_ENDPOINT, S3_DATA, S3_BUCKET and the key pair.
+s3_bench_start() { # dir
+    S3_DATA=$1
+    S3_BUCKET=bench
+    S3_ACCESS_KEY=bench-access-key
+    S3_SECRET_KEY="bench-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    local logf="$WORK/s3/server.log" tries i
+    rm -rf "$S3_DATA"
+    mkdir -p "$S3_DATA"
+    : >"$logf"
+    for tries in 1 2 3 4 5; do
+        S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        # Node 20's OpenSSL 3 hides DES, which S3rver's continuation tokens
+        # use; the legacy provider brings it back (tests/tools/s3server).
+        NODE_OPTIONS=--openssl-legacy-provider S3_ACCESS_KEY="$S3_ACCESS_KEY" \
+            S3_SECRET_KEY="$S3_SECRET_KEY" S3_TLS_KEY="" S3_TLS_CERT="" \
+            node "$BENCH_DIR/s3server.js" "$S3_PORT" "$S3_DATA" "$S3_BUCKET" >>"$logf" 2>&1 &
+        S3_PID=$!
+        for i in $(seq 1 600); do
+            if grep -q "^ready $S3_PORT\$" "$logf" 2>/dev/null; then
+                S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+                return 0
+            fi
+            kill -0 "$S3_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$S3_PID" 2>/dev/null || true
+        wait "$S3_PID" 2>/dev/null || true
+        S3_PID=""
+    done
+    log "the S3 server did not start, see $logf"
+    return 1
+}
+
+s3_bench_stop() {
+    if [ -n "${S3_PID:-}" ]; then
+        kill "$S3_PID" 2>/dev/null || true
+        wait "$S3_PID" 2>/dev/null || true
+        S3_PID=""
+    fi
+    return 0
+}
+
+scenario_E() {
+    log "scenario E (S3 on 127.0.0.1), scale $BENCH_SCALE, seed $BENCH_SEED"
+    if ! s3_bench_available; then
+        record_unavailable E files-initial opsbackup opsbackup \
+            "the S3 test server is not installed (node and npm ci in tests/tools/s3server: scripts/deps.sh)"
+        return 0
+    fi
+    mkdir -p "$WORK/s3"
+    s3_bench_start "$WORK/s3/data" || die "cannot start the S3 server"
+    log "S3 server $(s3_bench_version) at $S3_ENDPOINT, bucket $S3_BUCKET, data in $S3_DATA"
+    export AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" AWS_REGION=us-east-1
+    unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_PROFILE
+
+    REPO_STORE=s3
+    c_run E files- E-files "$E_FILES_TOOLS"
+    a_run E db- E-db "$E_DB_TOOLS"
+    REPO_STORE=local
+    record_unavailable E other borg peer "no S3 backend" "not available"
+    record_unavailable E other pgbackrest peer "talks to S3rver over HTTPS (verify-tls=n), but has no file-tree or logical-dump backup: its S3 row would be scenario B over S3, not in the harness yet"
+
+    s3_bench_stop
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK/s3/data"
+}
