@@ -64,7 +64,8 @@ static void on_stop_signal(int sig) { dr_stop_signal = sig; }
 /* ---- options and the [dr] section ---- */
 
 enum {
-    OPT_YES = 1000, OPT_REHEARSAL, OPT_TARGET, OPT_TARGET_DB, OPT_TARGET_TIME, OPT_REPORT_DIR,
+    /* Below the global options' values (cli.c, from 1000). */
+    OPT_YES = 256, OPT_REHEARSAL, OPT_TARGET, OPT_TARGET_DB, OPT_TARGET_TIME, OPT_REPORT_DIR,
     OPT_KEEP, OPT_WITH_HOOKS, OPT_DELTA, OPT_PG_PORT,
 };
 
@@ -980,7 +981,7 @@ static void print_plan(FILE *f, const json_t *plan)
         int complete = json_is_true(json_object_get(rto, "complete"));
         char *k = dr_human_duration(known);
         json_t *ok = json_object_get(rto, "ok");
-        fprintf(f, "RTO: restores estimated at %s%s; target %s: %s\n",
+        fprintf(f, "RTO: restore time estimate %s%s; target %s: %s\n",
                 complete ? "" : known > 0 ? "at least " : "", complete || known > 0 ? k : "unknown",
                 ts,
                 !t ? "not judged" : json_is_true(ok) ? "ok" : json_is_false(ok) ? "BREACH"
