@@ -1726,6 +1726,18 @@ int cmd_dr(cli_ctx *ctx, int argc, char **argv)
         free(line);
     }
     int code = r.failed ? CLI_FAIL : CLI_OK;
+    /* The plan measured data loss against its own "now"; the report
+     * measures it against the same reference as the achieved RPO. */
+    json_array_foreach(json_object_get(plan, "jobs"), k, rec)
+    {
+        if (!json_object_get(rec, "data_loss_seconds"))
+            continue;
+        int64_t ref = x.o.target_time ? x.o.target_time : t0s;
+        int64_t loss = ref - x.jobs[k].data_time;
+        json_object_set_new(rec, "data_loss_seconds", json_integer(loss > 0 ? loss : 0));
+        if (x.d.rpo)
+            json_object_set_new(rec, "rpo_ok", json_boolean(loss <= x.d.rpo));
+    }
     json_t *rep = json_pack(
         "{s:s, s:b, s:i, s:s, s:s, s:s, s:s, s:f, s:O, s:o, s:O, s:O, s:O, s:o, s:o, s:o}", "mode",
         x.o.rehearsal ? "rehearsal" : "production", "ok", code == CLI_OK, "exit_code", code,
