@@ -368,14 +368,24 @@ for want in ("FAILED", "NOT done: restore db", "not run"):
 EOF
 )
 
+info "shell = true: the hook is a shell command line"
+write_config 1h "echo from-a-shell >'$T/sh out'&& exit 7" 1m
+printf 'shell = true\n' >>"$CFG"
+expect_code 1 obc dr run --yes
+assert_grep "exited with status 7" "$T/err"
+[ "$(cat "$T/sh out" 2>/dev/null)" = from-a-shell ] || problem "shell = true did not run the hook through a shell"
+
 info "a hook over its time limit is killed, with its children"
-write_config 1h "sleep 30" 1s
+# Through a shell, with a child of its own: the whole process group goes.
+write_config 1h "sleep 31 & sleep 30" 1s
+printf 'shell = true\n' >>"$CFG"
 s0=$(date +%s)
 expect_code 1 obc dr run --yes
 s1=$(date +%s)
 [ $((s1 - s0)) -lt 20 ] || problem "the hook ran $((s1 - s0))s with a 1s limit"
 assert_grep "time limit of 1s" "$T/err"
-pgrep -f '^sleep 30$' >/dev/null && problem "the timed-out hook's sleep is still running"
+sleep 0.5
+pgrep -f '^sleep 3[01]$' >/dev/null && problem "the timed-out hook left a process running: $(pgrep -af '^sleep 3[01]$')"
 
 info "a failed health check fails the run after its retries"
 write_config 1h "true" 1m
