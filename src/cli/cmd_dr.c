@@ -1747,6 +1747,17 @@ int cmd_dr(cli_ctx *ctx, int argc, char **argv)
         json_object_get(plan, "rto"), "plan_problems", json_object_get(plan, "problems"), "steps",
         r.records, "verification", r.verification, "done", done);
     json_object_set_new(rep, "not_done", not_done);
+    /* The headline figures also as top-level scalars: the dashboard
+     * (report.c) shows dr-last.json's scalar fields. */
+    {
+        json_t *a = json_object_get(rep, "achieved");
+        json_object_set(rep, "rto_seconds", json_object_get(a, "rto_seconds"));
+        json_object_set(rep, "rpo_seconds", json_object_get(a, "rpo_seconds"));
+        if (x.d.rto)
+            json_object_set_new(rep, "rto_target_seconds", json_integer(x.d.rto));
+        if (x.d.rpo)
+            json_object_set_new(rep, "rpo_target_seconds", json_integer(x.d.rpo));
+    }
     if (x.o.rehearsal)
         json_object_set_new(rep, "rehearsal_target", json_string(x.o.target));
     if (x.o.target_time_text)

@@ -263,6 +263,9 @@ for want in ("SUCCEEDED", "RTO", "RPO", "health check", "every row count equal")
 last = json.load(open(os.path.join(state, "dr-last.json")))
 if last.get("started") != j["started"] or last.get("mode") != "production":
     print("dr-last.json is not this run")
+# The dashboard shows its scalar fields: the headline figures are there.
+if last.get("rto_seconds") != a["rto_seconds"] or last.get("rpo_seconds") != a["rpo_seconds"]:
+    print(f"dr-last.json rto/rpo_seconds {last.get('rto_seconds')}/{last.get('rpo_seconds')}")
 EOF
 )
 
