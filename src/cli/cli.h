@@ -120,6 +120,7 @@ int cmd_metrics(cli_ctx *, int, char **);
 int cmd_daemon(cli_ctx *, int, char **);
 int cmd_report(cli_ctx *, int, char **);
 int cmd_notify(cli_ctx *, int, char **);
+int cmd_dr(cli_ctx *, int, char **);
 
 /* Append a borrowed string to a growing argv-style array. */
 void cli_strv_push(char ***v, size_t *n, const char *s);

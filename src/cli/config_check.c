@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/cron.h"
+#include "core/proc.h"
 #include "core/util.h"
 #include "repo/retention.h"
 
@@ -30,8 +31,9 @@ static const char *const job_keys[] = {
 static const char *const notify_keys[] = {
     "on", "slack-webhook", "webhook", "email-to", "email-from", "smtp-url", "smtp-user",
     "smtp-password-file", "size-limit", NULL};
-static const char *const dr_keys[] = {"rto", "rpo", "jobs", "before", "after", "health-url",
-                                      "check-sql", "timeout", NULL};
+static const char *const dr_keys[] = {
+    "rto", "rpo", "jobs", "before", "after", "health-url", "check-sql", "timeout",
+    "hook-timeout", "shell", "health-retries", "health-interval", "health-timeout", NULL};
 /* Keys that may be given more than once (each adds a value). */
 static const char *const repeatable_keys[] = {"keep-tag", "exclude", "verify-sql", "check-sql",
                                               NULL};
@@ -334,9 +336,32 @@ static void check_notify(checker *k, const config_section *s)
 static void check_dr(checker *k, const config_section *s)
 {
     check_keys(k, s, dr_keys, "dr");
-    static const char *const durations[] = {"rto", "rpo", "timeout", NULL};
+    static const char *const durations[] = {"rto", "rpo", "timeout", "hook-timeout",
+                                            "health-interval", "health-timeout", NULL};
     check_durations(k, s, durations);
     const config_entry *e;
+    if ((e = config_entry_get(s, "shell")) && !is_bool(e->value))
+        problem(k, e->line, "shell must be true or false, not '%s'", e->value);
+    if ((e = config_entry_get(s, "health-retries"))) {
+        char *end;
+        long n = strtol(e->value, &end, 10);
+        if (end == e->value || *end || n < 1 || n > 10000)
+            problem(k, e->line, "health-retries '%s' is not a number of attempts from 1 to 10000",
+                    e->value);
+    }
+    /* A hook is one command line; an empty one would fail only in the
+     * middle of a recovery. */
+    static const char *const hooks[] = {"before", "after"};
+    for (size_t i = 0; i < 2; i++)
+        if ((e = config_entry_get(s, hooks[i]))) {
+            char **argv;
+            ob_err err = OB_ERR_INIT;
+            if (proc_split(e->value, &argv, NULL, &err) < 0)
+                problem(k, e->line, "%s: %s", e->key, ob_err_msg(&err));
+            else
+                proc_argv_free(argv);
+            ob_err_clear(&err);
+        }
     if ((e = config_entry_get(s, "jobs")))
         check_names(k, e, "job", "job");
     if ((e = config_entry_get(s, "health-url")) && !is_http_url(e->value))
