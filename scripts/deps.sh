@@ -10,11 +10,12 @@ with_s3=1
 pkgs=(build-essential meson ninja-build pkg-config
       libssl-dev libzstd-dev libjansson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev
       libmicrohttpd-dev
-      python3 attr acl zstd postgresql-15 postgresql-client-15 curl
-      clang libclang-rt-14-dev)  # scripts/fuzz.sh: libFuzzer is libclang_rt.fuzzer in libclang-rt-14-dev
-# Only the test suite needs these: the dashboard test renders the page in
-# headless Chromium.
-[ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core)
+      python3 attr acl zstd postgresql-15 postgresql-client-15 curl)
+# Only the test suite needs these: headless Chromium renders the dashboard
+# (test_dashboard), valgrind runs memcheck (test_valgrind), clang builds the
+# fuzz targets (scripts/fuzz.sh: libFuzzer is libclang_rt.fuzzer in
+# libclang-rt-14-dev).
+[ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core valgrind clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
