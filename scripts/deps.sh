@@ -11,7 +11,8 @@ pkgs=(build-essential meson ninja-build pkg-config
       libssl-dev libzstd-dev libjansson-dev libcmocka-dev libpq-dev libcurl4-openssl-dev
       libmicrohttpd-dev
       python3 attr acl zstd postgresql-15 postgresql-client-15 curl
-      clang libclang-rt-14-dev)  # scripts/fuzz.sh: libFuzzer is libclang_rt.fuzzer in libclang-rt-14-dev
+      clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer is libclang_rt.fuzzer in libclang-rt-14-dev
+      man-db groff-base)        # tests/integration/test_help.sh renders the man pages
 # Only the test suite needs these: the dashboard test renders the page in
 # headless Chromium.
 [ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core)
