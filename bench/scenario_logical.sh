@@ -30,9 +30,11 @@ A_TOOLS="pg_dump-Z0-null pg_dump-Z9 restic borg opsbackup"
 A_SCEN=A A_STEP="" A_NAME=A
 
 a_dump() { # tool n step
-    local tool=$1 n=$2 step=$A_STEP$3 r p pgd="$PGBIN/pg_dump"
-    r=$(repo_url "$tool" "$A_NAME-$tool")
-    p=$(repo_path "$A_NAME-$tool")
+    local tool=$1 n=$2 step=$A_STEP$3 r=- p=- pgd="$PGBIN/pg_dump"
+    if [ "$tool" != pg_dump-Z0-null ]; then # the reference keeps nothing
+        r=$(repo_url "$tool" "$A_NAME-$tool")
+        p=$(repo_path "$A_NAME-$tool")
+    fi
     case $tool in
     pg_dump-Z0-null)
         measure "$A_SCEN" "$step" "$tool" reference - - -- \
@@ -62,12 +64,12 @@ a_dump() { # tool n step
 
 a_restore() { # tool
     local tool=$1 r db step=${A_STEP}restore
+    [ "$tool" != pg_dump-Z0-null ] || return 0 # nothing was kept
     r=$(repo_url "$tool" "$A_NAME-$tool")
     db=$(printf 'restore_%s_%s' "$A_NAME" "$tool" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '_')
     local verify="pg_verify_restore $db" pgr="$PGBIN/pg_restore" cdb="$PGBIN/createdb"
     "$PGBIN/dropdb" --if-exists "$db" >/dev/null 2>&1 || true
     case $tool in
-    pg_dump-Z0-null) return 0 ;; # nothing was kept
     pg_dump-Z9)
         measure "$A_SCEN" "$step" "$tool" guide - "$verify" -- \
             bash -c '"$1" -T template0 "$3" && "$2" --exit-on-error -d "$3" "$4"' \
@@ -130,7 +132,9 @@ a_run() {
         a_restore "$tool"
     done
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
-        for tool in $tools; do repo_remove "$A_NAME-$tool"; done
+        for tool in $tools; do
+            [ "$tool" = pg_dump-Z0-null ] || repo_remove "$A_NAME-$tool"
+        done
         pg_stop
     fi
 }

@@ -14,8 +14,9 @@ pkgs=(build-essential meson ninja-build pkg-config
 # Only the test suite needs these: headless Chromium renders the dashboard
 # (test_dashboard), valgrind runs memcheck (test_valgrind), clang builds the
 # fuzz targets (scripts/fuzz.sh: libFuzzer is libclang_rt.fuzzer in
-# libclang-rt-14-dev).
-[ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core valgrind clang libclang-rt-14-dev)
+# libclang-rt-14-dev), man-db and groff-base render the man pages (test_help).
+[ $with_s3 = 1 ] && pkgs+=(chromium fonts-dejavu-core valgrind clang libclang-rt-14-dev
+                           man-db groff-base)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
