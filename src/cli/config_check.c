@@ -27,7 +27,7 @@ static const char *const job_keys[] = {
     "kind", "dbname", "paths", "pgdata", "set", "schedule", "timezone", "keep-last",
     "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-within",
     "keep-tag", "keep", "repos", "verify", "verify-sql", "dump-command", "exclude", "tags",
-    "rpo", "timeout", NULL};
+    "rpo", NULL};
 static const char *const notify_keys[] = {
     "on", "slack-webhook", "webhook", "email-to", "email-from", "smtp-url", "smtp-user",
     "smtp-password-file", "size-limit", NULL};
@@ -274,7 +274,7 @@ static void check_job(checker *k, const config_section *s)
     retention_policy_free(&p);
     if ((e = config_entry_get(s, "repos")))
         check_names(k, e, "repo", "repository");
-    static const char *const durations[] = {"rpo", "timeout", NULL};
+    static const char *const durations[] = {"rpo", NULL};
     check_durations(k, s, durations);
     if ((e = config_entry_get(s, "verify")) && !is_bool(e->value))
         problem(k, e->line, "verify must be true or false, not '%s'", e->value);

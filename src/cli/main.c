@@ -32,7 +32,7 @@ const cli_command cli_commands[] = {
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]\n"
      "       opsbackup -r A -r B... snapshots   which backup (original or copy) is in which\n"
      "                                          repository"},
-    {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l] [--json] SNAPSHOT [PATH]"},
+    {"ls", cmd_ls, "list the entries of a snapshot", "ls [-l|--long] [--json] SNAPSHOT [PATH]"},
     {"diff", cmd_diff, "show what changed between two snapshots",
      "diff [--json] [--content [--show-values]] SNAPSHOT1 SNAPSHOT2\n"
      "         --content: for changed files under 1 MiB, which keys changed (KEY=VALUE,\n"
@@ -57,7 +57,10 @@ const cli_command cli_commands[] = {
      "         where they were unless --tablespace-map; the directory must be empty."},
     {"verify", cmd_verify, "prove a backup restorable",
      "verify db [SNAPSHOT] [--set NAME] [--dbname CONNINFO] [--check-sql SQL]... [--json]\n"
-     "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},
+     "       opsbackup verify files|config [SNAPSHOT] [--set NAME] [--json]\n"
+     "         db: restores into a throwaway database, compares every table's rows with the\n"
+     "         counts recorded at backup time, runs the checks (exit 3 on a mismatch);\n"
+     "         files/config: reads back and authenticates every byte of the snapshot."},
     {"check", cmd_check, "verify the repository",
      "check [--read-data | --read-data-subset PCT] [--json]"},
     {"copy", cmd_copy, "copy snapshots (and the WAL archive) to another repository",
@@ -294,19 +297,21 @@ static void usage(FILE *f)
             "Back up and restore a PostgreSQL-backed application: database, files, config.\n\n"
             "Commands:\n");
     for (const cli_command *c = cli_commands; c->name; c++)
-        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+        fprintf(f, "  %-12s %s\n", c->name, c->summary);
     fprintf(f, "\nGlobal options:\n"
-               "  -c, --config FILE      config file (default $OPSBACKUP_CONFIG)\n"
-               "  -r, --repo URL         repository: /abs/path, file:///abs/path,\n"
-               "                         s3://bucket/prefix or a [repo.NAME] of the config\n"
-               "                         (default $OPSBACKUP_REPOSITORY)\n"
+               "  -c, --config FILE      config file (default $OPSBACKUP_CONFIG, then\n"
+               "                         /etc/opsbackup/opsbackup.conf if it exists)\n"
+               "  -r, --repo NAME|URL    a [repo.NAME] of the config, or /abs/path,\n"
+               "                         file:///abs/path, s3://bucket/prefix (default\n"
+               "                         $OPSBACKUP_REPOSITORY, or the config's only repository)\n"
                "  --password-file FILE   read the repository password from FILE; also\n"
                "                         $OPSBACKUP_PASSWORD_FILE, $OPSBACKUP_PASSWORD_COMMAND,\n"
                "                         $OPSBACKUP_PASSWORD, or a prompt on the terminal\n"
                "  --json                 machine-readable output\n"
                "  -q, --quiet / -v, --verbose\n"
                "  --no-progress          never draw progress (only shown on a terminal)\n"
-               "  --version, --help, COMMAND --help\n\n"
+               "  --kdf-n N              scrypt N for new key slots (init, key add; 2^10..2^20)\n"
+               "  --version, -h, --help, COMMAND --help, help COMMAND\n\n"
                "Exit codes: 0 success, 1 failure, 2 usage or config error, 3 a check found a "
                "problem.\n");
 }

@@ -158,12 +158,8 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
     }
     if (j->timezone && cron_tz_check(j->timezone, err) < 0)
         return ob_err_prefix(err, "%s: [%s]", c->path, s->name);
-    static const char *const durations[] = {"rpo", "timeout"};
-    int64_t *slots[] = {&j->rpo, &j->timeout};
-    for (size_t i = 0; i < 2; i++)
-        if ((e = config_entry_get(s, durations[i])) &&
-            (ob_parse_duration(e->value, slots[i]) < 0 || *slots[i] <= 0))
-            return bad(err, c, e, s->name, "not a duration such as 1h, 26h or 2d");
+    if ((e = config_entry_get(s, "rpo")) && (ob_parse_duration(e->value, &j->rpo) < 0 || j->rpo <= 0))
+        return bad(err, c, e, s->name, "not a duration such as 1h, 26h or 2d");
     return 0;
 }
 
