@@ -512,9 +512,7 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     if (metrics) {
         body = monitor_metrics_text(d->cached);
     } else if (page) {
-        json_t *dr = report_load_dr();
-        body = report_html(d->cached, dr);
-        json_decref(dr);
+        body = report_html(d->cached);
     } else {
         /* 200 when every backup is healthy, 503 with the problems otherwise:
          * for a monitoring check, not a liveness probe (the daemon answering

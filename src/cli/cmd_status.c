@@ -84,9 +84,7 @@ int cmd_report(cli_ctx *ctx, int argc, char **argv)
     json_t *doc;
     if (monitor_collect(ctx, time(NULL), 1, &doc, &err) < 0)
         return cli_fail(ctx, &err);
-    json_t *dr = report_load_dr();
-    char *html = report_html(doc, dr);
-    json_decref(dr);
+    char *html = report_html(doc);
     int ok = json_is_true(json_object_get(doc, "ok"));
     json_decref(doc);
     int rc = CLI_OK;

@@ -44,6 +44,12 @@ static char *human_age(int64_t s)
     return ob_xasprintf("%llds", (long long)s);
 }
 
+static const char *str_or(const json_t *o, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : dflt;
+}
+
 static int64_t time_of(const json_t *o, const char *key)
 {
     const char *t = json_string_value(json_object_get(o, key));
@@ -176,6 +182,34 @@ json_t *monitor_repo(cli_ctx *ctx, const char *name, int with_size, char **probl
     return rd;
 }
 
+/* The last `dr run` (or rehearsal): its headline from STATE_DIR/dr-last.json. */
+static void collect_dr(json_t *doc, const char *sdir)
+{
+    char *path = ob_xasprintf("%s/dr-last.json", sdir);
+    json_t *full = json_load_file(path, 0, NULL);
+    free(path);
+    if (!json_is_object(full)) {
+        json_decref(full);
+        return;
+    }
+    json_t *dr = json_object();
+    static const char *const keys[] = {"mode", "ok", "started", "finished", "duration_seconds",
+                                       "rto_seconds", "rpo_seconds", "rto_target_seconds",
+                                       "rpo_target_seconds", "failed_step", "error",
+                                       "rehearsal_target", NULL};
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(full, keys[i]);
+        if (v && !json_is_null(v))
+            json_object_set(dr, keys[i], v);
+    }
+    json_decref(full);
+    json_object_set_new(doc, "dr", dr);
+    if (!json_is_true(json_object_get(dr, "ok")))
+        add_problem(doc, NULL, "the last DR %s (%s) failed at step %s: %s",
+                    str_or(dr, "mode", "run"), str_or(dr, "started", "?"),
+                    str_or(dr, "failed_step", "?"), str_or(dr, "error", "see its report"));
+}
+
 int monitor_collect(cli_ctx *ctx, time_t now, int with_sizes, json_t **out, ob_err *err)
 {
     *out = NULL;
@@ -197,6 +231,7 @@ int monitor_collect(cli_ctx *ctx, time_t now, int with_sizes, json_t **out, ob_e
     char *sdir = state_dir();
     for (size_t i = 0; i < njobs; i++)
         collect_job(doc, jobs[i], sdir, now);
+    collect_dr(doc, sdir);
     free(sdir);
     job_free_all(jobs, njobs);
 
@@ -345,6 +380,23 @@ char *monitor_metrics_text(const json_t *doc)
             }
         }
     }
+    const json_t *dr = json_object_get(doc, "dr");
+    static const metric_def dm[] = {
+        {"opsbackup_dr_last_success", "gauge", "1 if the last DR run or rehearsal succeeded.", "ok"},
+        {"opsbackup_dr_last_timestamp_seconds", "gauge", "End of the last DR run (Unix time).",
+         "finished"},
+        {"opsbackup_dr_rto_seconds", "gauge", "Recovery time the last DR run achieved.",
+         "rto_seconds"},
+        {"opsbackup_dr_rpo_seconds", "gauge", "Data loss the last DR run achieved.",
+         "rpo_seconds"},
+    };
+    for (size_t m = 0; dr && m < sizeof dm / sizeof dm[0]; m++) {
+        double v;
+        if (value_at(dr, dm[m].path, &v) < 0)
+            continue;
+        metric_head(&b, dm[m].name, dm[m].type, dm[m].help);
+        metric(&b, dm[m].name, "mode", str_or(dr, "mode", "run"), v);
+    }
     metric_head(&b, "opsbackup_problems", "gauge", "Problems status reports (0 when all is well).");
     char *s = ob_xasprintf("opsbackup_problems %zu\n",
                            json_array_size(json_object_get(doc, "problems")));
@@ -398,6 +450,29 @@ void monitor_print_status(FILE *f, const json_t *doc)
                     json_is_true(json_object_get(jd, "over_limit")) ? " (OVER)" : "");
         fputc('\n', f);
         free(b);
+    }
+    const json_t *dr = json_object_get(doc, "dr");
+    if (dr) {
+        fprintf(f, "last DR %s: %s, finished %s", str_or(dr, "mode", "run"),
+                json_is_true(json_object_get(dr, "ok")) ? "ok" : "FAILED",
+                str_or(dr, "finished", "?"));
+        static const char *const fig[][2] = {{"rto_seconds", "rto_target_seconds"},
+                                             {"rpo_seconds", "rpo_target_seconds"}};
+        for (size_t k = 0; k < 2; k++) {
+            const json_t *v = json_object_get(dr, fig[k][0]);
+            if (!json_is_number(v))
+                continue;
+            char *a = human_age((int64_t)json_number_value(v));
+            fprintf(f, ", %s %s", k ? "RPO" : "RTO", a);
+            free(a);
+            const json_t *t = json_object_get(dr, fig[k][1]);
+            if (json_is_integer(t)) {
+                char *m = human_age(json_integer_value(t));
+                fprintf(f, " (target %s)", m);
+                free(m);
+            }
+        }
+        fputc('\n', f);
     }
     const json_t *probs = json_object_get(doc, "problems"), *p;
     if (json_array_size(probs) == 0)

@@ -19,7 +19,10 @@
  *                           "bytes_total"}...],
  *              "problems": [S...]}],
  *    "repositories": [{"name", "url", "bytes", "size_limit", "over_limit",
- *                      "error"}]}
+ *                      "error"}],
+ *    "dr": {"mode", "ok", "started", "finished", "rto_seconds", "rpo_seconds",
+ *           "rto_target_seconds", "rpo_target_seconds", "failed_step", "error"}
+ *          (the last `dr run`, when there was one)}
  *
  * Job facts come from the state `run` records (jobs/state.h), so a backup
  * taken by hand with `opsbackup backup` does not count as a job's run.

@@ -13,7 +13,6 @@
 
 #include "core/buf.h"
 #include "core/util.h"
-#include "jobs/state.h"
 
 static void put(ob_buf *b, const char *s) { ob_buf_append(b, s, strlen(s)); }
 
@@ -275,8 +274,9 @@ static const char style[] =
     "height:100%;background:#1565c0}.bar span.over{background:#c62828}"
     "table.kv{width:auto}footer{color:#5a6270;font-size:.8em;margin-top:2em}";
 
-char *report_html(const json_t *doc, const json_t *dr)
+char *report_html(const json_t *doc)
 {
+    const json_t *dr = json_object_get(doc, "dr");
     ob_buf b = OB_BUF_INIT;
     int ok = json_is_true(json_object_get(doc, "ok"));
     const json_t *problems = json_object_get(doc, "problems");
@@ -369,18 +369,4 @@ char *report_html(const json_t *doc, const json_t *dr)
     put(&b, "</footer>\n</body></html>\n");
     ob_buf_append(&b, "", 1);
     return (char *)b.data;
-}
-
-json_t *report_load_dr(void)
-{
-    char *dir = state_dir();
-    char *path = ob_xasprintf("%s/dr-last.json", dir);
-    json_t *j = json_load_file(path, 0, NULL);
-    free(path);
-    free(dir);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
 }

@@ -7,8 +7,8 @@
  * It shows every job with its last run, result, age against its limit,
  * last verify, next run and charts of backup size, data added and
  * duration over the recorded runs; every repository's size against the
- * size-limit; the problems `status` reports; and the latest DR rehearsal
- * when the state directory has one (dr-last.json).
+ * size-limit; the problems `status` reports; and the latest DR run or
+ * rehearsal.
  *
  * Ownership: the returned string is the caller's (free).
  */
@@ -17,12 +17,8 @@
 
 #include <jansson.h>
 
-/* doc: from monitor_collect (with "history" per job); dr: the last DR
- * run's report (may be NULL). */
-char *report_html(const json_t *doc, const json_t *dr);
-
-/* STATE_DIR/dr-last.json, or NULL when there is none (or it is unreadable:
- * the dashboard then says no rehearsal is recorded). */
-json_t *report_load_dr(void);
+/* doc: from monitor_collect (with "history" per job and "dr", the last
+ * DR run, when there was one). */
+char *report_html(const json_t *doc);
 
 #endif
