@@ -688,7 +688,7 @@ static char *restore_text(const dr_ctx *x, const dr_job_plan *p, int exists)
 
 static char *hook_text(const dr_ctx *x, const char *cmd)
 {
-    char *t = dr_human_duration((double)x->d.hook_timeout);
+    char *t = ob_human_duration((double)x->d.hook_timeout);
     char *s = ob_xasprintf("%s   (%s, time limit %s)", cmd,
                            x->d.shell ? "through /bin/sh -c" : "no shell", t);
     free(t);
@@ -773,7 +773,7 @@ static void plan_build(dr_ctx *x)
         add_step(x, DR_HOOK, "after", NULL, x->d.after, hook_text(x, x->d.after),
                  hooks ? NULL : no_hooks);
     if (x->d.health_url) {
-        char *iv = dr_human_duration(x->d.health.interval);
+        char *iv = ob_human_duration(x->d.health.interval);
         add_step(x, DR_HEALTH, "health check", NULL, NULL,
                  ob_xasprintf("GET %s until 2xx: %d attempts, %s apart", x->d.health_url,
                               x->d.health.retries, iv),
@@ -856,7 +856,7 @@ static json_t *plan_json(dr_ctx *x, int *problems)
     if (x->d.rpo && worst >= 0) {
         json_object_set_new(rpo, "ok", json_boolean(worst <= x->d.rpo));
         if (worst > x->d.rpo) {
-            char *a = dr_human_duration((double)worst), *b = dr_human_duration((double)x->d.rpo);
+            char *a = ob_human_duration((double)worst), *b = ob_human_duration((double)x->d.rpo);
             char *msg = ob_xasprintf("RPO breached: job %s would lose %s of data, the target is %s",
                                      worst_job, a, b);
             json_array_append_new(probs, json_string(msg));
@@ -878,7 +878,7 @@ static json_t *plan_json(dr_ctx *x, int *problems)
         json_object_set_new(rto, "ok", breach ? json_false()
                                               : est_complete ? json_true() : json_null());
         if (breach) {
-            char *a = dr_human_duration(est), *b = dr_human_duration((double)x->d.rto);
+            char *a = ob_human_duration(est), *b = ob_human_duration((double)x->d.rto);
             char *msg = ob_xasprintf("RTO breached: the restores alone are estimated at %s%s, the "
                                      "target is %s",
                                      est_complete ? "" : "at least ", a, b);
@@ -942,7 +942,7 @@ static void print_plan(FILE *f, const json_t *plan)
                     json_string_value(json_object_get(o, "error")));
             continue;
         }
-        char *loss = dr_human_duration((double)json_integer_value(json_object_get(o, "data_loss_seconds")));
+        char *loss = ob_human_duration((double)json_integer_value(json_object_get(o, "data_loss_seconds")));
         json_t *ok = json_object_get(o, "rpo_ok");
         fprintf(f, "  %-12s %s snapshot %s from %s%s; data as of %s (%s), %s old%s\n", name,
                 json_string_value(json_object_get(o, "kind")),
@@ -955,7 +955,7 @@ static void print_plan(FILE *f, const json_t *plan)
         free(loss);
         json_t *est = json_object_get(o, "estimate_seconds");
         if (json_is_number(est)) {
-            char *e = dr_human_duration(json_number_value(est));
+            char *e = ob_human_duration(json_number_value(est));
             fprintf(f, "  %-12s restore estimate %s (%s)\n", "", e,
                     json_string_value(json_object_get(o, "estimate_source")));
             free(e);
@@ -965,9 +965,9 @@ static void print_plan(FILE *f, const json_t *plan)
     }
     json_t *rpo = json_object_get(plan, "rpo"), *rto = json_object_get(plan, "rto");
     if (json_object_get(rpo, "worst_seconds")) {
-        char *w = dr_human_duration((double)json_integer_value(json_object_get(rpo, "worst_seconds")));
+        char *w = ob_human_duration((double)json_integer_value(json_object_get(rpo, "worst_seconds")));
         json_t *t = json_object_get(rpo, "target_seconds");
-        char *ts = t ? dr_human_duration((double)json_integer_value(t)) : ob_xstrdup("none");
+        char *ts = t ? ob_human_duration((double)json_integer_value(t)) : ob_xstrdup("none");
         fprintf(f, "RPO: %s of data lost at worst (job %s); target %s: %s\n", w,
                 json_string_value(json_object_get(rpo, "worst_job")), ts,
                 !t ? "not judged" : json_is_true(json_object_get(rpo, "ok")) ? "ok" : "BREACH");
@@ -976,10 +976,10 @@ static void print_plan(FILE *f, const json_t *plan)
     }
     {
         json_t *t = json_object_get(rto, "target_seconds");
-        char *ts = t ? dr_human_duration((double)json_integer_value(t)) : ob_xstrdup("none");
+        char *ts = t ? ob_human_duration((double)json_integer_value(t)) : ob_xstrdup("none");
         double known = json_number_value(json_object_get(rto, "known_seconds"));
         int complete = json_is_true(json_object_get(rto, "complete"));
-        char *k = dr_human_duration(known);
+        char *k = ob_human_duration(known);
         json_t *ok = json_object_get(rto, "ok");
         fprintf(f, "RTO: restore time estimate %s%s; target %s: %s\n",
                 complete ? "" : known > 0 ? "at least " : "", complete || known > 0 ? k : "unknown",
@@ -1039,7 +1039,7 @@ static void run_hook(dr_ctx *x, dr_run *r, size_t i)
     json_object_set_new(rec, "exit_code", json_integer(h.code));
     json_object_set_new(rec, "output", json_string(h.output));
     if (h.timed_out) {
-        char *t = dr_human_duration((double)x->d.hook_timeout);
+        char *t = ob_human_duration((double)x->d.hook_timeout);
         char *why = ob_xasprintf("%s hook '%s' did not finish within its time limit of %s "
                                  "(hook-timeout) and was killed",
                                  s->name, s->hook, t);
@@ -1269,15 +1269,15 @@ static void write_markdown(FILE *f, const json_t *rep)
     json_t *a = json_object_get(rep, "achieved");
     fprintf(f, "## Targets\n\n| | target | achieved | |\n|---|---|---|---|\n");
     json_t *rto_t = json_object_get(a, "rto_target_seconds"), *rpo_t = json_object_get(a, "rpo_target_seconds");
-    char *rto = dr_human_duration(json_number_value(json_object_get(a, "rto_seconds")));
-    char *rto_ts = rto_t ? dr_human_duration((double)json_integer_value(rto_t)) : ob_xstrdup("none");
+    char *rto = ob_human_duration(json_number_value(json_object_get(a, "rto_seconds")));
+    char *rto_ts = rto_t ? ob_human_duration((double)json_integer_value(rto_t)) : ob_xstrdup("none");
     fprintf(f, "| RTO (time to recover) | %s | %s (wall time of this run%s) | %s |\n", rto_ts, rto,
             ok ? "" : ", which did not finish the recovery",
             !rto_t ? "" : !ok ? "not achieved" : json_is_true(json_object_get(a, "rto_ok")) ? "ok" : "BREACH");
     json_t *rpo_s = json_object_get(a, "rpo_seconds");
-    char *rpo = json_is_integer(rpo_s) ? dr_human_duration((double)json_integer_value(rpo_s))
+    char *rpo = json_is_integer(rpo_s) ? ob_human_duration((double)json_integer_value(rpo_s))
                                        : ob_xstrdup("unknown");
-    char *rpo_ts = rpo_t ? dr_human_duration((double)json_integer_value(rpo_t)) : ob_xstrdup("none");
+    char *rpo_ts = rpo_t ? ob_human_duration((double)json_integer_value(rpo_t)) : ob_xstrdup("none");
     fprintf(f, "| RPO (data lost) | %s | %s (", rpo_ts, rpo);
     md_escape(f, json_string_value(json_object_get(a, "rpo_basis")));
     fprintf(f, ") | %s |\n\n",
@@ -1301,7 +1301,7 @@ static void write_markdown(FILE *f, const json_t *rep)
             fprintf(f, " |\n");
             continue;
         }
-        char *loss = dr_human_duration((double)json_integer_value(json_object_get(o, "data_loss_seconds")));
+        char *loss = ob_human_duration((double)json_integer_value(json_object_get(o, "data_loss_seconds")));
         fprintf(f, "| %s | %s | %s%s | %s | %s (%s) | %s |\n",
                 json_string_value(json_object_get(o, "job")),
                 json_string_value(json_object_get(o, "kind")),
@@ -1799,7 +1799,7 @@ int cmd_dr(cli_ctx *ctx, int argc, char **argv)
         cli_print_json(json_incref(rep));
     } else if (!ctx->quiet || code != CLI_OK) {
         json_t *a = json_object_get(rep, "achieved");
-        char *w = dr_human_duration(wall);
+        char *w = ob_human_duration(wall);
         printf("dr run (%s): %s in %s\n", x.o.rehearsal ? "rehearsal" : "production",
                code == CLI_OK ? "ok" : "FAILED", w);
         free(w);
@@ -1817,12 +1817,12 @@ int cmd_dr(cli_ctx *ctx, int argc, char **argv)
         }
         json_t *rpo = json_object_get(a, "rpo_seconds");
         if (json_is_integer(rpo)) {
-            char *d = dr_human_duration((double)json_integer_value(rpo));
+            char *d = ob_human_duration((double)json_integer_value(rpo));
             printf("RPO achieved: %s of data lost (%s)\n", d,
                    json_string_value(json_object_get(a, "rpo_basis")));
             free(d);
         }
-        w = dr_human_duration(wall);
+        w = ob_human_duration(wall);
         printf("RTO achieved: %s%s\n", w, code == CLI_OK ? "" : " (the recovery did not finish)");
         free(w);
         if (json_object_get(rep, "report_markdown"))

@@ -30,19 +30,6 @@ static void add_problem(json_t *doc, json_t *jobdoc, const char *fmt, ...)
     free(msg);
 }
 
-/* "2d3h", "45m", "30s": ages in messages. */
-static char *human_age(int64_t s)
-{
-    if (s < 0)
-        s = 0;
-    if (s >= 86400)
-        return ob_xasprintf("%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-    if (s >= 3600)
-        return ob_xasprintf("%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    if (s >= 60)
-        return ob_xasprintf("%lldm", (long long)(s / 60));
-    return ob_xasprintf("%llds", (long long)s);
-}
 
 static const char *str_or(const json_t *o, const char *key, const char *dflt)
 {
@@ -111,7 +98,7 @@ static void collect_job(json_t *doc, const job *j, const char *sdir, time_t now)
         json_object_set_new(jd, "age_seconds", json_integer(age));
         if (max_age > 0 && age > max_age) {
             stale = 1;
-            char *a = human_age(age), *m = human_age(max_age);
+            char *a = ob_human_duration((double)age), *m = ob_human_duration((double)max_age);
             add_problem(doc, jd, "job %s: last success %s ago, older than its limit %s%s", j->name,
                         a, m, j->rpo ? " (rpo)" : " (2x the schedule interval)");
             free(a);
@@ -418,9 +405,9 @@ void monitor_print_status(FILE *f, const json_t *doc)
         int64_t done = time_of(ls, "finished");
         char *when = done >= 0 ? ob_time_local(done) : ob_xstrdup("never");
         const json_t *age = json_object_get(jd, "age_seconds");
-        char *a = age ? human_age(json_integer_value(age)) : ob_xstrdup("-");
+        char *a = age ? ob_human_duration((double)json_integer_value(age)) : ob_xstrdup("-");
         int64_t max = json_integer_value(json_object_get(jd, "max_age_seconds"));
-        char *m = max > 0 ? human_age(max) : ob_xstrdup("-");
+        char *m = max > 0 ? ob_human_duration((double)max) : ob_xstrdup("-");
         const char *last = !lr                                     ? "-"
                            : json_is_true(json_object_get(lr, "ok")) ? "ok"
                                                                       : "FAILED";
@@ -462,12 +449,12 @@ void monitor_print_status(FILE *f, const json_t *doc)
             const json_t *v = json_object_get(dr, fig[k][0]);
             if (!json_is_number(v))
                 continue;
-            char *a = human_age((int64_t)json_number_value(v));
+            char *a = ob_human_duration((double)(int64_t)json_number_value(v));
             fprintf(f, ", %s %s", k ? "RPO" : "RTO", a);
             free(a);
             const json_t *t = json_object_get(dr, fig[k][1]);
             if (json_is_integer(t)) {
-                char *m = human_age(json_integer_value(t));
+                char *m = ob_human_duration((double)json_integer_value(t));
                 fprintf(f, " (target %s)", m);
                 free(m);
             }

@@ -52,16 +52,9 @@ static const char *str(const json_t *o, const char *key)
 
 static void put_age(ob_buf *b, int64_t s)
 {
-    if (s < 0)
-        s = 0;
-    if (s >= 86400)
-        putf(b, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-    else if (s >= 3600)
-        putf(b, "%lldh %lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else if (s >= 60)
-        putf(b, "%lldm", (long long)(s / 60));
-    else
-        putf(b, "%llds", (long long)s);
+    char *t = ob_human_duration((double)s);
+    esc(b, t);
+    free(t);
 }
 
 static void put_bytes(ob_buf *b, double v)

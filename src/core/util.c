@@ -280,3 +280,17 @@ int ob_mkdir_p(const char *path, mode_t mode, ob_err *err)
     free(p);
     return 0;
 }
+
+char *ob_human_duration(double seconds)
+{
+    if (!(seconds > 0))
+        seconds = 0;
+    int64_t s = (int64_t)(seconds + 0.5);
+    if (s < 60)
+        return ob_xasprintf("%llds", (long long)s);
+    if (s < 3600)
+        return ob_xasprintf("%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    if (s < 86400)
+        return ob_xasprintf("%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    return ob_xasprintf("%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}

@@ -29,6 +29,8 @@ char *ob_username(void); /* of the effective uid; "" if unknown */
 
 /* "1.5 GiB" style. */
 char *ob_human_bytes(uint64_t n);
+/* "45s", "5m03s", "2h05m", "3d4h": ages, durations, limits in messages. */
+char *ob_human_duration(double seconds);
 
 /* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
 int ob_parse_duration(const char *s, int64_t *seconds);

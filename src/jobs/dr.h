@@ -73,7 +73,5 @@ json_t *dr_health_check(const char *url, const dr_health_opts *o);
  * borrowed element, or NULL; *data_time gets its data time. */
 json_t *dr_pick_snapshot(json_t *list, int64_t until, int64_t *data_time);
 
-/* "2h05m", "35m10s", "42s", "3d4h": for people. Caller frees. */
-char *dr_human_duration(double seconds);
 
 #endif
