@@ -73,5 +73,4 @@ json_t *dr_health_check(const char *url, const dr_health_opts *o);
  * borrowed element, or NULL; *data_time gets its data time. */
 json_t *dr_pick_snapshot(json_t *list, int64_t until, int64_t *data_time);
 
-
 #endif
