@@ -209,4 +209,27 @@ info "the repository checks clean"
 run_rc ob_cfg -r local check --read-data
 [ "$RC" = 0 ] || { cat "$T/out" "$T/err"; problem "check --read-data exited $RC"; }
 
+info "README's quick start block, with its paths pointed at scratch ones"
+python3 - "$OPSBACKUP_TOP/README.md" >"$T/readme.sh" <<'EOF'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+section = text.split("\n## Quick start", 1)[1]
+m = re.search(r"```sh\n(.*?)```", section, re.S)
+print(m.group(1))
+EOF
+grep -q 'opsbackup init' "$T/readme.sh" || fail "README's quick start block not found"
+printf 'readme quick start password\n' >"$T/readme.pw"
+chmod 600 "$T/readme.pw"
+sed -i -e "s|/backup/opsbackup|$T/readme-repo|g" -e "s|/etc/opsbackup/password|$T/readme.pw|g" \
+    -e "s|/app/|$APP_DIR/|g" -e "s|/srv/restore|$T/readme-restore|g" "$T/readme.sh"
+if grep -qE '(^| )/(app|backup|etc|srv)/' "$T/readme.sh"; then
+    cat "$T/readme.sh"
+    fail "README's quick start uses a path this test does not redirect"
+fi
+(unset OPSBACKUP_CONFIG; set -euo pipefail; . "$T/readme.sh") >"$T/readme.out" 2>&1 \
+    || { cat "$T/readme.sh" "$T/readme.out"; fail "README's quick start failed"; }
+treecmp "$APP_DIR/storage" "$T/readme-restore$APP_DIR/storage" >"$T/treecmp.out" 2>&1 \
+    || { cat "$T/treecmp.out"; problem "README's quick start restore differs"; }
+grep -q "no errors found" "$T/readme.out" || problem "README's quick start check did not report a clean repository"
+
 finish
