@@ -119,6 +119,23 @@ const cli_command cli_commands[] = {
      "packs_written, bytes_written, packs_unindexed, bytes_unindexed, index_files_old,\n"
      "index_files_new, tmp_removed, tmp_bytes, bytes_unused_kept, bytes_freed (net;\n"
      "planned under dry_run or deferred)."},
+    {"repair", cmd_repair, "rebuild the index from the packs",
+     "repair index [--dry-run] [--json]\n"
+     "\n"
+     "Reads every pack in full, authenticates its directory and every blob in it,\n"
+     "and writes a new index of the blobs that authenticate; only then deletes the\n"
+     "old index files (a crash leaves both: run it again).  Use it when index files\n"
+     "are damaged or lost (`check` reports them, or packs in no index), or to drop a\n"
+     "lost pack's blobs from the index.  A pack whose directory is damaged is\n"
+     "salvaged through the old index entries for it when they are readable.  Index\n"
+     "entries of packs that are missing are dropped: `check` then names the snapshots\n"
+     "and files that lost data (docs/RELIABILITY.md, \"Corruption and repair\").\n"
+     "Takes the exclusive lock; --dry-run writes nothing and takes a shared one.\n"
+     "\n"
+     "--json prints one object: dry_run, packs, packs_ok, packs_salvaged, packs_damaged,\n"
+     "packs_unindexed, packs_missing, blobs, blobs_bad, entries_dropped, index_files_old,\n"
+     "index_files_old_damaged, index_files_new, index_files_deleted, bytes_read,\n"
+     "data_lost (BOOL), problems: [MESSAGE...]."},
     {"config", cmd_config, "check the config file",
      "config check [--json]\n"
      "\n"
