@@ -59,7 +59,19 @@ const cli_command cli_commands[] = {
      "verify db [SNAPSHOT] [--set NAME] [--dbname CONNINFO] [--check-sql SQL]... [--json]\n"
      "       opsbackup verify files [SNAPSHOT] [--set NAME] [--json]"},
     {"check", cmd_check, "verify the repository",
-     "check [--read-data | --read-data-subset PCT] [--json]"},
+     "check [--read-data | --read-data-subset PCT] [--json]\n"
+     "\n"
+     "Reports every problem as an error or warning naming the object (index file,\n"
+     "pack, snapshot, tree, file and chunk, key slot, WAL file) and does not stop at\n"
+     "the first.  A file whose data is in a missing, truncated or (with --read-data)\n"
+     "damaged pack, or not in the index, is named once; then every snapshot that\n"
+     "cannot be restored in full is listed with how many files and directories in it\n"
+     "lost data: all other snapshots restore in full.  Recovery: docs/RELIABILITY.md,\n"
+     "\"Corruption and repair\" (`repair index`, then `forget SNAPSHOT...` or restore).\n"
+     "Exit 3 if an error was found.\n"
+     "--json prints {ok, errors, warnings, snapshots, trees, packs, blobs, packs_read,\n"
+     "blobs_read, wal_files, affected_snapshots: [{id, short_id, time, kind, paths,\n"
+     "damaged, unreadable}], problems: [{severity, message}]}."},
     {"copy", cmd_copy, "copy snapshots (and the WAL archive) to another repository",
      "copy --from REPO --to REPO [--from-password-file F] [--to-password-file F]\n"
      "            [--set NAME] [--kind KIND] [--json] [SNAPSHOT...]\n"
@@ -81,6 +93,12 @@ const cli_command cli_commands[] = {
      "                        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
      "                        [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
      "                        [--keep-tag K=V]... [--prune [--max-unused PCT]] [--dry-run] [--json]\n"
+     "       opsbackup forget [--prune [--max-unused PCT]] [--dry-run] [--json] SNAPSHOT...\n"
+     "\n"
+     "With SNAPSHOT operands (IDs or unique prefixes; no --keep-* rule), exactly those\n"
+     "snapshots are removed; a full ID whose object is damaged is removed by name.  All\n"
+     "are resolved before any is removed.  --json then prints {\"dry_run\", \"removed\",\n"
+     "\"snapshots\": [{\"id\", \"short_id\"}], \"prune\"}.\n"
      "\n"
      "Snapshots are grouped by set and kind; in each group the rules keep:\n"
      "  --keep-last N       the N newest snapshots\n"
