@@ -81,6 +81,27 @@ static int check_indexes(check_ctx *c, ob_err *err)
 }
 
 
+/* Key slots: each must match its name (a damaged slot that is not the one
+ * this session opened would otherwise go unnoticed until its password is
+ * the only one left). */
+static int check_keys(check_ctx *c, ob_err *err)
+{
+    storage_names l = {0};
+    if (storage_list(repo_storage(c->r), "keys/", storage_names_collect, &l, err) < 0)
+        return -1;
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < l.n; i++) {
+        ob_err e = OB_ERR_INIT;
+        if (storage_get(repo_storage(c->r), l.v[i], 0, 0, &b, &e) < 0 ||
+            repo_key_name_ok(l.v[i], &b, &e) < 0)
+            report(c, CHECK_ERROR, "key slot %s: %s", l.v[i], ob_err_msg(&e));
+        ob_err_clear(&e);
+    }
+    ob_buf_free(&b);
+    storage_names_free(&l);
+    return 0;
+}
+
 typedef struct pack_extent_ctx {
     uint64_t *need; /* per index pack: bytes needed (max offset + length) */
 } pack_extent_ctx;
@@ -411,6 +432,8 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
      * snapshot needs was already there when its level was listed. */
     storage_names snaps = {0};
     int rc = storage_list(repo_storage(r), "snapshots/", storage_names_collect, &snaps, err);
+    if (rc == 0)
+        rc = check_keys(&c, err);
     if (rc == 0)
         rc = check_indexes(&c, err);
     if (rc == 0)
