@@ -591,7 +591,10 @@ static int load_index_locked(repo *r, ob_err *err)
     for (size_t i = 0; i < names.n && rc == 0; i++) {
         if (repo_get_object(r, names.v[i], REPO_OBJ_INDEX, &b, err) < 0 ||
             repo_index_decode(ix, b.data, b.len, err) < 0) {
-            ob_err_prefix(err, "index file %s is damaged (run `opsbackup check`)", names.v[i]);
+            ob_err_prefix(err,
+                          "index file %s is damaged (run `opsbackup check`; `opsbackup repair "
+                          "index` rebuilds the index from the packs)",
+                          names.v[i]);
             rc = -1;
         }
     }
