@@ -113,6 +113,7 @@ int cmd_archive_get(cli_ctx *, int, char **);
 int cmd_copy(cli_ctx *, int, char **);
 int cmd_forget(cli_ctx *, int, char **);
 int cmd_prune(cli_ctx *, int, char **);
+int cmd_repair(cli_ctx *, int, char **);
 int cmd_config(cli_ctx *, int, char **);
 int cmd_run(cli_ctx *, int, char **);
 int cmd_status(cli_ctx *, int, char **);

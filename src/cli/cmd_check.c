@@ -60,6 +60,46 @@ static void check_progress(uint64_t bytes, uint64_t total, uint64_t packs, void 
 
 static int check_one(cli_ctx *ctx, check_args a);
 
+static json_t *affected_json(const check_result *res)
+{
+    json_t *v = json_array();
+    for (size_t i = 0; i < res->naffected; i++) {
+        const check_affected *x = &res->affected[i];
+        json_t *o = json_pack("{s:s, s:s#, s:I, s:b}", "id", x->id, "short_id", x->id, 8,
+                              "damaged", (json_int_t)x->damaged, "unreadable", x->unreadable);
+        if (x->time)
+            json_object_set_new(o, "time", json_string(x->time));
+        if (x->kind)
+            json_object_set_new(o, "kind", json_string(x->kind));
+        if (x->paths)
+            json_object_set_new(o, "paths", json_string(x->paths));
+        json_array_append_new(v, o);
+    }
+    return v;
+}
+
+/* The summary a user acts on: which snapshots cannot be restored in full
+ * (to forget, or to restore around), and by elimination which can. */
+static void print_affected(const check_result *res)
+{
+    if (!res->naffected)
+        return;
+    printf("%zu snapshot%s cannot be restored in full:\n", res->naffected,
+           res->naffected == 1 ? "" : "s");
+    for (size_t i = 0; i < res->naffected; i++) {
+        const check_affected *x = &res->affected[i];
+        if (!x->time)
+            printf("  %.8s  (the snapshot object itself is damaged)\n", x->id);
+        else
+            printf("  %.8s  %s  %s  %s  (%s%llu file%s or director%s lost data)\n", x->id,
+                   x->time, x->kind, x->paths, x->unreadable ? "root tree unreadable; " : "",
+                   (unsigned long long)x->damaged, x->damaged == 1 ? "" : "s",
+                   x->damaged == 1 ? "y" : "ies");
+    }
+    printf("every other snapshot restores in full; see docs/RELIABILITY.md, \"Corruption and "
+           "repair\"\n");
+}
+
 /* check [-r A -r B...]: each repository in turn; the worst result wins. */
 int cmd_check(cli_ctx *ctx, int argc, char **argv)
 {
@@ -110,6 +150,7 @@ static int check_one(cli_ctx *ctx, check_args a)
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
     check_result res;
+    memset(&res, 0, sizeof res);
     cli_progress prog;
     cli_progress_init(&prog, "check");
     if (a.read_data && cli_progress_enabled(ctx))
@@ -133,12 +174,13 @@ static int check_one(cli_ctx *ctx, check_args a)
         rc = res.errors ? CLI_PROBLEM : CLI_OK;
         if (ctx->json) {
             cli_print_json(json_pack(
-                "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", res.errors == 0,
+                "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "ok",
+                res.errors == 0,
                 "errors", (json_int_t)res.errors, "warnings", (json_int_t)res.warnings,
                 "snapshots", (json_int_t)res.snapshots, "trees", (json_int_t)res.trees, "packs",
                 (json_int_t)res.packs, "blobs", (json_int_t)res.blobs, "packs_read",
                 (json_int_t)res.packs_read, "blobs_read", (json_int_t)res.blobs_read, "wal_files",
-                (json_int_t)wal.files, "problems",
+                (json_int_t)wal.files, "affected_snapshots", affected_json(&res), "problems",
                 a.problems));
         } else if (!ctx->quiet || res.errors) {
             printf("checked %llu snapshots, %llu trees, %llu packs, %llu blobs",
@@ -150,11 +192,14 @@ static int check_one(cli_ctx *ctx, check_args a)
                 printf("; read %llu packs, %llu blobs%s verified",
                        (unsigned long long)res.packs_read, (unsigned long long)res.blobs_read,
                        wal.files_read ? " and the WAL files" : "");
-            printf("\n%s: %llu errors, %llu warnings\n",
+            printf("\n");
+            print_affected(&res);
+            printf("%s: %llu errors, %llu warnings\n",
                    res.errors ? "repository has problems" : "no errors found",
                    (unsigned long long)res.errors, (unsigned long long)res.warnings);
         }
     }
+    check_result_free(&res);
     repo_lock_release(lock);
     cli_close_repo(ctx);
     return rc;

@@ -298,6 +298,92 @@ static void print_group(const retention_group *g, snapshot **v, const retention_
     }
 }
 
+/* forget SNAPSHOT...: remove the named snapshots, whatever a policy would
+ * say (the recovery path for snapshots that lost data: docs/RELIABILITY.md).
+ * A full 64-digit ID whose object is damaged is removed by name too: it
+ * cannot be loaded, and prune refuses to run while it is there. */
+static int forget_ids(cli_ctx *ctx, const forget_args *a, char **ids, size_t nids)
+{
+    ob_err err = OB_ERR_INIT;
+    repo_lock *lock = NULL;
+    int deferred = 0, rc = CLI_OK;
+    char *why = NULL;
+    json_t *out = ctx->json ? json_array() : NULL, *prune_out = NULL;
+    char **full = ob_xcalloc(nids + 1, sizeof *full);
+    size_t n = 0;
+    if (cli_open_repo(ctx, &err) < 0 ||
+        (a->prune ? prune_lock(ctx, a->dry_run, &lock, &deferred, &why, &err)
+                  : repo_lock_acquire(ctx->r, 0, &lock, &err)) < 0)
+        goto fail;
+    /* Resolve every operand before removing anything: a typo removes
+     * nothing. */
+    for (size_t k = 0; k < nids; k++) {
+        snapshot *s = NULL;
+        if (snapshot_find(ctx->r, ids[k], a->set, a->kind, &s, &err) == 0) {
+            full[n++] = ob_xstrdup(s->id);
+            snapshot_free(s);
+            continue;
+        }
+        uint8_t bin[OB_ID_LEN];
+        char *name = ob_xasprintf("snapshots/%s", ids[k]);
+        uint64_t size;
+        ob_err e = OB_ERR_INIT;
+        int exists = strlen(ids[k]) == OB_HEX_ID_LEN && ob_unhex(ids[k], bin, OB_ID_LEN) == 0 &&
+                     storage_stat(repo_storage(ctx->r), name, &size, &e) == 0;
+        ob_err_clear(&e);
+        free(name);
+        if (!exists)
+            goto fail;
+        ob_err_clear(&err);
+        full[n++] = ob_xstrdup(ids[k]); /* damaged: removed by name */
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!a->dry_run) {
+            if (repo_lock_lost(lock, &err))
+                goto fail;
+            char *name = ob_xasprintf("snapshots/%s", full[k]);
+            int drc = storage_delete(repo_storage(ctx->r), name, &err);
+            free(name);
+            if (drc < 0 && err.code != OB_ENOTFOUND) {
+                ob_err_prefix(&err, "removing snapshot %.8s", full[k]);
+                goto fail;
+            }
+            ob_err_clear(&err);
+        }
+        if (out)
+            json_array_append_new(out, json_pack("{s:s, s:s#}", "id", full[k], "short_id",
+                                                 full[k], 8));
+        else if (!ctx->quiet)
+            printf("%s snapshot %.8s\n", a->dry_run ? "would remove" : "removed", full[k]);
+    }
+    if (a->prune && run_prune(ctx, lock, a->dry_run, deferred, why, a->max_unused,
+                              a->dry_run ? (const char *const *)full : NULL,
+                              ctx->json ? &prune_out : NULL, &err) < 0)
+        goto fail;
+    if (out) {
+        json_t *o = json_pack("{s:b, s:I, s:o}", "dry_run", a->dry_run, "removed", (json_int_t)n,
+                              "snapshots", out);
+        out = NULL;
+        if (prune_out)
+            json_object_set_new(o, "prune", prune_out);
+        prune_out = NULL;
+        cli_print_json(o);
+    }
+    goto done;
+fail:
+    rc = cli_fail(ctx, &err);
+done:
+    json_decref(out);
+    json_decref(prune_out);
+    for (size_t k = 0; k < n; k++)
+        free(full[k]);
+    free(full);
+    free(why);
+    repo_lock_release(lock);
+    cli_close_repo(ctx);
+    return rc;
+}
+
 int cmd_forget(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("forget");
@@ -326,8 +412,11 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
         return i == -2 ? CLI_OK : CLI_USAGE;
     }
     if (i != argc) {
+        int empty = retention_policy_empty(&a.policy);
         retention_policy_free(&a.policy);
-        return cli_usage(cmd, "forget takes no operands");
+        if (!empty)
+            return cli_usage(cmd, "forget takes either --keep-* rules or SNAPSHOT IDs, not both");
+        return forget_ids(ctx, &a, argv + i, (size_t)(argc - i));
     }
     if (retention_policy_empty(&a.policy)) {
         retention_policy_free(&a.policy);

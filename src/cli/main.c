@@ -62,7 +62,19 @@ const cli_command cli_commands[] = {
      "         counts recorded at backup time, runs the checks (exit 3 on a mismatch);\n"
      "         files/config: reads back and authenticates every byte of the snapshot."},
     {"check", cmd_check, "verify the repository",
-     "check [--read-data | --read-data-subset PCT] [--json]"},
+     "check [--read-data | --read-data-subset PCT] [--json]\n"
+     "\n"
+     "Reports every problem as an error or warning naming the object (index file,\n"
+     "pack, snapshot, tree, file and chunk, key slot, WAL file) and does not stop at\n"
+     "the first.  A file whose data is in a missing, truncated or (with --read-data)\n"
+     "damaged pack, or not in the index, is named once; then every snapshot that\n"
+     "cannot be restored in full is listed with how many files and directories in it\n"
+     "lost data: all other snapshots restore in full.  Recovery: docs/RELIABILITY.md,\n"
+     "\"Corruption and repair\" (`repair index`, then `forget SNAPSHOT...` or restore).\n"
+     "Exit 3 if an error was found.\n"
+     "--json prints {ok, errors, warnings, snapshots, trees, packs, blobs, packs_read,\n"
+     "blobs_read, wal_files, affected_snapshots: [{id, short_id, time, kind, paths,\n"
+     "damaged, unreadable}], problems: [{severity, message}]}."},
     {"copy", cmd_copy, "copy snapshots (and the WAL archive) to another repository",
      "copy --from REPO --to REPO [--from-password-file F] [--to-password-file F]\n"
      "            [--set NAME] [--kind KIND] [--json] [SNAPSHOT...]\n"
@@ -84,6 +96,12 @@ const cli_command cli_commands[] = {
      "                        [--keep-hourly N] [--keep-daily N] [--keep-weekly N]\n"
      "                        [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
      "                        [--keep-tag K=V]... [--prune [--max-unused PCT]] [--dry-run] [--json]\n"
+     "       opsbackup forget [--prune [--max-unused PCT]] [--dry-run] [--json] SNAPSHOT...\n"
+     "\n"
+     "With SNAPSHOT operands (IDs or unique prefixes; no --keep-* rule), exactly those\n"
+     "snapshots are removed; a full ID whose object is damaged is removed by name.  All\n"
+     "are resolved before any is removed.  --json then prints {\"dry_run\", \"removed\",\n"
+     "\"snapshots\": [{\"id\", \"short_id\"}], \"prune\"}.\n"
      "\n"
      "Snapshots are grouped by set and kind; in each group the rules keep:\n"
      "  --keep-last N       the N newest snapshots\n"
@@ -122,6 +140,23 @@ const cli_command cli_commands[] = {
      "packs_written, bytes_written, packs_unindexed, bytes_unindexed, index_files_old,\n"
      "index_files_new, tmp_removed, tmp_bytes, bytes_unused_kept, bytes_freed (net;\n"
      "planned under dry_run or deferred)."},
+    {"repair", cmd_repair, "rebuild the index from the packs",
+     "repair index [--dry-run] [--json]\n"
+     "\n"
+     "Reads every pack in full, authenticates its directory and every blob in it,\n"
+     "and writes a new index of the blobs that authenticate; only then deletes the\n"
+     "old index files (a crash leaves both: run it again).  Use it when index files\n"
+     "are damaged or lost (`check` reports them, or packs in no index), or to drop a\n"
+     "lost pack's blobs from the index.  A pack whose directory is damaged is\n"
+     "salvaged through the old index entries for it when they are readable.  Index\n"
+     "entries of packs that are missing are dropped: `check` then names the snapshots\n"
+     "and files that lost data (docs/RELIABILITY.md, \"Corruption and repair\").\n"
+     "Takes the exclusive lock; --dry-run writes nothing and takes a shared one.\n"
+     "\n"
+     "--json prints one object: dry_run, packs, packs_ok, packs_salvaged, packs_damaged,\n"
+     "packs_unindexed, packs_missing, blobs, blobs_bad, entries_dropped, index_files_old,\n"
+     "index_files_old_damaged, index_files_new, index_files_deleted, bytes_read,\n"
+     "data_lost (BOOL), problems: [MESSAGE...]."},
     {"config", cmd_config, "check the config file",
      "config check [--json]\n"
      "\n"

@@ -1,3 +1,9 @@
+/*
+ * check.c — see check.h.  Order: index files, packs (listing and sizes),
+ * with --read-data every pack's contents, then the snapshots' trees, so a
+ * tree walk knows every blob that cannot be read and can name the files
+ * and snapshots that lost data.
+ */
 #include "repo/check.h"
 
 #include <stdarg.h>
@@ -9,6 +15,7 @@
 #include "repo/pack.h"
 #include "repo/snapshot.h"
 #include "repo/treeio.h"
+#include "core/util.h"
 
 typedef struct check_ctx {
     repo *r;
@@ -20,6 +27,8 @@ typedef struct check_ctx {
     repo_index *stored;
     uint64_t *stored_size;
     size_t nstored;
+    int64_t *ix_stored;      /* per index pack: its position in `stored`, -1 if missing */
+    repo_index *bad;         /* blobs that did not authenticate (--read-data), as a set */
 } check_ctx;
 
 static void report(check_ctx *c, int sev, const char *fmt, ...)
@@ -72,6 +81,27 @@ static int check_indexes(check_ctx *c, ob_err *err)
 }
 
 
+/* Key slots: each must match its name (a damaged slot that is not the one
+ * this session opened would otherwise go unnoticed until its password is
+ * the only one left). */
+static int check_keys(check_ctx *c, ob_err *err)
+{
+    storage_names l = {0};
+    if (storage_list(repo_storage(c->r), "keys/", storage_names_collect, &l, err) < 0)
+        return -1;
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < l.n; i++) {
+        ob_err e = OB_ERR_INIT;
+        if (storage_get(repo_storage(c->r), l.v[i], 0, 0, &b, &e) < 0 ||
+            repo_key_name_ok(l.v[i], &b, &e) < 0)
+            report(c, CHECK_ERROR, "key slot %s: %s", l.v[i], ob_err_msg(&e));
+        ob_err_clear(&e);
+    }
+    ob_buf_free(&b);
+    storage_names_free(&l);
+    return 0;
+}
+
 typedef struct pack_extent_ctx {
     uint64_t *need; /* per index pack: bytes needed (max offset + length) */
 } pack_extent_ctx;
@@ -109,6 +139,7 @@ static int check_packs(check_ctx *c, ob_err *err)
 
     size_t np = repo_index_pack_count(c->ix);
     pack_extent_ctx pe = {ob_xcalloc(np ? np : 1, sizeof(uint64_t))};
+    c->ix_stored = ob_xcalloc(np ? np : 1, sizeof *c->ix_stored);
     repo_index_foreach(c->ix, need_visit, &pe);
     /* Sort-free membership: fine for thousands of packs; a hash would be
      * needed for millions (noted in the issue). */
@@ -116,10 +147,12 @@ static int check_packs(check_ctx *c, ob_err *err)
         const index_pack *p = repo_index_pack(c->ix, (uint32_t)i);
         char *name = pack_object_name(p->id);
         int64_t s = repo_index_find_pack(c->stored, p->id);
+        c->ix_stored[i] = s;
         if (s < 0)
             report(c, CHECK_ERROR,
                    "pack %s is listed in the index but missing from the repository "
-                   "(snapshots using its blobs cannot be restored in full)",
+                   "(the snapshots using its blobs are listed as affected; `opsbackup repair "
+                   "index` drops its entries: docs/RELIABILITY.md)",
                    name);
         else if (c->stored_size[s] < pe.need[i] + 4)
             report(c, CHECK_ERROR, "pack %s is truncated: %llu bytes, index needs at least %llu",
@@ -133,7 +166,7 @@ static int check_packs(check_ctx *c, ob_err *err)
             report(c, CHECK_WARNING,
                    "pack %s is not in any index (left by an interrupted backup, or its "
                    "index file is damaged: if check reported a damaged index above, keep "
-                   "this pack)",
+                   "this pack and run `opsbackup repair index`)",
                    name);
             free(name);
         }
@@ -143,16 +176,44 @@ static int check_packs(check_ctx *c, ob_err *err)
     return 0;
 }
 
-static void check_tree(check_ctx *c, const char *snap, const char *path,
-                       const uint8_t id[OB_ID_LEN])
+/* Why the data blob id cannot be read back, or NULL if it can (as far as
+ * this check knows).  Caller frees. */
+static char *chunk_problem(check_ctx *c, const uint8_t id[OB_ID_LEN])
 {
-    if (repo_index_lookup(c->seen_trees, id))
-        return;
+    const index_entry *ie = repo_index_lookup(c->ix, id);
+    if (!ie || INDEX_TYPE(ie->meta) != REPO_BLOB_DATA)
+        return ob_xstrdup("is not in the index");
+    char *pname = pack_object_name(repo_index_pack(c->ix, ie->pack)->id);
+    int64_t s = c->ix_stored[ie->pack];
+    char *why = NULL;
+    if (s < 0)
+        why = ob_xasprintf("is in pack %s, which is missing", pname);
+    else if (c->stored_size[s] < (uint64_t)ie->offset + ie->length + 4)
+        why = ob_xasprintf("is in pack %s, which is truncated", pname);
+    else if (repo_index_lookup(c->bad, id))
+        why = ob_xasprintf("is damaged in pack %s", pname);
+    free(pname);
+    return why;
+}
+
+/* Walk one tree: returns how many files and directories below it lost
+ * data (memoised per tree in seen_trees: raw_len holds the count, offset
+ * is 1 when the tree itself does not load).  *load_failed is set when this
+ * tree cannot be read. */
+static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
+                           const uint8_t id[OB_ID_LEN], int *load_failed)
+{
+    const index_entry *memo = repo_index_lookup(c->seen_trees, id);
+    if (memo) {
+        *load_failed = memo->offset == 1;
+        return memo->raw_len;
+    }
     index_entry mark;
     memset(&mark, 0, sizeof mark);
     memcpy(mark.id, id, OB_ID_LEN);
     repo_index_add(c->seen_trees, &mark);
     c->res->trees++;
+    *load_failed = 0;
 
     tree t;
     tree_init(&t);
@@ -160,31 +221,51 @@ static void check_tree(check_ctx *c, const char *snap, const char *path,
     if (treeio_load(c->r, id, &t, &e) < 0) {
         report(c, CHECK_ERROR, "snapshot %.8s, directory %s: %s", snap, path, ob_err_msg(&e));
         ob_err_clear(&e);
-        return;
+        index_entry *m = repo_index_lookup_mut(c->seen_trees, id);
+        m->offset = 1;
+        m->raw_len = 1;
+        *load_failed = 1;
+        return 1;
     }
+    uint64_t damaged = 0;
     for (size_t i = 0; i < t.n; i++) {
         const tree_node *n = &t.nodes[i];
         char *p = strcmp(path, "/") == 0 ? ob_xasprintf("/%s", n->name)
                                          : ob_xasprintf("%s/%s", path, n->name);
         if (n->type == TREE_DIR) {
-            check_tree(c, snap, p, n->subtree);
+            int sub_failed;
+            damaged += check_tree(c, snap, p, n->subtree, &sub_failed);
         } else if (n->type == TREE_FILE) {
             for (size_t k = 0; k < n->nextents; k++) {
-                const index_entry *ie = repo_index_lookup(c->ix, n->extents[k].id);
-                if (!ie || INDEX_TYPE(ie->meta) != REPO_BLOB_DATA) {
+                char *why = chunk_problem(c, n->extents[k].id);
+                if (why) {
                     char hex[OB_HEX_ID_LEN + 1];
                     ob_hex(n->extents[k].id, OB_ID_LEN, hex);
-                    report(c, CHECK_ERROR,
-                           "snapshot %.8s, file %s: chunk %.16s at offset %llu is not in the "
-                           "index",
-                           snap, p, hex, (unsigned long long)n->extents[k].offset);
-                    break;
+                    report(c, CHECK_ERROR, "snapshot %.8s, file %s: chunk %.16s at offset %llu %s",
+                           snap, p, hex, (unsigned long long)n->extents[k].offset, why);
+                    free(why);
+                    damaged++;
+                    break; /* once per file */
                 }
             }
         }
         free(p);
     }
     tree_free(&t);
+    /* Re-found: the adds below invalidated earlier pointers. */
+    index_entry *m = repo_index_lookup_mut(c->seen_trees, id);
+    m->raw_len = damaged > UINT32_MAX ? UINT32_MAX : (uint32_t)damaged;
+    return damaged;
+}
+
+static check_affected *add_affected(check_ctx *c, const char *id)
+{
+    check_result *res = c->res;
+    res->affected = ob_xrealloc(res->affected, (res->naffected + 1) * sizeof *res->affected);
+    check_affected *a = &res->affected[res->naffected++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    return a;
 }
 
 static int check_snapshots(check_ctx *c, storage_names l)
@@ -203,12 +284,75 @@ static int check_snapshots(check_ctx *c, storage_names l)
             }
             report(c, CHECK_ERROR, "snapshot %s is damaged: %s", l.v[i], ob_err_msg(&e));
             ob_err_clear(&e);
+            if (strlen(base) == OB_HEX_ID_LEN)
+                add_affected(c, base)->unreadable = 1;
             continue;
         }
         c->res->snapshots++;
-        check_tree(c, s->id, "/", s->tree);
+        int root_failed = 0;
+        uint64_t damaged = check_tree(c, s->id, "/", s->tree, &root_failed);
+        if (damaged) {
+            check_affected *a = add_affected(c, s->id);
+            a->time = ob_time_rfc3339(s->time_sec, s->time_nsec);
+            a->kind = ob_xstrdup(s->kind);
+            ob_buf paths = OB_BUF_INIT;
+            for (size_t k = 0; k < s->npaths; k++) {
+                if (k)
+                    ob_buf_append(&paths, ", ", 2);
+                ob_buf_append(&paths, s->paths[k], strlen(s->paths[k]));
+            }
+            a->paths = ob_xstrndup((const char *)paths.data, paths.len);
+            ob_buf_free(&paths);
+            a->damaged = damaged;
+            a->unreadable = root_failed;
+        }
         snapshot_free(s);
     }
+    return 0;
+}
+
+static void mark_bad(check_ctx *c, const uint8_t id[OB_ID_LEN])
+{
+    if (repo_index_lookup(c->bad, id))
+        return;
+    index_entry m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.id, id, OB_ID_LEN);
+    repo_index_add(c->bad, &m);
+}
+
+typedef struct by_index_ctx {
+    check_ctx *c;
+    uint32_t pos;            /* the pack's position in the index */
+    const char *name;
+    const ob_buf *data;
+    ob_buf plain;
+} by_index_ctx;
+
+/* A pack whose directory cannot be read: its blobs may still be whole, and
+ * restore reads them through the index, so verify what the index says. */
+static int by_index_visit(const index_entry *e, void *ud)
+{
+    by_index_ctx *b = ud;
+    if (e->pack != b->pos)
+        return 0;
+    check_ctx *c = b->c;
+    ob_err e2 = OB_ERR_INIT;
+    const index_pack *p = repo_index_pack(c->ix, e->pack);
+    if ((uint64_t)e->offset + e->length > b->data->len)
+        ob_err_set(&e2, OB_ECORRUPT, "it ends past the end of the pack");
+    else
+        pack_open_blob(c->r, p->salt, e, b->data->data + e->offset, e->length, &b->plain, &e2);
+    if (e2.code != OB_OK) {
+        char hex[OB_HEX_ID_LEN + 1];
+        ob_hex(e->id, OB_ID_LEN, hex);
+        report(c, CHECK_ERROR, "pack %s: blob %.16s at offset %u: %s", b->name, hex, e->offset,
+               ob_err_msg(&e2));
+        mark_bad(c, e->id);
+    } else {
+        c->res->blobs_read++;
+    }
+    ob_err_clear(&e2);
     return 0;
 }
 
@@ -224,6 +368,12 @@ static void read_pack(check_ctx *c, size_t idx)
     if (storage_get(repo_storage(c->r), name, 0, 0, &data, &e) < 0 ||
         pack_read_directory(c->r, data.data, data.len, salt, &blobs, &nblobs, &e) < 0) {
         report(c, CHECK_ERROR, "pack %s: %s", name, ob_err_msg(&e));
+        int64_t pos = repo_index_find_pack(c->ix, pid);
+        if (e.code == OB_ECORRUPT && pos >= 0) {
+            by_index_ctx b = {c, (uint32_t)pos, name, &data, OB_BUF_INIT};
+            repo_index_foreach(c->ix, by_index_visit, &b);
+            ob_buf_free(&b.plain);
+        }
         goto out;
     }
     c->res->packs_read++;
@@ -241,6 +391,7 @@ static void read_pack(check_ctx *c, size_t idx)
             report(c, CHECK_ERROR, "pack %s: blob %.16s at offset %u: %s", name, hex, ie.offset,
                    ob_err_msg(&e));
             ob_err_clear(&e);
+            mark_bad(c, ie.id);
             continue;
         }
         c->res->blobs_read++;
@@ -274,6 +425,7 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
     c.ix = repo_index_new();
     repo_set_index(r, c.ix);
     c.seen_trees = repo_index_new();
+    c.bad = repo_index_new();
     /* Listing order matters while backups run: a snapshot is written only
      * after its index, and an index only after its packs.  Listing
      * snapshots first, then indexes, then packs means everything a listed
@@ -281,12 +433,11 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
     storage_names snaps = {0};
     int rc = storage_list(repo_storage(r), "snapshots/", storage_names_collect, &snaps, err);
     if (rc == 0)
+        rc = check_keys(&c, err);
+    if (rc == 0)
         rc = check_indexes(&c, err);
     if (rc == 0)
         rc = check_packs(&c, err);
-    if (rc == 0)
-        rc = check_snapshots(&c, snaps);
-    storage_names_free(&snaps);
     if (rc == 0 && o->read_data) {
         double pct = o->subset_pct > 0 && o->subset_pct < 100 ? o->subset_pct : 100;
         uint64_t total = 0, done = 0, packs = 0;
@@ -305,8 +456,25 @@ int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err)
                 o->progress(done, total, ++packs, o->ud);
         }
     }
+    if (rc == 0)
+        rc = check_snapshots(&c, snaps);
+    storage_names_free(&snaps);
     repo_index_free(c.seen_trees);
+    repo_index_free(c.bad);
+    free(c.ix_stored);
     repo_index_free(c.stored);
     free(c.stored_size);
     return rc;
+}
+
+void check_result_free(check_result *res)
+{
+    for (size_t i = 0; i < res->naffected; i++) {
+        free(res->affected[i].time);
+        free(res->affected[i].kind);
+        free(res->affected[i].paths);
+    }
+    free(res->affected);
+    res->affected = NULL;
+    res->naffected = 0;
 }

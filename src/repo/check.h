@@ -9,6 +9,17 @@
  * its keyed ID recomputed.  Problems are reported one by one through the
  * callback, each naming the damaged object, and counted; check does not
  * stop at the first.
+ *
+ * Affected snapshots: a blob is unavailable when it is not in the index,
+ * when its pack is missing or too short, or (with --read-data) when it does
+ * not authenticate.  Every file with an unavailable chunk and every
+ * directory whose tree cannot be read is reported once, and each snapshot
+ * that reaches one of them is listed in res->affected with how many it
+ * reaches: those snapshots cannot be restored in full, the others can
+ * (docs/RELIABILITY.md, "Corruption and repair").  Trees shared between
+ * snapshots are walked once; their count of damaged entries is memoised,
+ * so the attribution costs no second walk.  With --read-data the packs are
+ * read before the trees are walked, so a damaged blob counts too.
  */
 #ifndef OB_CHECK_H
 #define OB_CHECK_H
@@ -32,13 +43,27 @@ typedef struct check_opts {
     void (*progress)(uint64_t bytes, uint64_t total, uint64_t packs, void *ud);
 } check_opts;
 
+/* A snapshot that cannot be restored in full. */
+typedef struct check_affected {
+    char id[OB_HEX_ID_LEN + 1];
+    char *time;            /* RFC 3339; NULL if the snapshot object is damaged */
+    char *kind;            /* NULL if the snapshot object is damaged */
+    char *paths;           /* its paths joined by ", "; NULL likewise */
+    uint64_t damaged;      /* files and directories below it that lost data */
+    int unreadable;        /* the snapshot object or its root tree cannot be read */
+} check_affected;
+
 typedef struct check_result {
     uint64_t errors, warnings;
     uint64_t index_files, packs, blobs, snapshots, trees, packs_read, blobs_read;
+    check_affected *affected; /* owned: check_result_free */
+    size_t naffected;
 } check_result;
 
 /* Returns 0 when the check ran (whatever it found: see res->errors), -1
- * when it could not run at all (storage unreachable). */
+ * when it could not run at all (storage unreachable).  Free res with
+ * check_result_free either way. */
 int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err);
+void check_result_free(check_result *res);
 
 #endif

@@ -332,6 +332,24 @@ out:
     return rc;
 }
 
+int repo_key_name_ok(const char *name, const ob_buf *b, ob_err *err)
+{
+    /* A slot is named by the SHA-256 of its bytes (FORMAT.md §2), which is
+     * the only way to tell a damaged slot from a wrong password: its tag
+     * fails either way. */
+    uint8_t h[OB_ID_LEN];
+    char hex[OB_HEX_ID_LEN + 1];
+    ob_sha256(b->data, b->len, h);
+    ob_hex(h, sizeof h, hex);
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (strcmp(base, hex) != 0)
+        return ob_err_set(err, OB_ECORRUPT,
+                          "damaged: its content (%zu bytes) does not match its name (SHA-256)",
+                          b->len);
+    return 0;
+}
+
 int repo_open(storage *st, const char *password, repo **out, ob_err *err)
 {
     *out = NULL;
@@ -373,13 +391,16 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
             order[j - 1] = t;
         }
     free(cost);
+    char *damage = NULL; /* the first damaged slot, for the final message */
     for (size_t k = 0; k < keys.n && !opened; k++) {
         size_t i = order[k];
         ob_err e = OB_ERR_INIT;
-        if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 ||
+        if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 || repo_key_name_ok(keys.v[i], &b, &e) < 0 ||
             repo_key_unwrap(b.data, b.len, password, master, r->id, &e) < 0) {
             if (e.code != OB_EAUTH) {
                 ob_warn("key slot %s: %s", keys.v[i], ob_err_msg(&e));
+                if (!damage)
+                    damage = ob_xasprintf("key slot %s: %s", keys.v[i], ob_err_msg(&e));
                 corrupt++;
             }
             ob_err_clear(&e);
@@ -422,13 +443,21 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
             return rc;
         }
         ob_err_clear(&cfg_err);
+        int rc;
         if (corrupt == (int)nkeys)
-            return ob_err_set(err, OB_ECORRUPT, "no key slot of %s could be read", st->url);
-        return ob_err_set(err, OB_EAUTH,
-                          "wrong password (or damaged key slots): none of the %zu key slot(s) "
-                          "of %s opens with it",
-                          nkeys, st->url);
+            rc = ob_err_set(err, OB_ECORRUPT,
+                            "no key slot of %s could be read (%s); open it with another "
+                            "password's slot or `key recover` from escrow shares",
+                            st->url, damage);
+        else
+            rc = ob_err_set(err, OB_EAUTH,
+                            "wrong password%s%s: none of the %zu key slot(s) of %s opens with it",
+                            damage ? "; also damaged: " : "", damage ? damage : "", nkeys,
+                            st->url);
+        free(damage);
+        return rc;
     }
+    free(damage);
     ob_err_clear(&cfg_err);
     *out = r;
     return 0;
@@ -562,7 +591,10 @@ static int load_index_locked(repo *r, ob_err *err)
     for (size_t i = 0; i < names.n && rc == 0; i++) {
         if (repo_get_object(r, names.v[i], REPO_OBJ_INDEX, &b, err) < 0 ||
             repo_index_decode(ix, b.data, b.len, err) < 0) {
-            ob_err_prefix(err, "index file %s is damaged (run `opsbackup check`)", names.v[i]);
+            ob_err_prefix(err,
+                          "index file %s is damaged (run `opsbackup check`; `opsbackup repair "
+                          "index` rebuilds the index from the packs)",
+                          names.v[i]);
             rc = -1;
         }
     }

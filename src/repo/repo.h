@@ -125,6 +125,9 @@ typedef struct repo_key_info {
 } repo_key_info;
 int repo_key_list(repo *r, repo_key_info **out, size_t *n, ob_err *err);
 void repo_key_info_free(repo_key_info *k, size_t n);
+/* Does the slot's content b match its object name (the SHA-256 of its
+ * bytes)?  OB_ECORRUPT ("damaged: ...") if not. */
+int repo_key_name_ok(const char *name, const ob_buf *b, ob_err *err);
 /* Add a slot for a new password; returns its ID. */
 int repo_key_add(repo *r, const char *password, const repo_kdf_params *kdf, char **id_out,
                  ob_err *err);

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Damage a repository in four ways and require that opsbackup notices, names
-# the damaged object, fails with the documented exit code (1 failure, 3 a
-# check found a problem) and never crashes:
-#   (a) a flipped byte in the middle of a pack
-#   (b) an index file truncated to half its size
-#   (c) a deleted pack, (c2) a truncated pack
-#   (d) a flipped byte in a snapshot object
+# Damage a repository and require that opsbackup notices, names the damaged
+# object, fails with the documented exit code (1 failure, 3 a check found a
+# problem) and never crashes.  For each object type, a flipped byte, a
+# truncation and a deletion (docs/RELIABILITY.md has the matrix):
+#   (a) pack: flipped byte            (c) pack deleted   (c2) pack truncated
+#   (b) index file truncated          (b2) flipped byte  (b3) deleted
+#   (d) snapshot: flipped byte        (d2) truncated     (d3) deleted
+#   (e) tree (a region of a pack): flipped byte, truncated, deleted
+#   (f) key slot: flipped byte, truncated, deleted
+#   (g) WAL object: flipped byte, truncated, deleted
 # Each case starts from a fresh copy of the same pristine repository.
 . "$(dirname "$0")/lib.sh"
 
@@ -159,5 +162,162 @@ else
 fi
 run_rc ob backup files "$src"
 [ "$RC" = 0 ] || { cat "$T/err"; problem "(d) backup fails (exit $RC) because one old snapshot is damaged"; }
+
+# all_names TAG ID...: check, restore... output ($T/out + $T/err) names each ID
+names_all() {
+    local tag=$1; shift
+    cat "$T/out" "$T/err" >"$T/all"
+    for id in "$@"; do
+        grep -q -- "$id" "$T/all" || { cat "$T/all"; problem "$tag: the output does not name $id"; }
+    done
+}
+truncate_half() { truncate -s $(($(stat -c %s "$1") / 2)) "$1"; }
+
+# ---------------------------------------------------------------- (b2, b3)
+for how in flip delete; do
+    info "(b) index file: $how"
+    fresh_repo
+    idx=$(cd "$REPO" && find index -type f ! -name '.*' | sort | head -1)
+    idxid=$(basename "$idx")
+    if [ $how = flip ]; then flip_middle "$REPO/$idx"; else rm "$REPO/$idx"; fi
+    run_rc ob check
+    [ "$RC" = 3 ] || problem "(b $how) check exited $RC, expected 3"
+    if [ $how = flip ]; then
+        names_all "(b flip) check" "$idxid"
+        run_rc ob restore files "$s2" --target "$T/dst"
+        [ "$RC" = 1 ] || problem "(b flip) restore exited $RC, expected 1"
+        names_all "(b flip) restore" "$idxid"
+    else
+        # A deleted index file leaves no name behind: check names the packs
+        # it indexed (in no index now) and the files whose chunks are gone.
+        grep -q "is not in any index" "$T/out" || { cat "$T/out"; problem "(b delete) check does not name the packs the lost index file listed"; }
+        grep -q "repair index" "$T/out" || problem "(b delete) check does not point at repair index"
+        run_rc ob --json check
+        victim=$(json_get "$T/out" 'j["affected_snapshots"][0]["id"]')
+        run_rc ob restore files "$victim" --target "$T/dst"
+        [ "$RC" = 1 ] || problem "(b delete) restore exited $RC, expected 1"
+        grep -q "not in any index" "$T/err" || { cat "$T/err"; problem "(b delete) restore error does not name the missing blob"; }
+    fi
+done
+
+# ---------------------------------------------------------------- (d2, d3)
+info "(d) snapshot object truncated"
+fresh_repo
+truncate_half "$REPO/snapshots/$s2"
+run_rc ob check
+[ "$RC" = 3 ] || problem "(d truncate) check exited $RC, expected 3"
+names_all "(d truncate) check" "$s2"
+run_rc ob restore files "$s2" --target "$T/dst"
+[ "$RC" = 1 ] || problem "(d truncate) restore exited $RC, expected 1"
+names_all "(d truncate) restore" "${s2:0:8}"
+info "(d) snapshot object deleted: undetectable by check (a deletion is what forget does), restore names it"
+fresh_repo
+rm "$REPO/snapshots/$s2"
+run_rc ob restore files "$s2" --target "$T/dst"
+[ "$RC" != 0 ] || problem "(d delete) restore of a deleted snapshot succeeded"
+names_all "(d delete) restore" "$s2"
+
+# ---------------------------------------------------------------- (e)
+for how in flip truncate delete; do
+    info "(e) root tree of snapshot 1: $how"
+    fresh_repo
+    read -r tpack toff tlen < <("$OPSBACKUP_TEST_TOOLS/obtamper" "$REPO" "$OPSBACKUP_PASSWORD_FILE" tree "$s1")
+    [ -n "$tlen" ] || fail "(e) obtamper could not locate the root tree"
+    case $how in
+    flip) python3 - "$REPO/$tpack" "$((toff + tlen / 2))" <<'PY'
+import sys
+p, off = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read()); b[off] ^= 0x01; open(p, "wb").write(bytes(b))
+PY
+        ;;
+    truncate) truncate -s $((toff + tlen / 2)) "$REPO/$tpack" ;;
+    delete) rm "$REPO/$tpack" ;;
+    esac
+    run_rc ob --json check
+    [ "$RC" = 3 ] || problem "(e $how) check exited $RC, expected 3"
+    names_all "(e $how) check" "$(basename "$tpack")"
+    json_get "$T/out" '[a["id"] for a in j["affected_snapshots"]]' | grep -q "$s1" ||
+        problem "(e $how) check does not list snapshot 1 as affected"
+    run_rc ob restore files "$s1" --target "$T/dst"
+    [ "$RC" = 1 ] || problem "(e $how) restore exited $RC, expected 1"
+    names_all "(e $how) restore" "$(basename "$tpack")"
+done
+
+# ---------------------------------------------------------------- (f)
+info "(f) key slots: a second slot, then each slot damaged in turn"
+fresh_repo
+printf 'second password\n' >"$T/pw2"
+ob key add --new-password-file "$T/pw2" --kdf-n 1024 >/dev/null
+cp -a "$REPO" "$T/pristine-keys"
+for how in flip truncate delete; do
+    rm -rf "$REPO"; cp -a "$T/pristine-keys" "$REPO"
+    slot=$(ls "$REPO/keys" | head -1)
+    for k in $(ls "$REPO/keys"); do
+        case $how in
+        flip) python3 - "$REPO/keys/$k" <<'PY'
+import sys
+p = sys.argv[1]; t = open(p).read()
+i = t.index('"master": "') + 20
+t = t[:i] + ("0" if t[i] != "0" else "1") + t[i + 1:]
+open(p, "w").write(t)
+PY
+            ;;
+        truncate) truncate_half "$REPO/keys/$k" ;;
+        delete) rm "$REPO/keys/$k" ;;
+        esac
+    done
+    info "(f) every key slot: $how"
+    run_rc ob snapshots
+    [ "$RC" != 0 ] || problem "(f $how) the repository opened with every key slot damaged"
+    if [ $how = delete ]; then
+        grep -q "no key slots" "$T/err" || { cat "$T/err"; problem "(f delete) open does not say the key slots are gone"; }
+    else
+        names_all "(f $how) open" "$slot"
+    fi
+    # One damaged slot of two: the other opens, and check names the damaged one.
+    rm -rf "$REPO"; cp -a "$T/pristine-keys" "$REPO"
+    ob --json key list >"$T/keys.json"
+    other=$(json_get "$T/keys.json" '[k["id"] for k in j if not k["current"]][0]')
+    [ -n "$other" ] || fail "(f) no second key slot"
+    if [ $how != delete ]; then
+        if [ $how = flip ]; then
+            sed -i 's/"master": "\(.\)/"master": "\1\1/' "$REPO/keys/$other"
+        else
+            truncate_half "$REPO/keys/$other"
+        fi
+        run_rc ob check
+        [ "$RC" = 3 ] || problem "(f $how) check with one damaged key slot exited $RC, expected 3"
+        names_all "(f $how, one slot) check" "$other"
+    fi
+done
+
+# ---------------------------------------------------------------- (g)
+info "(g) WAL object: archive one segment"
+fresh_repo
+mkdir -p "$T/pg_wal"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/pg_wal/000000010000000000000003"
+expect_code 0 ob archive-push "$T/pg_wal/000000010000000000000003"
+expect_code 0 ob check --read-data
+cp -a "$REPO" "$T/pristine-wal"
+for how in flip truncate delete; do
+    info "(g) WAL object: $how"
+    rm -rf "$REPO" "$T/back"; cp -a "$T/pristine-wal" "$REPO"
+    wobj=$(cd "$REPO" && find wal -type f ! -name '.*')
+    case $how in
+    flip) flip_middle "$REPO/$wobj" ;;
+    truncate) truncate_half "$REPO/$wobj" ;;
+    delete) rm "$REPO/$wobj" ;;
+    esac
+    run_rc ob archive-get --prefetch 0 000000010000000000000003 "$T/back"
+    [ "$RC" = 1 ] || problem "(g $how) archive-get exited $RC, expected 1"
+    [ -e "$T/back" ] && problem "(g $how) archive-get left a file behind"
+    names_all "(g $how) archive-get" 000000010000000000000003
+    if [ $how != delete ]; then
+        names_all "(g $how) archive-get" "$(basename "$wobj")"
+        run_rc ob check --read-data
+        [ "$RC" = 3 ] || problem "(g $how) check --read-data exited $RC, expected 3"
+        names_all "(g $how) check --read-data" "$(basename "$wobj")"
+    fi
+done
 
 finish

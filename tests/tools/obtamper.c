@@ -10,6 +10,12 @@
  * new ID, the hash of its bytes), deletes the original snapshot object
  * "snapshots/<old id>" and prints the new ID on stdout.
  *
+ *   obtamper REPO PASSWORD_FILE tree SNAPSHOT
+ *
+ * Prints where SNAPSHOT's root tree blob is stored, "PACK OFFSET LENGTH"
+ * (the pack's object name, the byte offset and sealed length of the blob
+ * in it), so test_corruption.sh can damage exactly that tree.
+ *
  * Exit status: 0 success, 1 failure, 2 usage.
  */
 #include <errno.h>
@@ -20,13 +26,33 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "repo/index.h"
+#include "repo/pack.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 #include "storage/storage.h"
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: obtamper REPO PASSWORD_FILE SNAPSHOT TABLE DELTA\n");
+    fprintf(stderr, "usage: obtamper REPO PASSWORD_FILE SNAPSHOT TABLE DELTA\n"
+                    "       obtamper REPO PASSWORD_FILE tree SNAPSHOT\n");
+}
+
+static int locate_tree(repo *r, const char *ref, ob_err *err)
+{
+    snapshot *s = NULL;
+    if (snapshot_find(r, ref, NULL, NULL, &s, err) < 0 || repo_load_index(r, err) < 0) {
+        snapshot_free(s);
+        return -1;
+    }
+    const index_entry *e = repo_index_lookup(repo_get_index(r), s->tree);
+    snapshot_free(s);
+    if (!e)
+        return ob_err_set(err, OB_ENOTFOUND, "the root tree is not in the index");
+    char *name = pack_object_name(repo_index_pack(repo_get_index(r), e->pack)->id);
+    printf("%s %u %u\n", name, e->offset, e->length);
+    free(name);
+    return 0;
 }
 
 static char *read_password(const char *path)
@@ -84,15 +110,16 @@ static int tamper(repo *r, const char *ref, const char *table, long long delta, 
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
+    int tree_mode = argc == 5 && strcmp(argv[3], "tree") == 0;
+    if (argc != 6 && !tree_mode) {
         usage();
         return 2;
     }
     const char *url = argv[1], *pwfile = argv[2], *ref = argv[3], *table = argv[4];
-    char *end;
+    char *end = NULL;
     errno = 0;
-    long long delta = strtoll(argv[5], &end, 10);
-    if (errno || end == argv[5] || *end) {
+    long long delta = tree_mode ? 0 : strtoll(argv[5], &end, 10);
+    if (!tree_mode && (errno || end == argv[5] || *end)) {
         usage();
         return 2;
     }
@@ -107,6 +134,8 @@ int main(int argc, char **argv)
     int rc = 0;
     if (storage_open(url, 0, &st, &err) < 0 || repo_open(st, pw, &r, &err) < 0)
         rc = -1;
+    else if (tree_mode)
+        rc = locate_tree(r, argv[4], &err);
     else
         rc = tamper(r, ref, table, delta, &err);
     free(pw);
