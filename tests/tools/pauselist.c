@@ -1,6 +1,6 @@
 /*
  * pauselist.c — an LD_PRELOAD shim that makes races reproducible: the first
- * time the process opens a path ending in $PAUSELIST_SUFFIX (for example a
+ * time the process opens (open or openat) a path ending in $PAUSELIST_SUFFIX (for example a
  * repository's "/snapshots/" directory, as a listing does), it creates the
  * file $PAUSELIST_MARK and waits until the file $PAUSELIST_GO exists (at
  * most 60 s) before carrying on.  A test can then run another command at
@@ -67,6 +67,36 @@ static void maybe_pause(const char *path)
 
 FORWARD(open)
 FORWARD(open64)
+
+/* openat: restore creates files relative to directory descriptors. */
+#define FORWARD_AT(name)                                                           \
+    int name(int dirfd, const char *path, int flags, ...)                          \
+    {                                                                              \
+        static int (*real)(int, const char *, int, ...);                           \
+        if (!real)                                                                 \
+            real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name);  \
+        mode_t mode = 0;                                                           \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                       \
+            va_list ap;                                                            \
+            va_start(ap, flags);                                                   \
+            mode = (mode_t)va_arg(ap, int);                                        \
+            va_end(ap);                                                            \
+        }                                                                          \
+        maybe_pause(path);                                                         \
+        return real(dirfd, path, flags, mode);                                     \
+    }
+
+FORWARD_AT(openat)
+FORWARD_AT(openat64)
+
+int __openat_2(int dirfd, const char *path, int flags)
+{
+    static int (*real)(int, const char *, int);
+    if (!real)
+        real = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "__openat_2");
+    maybe_pause(path);
+    return real(dirfd, path, flags);
+}
 
 int __open_2(const char *path, int flags)
 {
