@@ -2149,7 +2149,7 @@ static void test_concurrent_reads(void **state)
     MUST(repo_writer_flush(w, E));
     repo_writer_free(w);
 
-    rt_wrap wrap = {{&rt_wrap_ops, f->st->url}, f->st, 0};
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0};
     repo *r = NULL;
     MUST(repo_open(&wrap.base, f->pw, &r, E));
     pthread_barrier_t start;

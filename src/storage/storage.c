@@ -13,9 +13,118 @@
 #include "storage/storage.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+/* ---- crash-test hook (storage.h, "Fault injection hook") ----
+ *
+ * It lives here, in the driver-independent wrappers, so the same kill
+ * points exist on every backend, and it sits at the one place where the
+ * repository's durable state changes.  Per handle, not global: the state
+ * is born and dies with the storage it counts. */
+struct storage_fault {
+    atomic_ulong n;        /* mutations started on this handle */
+    unsigned long kill_at; /* 0: never kill */
+    int after;             /* kill once the driver returned, not before */
+    char *count_file;      /* NULL: no record */
+};
+
+static void storage_fault_attach(storage *s)
+{
+    const char *cf = getenv("OPSBACKUP_FAULT_COUNT_FILE");
+    const char *ka = getenv("OPSBACKUP_FAULT_KILL_AT");
+    const char *when = getenv("OPSBACKUP_FAULT_KILL_WHEN");
+    if ((!cf || !*cf) && (!ka || !*ka))
+        return;
+    unsigned long kill_at = 0;
+    if (ka && *ka) {
+        char *end;
+        errno = 0;
+        kill_at = strtoul(ka, &end, 10);
+        if (errno || *end || kill_at == 0) {
+            /* A typo must not silently turn a crash test into a no-op
+             * that "passes"; it is loud instead. */
+            ob_warn("OPSBACKUP_FAULT_KILL_AT=%s is not a positive number; the hook stays off",
+                    ka);
+            kill_at = 0;
+        }
+    }
+    struct storage_fault *f = ob_xcalloc(1, sizeof *f);
+    atomic_init(&f->n, 0);
+    f->kill_at = kill_at;
+    f->after = when && strcmp(when, "after") == 0;
+    f->count_file = cf && *cf ? ob_xstrdup(cf) : NULL;
+    s->fault = f;
+}
+
+static void storage_fault_free(storage *s)
+{
+    if (s && s->fault) {
+        free(s->fault->count_file);
+        free(s->fault);
+        s->fault = NULL;
+    }
+}
+
+/* One line per event, in one write() on an O_APPEND descriptor, so lines
+ * from several threads and processes never interleave. */
+static void storage_fault_record(storage *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void storage_fault_record(storage *s, const char *fmt, ...)
+{
+    if (!s->fault->count_file)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return;
+    if ((size_t)len > sizeof line - 2)
+        len = (int)sizeof line - 2;
+    line[len++] = '\n';
+    int fd = open(s->fault->count_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, line, (size_t)len);
+    (void)w; /* best effort: the record is for the test harness only */
+    close(fd);
+}
+
+static void storage_fault_kill(storage *s, unsigned long n, const char *when)
+{
+    storage_fault_record(s, "KILL\t%lu\t%s\t%s", n, when, s->url);
+    raise(SIGKILL);
+}
+
+/* Called before every mutation; returns its number on this handle (0 when
+ * the hook is off) for storage_fault_after. */
+static unsigned long storage_fault_before(storage *s, const char *op, const char *name)
+{
+    if (!s->fault)
+        return 0;
+    unsigned long n = atomic_fetch_add(&s->fault->n, 1) + 1;
+    storage_fault_record(s, "%lu\t%s\t%s\t%s", n, op, name ? name : "-", s->url);
+    if (n == s->fault->kill_at && !s->fault->after)
+        storage_fault_kill(s, n, "before");
+    return n;
+}
+
+static void storage_fault_after(storage *s, unsigned long n)
+{
+    if (s->fault && n && n == s->fault->kill_at && s->fault->after)
+        storage_fault_kill(s, n, "after");
+}
 
 /* Object names come from repository code, but a corrupt or hostile index
  * could still smuggle bytes into them; never echo control characters into a
@@ -124,6 +233,8 @@ static int storage_open_s3(const char *url, const storage_opts *opts, int create
     }
     int rc = storage_s3_open(url, path, prefix, q ? q + 1 : NULL, opts, create, out, err);
     free(path);
+    if (rc == 0)
+        storage_fault_attach(*out);
     return rc;
 }
 
@@ -182,14 +293,17 @@ int storage_open_opts(const char *url, const storage_opts *opts, int create, sto
     /* Messages quote the location the way the user wrote it. */
     free(s->url);
     s->url = ob_xstrdup(url);
+    storage_fault_attach(s);
     *out = s;
     return 0;
 }
 
 void storage_close(storage *s)
 {
-    if (s)
+    if (s) {
+        storage_fault_free(s);
         s->ops->close(s);
+    }
 }
 
 int storage_put(storage *s, const char *name, const void *data, size_t len, int flags,
@@ -200,7 +314,10 @@ int storage_put(storage *s, const char *name, const void *data, size_t len, int 
     if (!data && len)
         return ob_err_set(err, OB_EUSAGE, "storage %s: object %s: no data to store", s->url,
                           name);
-    if (s->ops->put(s, name, data, len, flags, err) < 0)
+    unsigned long fn = storage_fault_before(s, "put", name);
+    int rc = s->ops->put(s, name, data, len, flags, err);
+    storage_fault_after(s, fn);
+    if (rc < 0)
         return storage_wrap_err(s, "put", name, err);
     return 0;
 }
@@ -238,7 +355,10 @@ int storage_delete(storage *s, const char *name, ob_err *err)
 {
     if (storage_check_handle(s, name, err) < 0)
         return -1;
-    if (s->ops->del(s, name, err) < 0)
+    unsigned long fn = storage_fault_before(s, "delete", name);
+    int rc = s->ops->del(s, name, err);
+    storage_fault_after(s, fn);
+    if (rc < 0)
         return storage_wrap_err(s, "delete", name, err);
     return 0;
 }
@@ -258,7 +378,10 @@ int storage_delete_many(storage *s, const char *const *names, size_t n, ob_err *
                 return -1;
         return 0;
     }
-    if (s->ops->del_many(s, names, n, err) < 0)
+    unsigned long fn = storage_fault_before(s, "delete_many", names[0]);
+    int rc = s->ops->del_many(s, names, n, err);
+    storage_fault_after(s, fn);
+    if (rc < 0)
         return storage_wrap_err(s, "delete", NULL, err);
     return 0;
 }
@@ -281,7 +404,10 @@ int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uin
         return ob_err_set(err, OB_EUSAGE, "storage: no storage handle");
     if (!s->ops->remove_temporaries)
         return 0;
-    if (s->ops->remove_temporaries(s, max_age, count, bytes, err) < 0)
+    unsigned long fn = storage_fault_before(s, "remove_temporaries", NULL);
+    int rc = s->ops->remove_temporaries(s, max_age, count, bytes, err);
+    storage_fault_after(s, fn);
+    if (rc < 0)
         return storage_wrap_err(s, "removing temporary files", NULL, err);
     return 0;
 }

@@ -63,10 +63,16 @@ typedef struct storage_ops {
     int (*del_many)(storage *s, const char *const *names, size_t n, ob_err *err);
 } storage_ops;
 
-/* Common header of every driver's handle. */
+struct storage_fault; /* test hook, storage.c */
+
+/* Common header of every driver's handle.  Drivers allocate it zeroed. */
 struct storage {
     const storage_ops *ops;
     char *url; /* as given, for messages */
+    /* Crash-test hook (see "Fault injection hook" below); NULL unless the
+     * OPSBACKUP_FAULT_* variables were set when the storage was opened.
+     * Owned by the handle, freed by storage_close. */
+    struct storage_fault *fault;
 };
 
 /*
@@ -132,6 +138,24 @@ int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
  * (count, bytes may not be NULL).  prune calls this. */
 int storage_remove_temporaries(storage *s, int64_t max_age, uint64_t *count, uint64_t *bytes,
                                ob_err *err);
+
+/*
+ * Fault injection hook (tests only; docs/RELIABILITY.md "Crash testing").
+ * storage_open / storage_open_opts read these variables once per handle:
+ *
+ *   OPSBACKUP_FAULT_COUNT_FILE=PATH  append one line per durable mutation
+ *       (put, delete, delete_many, remove_temporaries) of this handle to
+ *       PATH: "N<TAB>OP<TAB>OBJECT<TAB>STORAGE-URL"
+ *   OPSBACKUP_FAULT_KILL_AT=N        raise SIGKILL on this process at the
+ *       handle's N-th mutation (N >= 1), before it reaches the driver, or
+ *       after the driver returned when
+ *   OPSBACKUP_FAULT_KILL_WHEN=after  (default "before").
+ *
+ * The counter is per handle (atomic: handles are shared between threads),
+ * so a process with two handles (copy, archive-push to several
+ * repositories) is killed at whichever reaches N first.  Unset, the hook
+ * costs one NULL test per mutation.
+ */
 
 /* Every name under a prefix, collected by storage_list (pass
  * storage_names_collect as the callback and a zeroed storage_names). */
