@@ -726,6 +726,11 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     for (size_t i = 0; i < c.nlinks; i++)
         free(c.links[i].relpath);
     free(c.links);
+    /* Messages name entries by their path in the snapshot ("writing
+     * /app/x: No space left on device"); on a full or read-only target
+     * the user must also learn which directory (file system) that was. */
+    if (rc < 0 && o->target && !strstr(ob_err_msg(err), o->target))
+        ob_err_prefix(err, "restoring into %s", o->target);
     if (rc == 0 && o->progress) {
         files_progress p = {st->files, st->dirs, st->bytes, 0, 0, 0, NULL};
         o->progress(&p, 1, o->progress_ud);
