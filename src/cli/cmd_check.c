@@ -1,9 +1,11 @@
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "core/log.h"
 #include "sources/pg_wal.h"
 #include "repo/check.h"
 #include "repo/lock.h"
@@ -142,6 +144,27 @@ int cmd_check(cli_ctx *ctx, int argc, char **argv)
     return worst;
 }
 
+/* check only reads, but takes a shared lock so prune (exclusive) waits for
+ * it.  On read-only media (a write-protected mount, a snapshot of the
+ * backup disk) no lock can be written; the check is still worth having,
+ * so it goes on without one.  The driver's message ends with strerror
+ * (ob_err_errno), the one place the cause survives. */
+static int check_lock(cli_ctx *ctx, repo_lock **lock, ob_err *err)
+{
+    if (repo_lock_acquire(ctx->r, 0, lock, err) == 0)
+        return 0;
+    const char *msg = ob_err_msg(err), *ro = strerror(EROFS);
+    size_t ml = strlen(msg), rl = strlen(ro);
+    if (ml < rl || strcmp(msg + ml - rl, ro) != 0)
+        return -1;
+    ob_warn("%s; checking without a lock (if another host prunes this repository meanwhile, "
+            "check may report false problems: run it again)",
+            msg);
+    ob_err_clear(err);
+    *lock = NULL;
+    return 0;
+}
+
 static int check_one(cli_ctx *ctx, check_args a)
 {
     a.quiet = ctx->quiet;
@@ -158,7 +181,7 @@ static int check_one(cli_ctx *ctx, check_args a)
     check_opts o = {a.read_data, a.pct, check_report, &a, check_progress};
     int rc;
     pg_wal_check_result wal;
-    int crc = cli_open_repo(ctx, &err) < 0 || repo_lock_acquire(ctx->r, 0, &lock, &err) < 0 ||
+    int crc = cli_open_repo(ctx, &err) < 0 || check_lock(ctx, &lock, &err) < 0 ||
                       repo_check(ctx->r, &o, &res, &err) < 0
                   ? -1
                   : 0;
