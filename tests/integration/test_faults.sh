@@ -21,11 +21,12 @@
 # "SKIPPED PART: ..." and the rest still runs.
 . "$(dirname "$0")/lib.sh"
 
-MOUNTS=()
+# (small_fs runs in $(...), a subshell: the mount points are fixed names)
 umount_all() {
-    local i
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
-    MOUNTS=()
+    local d
+    for d in "$T/ro" "$T/tgt" "$T/small"; do
+        if mountpoint -q "$d"; then umount -l "$d" 2>/dev/null || true; fi
+    done
 }
 on_exit umount_all
 
@@ -35,12 +36,12 @@ small_fs() {
     local dir=$1 mb=$2
     mkdir -p "$dir"
     if mount -t tmpfs -o "size=${mb}m" tmpfs "$dir" 2>"$T/mount.err"; then
-        MOUNTS+=("$dir"); echo tmpfs; return 0
+        echo tmpfs; return 0
     fi
     local img="$T/$(basename "$dir").img"
     if truncate -s "${mb}M" "$img" && mkfs.ext4 -q -F "$img" >/dev/null 2>&1 \
         && mount -o loop "$img" "$dir" 2>>"$T/mount.err"; then
-        MOUNTS+=("$dir"); echo ext4; return 0
+        echo ext4; return 0
     fi
     return 1
 }
@@ -112,7 +113,8 @@ if [ -n "$REPO_OK" ] && [ -n "${S2:-}" ] && kind=$(small_fs "$T/tgt" 7); then
     echo "exit $RC: $(tail -3 "$T/err")"
     [ "$RC" = 1 ] || problem "ENOSPC restore: exited $RC, expected 1"
     grep -qi "no space left" "$T/err" || problem "ENOSPC restore: the error does not say 'No space left'"
-    grep -q "$T/tgt/r" "$T/err" || problem "ENOSPC restore: the error does not name the file"
+    grep -q "$T/tgt/r" "$T/err" || problem "ENOSPC restore: the error does not name the target"
+    grep -q "$T/src2/big" "$T/err" || problem "ENOSPC restore: the error does not name the file"
     # every file under its final name is complete; anything else is a
     # temporary (hidden) name
     if [ -d "$T/tgt/r$T/src2" ]; then
@@ -133,7 +135,7 @@ init_repo
 ob --json backup files "$T/src1" >"$T/ro1.json"
 ro1=$(json_get "$T/ro1.json" 'j["id"]')
 mkdir -p "$T/ro"
-if mount --bind "$REPO" "$T/ro" 2>"$T/mount.err" && MOUNTS+=("$T/ro") \
+if mount --bind "$REPO" "$T/ro" 2>"$T/mount.err" \
     && mount -o remount,bind,ro "$T/ro" 2>>"$T/mount.err"; then
     before=$(repo_fingerprint)
     run_rc "$OPSBACKUP" -r "$T/ro" backup files "$T/src2"
@@ -237,6 +239,7 @@ through_proxy() {
     local before
     before=$(wc -l <"$T/faults.log")
     run_rc "$OPSBACKUP" -r "$PROXY_URL" --json backup files "$T/s3src"
+    cp "$T/err" "$T/proxy.err"
     local injected=$(($(wc -l <"$T/faults.log") - before))
     FAULTS=$((FAULTS + injected))
     echo "$what: exit $RC, $injected faults injected"
@@ -251,7 +254,7 @@ through_proxy() {
         tail -3 "$T/err"
         [ "$RC" = 1 ] || problem "$what: exit $RC (expected 0 or 1)"
         [ "$want" != ok ] || problem "$what: the backup failed: $(tail -1 "$T/err")"
-        grep -Eq "object [a-z]+/|s3://" "$T/err" || problem "$what: the error names no object or repository"
+        grep -Eq "object [a-z]+/|s3://|bucket $S3_BUCKET" "$T/err" || problem "$what: the error names no object, bucket or repository"
     fi
     # the repository, straight from the server: sound, every snapshot whole
     run_rc "$OPSBACKUP" -r "$DIRECT" check --read-data
@@ -282,13 +285,15 @@ through_proxy "a mix of every fault on 35% of requests" ok
 export OPSBACKUP_S3_RETRY_SECONDS=3
 proxy 503@1
 through_proxy "503 SlowDown on every request (3 s retry budget)" fail
-grep -q "SlowDown\|503" "$T/err" || problem "every 503: the error does not give the S3 status"
-grep -q "failed after" "$T/err" || problem "every 503: the error does not say it retried"
+grep -q "SlowDown\|503" "$T/proxy.err" || problem "every 503: the error does not give the S3 status"
+grep -q "failed after" "$T/proxy.err" || problem "every 503: the error does not say it retried"
 proxy reset@1
 through_proxy "every connection reset (3 s retry budget)" fail
-grep -Eiq "reset|connection|recv|send" "$T/err" || problem "every reset: the error does not say the connection failed"
-proxy 503@#4-200
-through_proxy "503 from the 4th request on (mid-backup outage, 3 s budget)" either
+grep -Eiq "reset|connection|recv|send" "$T/proxy.err" || problem "every reset: the error does not say the connection failed"
+proxy 503@PUT:1
+through_proxy "503 SlowDown on every PUT (3 s retry budget)" fail
+proxy 503@#25-100000
+through_proxy "503 from the 25th request on: an outage in mid-backup (3 s budget)" either
 stop_proxy
 
 info "after the faults: a clean backup straight to the server"
