@@ -232,6 +232,17 @@ static void check_durations(checker *k, const config_section *s, const char *con
     }
 }
 
+/* Job and repository names become file names (the job's state and lock,
+ * reports) and labels: letters, digits, '.', '_' and '-' only. */
+static void check_name(checker *k, const config_section *s, const char *name)
+{
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(name) ||
+        name[0] == '.' || name[0] == '-')
+        problem(k, s->line, "[%s]: the name '%s' may only use letters, digits, '.', '_' and "
+                "'-' (not first)", s->name, name);
+}
+
 static void check_job(checker *k, const config_section *s)
 {
     check_keys(k, s, job_keys, "job");
@@ -421,9 +432,11 @@ void config_check(const config *c, config_check_result *out)
             }
         if (strncmp(s->name, "repo.", 5) == 0 && s->name[5]) {
             out->nrepos++;
+            check_name(&k, s, s->name + 5);
             check_repo(&k, s);
         } else if (strncmp(s->name, "job.", 4) == 0 && s->name[4]) {
             out->njobs++;
+            check_name(&k, s, s->name + 4);
             check_job(&k, s);
         } else if (strcmp(s->name, "notify") == 0) {
             check_notify(&k, s);

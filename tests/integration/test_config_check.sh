@@ -187,6 +187,14 @@ info "a missing config file is an error"
 expect_code 2 "$OPSBACKUP" -c "$T/none.conf" config check
 assert_grep "none.conf" "$T/err"
 
+info "job and repository names must be usable as file names"
+printf '[job.../x]\nkind = files\npaths = /tmp\n[repo.a b]\nurl = /tmp/r\n' >"$T/names.conf"
+chmod 600 "$T/names.conf"
+expect_code 2 "$OPSBACKUP" -c "$T/names.conf" config check
+cat "$T/out" "$T/err" >"$T/both"
+assert_grep "1: \[job.../x\]: the name '../x' may only use" "$T/both"
+assert_grep "4: \[repo.a b\]: the name 'a b'" "$T/both"
+
 info "the example configs pass config check"
 for ex in production development; do
     install -m 600 "$OPSBACKUP_TOP/examples/$ex.conf" "$T/$ex.conf"
