@@ -54,6 +54,7 @@
 #include "jobs/state.h"
 #include "jobs/step.h"
 #include "sources/pg_conn.h"
+#include "sources/pg_logical.h"
 
 /* Set by SIGTERM/SIGINT/SIGHUP: no further step starts (as in cmd_run.c;
  * a signal handler can only talk through a flag). */
@@ -300,78 +301,36 @@ static json_t *db_check(const job *j, const char *dbname, const json_t *snap, ch
                         size_t nchecks, char **problem, ob_err *err)
 {
     *problem = NULL;
-    PGconn *c = pg_conn_open(j->dbname, dbname, err);
-    if (!c)
+    json_t *tables, *results;
+    const json_t *expected = json_object_get(json_object_get(snap, "extra"), "tables");
+    int64_t mismatches = pg_logical_compare(j->dbname, dbname, expected, checks, nchecks, &tables,
+                                            &results, err);
+    if (mismatches < 0)
         return NULL;
-    json_t *tables = json_object(), *res = json_array();
-    json_int_t mismatches = 0;
+    /* The first mismatch, for the step's one-line error. */
     const char *key;
     json_t *val;
-    json_object_foreach(json_object_get(json_object_get(snap, "extra"), "tables"), key, val)
+    json_object_foreach(tables, key, val)
     {
-        const char *dot = strchr(key, '.');
-        json_int_t want = json_integer_value(val), got = -1;
-        if (dot) {
-            char *ns = ob_xstrndup(key, (size_t)(dot - key));
-            char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
-            char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
-            ob_err e = OB_ERR_INIT;
-            char *v = pg_conn_value(c, sql, &e);
-            if (v)
-                got = strtoll(v, NULL, 10);
-            ob_err_clear(&e);
-            free(v);
-            free(sql);
-            free(qn);
-            free(qr);
-            free(ns);
-        }
-        if (got != want) {
-            mismatches++;
-            if (!*problem)
-                *problem = got < 0 ? ob_xasprintf("table %s of the snapshot is missing in %s",
-                                                  key, dbname)
-                                   : ob_xasprintf("table %s has %lld rows in %s, the snapshot "
-                                                  "recorded %lld",
-                                                  key, (long long)got, dbname, (long long)want);
-        }
-        json_object_set_new(tables, key, json_pack("{s:I, s:I, s:b}", "expected", want, "actual",
-                                                   got, "ok", got == want));
+        if (*problem || json_is_true(json_object_get(val, "ok")))
+            continue;
+        json_int_t got = json_integer_value(json_object_get(val, "actual"));
+        json_int_t want = json_integer_value(json_object_get(val, "expected"));
+        *problem = got < 0 ? ob_xasprintf("table %s of the snapshot is missing in %s", key, dbname)
+                           : ob_xasprintf("table %s has %lld rows in %s, the snapshot recorded "
+                                          "%lld",
+                                          key, (long long)got, dbname, (long long)want);
     }
-    for (size_t i = 0; i < nchecks; i++) {
-        PGresult *r = PQexec(c, checks[i]);
-        ExecStatusType st = PQresultStatus(r);
-        json_t *o = json_pack("{s:s}", "sql", checks[i]);
-        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-            char *msg = ob_xstrdup(PQresultErrorMessage(r));
-            size_t n = strlen(msg);
-            while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-                msg[--n] = '\0';
-            json_object_set_new(o, "ok", json_false());
-            json_object_set_new(o, "error", json_string(msg));
-            mismatches++;
-            if (!*problem)
-                *problem = ob_xasprintf("check-sql '%s' failed: %s", checks[i], msg);
-            free(msg);
-        } else {
-            json_t *rows = json_array();
-            for (int row = 0; row < PQntuples(r) && row < 100; row++) {
-                json_t *a = json_array();
-                for (int col = 0; col < PQnfields(r); col++)
-                    json_array_append_new(a, PQgetisnull(r, row, col)
-                                                 ? json_null()
-                                                 : json_string(PQgetvalue(r, row, col)));
-                json_array_append_new(rows, a);
-            }
-            json_object_set_new(o, "ok", json_true());
-            json_object_set_new(o, "result", rows);
-        }
-        PQclear(r);
-        json_array_append_new(res, o);
+    size_t i;
+    json_array_foreach(results, i, val)
+    {
+        if (!*problem && !json_is_true(json_object_get(val, "ok")))
+            *problem = ob_xasprintf("check-sql '%s' failed: %s",
+                                    json_string_value(json_object_get(val, "sql")),
+                                    json_string_value(json_object_get(val, "error")));
     }
-    PQfinish(c);
-    return json_pack("{s:s, s:o, s:o, s:I}", "database", dbname, "tables", tables, "checks", res,
-                     "mismatches", mismatches);
+    return json_pack("{s:s, s:o, s:o, s:I}", "database", dbname, "tables", tables, "checks",
+                     results, "mismatches", (json_int_t)mismatches);
 }
 
 /* ---- the plan ---- */
@@ -1445,19 +1404,6 @@ static int write_report(const char *dir, json_t *rep, int64_t started, ob_err *e
 
 static void dr_notify(const config *cfg, json_t *rep, int64_t t0, int64_t t1)
 {
-    notifier *nf;
-    ob_err err = OB_ERR_INIT;
-    if (notifier_from_config(cfg, &nf, &err) < 0) {
-        ob_warn("notifications not sent: %s", ob_err_msg(&err));
-        json_object_set_new(rep, "notifications", json_pack("{s:s}", "error", ob_err_msg(&err)));
-        ob_err_clear(&err);
-        return;
-    }
-    int ok = json_is_true(json_object_get(rep, "ok"));
-    if (!nf || !notifier_wants(nf, ok)) {
-        notifier_free(nf);
-        return;
-    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -1467,7 +1413,7 @@ static void dr_notify(const config *cfg, json_t *rep, int64_t t0, int64_t t1)
     }
     notify_event ev = {
         .job = "dr",
-        .ok = ok,
+        .ok = json_is_true(json_object_get(rep, "ok")),
         .step = json_string_value(json_object_get(rep, "failed_step")),
         .error = json_string_value(json_object_get(rep, "error")),
         .summary = text,
@@ -1475,13 +1421,8 @@ static void dr_notify(const config *cfg, json_t *rep, int64_t t0, int64_t t1)
         .started = t0,
         .finished = t1,
     };
-    size_t attempted = 0;
-    size_t failed = notifier_send(nf, &ev, &attempted);
-    json_object_set_new(rep, "notifications",
-                        json_pack("{s:I, s:I}", "sent", (json_int_t)(attempted - failed), "failed",
-                                  (json_int_t)failed));
+    notify_outcome(cfg, &ev, rep);
     free(text);
-    notifier_free(nf);
 }
 
 /* The achieved RPO: the reference time (the target time, else the run's

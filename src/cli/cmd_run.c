@@ -440,20 +440,6 @@ static void print_summary(FILE *f, const json_t *sum)
  * summary; it never changes the job's own result. */
 static void run_notify(const config *cfg, const job *j, json_t *sum, int64_t t0, int64_t t1)
 {
-    notifier *nf;
-    ob_err err = OB_ERR_INIT;
-    if (notifier_from_config(cfg, &nf, &err) < 0) {
-        ob_warn("notifications not sent: %s", ob_err_msg(&err));
-        json_object_set_new(sum, "notifications",
-                            json_pack("{s:s}", "error", ob_err_msg(&err)));
-        ob_err_clear(&err);
-        return;
-    }
-    int ok = json_is_true(json_object_get(sum, "ok"));
-    if (!nf || !notifier_wants(nf, ok)) {
-        notifier_free(nf);
-        return;
-    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -463,7 +449,7 @@ static void run_notify(const config *cfg, const job *j, json_t *sum, int64_t t0,
     }
     notify_event ev = {
         .job = j->name,
-        .ok = ok,
+        .ok = json_is_true(json_object_get(sum, "ok")),
         .step = json_string_value(json_object_get(sum, "failed_step")),
         .error = json_string_value(json_object_get(sum, "error")),
         .summary = text,
@@ -471,13 +457,8 @@ static void run_notify(const config *cfg, const job *j, json_t *sum, int64_t t0,
         .started = t0,
         .finished = t1,
     };
-    size_t attempted = 0;
-    size_t failed = notifier_send(nf, &ev, &attempted);
-    json_object_set_new(sum, "notifications",
-                        json_pack("{s:I, s:I}", "sent", (json_int_t)(attempted - failed),
-                                  "failed", (json_int_t)failed));
+    notify_outcome(cfg, &ev, sum);
     free(text);
-    notifier_free(nf);
 }
 
 int cmd_run(cli_ctx *ctx, int argc, char **argv)

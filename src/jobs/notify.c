@@ -952,3 +952,26 @@ size_t notifier_send(notifier *n, const notify_event *ev, size_t *attempted)
 {
     return notifier_send_report(n, ev, NULL, NULL, attempted);
 }
+
+void notify_outcome(const config *c, const notify_event *ev, json_t *record)
+{
+    notifier *nf;
+    ob_err err = OB_ERR_INIT;
+    if (notifier_from_config(c, &nf, &err) < 0) {
+        ob_warn("notifications not sent: %s", ob_err_msg(&err));
+        if (record)
+            json_object_set_new(record, "notifications",
+                                json_pack("{s:s}", "error", ob_err_msg(&err)));
+        ob_err_clear(&err);
+        return;
+    }
+    if (nf && notifier_wants(nf, ev->ok)) {
+        size_t attempted = 0;
+        size_t failed = notifier_send(nf, ev, &attempted);
+        if (record)
+            json_object_set_new(record, "notifications",
+                                json_pack("{s:I, s:I}", "sent", (json_int_t)(attempted - failed),
+                                          "failed", (json_int_t)failed));
+    }
+    notifier_free(nf);
+}

@@ -84,6 +84,13 @@ size_t notifier_send_report(notifier *n, const notify_event *ev, notify_report_f
 
 void notifier_free(notifier *n);
 
+/* The outcome of a run (a job, a DR run) to every channel of c's [notify]
+ * when it wants an outcome like ev->ok: builds the notifier, sends, frees.
+ * Records {"sent", "failed"} — or {"error"} when [notify] cannot be used —
+ * under "notifications" in record (may be NULL).  A failure is logged and
+ * never returned: a notification must not change the run's own result. */
+void notify_outcome(const config *c, const notify_event *ev, json_t *record);
+
 /* ---- Internals, exposed for notify_test.c (no network involved). ---- */
 
 /* Slack: {"text": ":x: opsbackup job *db* failed on host web1 at step

@@ -1006,6 +1006,55 @@ static json_t *run_check(PGconn *c, const char *sql, int *ok)
     return o;
 }
 
+int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *expected,
+                           char *const *check_sql, size_t nchecks, json_t **tables,
+                           json_t **checks, ob_err *err)
+{
+    *tables = NULL;
+    *checks = NULL;
+    PGconn *c = pg_conn_open(conninfo, dbname, err);
+    if (!c)
+        return -1;
+    int64_t mismatches = 0;
+    *tables = json_object();
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)expected, key, val)
+    {
+        const char *dot = strchr(key, '.');
+        json_int_t want = json_integer_value(val), got = -1;
+        if (dot) {
+            char *ns = ob_xstrndup(key, (size_t)(dot - key));
+            char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
+            char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
+            ob_err e = OB_ERR_INIT;
+            char *v = pg_conn_value(c, sql, &e);
+            if (v)
+                got = strtoll(v, NULL, 10);
+            ob_err_clear(&e);
+            free(v);
+            free(sql);
+            free(qn);
+            free(qr);
+            free(ns);
+        }
+        if (got != want)
+            mismatches++;
+        json_object_set_new(*tables, key,
+                            json_pack("{s:I, s:I, s:b}", "expected", want, "actual", got, "ok",
+                                      got == want));
+    }
+    *checks = json_array();
+    for (size_t i = 0; i < nchecks; i++) {
+        int ok = 0;
+        json_array_append_new(*checks, run_check(c, check_sql[i], &ok));
+        if (!ok)
+            mismatches++;
+    }
+    PQfinish(c);
+    return mismatches;
+}
+
 int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **check_sql,
                       size_t nchecks, pg_verify_result *res, ob_err *err)
 {
@@ -1022,48 +1071,11 @@ int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **c
     res->restore_seconds = rr.seconds;
     pg_restore_result_free(&rr);
 
-    int rc = 0;
-    PGconn *c = pg_conn_open(conninfo, res->database, err);
-    if (!c) {
-        rc = -1;
-    } else {
-        res->tables = json_object();
-        const char *key;
-        json_t *val;
-        json_object_foreach(expected, key, val)
-        {
-            const char *dot = strchr(key, '.');
-            json_int_t want = json_integer_value(val), got = -1;
-            if (dot) {
-                char *ns = ob_xstrndup(key, (size_t)(dot - key));
-                char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
-                char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
-                ob_err e = OB_ERR_INIT;
-                char *v = pg_conn_value(c, sql, &e);
-                if (v)
-                    got = strtoll(v, NULL, 10);
-                ob_err_clear(&e);
-                free(v);
-                free(sql);
-                free(qn);
-                free(qr);
-                free(ns);
-            }
-            if (got != want)
-                res->mismatches++;
-            json_object_set_new(res->tables, key,
-                                json_pack("{s:I, s:I, s:b}", "expected", want, "actual", got, "ok",
-                                          got == want));
-        }
-        res->checks = json_array();
-        for (size_t i = 0; i < nchecks; i++) {
-            int ok = 0;
-            json_array_append_new(res->checks, run_check(c, check_sql[i], &ok));
-            if (!ok)
-                res->mismatches++;
-        }
-        PQfinish(c);
-    }
+    int64_t mm = pg_logical_compare(conninfo, res->database, expected, check_sql, nchecks,
+                                    &res->tables, &res->checks, err);
+    int rc = mm < 0 ? -1 : 0;
+    if (mm > 0)
+        res->mismatches = (uint64_t)mm;
     PGconn *admin = pg_conn_open(conninfo, "postgres", err);
     ob_err e = OB_ERR_INIT;
     if (!admin || drop_db(admin, res->database, &e) < 0)

@@ -73,6 +73,16 @@ typedef struct pg_verify_result {
     char *database;            /* the throwaway database (already dropped) */
 } pg_verify_result;
 
+/* A live database against a logical snapshot's recorded row counts
+ * (expected: its extra.tables) and check SQL, over conninfo with database
+ * dbname.  *tables: {"schema.table": {expected, actual, ok}} (actual -1:
+ * the table is missing); *checks: [{sql, ok, result | error}] (both the
+ * caller's).  Returns the number of mismatches, failed checks included,
+ * or -1 (err set) when it cannot connect. */
+int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *expected,
+                           char *const *check_sql, size_t nchecks, json_t **tables,
+                           json_t **checks, ob_err *err);
+
 int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **check_sql,
                       size_t nchecks, pg_verify_result *res, ob_err *err);
 void pg_verify_result_free(pg_verify_result *res);
