@@ -418,27 +418,20 @@ static int child(dr_ctx *x, const char *repo, char **args, size_t nargs, char **
     return rc;
 }
 
-/* The job's secret-bearing conninfo goes to children through their
- * environment, never their argv (as `run` does). */
+/* Each step reads the job's conninfo from the config by the job's name,
+ * as the steps of `run` do (D36): a password in it never travels through
+ * a child's argv or environment. */
 static char **job_env(const job *j, size_t *n)
 {
     char **env = NULL;
     *n = 0;
-    if (j->dbname) {
-        char *e = ob_xasprintf("OPSBACKUP_DBNAME=%s", j->dbname);
-        argv_push(&env, n, e);
-        ob_wipe(e, strlen(e));
-        free(e);
-    }
+    char *e = ob_xasprintf("OPSBACKUP_JOB=%s", j->name);
+    argv_push(&env, n, e);
+    free(e);
     return env;
 }
 
-static void job_env_free(char **env, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ob_wipe(env[i], strlen(env[i]));
-    argv_free(env, n);
-}
+static void job_env_free(char **env, size_t n) { argv_free(env, n); }
 
 /* Find the snapshot to restore: each of the job's repositories in order,
  * falling back past one that cannot be read or holds no snapshot. */

@@ -31,7 +31,7 @@ pg_start
 make_app_db opscore 5000
 # The doc's own password handling must be what works: no test password.
 unset OPSBACKUP_PASSWORD_FILE OPSBACKUP_PASSWORD OPSBACKUP_PASSWORD_COMMAND OPSBACKUP_CONFIG
-unset OPSBACKUP_SMTP_PASSWORD OPSBACKUP_DBNAME OPSBACKUP_REPOSITORY
+unset OPSBACKUP_SMTP_PASSWORD OPSBACKUP_JOB OPSBACKUP_REPOSITORY
 
 info "an OpsCore-like application in $T/app"
 APP_DIR="$T/app"
