@@ -71,7 +71,7 @@ password-file = $OPSBACKUP_PASSWORD_FILE
 
 [job.db]
 kind = db
-dbname = dbname=appdb
+dbname = host=$PGHOST port=$PGPORT user=$PGUSER dbname=appdb
 repos = local, offsite
 verify-sql = SELECT COUNT(*) FROM documents
 
@@ -180,7 +180,10 @@ curl -s -o /dev/null -w '%{http_code}' "$HEALTH" >"$T/code" || true
 info "dr run --yes"
 t0=$(date +%s.%N)
 set +e
-obc --json dr run --yes >"$T/run.json" 2>"$T/run.err"
+# Without the PG* environment: every step must reach the server through the
+# job's own dbname (read from the config, never passed to the steps).
+env -u PGHOST -u PGPORT -u PGUSER "$OPSBACKUP" -c "$CFG" --json dr run --yes \
+    >"$T/run.json" 2>"$T/run.err"
 rc=$?
 set -e
 t1=$(date +%s.%N)
