@@ -70,6 +70,7 @@ wal_level = replica
 max_wal_senders = 2"
 pg_start
 make_app_db app 2000
+make_app_db app_s3 500   # its own database: the S3 db scenario changes it between steps
 # crashpoints.py compares restored databases with pg_checksum (pg_lib.sh)
 export T PGBIN
 export -f pg_checksum pg_fingerprint fail
@@ -87,13 +88,16 @@ fi
 
 # Several scenarios at a time: most of a kill point's time is process
 # start-up and waiting (PostgreSQL, the S3 server), not CPU.
-info "phase 1: backup files, forget + prune, backup db (logical); S3: backup files"
+info "phase 1: backup files, forget + prune, backup db (logical); S3: backup files, backup db (logical)"
 spawn files local-files --repo "$F/repo-files" --steps "$(steps 4 10)"
 spawn prune local-prune --repo "$F/repo-prune" --steps "$(steps 2 5)"
 spawn db-logical db-logical --repo "$F/repo-db" --steps "$(steps 2 4)" --dbname "dbname=app"
-if [ $S3 = 1 ]; then spawn files s3-files --repo "$(s3_url files)" --steps "$(steps 2 6)"; fi
+if [ $S3 = 1 ]; then
+    spawn files s3-files --repo "$(s3_url files)" --steps "$(steps 2 6)"
+    spawn db-logical s3-db-logical --repo "$(s3_url db)" --steps "$(steps 1 3)" --dbname "dbname=app_s3"
+fi
 reap
-info "phase 2: copy, archive-push, backup db (physical); S3: forget + prune, copy local -> S3"
+info "phase 2: copy, archive-push, backup db (physical); S3: forget + prune, copy local -> S3, archive-push"
 spawn copy local-copy --repo "$F/repo-copy-src" --repo2 "$F/repo-copy-dst" --steps "$(steps 3 5)"
 spawn archive local-archive --repo "$F/repo-wal" --steps "$(steps 6 12)"
 CP_ENV=(OPSBACKUP_PASSWORD_FILE="$PGPW")
@@ -103,7 +107,7 @@ CP_ENV=()
 if [ $S3 = 1 ]; then
     spawn prune s3-prune --repo "$(s3_url prune)" --steps "$(steps 2 4)"
     spawn copy s3-copy --repo "$F/repo-copy2-src" --repo2 "$(s3_url copy)" --steps "$(steps 1 3)"
-    if [ $long = 1 ]; then spawn archive s3-archive --repo "$(s3_url wal)" --steps 8; fi
+    spawn archive s3-archive --repo "$(s3_url wal)" --steps "$(steps 2 8)"
 fi
 reap
 

@@ -227,7 +227,8 @@ class Harness:
 
     def verify_db(self, repo, sid, e, why):
         if e[0] == "db":
-            db = "crashchk_%d" % (self.seq + 1)
+            # The pid too: several scenarios run at once against one server.
+            db = "crashchk_%d_%d" % (os.getpid(), self.seq + 1)
             self.seq += 1
             r = self.ob(["restore", "db", sid, "--target-db", db], repo)
             if r.returncode != 0:
