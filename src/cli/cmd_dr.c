@@ -177,20 +177,6 @@ static void dr_config_free(dr_config *d)
 
 /* ---- small helpers ---- */
 
-static void argv_push(char ***v, size_t *n, const char *s)
-{
-    *v = ob_xrealloc(*v, (*n + 2) * sizeof **v);
-    (*v)[(*n)++] = ob_xstrdup(s);
-    (*v)[*n] = NULL;
-}
-
-static void argv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* args joined for display, quoted where a shell would need it. */
 static char *argv_text(char *const *v, size_t n)
 {
@@ -394,7 +380,7 @@ static void dr_ctx_free(dr_ctx *x)
         free(x->steps[i].skip_reason);
     }
     free(x->steps);
-    argv_free(x->base, x->nbase);
+    step_argv_free(x->base, x->nbase);
     free(x->sdir);
     dr_config_free(&x->d);
 }
@@ -406,15 +392,15 @@ static int child(dr_ctx *x, const char *repo, char **args, size_t nargs, char **
     char **argv = NULL;
     size_t n = 0;
     for (size_t i = 0; i < x->nbase; i++)
-        argv_push(&argv, &n, x->base[i]);
+        step_argv_push(&argv, &n, x->base[i]);
     if (repo) {
-        argv_push(&argv, &n, "-r");
-        argv_push(&argv, &n, repo);
+        step_argv_push(&argv, &n, "-r");
+        step_argv_push(&argv, &n, repo);
     }
     for (size_t i = 0; i < nargs; i++)
-        argv_push(&argv, &n, args[i]);
+        step_argv_push(&argv, &n, args[i]);
     int rc = step_run(argv, env, res, err);
-    argv_free(argv, n);
+    step_argv_free(argv, n);
     return rc;
 }
 
@@ -426,12 +412,12 @@ static char **job_env(const job *j, size_t *n)
     char **env = NULL;
     *n = 0;
     char *e = ob_xasprintf("OPSBACKUP_JOB=%s", j->name);
-    argv_push(&env, n, e);
+    step_argv_push(&env, n, e);
     free(e);
     return env;
 }
 
-static void job_env_free(char **env, size_t n) { argv_free(env, n); }
+static void job_env_free(char **env, size_t n) { step_argv_free(env, n); }
 
 /* Find the snapshot to restore: each of the job's repositories in order,
  * falling back past one that cannot be read or holds no snapshot. */
@@ -569,58 +555,58 @@ static void restore_args(const dr_ctx *x, const dr_job_plan *p, int exists, char
 {
     const job *j = p->j;
     const char *id = json_string_value(json_object_get(p->snap, "id"));
-    argv_push(v, n, "restore");
+    step_argv_push(v, n, "restore");
     switch (j->kind) {
     case JOB_DB:
-        argv_push(v, n, "db");
-        argv_push(v, n, id);
-        argv_push(v, n, "--set");
-        argv_push(v, n, j->set);
+        step_argv_push(v, n, "db");
+        step_argv_push(v, n, id);
+        step_argv_push(v, n, "--set");
+        step_argv_push(v, n, j->set);
         if (!x->o.rehearsal && exists) {
-            argv_push(v, n, "--replace");
+            step_argv_push(v, n, "--replace");
         } else {
-            argv_push(v, n, "--target-db");
-            argv_push(v, n, p->database);
+            step_argv_push(v, n, "--target-db");
+            step_argv_push(v, n, p->database);
         }
         /* A rebuilt server lacks the application's roles; existing roles
          * are kept.  A rehearsal does not add roles to the live server. */
         if (!x->o.rehearsal)
-            argv_push(v, n, "--roles");
+            step_argv_push(v, n, "--roles");
         break;
     case JOB_DB_PHYSICAL:
-        argv_push(v, n, "db");
-        argv_push(v, n, id);
-        argv_push(v, n, "--physical");
-        argv_push(v, n, "--pgdata");
-        argv_push(v, n, p->target);
+        step_argv_push(v, n, "db");
+        step_argv_push(v, n, id);
+        step_argv_push(v, n, "--physical");
+        step_argv_push(v, n, "--pgdata");
+        step_argv_push(v, n, p->target);
         if (x->o.target_time_text) {
-            argv_push(v, n, "--target-time");
-            argv_push(v, n, x->o.target_time_text);
+            step_argv_push(v, n, "--target-time");
+            step_argv_push(v, n, x->o.target_time_text);
         }
         if (x->o.delta)
-            argv_push(v, n, "--delta");
+            step_argv_push(v, n, "--delta");
         if (x->o.rehearsal) {
-            argv_push(v, n, "--archive-mode");
-            argv_push(v, n, "off");
+            step_argv_push(v, n, "--archive-mode");
+            step_argv_push(v, n, "off");
             if (x->o.pg_port) {
                 char *so = ob_xasprintf("-p %s", x->o.pg_port);
-                argv_push(v, n, "--start");
-                argv_push(v, n, "--start-options");
-                argv_push(v, n, so);
+                step_argv_push(v, n, "--start");
+                step_argv_push(v, n, "--start-options");
+                step_argv_push(v, n, so);
                 free(so);
             }
         } else {
-            argv_push(v, n, "--start");
+            step_argv_push(v, n, "--start");
         }
         break;
     case JOB_FILES:
     case JOB_CONFIG:
-        argv_push(v, n, j->kind_name);
-        argv_push(v, n, id);
-        argv_push(v, n, "--set");
-        argv_push(v, n, j->set);
-        argv_push(v, n, "--target");
-        argv_push(v, n, p->target);
+        step_argv_push(v, n, j->kind_name);
+        step_argv_push(v, n, id);
+        step_argv_push(v, n, "--set");
+        step_argv_push(v, n, j->set);
+        step_argv_push(v, n, "--target");
+        step_argv_push(v, n, p->target);
         break;
     }
 }
@@ -629,12 +615,12 @@ static char *restore_text(const dr_ctx *x, const dr_job_plan *p, int exists)
 {
     char **v = NULL;
     size_t n = 0;
-    argv_push(&v, &n, "opsbackup");
-    argv_push(&v, &n, "-r");
-    argv_push(&v, &n, p->repo);
+    step_argv_push(&v, &n, "opsbackup");
+    step_argv_push(&v, &n, "-r");
+    step_argv_push(&v, &n, p->repo);
     restore_args(x, p, exists, &v, &n);
     char *s = argv_text(v, n);
-    argv_free(v, n);
+    step_argv_free(v, n);
     return s;
 }
 
@@ -1077,7 +1063,7 @@ static void run_restore(dr_ctx *x, dr_run *r, size_t i)
         step_result_free(&res);
     }
     job_env_free(env, nenv);
-    argv_free(args, n);
+    step_argv_free(args, n);
 }
 
 static void run_check_db(dr_ctx *x, dr_run *r, size_t i)
@@ -1525,19 +1511,19 @@ static int dr_setup(cli_ctx *ctx, dr_ctx *x, ob_err *err)
     }
     x->sdir = state_dir();
     char *cfg_abs = realpath(ctx->cfg->path, NULL);
-    argv_push(&x->base, &x->nbase, "-c");
-    argv_push(&x->base, &x->nbase, cfg_abs ? cfg_abs : ctx->cfg->path);
+    step_argv_push(&x->base, &x->nbase, "-c");
+    step_argv_push(&x->base, &x->nbase, cfg_abs ? cfg_abs : ctx->cfg->path);
     free(cfg_abs);
-    argv_push(&x->base, &x->nbase, "--json");
-    argv_push(&x->base, &x->nbase, "--no-progress");
+    step_argv_push(&x->base, &x->nbase, "--json");
+    step_argv_push(&x->base, &x->nbase, "--no-progress");
     if (ctx->password_file) {
         char *p = realpath(ctx->password_file, NULL);
-        argv_push(&x->base, &x->nbase, "--password-file");
-        argv_push(&x->base, &x->nbase, p ? p : ctx->password_file);
+        step_argv_push(&x->base, &x->nbase, "--password-file");
+        step_argv_push(&x->base, &x->nbase, p ? p : ctx->password_file);
         free(p);
     }
     if (ctx->verbose)
-        argv_push(&x->base, &x->nbase, "-v");
+        step_argv_push(&x->base, &x->nbase, "-v");
     return 0;
 }
 

@@ -60,20 +60,6 @@ typedef struct run_state {
     json_t *repositories;
 } run_state;
 
-static void argv_push(char ***v, size_t *n, const char *s)
-{
-    *v = ob_xrealloc(*v, (*n + 2) * sizeof **v);
-    (*v)[(*n)++] = ob_xstrdup(s);
-    (*v)[*n] = NULL;
-}
-
-static void argv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Note a failure; the first one names the job's failed step. */
 static void run_fail(run_state *rs, const char *step, const char *error, int finding)
 {
@@ -96,13 +82,13 @@ static json_t *run_step_judged(run_state *rs, const char *name, const char *repo
     char **argv = NULL;
     size_t n = 0;
     for (size_t i = 0; i < rs->nbase; i++)
-        argv_push(&argv, &n, rs->base[i]);
+        step_argv_push(&argv, &n, rs->base[i]);
     if (repo_name) {
-        argv_push(&argv, &n, "-r");
-        argv_push(&argv, &n, repo_name);
+        step_argv_push(&argv, &n, "-r");
+        step_argv_push(&argv, &n, repo_name);
     }
     for (size_t i = 0; i < nargs; i++)
-        argv_push(&argv, &n, args[i]);
+        step_argv_push(&argv, &n, args[i]);
     ob_info("job %s: %s%s%s", rs->j->name, name, repo_name ? " on " : "",
             repo_name ? repo_name : "");
     step_result res;
@@ -136,7 +122,7 @@ static json_t *run_step_judged(run_state *rs, const char *name, const char *repo
         }
         step_result_free(&res);
     }
-    argv_free(argv, n);
+    step_argv_free(argv, n);
     json_array_append_new(rs->steps, rec);
     return json_object_get(rec, "result");
 }
@@ -149,41 +135,41 @@ static json_t *run_step(run_state *rs, const char *name, const char *repo_name, 
 
 static void backup_args(const job *j, char ***v, size_t *n)
 {
-    argv_push(v, n, "backup");
+    step_argv_push(v, n, "backup");
     switch (j->kind) {
     case JOB_DB:
-        argv_push(v, n, "db");
-        argv_push(v, n, "--logical");
+        step_argv_push(v, n, "db");
+        step_argv_push(v, n, "--logical");
         if (j->dump_command) {
-            argv_push(v, n, "--dump-command");
-            argv_push(v, n, j->dump_command);
+            step_argv_push(v, n, "--dump-command");
+            step_argv_push(v, n, j->dump_command);
         }
         break;
     case JOB_DB_PHYSICAL:
-        argv_push(v, n, "db");
-        argv_push(v, n, "--physical");
-        argv_push(v, n, "--pgdata");
-        argv_push(v, n, j->pgdata);
+        step_argv_push(v, n, "db");
+        step_argv_push(v, n, "--physical");
+        step_argv_push(v, n, "--pgdata");
+        step_argv_push(v, n, j->pgdata);
         break;
     case JOB_FILES:
     case JOB_CONFIG:
-        argv_push(v, n, j->kind_name);
+        step_argv_push(v, n, j->kind_name);
         for (size_t i = 0; i < j->nexcludes; i++) {
-            argv_push(v, n, "--exclude");
-            argv_push(v, n, j->excludes[i]);
+            step_argv_push(v, n, "--exclude");
+            step_argv_push(v, n, j->excludes[i]);
         }
         break;
     }
-    argv_push(v, n, "--set");
-    argv_push(v, n, j->set);
+    step_argv_push(v, n, "--set");
+    step_argv_push(v, n, j->set);
     for (size_t i = 0; i < j->ntags; i++) {
-        argv_push(v, n, "--tag");
-        argv_push(v, n, j->tags[i]);
+        step_argv_push(v, n, "--tag");
+        step_argv_push(v, n, j->tags[i]);
     }
     if (j->kind == JOB_FILES || j->kind == JOB_CONFIG) {
-        argv_push(v, n, "--");
+        step_argv_push(v, n, "--");
         for (size_t i = 0; i < j->npaths; i++)
-            argv_push(v, n, j->paths[i]);
+            step_argv_push(v, n, j->paths[i]);
     }
 }
 
@@ -196,8 +182,8 @@ static unsigned char *step_backup(run_state *rs)
     char **args = NULL;
     size_t n = 0;
     for (size_t i = 1; i < j->nrepos; i++) {
-        argv_push(&args, &n, "-r");
-        argv_push(&args, &n, j->repos[i]);
+        step_argv_push(&args, &n, "-r");
+        step_argv_push(&args, &n, j->repos[i]);
     }
     backup_args(j, &args, &n);
     int ok;
@@ -205,7 +191,7 @@ static unsigned char *step_backup(run_state *rs)
      * everywhere exits 1, yet the backup step itself succeeded; the copy
      * steps below carry the failure. */
     json_t *out = run_step_judged(rs, "backup", j->repos[0], args, n, 0, &ok);
-    argv_free(args, n);
+    step_argv_free(args, n);
     unsigned char *have = ob_xcalloc(j->nrepos, 1);
     json_t *rec = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
     const char *id = json_string_value(json_object_get(out, "id"));
@@ -261,17 +247,17 @@ static void step_retention(run_state *rs, const unsigned char *have)
         }
         char **args = NULL;
         size_t n = 0;
-        argv_push(&args, &n, "forget");
-        argv_push(&args, &n, "--set");
-        argv_push(&args, &n, j->set);
-        argv_push(&args, &n, "--kind");
-        argv_push(&args, &n, j->kind_name);
+        step_argv_push(&args, &n, "forget");
+        step_argv_push(&args, &n, "--set");
+        step_argv_push(&args, &n, j->set);
+        step_argv_push(&args, &n, "--kind");
+        step_argv_push(&args, &n, j->kind_name);
         for (size_t k = 0; k < j->nkeep_args; k++)
-            argv_push(&args, &n, j->keep_args[k]);
-        argv_push(&args, &n, "--prune");
+            step_argv_push(&args, &n, j->keep_args[k]);
+        step_argv_push(&args, &n, "--prune");
         int ok;
         run_step(rs, step, j->repos[i], args, n, &ok);
-        argv_free(args, n);
+        step_argv_free(args, n);
         free(step);
     }
 }
@@ -309,16 +295,16 @@ static void step_verify(run_state *rs)
     const job *j = rs->j;
     char **args = NULL;
     size_t n = 0;
-    argv_push(&args, &n, "verify");
-    argv_push(&args, &n, j->kind == JOB_DB ? "db" : "files");
-    argv_push(&args, &n, rs->snapshot);
+    step_argv_push(&args, &n, "verify");
+    step_argv_push(&args, &n, j->kind == JOB_DB ? "db" : "files");
+    step_argv_push(&args, &n, rs->snapshot);
     for (size_t i = 0; j->kind == JOB_DB && i < j->nverify_sql; i++) {
-        argv_push(&args, &n, "--check-sql");
-        argv_push(&args, &n, j->verify_sql[i]);
+        step_argv_push(&args, &n, "--check-sql");
+        step_argv_push(&args, &n, j->verify_sql[i]);
     }
     int ok;
     json_t *out = run_step(rs, "verify", j->repos[0], args, n, &ok);
-    argv_free(args, n);
+    step_argv_free(args, n);
     json_t *last = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
     char *finding = !ok && out ? verify_finding(out) : NULL;
     if (finding) {
@@ -511,18 +497,18 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
 
     run_state rs = {.ctx = ctx, .j = j, .steps = json_array()};
     char *cfg_abs = realpath(ctx->cfg->path, NULL);
-    argv_push(&rs.base, &rs.nbase, "-c");
-    argv_push(&rs.base, &rs.nbase, cfg_abs ? cfg_abs : ctx->cfg->path);
+    step_argv_push(&rs.base, &rs.nbase, "-c");
+    step_argv_push(&rs.base, &rs.nbase, cfg_abs ? cfg_abs : ctx->cfg->path);
     free(cfg_abs);
-    argv_push(&rs.base, &rs.nbase, "--json");
-    argv_push(&rs.base, &rs.nbase, "--no-progress");
+    step_argv_push(&rs.base, &rs.nbase, "--json");
+    step_argv_push(&rs.base, &rs.nbase, "--no-progress");
     if (ctx->verbose)
-        argv_push(&rs.base, &rs.nbase, "-v");
+        step_argv_push(&rs.base, &rs.nbase, "-v");
     /* The steps read the job's own settings (its conninfo) from the config
      * by name: no secret passes through their argv or environment. */
     size_t nenv = 0;
     char *jobenv = ob_xasprintf("OPSBACKUP_JOB=%s", j->name);
-    argv_push(&rs.env, &nenv, jobenv);
+    step_argv_push(&rs.env, &nenv, jobenv);
     free(jobenv);
 
     int64_t t0s;
@@ -583,8 +569,8 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
         ob_error("job %s failed at step %s: %s", j->name,
                 rs.failed_step, rs.error);
     json_decref(sum);
-    argv_free(rs.base, rs.nbase);
-    argv_free(rs.env, nenv);
+    step_argv_free(rs.base, rs.nbase);
+    step_argv_free(rs.env, nenv);
     free(rs.failed_step);
     free(rs.error);
     free(rs.snapshot);

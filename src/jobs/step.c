@@ -101,3 +101,17 @@ char *step_error(const step_result *r)
         return ob_xasprintf("killed by signal %d", r->code - 128);
     return ob_xasprintf("exit status %d", r->code);
 }
+
+void step_argv_push(char ***v, size_t *n, const char *s)
+{
+    *v = ob_xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = ob_xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+void step_argv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}

@@ -35,6 +35,11 @@ typedef struct step_result {
 int step_run(char *const *args, char *const *env_add, step_result *r, ob_err *err);
 void step_result_free(step_result *r);
 
+/* Building a step's arguments: append a copy of s to the NULL-terminated
+ * vector *v of *n strings; free it (and its strings) with step_argv_free. */
+void step_argv_push(char ***v, size_t *n, const char *s);
+void step_argv_free(char **v, size_t n);
+
 /* The line of a failed step's stderr that says why: the last line that
  * starts with "opsbackup: error: " or "error: " (without it), else the last non-empty line, else
  * "exit status N".  Caller frees. */
