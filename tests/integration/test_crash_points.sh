@@ -2,7 +2,7 @@
 # Crash testing (issue #11): opsbackup is killed with SIGKILL at every
 # durable storage mutation (before it, and after it) of backup files,
 # backup db (logical and physical), archive-push, forget, prune and copy,
-# on local repositories and, for a subset, on S3.  The kill points come from
+# on local repositories and on S3 (fewer steps there by default).  The kill points come from
 # the storage layer's test hook (OPSBACKUP_FAULT_KILL_AT, src/storage/
 # storage.h); tests/tools/crashpoints.py drives each operation and, after
 # every kill, requires `check --read-data` to pass, every committed snapshot
@@ -54,26 +54,8 @@ reap() {
     LABELS=()
 }
 
-info "set-up: PostgreSQL (archive_mode on) and the S3 test server"
-# Physical backups and the archiver run as postgres, as on a server; the
-# repository and the password file are postgres'.
-PGPW="$T/pgpw"
-install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
-chmod 0711 "$T"
-PHYS="$T/repo-phys"
-install -d -o postgres -m 0700 "$PHYS"
-install -d -o postgres -m 0700 "$F/w.db-physical"
-runuser -u postgres -- "$OPSBACKUP" -r "$PHYS" --password-file "$PGPW" init --kdf-n 1024 >/dev/null
-PG_EXTRA_CONF="archive_mode = on
-archive_command = '$OPSBACKUP -r $PHYS --password-file $PGPW archive-push %p'
-wal_level = replica
-max_wal_senders = 2"
-pg_start
-make_app_db app 2000
-make_app_db app_s3 500   # its own database: the S3 db scenario changes it between steps
-# crashpoints.py compares restored databases with pg_checksum (pg_lib.sh)
-export T PGBIN
-export -f pg_checksum pg_fingerprint fail
+info "set-up: the S3 test server and PostgreSQL (archive_mode on)"
+# S3 first: the server's archiver inherits the AWS_* variables from here.
 S3=0
 if s3_available; then
     on_exit s3_stop
@@ -85,16 +67,51 @@ elif [ "${OB_REQUIRE_S3:-0}" = 1 ]; then
 else
     echo "SKIPPED PART: the S3 scenarios (the S3 test server is not installed)"
 fi
+# Physical backups and the archiver run as postgres, as on a server; the
+# repository and the password file are postgres'.
+PGPW="$T/pgpw"
+install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
+chmod 0711 "$T"
+PHYS="$T/repo-phys"
+install -d -o postgres -m 0700 "$PHYS"
+install -d -o postgres -m 0700 "$F/w.db-physical"
+runuser -u postgres -- "$OPSBACKUP" -r "$PHYS" --password-file "$PGPW" init --kdf-n 1024 >/dev/null
+# A physical backup waits for its WAL in the repository it writes to, so the
+# archiver pushes every segment to both physical repositories (one
+# archive-push, two -r: a segment counts as archived once both have it).
+ARCHIVE_REPOS="-r $PHYS"
+if [ $S3 = 1 ]; then
+    PHYS_S3=$(s3_url phys)
+    runuser -u postgres -- "$OPSBACKUP" -r "$PHYS_S3" --password-file "$PGPW" init --kdf-n 1024 >/dev/null
+    ARCHIVE_REPOS="$ARCHIVE_REPOS -r \"$PHYS_S3\""  # quoted: the URL has a '?'
+fi
+PG_EXTRA_CONF="archive_mode = on
+archive_command = '$OPSBACKUP $ARCHIVE_REPOS --password-file $PGPW archive-push %p'
+wal_level = replica
+max_wal_senders = 2"
+pg_start
+make_app_db app 2000
+make_app_db app_s3 500   # its own database: the S3 db scenario changes it between steps
+# crashpoints.py compares restored databases with pg_checksum (pg_lib.sh)
+export T PGBIN
+export -f pg_checksum pg_fingerprint fail
 
 # Several scenarios at a time: most of a kill point's time is process
 # start-up and waiting (PostgreSQL, the S3 server), not CPU.
-info "phase 1: backup files, forget + prune, backup db (logical); S3: backup files, backup db (logical)"
+# The two physical scenarios run in different phases: both change the same
+# cluster between their steps.
+info "phase 1: backup files, forget + prune, backup db (logical); S3: backup files, backup db (logical and physical)"
 spawn files local-files --repo "$F/repo-files" --steps "$(steps 4 10)"
 spawn prune local-prune --repo "$F/repo-prune" --steps "$(steps 2 5)"
 spawn db-logical db-logical --repo "$F/repo-db" --steps "$(steps 2 4)" --dbname "dbname=app"
 if [ $S3 = 1 ]; then
     spawn files s3-files --repo "$(s3_url files)" --steps "$(steps 2 6)"
     spawn db-logical s3-db-logical --repo "$(s3_url db)" --steps "$(steps 1 3)" --dbname "dbname=app_s3"
+    install -d -o postgres -m 0700 "$F/w.s3-db-physical"
+    CP_ENV=(OPSBACKUP_PASSWORD_FILE="$PGPW")
+    spawn db-physical s3-db-physical --repo "$PHYS_S3" --existing \
+        --steps "$(steps 1 2)" --as-user postgres --pgdata "$PGDATA_DIR"
+    CP_ENV=()
 fi
 reap
 info "phase 2: copy, archive-push, backup db (physical); S3: forget + prune, copy local -> S3, archive-push"
