@@ -281,8 +281,9 @@ static char *abs_path(const char *p)
 }
 
 /* restore_command for the restored server: this very binary, with the
- * same config, repository and password file as this restore. */
-static char *archive_get_command(cli_ctx *ctx)
+ * same config, repository and password file as this restore.  *reads gets
+ * the files it will read (for pg_physical_restore's owner check). */
+static char *archive_get_command(cli_ctx *ctx, char ***reads, size_t *nreads)
 {
     ob_buf b = OB_BUF_INIT;
     char *self = realpath("/proc/self/exe", NULL);
@@ -292,6 +293,7 @@ static char *archive_get_command(cli_ctx *ctx)
         char *c = abs_path(ctx->config);
         shell_word(&b, "-c");
         shell_word(&b, c);
+        cli_strv_push(reads, nreads, ob_xstrdup(c));
         free(c);
     }
     const char *repo = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
@@ -309,7 +311,10 @@ static char *archive_get_command(cli_ctx *ctx)
         char *p = abs_path(pwf);
         shell_word(&b, "--password-file");
         shell_word(&b, p);
+        cli_strv_push(reads, nreads, ob_xstrdup(p));
         free(p);
+    } else if (cli_repo_password_file(ctx)) {
+        cli_strv_push(reads, nreads, ob_xstrdup(cli_repo_password_file(ctx)));
     } else if (!cli_repo_password_file(ctx) &&
                (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND"))) {
         ob_warn("the password comes from the environment, which the restored server will not "
@@ -383,9 +388,16 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
     o.archive_off = a->archive_off;
     o.ntablespace_map = a->ntsmap;
     o.quiet = ctx->quiet;
+    char **reads = NULL;
+    size_t nreads = 0;
     char *cmd = a->archive_get_command ? ob_xstrdup(a->archive_get_command)
-                                       : archive_get_command(ctx);
+                                       : archive_get_command(ctx, &reads, &nreads);
+    /* A local repository must be readable by the server too. */
+    if (!a->archive_get_command && !strstr(ctx->st->url, "://"))
+        cli_strv_push(&reads, &nreads, ob_xstrdup(ctx->st->url));
     o.restore_command = cmd;
+    o.restore_command_reads = (const char *const *)reads;
+    o.nrestore_command_reads = nreads;
     if (pg_physical_restore(ctx->r, s, &o, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else if (ctx->json) {
@@ -404,6 +416,9 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
                    ntargets ? " up to the target" : " to the end of the archive");
     }
     free(cmd);
+    for (size_t i = 0; i < nreads; i++)
+        free(reads[i]);
+    free(reads);
     snapshot_free(s);
     cli_close_repo(ctx);
     return rc;

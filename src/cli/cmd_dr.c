@@ -585,6 +585,10 @@ static void restore_args(const dr_ctx *x, const dr_job_plan *p, int exists, char
         }
         if (x->o.delta)
             step_argv_push(v, n, "--delta");
+        if (j->archive_get_command) {
+            step_argv_push(v, n, "--archive-get-command");
+            step_argv_push(v, n, j->archive_get_command);
+        }
         if (x->o.rehearsal) {
             step_argv_push(v, n, "--archive-mode");
             step_argv_push(v, n, "off");
@@ -704,6 +708,19 @@ static void plan_build(dr_ctx *x)
                                   "check SQL quer%s",
                                   nt, p->database, nc, nc == 1 ? "y" : "ies"),
                      NULL);
+            free(name);
+        }
+        if (p->j->kind == JOB_DB_PHYSICAL && p->snap) {
+            size_t nc = x->d.ncheck_sql ? x->d.ncheck_sql : p->j->nverify_sql;
+            name = ob_xasprintf("check %s", p->j->name);
+            add_step(x, DR_CHECK_DB, name, p, NULL,
+                     ob_xasprintf("connect to the restored server, read how far it replayed the "
+                                  "archived WAL (pg_last_xact_replay_timestamp), %zu check SQL "
+                                  "quer%s",
+                                  nc, nc == 1 ? "y" : "ies"),
+                     x->o.rehearsal && !x->o.pg_port
+                         ? "rehearsal without --pg-port: the restored server is not started"
+                         : NULL);
             free(name);
         }
     }
@@ -1066,6 +1083,78 @@ static void run_restore(dr_ctx *x, dr_run *r, size_t i)
     step_argv_free(args, n);
 }
 
+/* A restored physical cluster, which the restore step started and left
+ * promoted (--start waits for the end of recovery): is it out of
+ * recovery, how far did it replay the archived WAL, do the check queries
+ * pass.  How far it replayed is the data time of a latest-point recovery:
+ * the commit time of the last transaction recovered, newer than the
+ * backup's end by whatever the archive held. */
+static json_t *physical_check(dr_ctx *x, dr_job_plan *p, char **checks, size_t nchecks,
+                              char **problem, ob_err *err)
+{
+    *problem = NULL;
+    char *conninfo = x->o.rehearsal && x->o.pg_port
+                         ? pg_conninfo_set(p->j->dbname, "port", x->o.pg_port, err)
+                         : ob_xstrdup(p->j->dbname ? p->j->dbname : "");
+    if (!conninfo)
+        return NULL;
+    PGconn *c = pg_conn_open(conninfo, NULL, err);
+    char *v = c ? pg_conn_value(c,
+                                "SELECT pg_is_in_recovery()::text || ' ' || coalesce(floor("
+                                "extract(epoch FROM pg_last_xact_replay_timestamp()))::bigint"
+                                "::text, '-') || ' ' || current_database()",
+                                err)
+                : NULL;
+    PQfinish(c);
+    if (!v) {
+        free(conninfo);
+        return NULL;
+    }
+    char in_rec[8] = "", replay[32] = "";
+    int dbpos = 0;
+    sscanf(v, "%7s %31s %n", in_rec, replay, &dbpos);
+    json_t *res = json_pack("{s:s, s:b, s:o}", "database", dbpos ? v + dbpos : "", "in_recovery",
+                            strcmp(in_rec, "true") == 0, "replayed_until", json_null());
+    if (strcmp(in_rec, "true") == 0)
+        *problem = ob_xasprintf("the restored server of job %s is still in recovery",
+                                p->j->name);
+    if (isdigit((unsigned char)replay[0])) {
+        int64_t t = strtoll(replay, NULL, 10);
+        char *tt = time_text(t);
+        json_object_set_new(res, "replayed_until", json_string(tt));
+        free(tt);
+        if (!x->o.target_time && t > p->data_time) {
+            p->data_time = t;
+            p->data_basis = "the last transaction replayed from the archived WAL "
+                            "(pg_last_xact_replay_timestamp() of the restored server)";
+        }
+    }
+    free(v);
+    json_t *tables = NULL, *results = NULL;
+    int64_t mismatches = pg_logical_compare(conninfo, NULL, NULL, checks, nchecks, &tables,
+                                            &results, err);
+    free(conninfo);
+    if (mismatches < 0) {
+        json_decref(res);
+        free(*problem);
+        *problem = NULL;
+        return NULL;
+    }
+    size_t i;
+    json_t *val;
+    json_array_foreach(results, i, val)
+    {
+        if (!*problem && !json_is_true(json_object_get(val, "ok")))
+            *problem = ob_xasprintf("check-sql '%s' failed: %s",
+                                    json_string_value(json_object_get(val, "sql")),
+                                    json_string_value(json_object_get(val, "error")));
+    }
+    json_object_set_new(res, "tables", tables);
+    json_object_set_new(res, "checks", results);
+    json_object_set_new(res, "mismatches", json_integer(mismatches));
+    return res;
+}
+
 static void run_check_db(dr_ctx *x, dr_run *r, size_t i)
 {
     dr_job_plan *p = x->steps[i].jp;
@@ -1075,10 +1164,15 @@ static void run_check_db(dr_ctx *x, dr_run *r, size_t i)
     double t0 = mono();
     char *problem = NULL;
     ob_err err = OB_ERR_INIT;
-    json_t *res = db_check(p->j, p->database, p->snap, checks, nchecks, &problem, &err);
+    json_t *res = p->j->kind == JOB_DB_PHYSICAL
+                      ? physical_check(x, p, checks, nchecks, &problem, &err)
+                      : db_check(p->j, p->database, p->snap, checks, nchecks, &problem, &err);
     json_object_set_new(rec, "seconds", json_real(mono() - t0));
     if (!res) {
-        char *why = ob_xasprintf("checking database %s: %s", p->database, ob_err_msg(&err));
+        char *why = p->j->kind == JOB_DB_PHYSICAL
+                        ? ob_xasprintf("checking the restored server of job %s: %s",
+                                       p->j->name, ob_err_msg(&err))
+                        : ob_xasprintf("checking database %s: %s", p->database, ob_err_msg(&err));
         step_failed(r, i, why);
         free(why);
         ob_err_clear(&err);
@@ -1286,11 +1380,22 @@ static void write_markdown(FILE *f, const json_t *rep)
         any = 1;
         json_int_t mm = json_integer_value(json_object_get(o, "mismatches"));
         size_t nt = json_object_size(json_object_get(o, "tables"));
-        fprintf(f, "- database %s (job %s): %zu tables, %s\n",
-                json_string_value(json_object_get(o, "database")),
-                json_string_value(json_object_get(o, "job")), nt,
-                mm ? "MISMATCHES (see the JSON report)"
-                   : "every row count equal to the count the snapshot recorded");
+        json_t *rec = json_object_get(o, "in_recovery");
+        if (rec) /* a physical job's restored server */
+            fprintf(f, "- restored server of job %s (database %s): %s; replayed the archived "
+                       "WAL up to %s\n",
+                    json_string_value(json_object_get(o, "job")),
+                    json_string_value(json_object_get(o, "database")),
+                    json_is_true(rec) ? "STILL IN RECOVERY" : "recovery ended, accepting writes",
+                    json_is_string(json_object_get(o, "replayed_until"))
+                        ? json_string_value(json_object_get(o, "replayed_until"))
+                        : "the backup's end (no later transaction in the archive)");
+        else
+            fprintf(f, "- database %s (job %s): %zu tables, %s\n",
+                    json_string_value(json_object_get(o, "database")),
+                    json_string_value(json_object_get(o, "job")), nt,
+                    mm ? "MISMATCHES (see the JSON report)"
+                       : "every row count equal to the count the snapshot recorded");
         const char *key;
         json_t *t;
         json_object_foreach(json_object_get(o, "tables"), key, t)
@@ -1654,6 +1759,12 @@ int cmd_dr(cli_ctx *ctx, int argc, char **argv)
             continue;
         int64_t ref = x.o.target_time ? x.o.target_time : t0s;
         int64_t loss = ref - x.jobs[k].data_time;
+        /* A physical job's check step may have learnt a newer data time
+         * (how far recovery replayed). */
+        char *dt = time_text(x.jobs[k].data_time);
+        json_object_set_new(rec, "data_time", json_string(dt));
+        json_object_set_new(rec, "data_time_basis", json_string(x.jobs[k].data_basis));
+        free(dt);
         json_object_set_new(rec, "data_loss_seconds", json_integer(loss > 0 ? loss : 0));
         if (x.d.rpo)
             json_object_set_new(rec, "rpo_ok", json_boolean(loss <= x.d.rpo));

@@ -27,7 +27,7 @@ static const char *const job_keys[] = {
     "kind", "dbname", "paths", "pgdata", "set", "schedule", "timezone", "keep-last",
     "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-within",
     "keep-tag", "keep", "repos", "verify", "verify-sql", "dump-command", "exclude", "tags",
-    "rpo", NULL};
+    "rpo", "archive-get-command", NULL};
 static const char *const notify_keys[] = {
     "on", "slack-webhook", "webhook", "email-to", "email-from", "smtp-url", "smtp-user",
     "smtp-password-file", "size-limit", NULL};
@@ -297,6 +297,14 @@ static void check_job(checker *k, const config_section *s)
                 problem(k, e->line, "paths: '%s' is not an absolute path", v[i]);
         free_list(v, n);
     }
+    if ((e = config_entry_get(s, "archive-get-command")) && kind &&
+        strcmp(kind, "db-physical") != 0)
+        problem(k, e->line, "archive-get-command is for db-physical jobs (the restore_command "
+                "of a restored server)");
+    else if (e && !strstr(e->value, "%p"))
+        problem(k, e->line, "archive-get-command '%s' has no %%p: PostgreSQL passes the file "
+                "to write as %%p (e.g. 'opsbackup -c /etc/opsbackup/archive.conf archive-get "
+                "%%f \"%%p\"')", e->value);
     if ((e = config_entry_get(s, "pgdata")) && e->value[0] != '/')
         problem(k, e->line, "pgdata '%s' is not an absolute path", e->value);
     for (size_t i = 0; i < s->n; i++)

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,4 +294,79 @@ char *ob_human_duration(double seconds)
     if (s < 86400)
         return ob_xasprintf("%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
     return ob_xasprintf("%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}
+
+/* The permission bits of st that apply to uid/groups (as rwx in 0..7). */
+static unsigned perm_for(const struct stat *st, uid_t uid, const gid_t *groups, int ngroups)
+{
+    if (st->st_uid == uid)
+        return (st->st_mode >> 6) & 7;
+    for (int i = 0; i < ngroups; i++)
+        if (groups[i] == st->st_gid)
+            return (st->st_mode >> 3) & 7;
+    return st->st_mode & 7;
+}
+
+int ob_access_as(const char *path, uid_t uid, gid_t gid, int want, char **why, ob_err *err)
+{
+    *why = NULL;
+    if (uid == 0)
+        return 1;
+    /* The user's groups as the kernel will see them in the process the
+     * user runs (its login groups); without a passwd entry, only gid. */
+    int ngroups = 1;
+    gid_t one = gid, *groups = &one;
+    struct passwd *pw = getpwuid(uid);
+    if (pw) {
+        int n = 32;
+        groups = ob_xcalloc((size_t)n, sizeof *groups);
+        if (getgrouplist(pw->pw_name, gid, groups, &n) < 0) {
+            groups = ob_xrealloc(groups, (size_t)n * sizeof *groups);
+            if (getgrouplist(pw->pw_name, gid, groups, &n) < 0)
+                n = 1; /* cannot happen twice; keep the primary group */
+        }
+        ngroups = n;
+    }
+    char *abs = realpath(path, NULL);
+    if (!abs) {
+        int e = errno;
+        if (groups != &one)
+            free(groups);
+        return ob_err_errno(err, e, "cannot examine %s", path);
+    }
+    int ok = 1;
+    /* Every directory from / down, then the path itself. */
+    for (char *p = abs;; p++) {
+        int last = *p == '\0';
+        if (*p != '/' && !last)
+            continue;
+        char saved = *p;
+        *p = '\0';
+        const char *at = *abs ? abs : "/";
+        struct stat st;
+        if (stat(at, &st) < 0) {
+            ok = ob_err_errno(err, errno, "cannot examine %s", at);
+            break;
+        }
+        unsigned have = perm_for(&st, uid, groups, ngroups);
+        unsigned need = last ? (unsigned)(((want & R_OK) ? 4 : 0) | ((want & W_OK) ? 2 : 0) |
+                                          ((want & X_OK) ? 1 : 0))
+                             : 1u;
+        if ((have & need) != need) {
+            struct passwd *o = getpwuid(st.st_uid);
+            char uidbuf[24];
+            snprintf(uidbuf, sizeof uidbuf, "%u", (unsigned)st.st_uid);
+            *why = ob_xasprintf("%s is mode %04o, owner %s", at, (unsigned)(st.st_mode & 07777),
+                                o ? o->pw_name : uidbuf);
+            ok = 0;
+            break;
+        }
+        *p = saved;
+        if (last)
+            break;
+    }
+    free(abs);
+    if (groups != &one)
+        free(groups);
+    return ok;
 }

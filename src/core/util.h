@@ -50,4 +50,13 @@ typedef struct ob_owner {
 int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
                          const ob_owner *owner, ob_err *err);
 
+/* Whether user uid (primary group gid, plus its supplementary groups) may
+ * open path for `want` (R_OK, W_OK, X_OK, or'ed): the mode bits of path
+ * and search permission on every directory above it, as the kernel would
+ * check them for that user (uid 0 may do anything).  ACLs are not looked
+ * at.  Returns 1 yes, 0 no (*why: what is in the way, e.g. "/etc/x is
+ * mode 0600, owner root"; caller frees), -1 when path cannot be examined
+ * (err set). */
+int ob_access_as(const char *path, uid_t uid, gid_t gid, int want, char **why, ob_err *err);
+
 #endif

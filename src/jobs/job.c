@@ -87,6 +87,7 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
     j->set = ob_xstrdup(set && *set ? set : j->name);
     j->dbname = dup_or_null(config_get(s, "dbname"));
     j->pgdata = dup_or_null(config_get(s, "pgdata"));
+    j->archive_get_command = dup_or_null(config_get(s, "archive-get-command"));
     j->dump_command = dup_or_null(config_get(s, "dump-command"));
     j->timezone = dup_or_null(config_get(s, "timezone"));
     if ((e = config_entry_get(s, "paths")))
@@ -223,6 +224,7 @@ void job_free(job *j)
     free(j->set);
     free(j->dbname);
     free(j->pgdata);
+    free(j->archive_get_command);
     free(j->dump_command);
     job_strv_free(j->paths, j->npaths);
     job_strv_free(j->excludes, j->nexcludes);

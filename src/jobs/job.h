@@ -39,6 +39,8 @@ typedef struct job {
     char *set;             /* snapshot set: `set =`, else the job's name */
     char *dbname;          /* db, db-physical: conninfo (NULL: libpq defaults) */
     char *pgdata;          /* db-physical */
+    char *archive_get_command; /* db-physical: restore_command of a restored server
+                                * (NULL: restore db's own default) */
     char *dump_command;    /* db: e.g. 'docker compose exec -T postgres pg_dump' */
     char **paths;          /* files, config */
     size_t npaths;

@@ -65,3 +65,48 @@ char *pg_conn_value(PGconn *c, const char *sql, ob_err *err)
     PQclear(r);
     return v;
 }
+
+/* Rebuilt from libpq's own parse (so URIs work as well as key=value
+ * strings), every value single-quoted with ' and \ escaped, which is what
+ * the key=value syntax asks for. */
+char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, ob_err *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &perr);
+    if (!opts) {
+        char *m = ob_xstrdup(perr ? perr : "out of memory");
+        m[strcspn(m, "\n")] = '\0';
+        ob_err_set(err, OB_EUSAGE, "connection string: %s", m);
+        free(m);
+        PQfreemem(perr);
+        return NULL;
+    }
+    ob_buf b = OB_BUF_INIT;
+    int done = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        const char *v = o->val;
+        if (strcmp(o->keyword, key) == 0) {
+            v = value;
+            done = 1;
+        }
+        if (!v)
+            continue;
+        ob_buf_printf(&b, "%s%s='", b.len ? " " : "", o->keyword);
+        for (const char *c = v; *c; c++) {
+            if (*c == '\'' || *c == '\\')
+                ob_buf_putc(&b, '\\');
+            ob_buf_putc(&b, (uint8_t)*c);
+        }
+        ob_buf_putc(&b, '\'');
+    }
+    PQconninfoFree(opts);
+    if (!done) {
+        ob_buf_free(&b);
+        ob_err_set(err, OB_EUSAGE, "connection string: libpq has no keyword '%s'", key);
+        return NULL;
+    }
+    ob_buf_putc(&b, '\0');
+    char *out = ob_xstrdup((const char *)b.data);
+    ob_buf_free(&b);
+    return out;
+}

@@ -16,5 +16,9 @@ int pg_conn_exec(PGconn *c, const char *sql, ob_err *err);
 /* One value (first row, first column; "" for no row or NULL); caller
  * frees.  NULL with err set on failure. */
 char *pg_conn_value(PGconn *c, const char *sql, ob_err *err);
+/* conninfo (key=value words or a postgresql:// URI; NULL: "") with key set
+ * to value, as a key=value string; caller frees.  NULL with err set when
+ * conninfo does not parse or key is not a libpq keyword. */
+char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, ob_err *err);
 
 #endif

@@ -633,9 +633,35 @@ static int file_exists(const char *dir, const char *name)
     return e;
 }
 
+/* Whether postmaster.pid says the server accepts read-write connections:
+ * its 8th line is the postmaster's status, "ready" once the startup
+ * process has finished (after promotion; "standby" while it still
+ * replays), which is what pg_ctl -w looks at too. */
+static int postmaster_ready(const char *pgdata)
+{
+    char *p = ob_xasprintf("%s/postmaster.pid", pgdata);
+    FILE *f = fopen(p, "r");
+    free(p);
+    if (!f)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, ready = 0;
+    while (getline(&line, &cap, f) > 0)
+        if (++n == 8) {
+            ready = strncmp(line, "ready", 5) == 0;
+            break;
+        }
+    free(line);
+    fclose(f);
+    return ready;
+}
+
 /* pg_ctl start, as the data directory's owner, then wait for recovery to
- * end (recovery.signal disappears at promotion; postmaster.pid at a
- * shutdown target). */
+ * end: recovery.signal disappears at promotion, but the server takes
+ * writes only once postmaster.pid says "ready" (the end-of-recovery
+ * checkpoint comes in between); postmaster.pid disappears at a shutdown
+ * target. */
 static int start_server(const char *pgdata, int version, const pg_physical_restore_opts *o,
                         uid_t uid, ob_err *err)
 {
@@ -692,8 +718,8 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
     }
     time_t deadline = time(NULL) + (o->start_timeout > 0 ? o->start_timeout : 3600);
     while (rc == 0) {
-        if (!file_exists(pgdata, "recovery.signal"))
-            break; /* promoted */
+        if (!file_exists(pgdata, "recovery.signal") && postmaster_ready(pgdata))
+            break; /* promoted, and out of recovery */
         if (!file_exists(pgdata, "postmaster.pid")) {
             if (o->target_action && strcmp(o->target_action, "shutdown") == 0)
                 break;
@@ -712,6 +738,79 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
         nanosleep(&ts, NULL);
     }
     free(log);
+    return rc;
+}
+
+/* A root restore gives the data directory back to its owner (postgres),
+ * who then runs restore_command: refuse now, with the way out, rather than
+ * let recovery fail on every WAL file after the whole restore. */
+static int check_restore_command_reads(const pg_physical_restore_opts *o, uid_t uid, gid_t gid,
+                                       ob_err *err)
+{
+    if (geteuid() != 0 || uid == 0)
+        return 0;
+    for (size_t i = 0; i < o->nrestore_command_reads; i++) {
+        const char *path = o->restore_command_reads[i];
+        struct stat st;
+        int want = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? R_OK | X_OK : R_OK;
+        char *why = NULL;
+        int ok = ob_access_as(path, uid, gid, want, &why, err);
+        if (ok < 0)
+            return -1;
+        if (!ok) {
+            struct passwd *pw = getpwuid(uid);
+            char uidbuf[24];
+            snprintf(uidbuf, sizeof uidbuf, "uid %u", (unsigned)uid);
+            const char *who = pw ? pw->pw_name : uidbuf;
+            ob_err_set(err, OB_EUSAGE,
+                       "the restored server would run restore_command as %s, who cannot read "
+                       "%s (%s): recovery could not fetch any WAL. Give --archive-get-command "
+                       "with a config and password file %s can read (for a dr job: "
+                       "archive-get-command = ...), e.g. 'opsbackup -c "
+                       "/etc/opsbackup/archive.conf archive-get %%f \"%%p\"'; nothing was "
+                       "restored",
+                       who, path, why, who);
+            free(why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Create the data directory, and its missing parents 0755: the server,
+ * running as the data directory's owner, must be able to reach it (a
+ * rehearsal restores into DIR/pgdata-JOB of a DIR that may not exist).  A
+ * root restore also checks that the owner can pass the existing parents,
+ * rather than leave a copy PostgreSQL cannot start on. */
+static int make_pgdata(const char *pgdata, uid_t uid, gid_t gid, ob_err *err)
+{
+    char *parent = ob_xstrdup(pgdata);
+    char *slash = strrchr(parent, '/');
+    int rc = 0;
+    if (slash && slash != parent) {
+        *slash = '\0';
+        rc = ob_mkdir_p(parent, 0755, err);
+        if (rc == 0 && geteuid() == 0 && uid != 0) {
+            char *why = NULL;
+            int ok = ob_access_as(parent, uid, gid, X_OK, &why, err);
+            if (ok == 0) {
+                struct passwd *pw = getpwuid(uid);
+                rc = ob_err_set(err, OB_EUSAGE,
+                                "--pgdata %s: the data directory's owner %s could not reach it "
+                                "(%s), so PostgreSQL could not start on it; choose another "
+                                "place or give %s search permission (chmod o+x); nothing was "
+                                "restored",
+                                pgdata, pw ? pw->pw_name : "(unknown user)", why,
+                                pw ? pw->pw_name : "the owner");
+            } else if (ok < 0) {
+                rc = -1;
+            }
+            free(why);
+        }
+    }
+    free(parent);
+    if (rc == 0 && mkdir(pgdata, 0700) < 0 && errno != EEXIST)
+        rc = ob_err_errno(err, errno, "creating %s", pgdata);
     return rc;
 }
 
@@ -953,6 +1052,8 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
         return -1;
     uid_t uid = geteuid() == 0 ? (uid_t)top.uid : geteuid();
     gid_t gid = geteuid() == 0 ? (gid_t)top.gid : getegid();
+    if (check_restore_command_reads(o, uid, gid, err) < 0)
+        return -1;
     tblspc_set ts;
     if (tablespaces(r, s, root, o, &ts, err) < 0)
         return -1;
@@ -963,8 +1064,8 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
         rc = prepare_dir(ts.v[i].location, o->delta, what, err);
         free(what);
     }
-    if (rc == 0 && mkdir(o->pgdata, 0700) < 0 && errno != EEXIST)
-        rc = ob_err_errno(err, errno, "creating %s", o->pgdata);
+    if (rc == 0)
+        rc = make_pgdata(o->pgdata, uid, gid, err);
     files_restore_opts fo;
     memset(&fo, 0, sizeof fo);
     fo.target = o->pgdata;

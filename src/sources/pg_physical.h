@@ -67,6 +67,13 @@ typedef struct pg_physical_restore_opts {
     const char *target_action; /* promote (default) | pause | shutdown */
     const char *target_timeline; /* NULL: PostgreSQL's default (latest) */
     const char *restore_command; /* full restore_command for postgresql.auto.conf */
+    /* Paths restore_command reads (its config file, password file, local
+     * repository), when known.  PostgreSQL runs restore_command as the
+     * data directory's owner, so a restore run as root checks, before
+     * writing anything, that this owner can read them: otherwise recovery
+     * could not fetch a single WAL file. */
+    const char *const *restore_command_reads;
+    size_t nrestore_command_reads;
     char **tablespace_map;     /* "OID=DIR": where tablespace OID goes (default: where it was) */
     size_t ntablespace_map;
     int archive_off;           /* write archive_mode = off (a test restore must not
