@@ -633,35 +633,42 @@ static int file_exists(const char *dir, const char *name)
     return e;
 }
 
-/* Whether postmaster.pid says the server accepts read-write connections:
- * its 8th line is the postmaster's status, "ready" once the startup
- * process has finished (after promotion; "standby" while it still
- * replays), which is what pg_ctl -w looks at too. */
-static int postmaster_ready(const char *pgdata)
+/* Whether pg_controldata says the cluster is "in production": the
+ * control file records the end of recovery just before the server lets
+ * writes in (recovery.signal goes a little earlier, before the
+ * end-of-recovery checkpoint).  pg_controldata is PostgreSQL's own reader
+ * of that file, so its layout stays PostgreSQL's business. */
+static int cluster_in_production(const char *pg_ctl, const char *pgdata)
 {
-    char *p = ob_xasprintf("%s/postmaster.pid", pgdata);
-    FILE *f = fopen(p, "r");
-    free(p);
-    if (!f)
-        return 0;
-    char *line = NULL;
-    size_t cap = 0;
-    int n = 0, ready = 0;
-    while (getline(&line, &cap, f) > 0)
-        if (++n == 8) {
-            ready = strncmp(line, "ready", 5) == 0;
-            break;
+    /* pg_controldata lives beside pg_ctl (or is found in PATH like it). */
+    const char *slash = strrchr(pg_ctl, '/');
+    char *tool = slash ? ob_xasprintf("%.*s/pg_controldata", (int)(slash - pg_ctl), pg_ctl)
+                       : ob_xstrdup("pg_controldata");
+    char *const argv[] = {tool, "-D", (char *)pgdata, NULL};
+    int code = -1;
+    char *out = NULL;
+    ob_err e = OB_ERR_INIT;
+    int yes = 0;
+    if (proc_run(argv, (char *const[]){"LC_ALL=C", NULL}, &code, &out, &e) == 0 && code == 0)
+    {
+        const char *k = "Database cluster state:";
+        const char *at = strstr(out, k);
+        if (at) {
+            at += strlen(k);
+            at += strspn(at, " \t");
+            yes = strncmp(at, "in production", 13) == 0;
         }
-    free(line);
-    fclose(f);
-    return ready;
+    }
+    ob_err_clear(&e);
+    free(out);
+    free(tool);
+    return yes;
 }
 
 /* pg_ctl start, as the data directory's owner, then wait for recovery to
- * end: recovery.signal disappears at promotion, but the server takes
- * writes only once postmaster.pid says "ready" (the end-of-recovery
- * checkpoint comes in between); postmaster.pid disappears at a shutdown
- * target. */
+ * end: recovery.signal disappears at promotion, and the control file says
+ * "in production" once the end-of-recovery checkpoint is done;
+ * postmaster.pid disappears at a shutdown target. */
 static int start_server(const char *pgdata, int version, const pg_physical_restore_opts *o,
                         uid_t uid, ob_err *err)
 {
@@ -708,17 +715,17 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
     if (rc < 0)
         ob_err_prefix(err, "starting PostgreSQL on %s (its log: %s)", pgdata, log);
     free(user);
-    free(pg_ctl);
     if (rc == 0 && o->target_action && strcmp(o->target_action, "pause") == 0) {
         if (!o->quiet)
             ob_info("PostgreSQL started; recovery pauses at the target: check the data, then "
                     "run SELECT pg_wal_replay_resume() to promote");
+        free(pg_ctl);
         free(log);
         return 0;
     }
     time_t deadline = time(NULL) + (o->start_timeout > 0 ? o->start_timeout : 3600);
     while (rc == 0) {
-        if (!file_exists(pgdata, "recovery.signal") && postmaster_ready(pgdata))
+        if (!file_exists(pgdata, "recovery.signal") && cluster_in_production(pg_ctl, pgdata))
             break; /* promoted, and out of recovery */
         if (!file_exists(pgdata, "postmaster.pid")) {
             if (o->target_action && strcmp(o->target_action, "shutdown") == 0)
@@ -737,6 +744,7 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    free(pg_ctl);
     free(log);
     return rc;
 }

@@ -100,7 +100,10 @@ info "work after the backup: three batches, then the segment is switched and arc
 pg_sql -d appdb "CREATE TABLE wal_marks (n int, batch text, at timestamptz DEFAULT clock_timestamp())" >/dev/null
 for b in 1 2 3; do
     pg_sql -d appdb "INSERT INTO wal_marks (n, batch) SELECT g, 'archived-$b' FROM generate_series(1, 100) g" >/dev/null
-    sleep 1
+    sleep 1.1
+    # A point in time strictly between batch 1 and batch 2 (whole seconds:
+    # at least 0.1 s after batch 1 committed, 1.1 s before batch 2).
+    if [ $b = 1 ]; then T1=$(date -u '+%Y-%m-%d %H:%M:%S+00'); sleep 1.1; fi
 done
 last_commit=$(pg_sql -d appdb "SELECT floor(extract(epoch FROM max(at)))::bigint FROM wal_marks")
 seg=$(pg_sql "SELECT pg_walfile_name(pg_switch_wal())")
@@ -272,6 +275,28 @@ EOF2
 got=$("$PGBIN/psql" -XAtq -p "$PORT2" -d appdb -c "SELECT count(*) FROM wal_marks")
 [ "$got" = 300 ] || problem "rehearsal server has $got rows in wal_marks, want 300"
 [ "$(pg_sql -d appdb "SELECT count(*) FROM wal_marks")" = 300 ] || problem "production changed by the rehearsal"
+stop_rehearsal
+
+info "rehearsal to a point in time: --target-time between batch 1 and batch 2"
+rm -rf "$REH"
+expect_code 0 env -u PGHOST -u PGPORT -u PGUSER "$OPSBACKUP" -c "$CFG" --json dr run --yes \
+    --rehearsal --target "$REH" --pg-port "$PORT2" --target-time "$T1"
+got=$("$PGBIN/psql" -XAtq -p "$PORT2" -d appdb -c "SELECT batch || ':' || count(*) FROM wal_marks GROUP BY batch ORDER BY batch")
+[ "$got" = "archived-1:100" ] || problem "recovery to $T1 gave '$got', want only batch 1"
+report_problems "rehearsal to a time" < <(python3 - "$T/out" "$T1" <<'EOF2'
+import json, sys
+j = json.load(open(sys.argv[1]))
+st = {s["step"]: s for s in j["steps"]}
+if "--target-time" not in st.get("restore pg", {}).get("command", ""):
+    print(f"restore pg command {st.get('restore pg', {}).get('command')!r}")
+pg = [x for x in j["jobs"] if x["job"] == "pg"][0]
+want = sys.argv[2].replace(" ", "T").replace("+00", "Z")
+if pg.get("data_time") != want or "target time" not in pg.get("data_time_basis", ""):
+    print(f"pg data_time {pg.get('data_time')!r} basis {pg.get('data_time_basis')!r}, want the target {want}")
+if j["achieved"].get("rpo_reference_time") != want:
+    print(f"RPO reference {j['achieved'].get('rpo_reference_time')!r}, want the target time")
+EOF2
+)
 stop_rehearsal
 
 finish
