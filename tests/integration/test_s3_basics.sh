@@ -106,29 +106,29 @@ AWS_SECRET_ACCESS_KEY="${S3_SECRET_KEY}x" run_rc ob restore files latest --targe
 [ -e "$T/dst2$src/big.bin" ] && problem "a restore with a wrong secret wrote files"
 
 info "throttling and server errors (503 SlowDown, 500) are retried; past the window the error names the S3 code"
-# tests/tools/s3server/faultproxy.py sits in front of the server and answers
-# the first requests (or all of them) with S3's throttling answer.
+# tests/tools/faultproxy.py sits in front of the server and answers the
+# first requests (or all of them) with S3's throttling or error answer.
 PROXY_PID=""
 stop_proxy() { if [ -n "$PROXY_PID" ]; then kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""; fi; }
 on_exit stop_proxy
-start_proxy() { # MODE
+start_proxy() { # RULE (faultproxy.py)
     local p
     p=$(s3_free_port)
-    python3 "$S3SERVER_DIR/faultproxy.py" "$p" "$S3_PORT" "$1" >"$T/proxy.log" 2>&1 &
+    python3 "$TOOLS/faultproxy.py" "$p" "$S3_PORT" "$1" >"$T/proxy.log" 2>&1 &
     PROXY_PID=$!
     for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
     grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
     PROXY_REPO="s3://$S3_BUCKET/basics/repo?endpoint=http://127.0.0.1:$p"
 }
-start_proxy slowdown:4
+start_proxy "503@#1-4"
 run_rc "$OPSBACKUP" -r "$PROXY_REPO" --json snapshots
 [ "$RC" = 0 ] || { cat "$T/err"; problem "4 x 503 SlowDown were not ridden out (exit $RC)"; }
 stop_proxy
-start_proxy error500:3
+start_proxy "500@#1-3"
 run_rc "$OPSBACKUP" -r "$PROXY_REPO" backup files "$src"
 [ "$RC" = 0 ] || { cat "$T/err"; problem "3 x 500 InternalError were not ridden out (exit $RC)"; }
 stop_proxy
-start_proxy slowdown
+start_proxy "503@1"
 OPSBACKUP_S3_RETRY_SECONDS=2 run_rc "$OPSBACKUP" -r "$PROXY_REPO" snapshots
 [ "$RC" = 1 ] || problem "permanent 503: exit $RC, expected 1"
 grep -q "HTTP 503 SlowDown: Please reduce your request rate" "$T/err" && grep -q "failed after" "$T/err" ||
