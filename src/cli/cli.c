@@ -211,12 +211,21 @@ int cli_open_storage(cli_ctx *ctx, int create, ob_err *err)
         char *sec = ob_xasprintf("repo.%s", url);
         const config_section *s = config_section_get(ctx->cfg, sec);
         free(sec);
-        if (!s)
+        if (!s && ctx->cfg)
             return ob_err_set(err, OB_EUSAGE,
                               "repository '%s' is neither an absolute path nor a URL, and %s "
                               "has no [repo.%s] section",
-                              url, ctx->cfg ? ctx->cfg->path : "no config file was found",
-                              url);
+                              url, ctx->cfg->path, url);
+        if (!s) {
+            char *cwd = getcwd(NULL, 0);
+            ob_err_set(err, OB_EUSAGE,
+                       "repository '%s' is neither an absolute path nor a URL, and no config "
+                       "file was found to name it: give an absolute path (-r %s/%s) or a "
+                       "[repo.%s] section in the config",
+                       url, cwd ? cwd : ".", url, url);
+            free(cwd);
+            return -1;
+        }
         const config_entry *e = config_entry_get(s, "url");
         if (!e)
             return ob_err_set(err, OB_EUSAGE, "%s:%d: [%s] has no url", ctx->cfg->path, s->line,

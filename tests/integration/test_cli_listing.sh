@@ -203,6 +203,15 @@ usage2 ob key
 usage2 ob unlock extra
 usage2 ob init --kdf-n 1000
 [ ! -e "$T/x" ] || problem "a usage error created the restore target"
+# A relative repository name without a config file: the message says what
+# to give instead (the absolute path it probably meant).  Only where the
+# default config file does not exist.
+if [ ! -e /etc/opsbackup/opsbackup.conf ]; then
+    (cd "$T" && env -u OPSBACKUP_CONFIG "$OPSBACKUP" -r relrepo snapshots) \
+        >"$T/out" 2>"$T/err" && problem "a relative repository without a config was accepted"
+    grep -q "no config file was found to name it: give an absolute path (-r $T/relrepo)" "$T/err" \
+        || { cat "$T/err"; problem "relative repository without a config: unclear message"; }
+fi
 
 info "every command has --help (exit 0)"
 "$OPSBACKUP" --help >"$T/help"
