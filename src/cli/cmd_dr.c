@@ -35,6 +35,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,7 @@ typedef struct dr_job_plan {
     char *database;        /* logical: where it lands (live name, or the scratch one) */
     int db_exists;         /* -1 unknown (server unreachable) */
     char *target;          /* files/config: --target; physical: --pgdata */
+    char *preflight;       /* a problem found ahead (physical: restore_command) */
 } dr_job_plan;
 
 typedef enum { DR_HOOK, DR_RESTORE, DR_CHECK_DB, DR_DROP_DB, DR_HEALTH } dr_step_kind;
@@ -372,6 +374,7 @@ static void dr_ctx_free(dr_ctx *x)
         free(p->estimate_source);
         free(p->database);
         free(p->target);
+        free(p->preflight);
     }
     free(x->jobs);
     for (size_t i = 0; i < x->nsteps; i++) {
@@ -534,6 +537,57 @@ static char *scratch_db_name(const dr_ctx *x, const dr_job_plan *p, size_t nlogi
     return ob_xasprintf("%.30s_dr_rehearsal_%s", p->database ? p->database : p->j->name, digits);
 }
 
+/* Run as root, `restore db --physical` refuses to restore a cluster whose
+ * owner could not read what the default restore_command reads (this
+ * config, the repository's password file).  The plan says so up front,
+ * judging the owner by who owns the data directory now (or its parent, if
+ * the directory is gone): the snapshot's own owner is known only once the
+ * restore reads its tree. */
+static char *physical_preflight(const dr_ctx *x, const dr_job_plan *p)
+{
+    if (geteuid() != 0 || p->j->archive_get_command)
+        return NULL;
+    struct stat st;
+    char *dir = ob_xstrdup(p->j->pgdata);
+    while (stat(dir, &st) < 0) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) {
+            free(dir);
+            return NULL;
+        }
+        *slash = '\0';
+    }
+    free(dir);
+    if (st.st_uid == 0)
+        return NULL;
+    const char *paths[2] = {x->ctx->cfg->path, NULL};
+    char *sec = ob_xasprintf("repo.%s", p->repo);
+    const config_section *rs = config_section_get(x->ctx->cfg, sec);
+    free(sec);
+    paths[1] = rs ? config_get(rs, "password-file") : NULL;
+    for (size_t i = 0; i < 2; i++) {
+        if (!paths[i])
+            continue;
+        char *why = NULL;
+        ob_err err = OB_ERR_INIT;
+        int ok = ob_access_as(paths[i], st.st_uid, st.st_gid, R_OK, &why, &err);
+        ob_err_clear(&err);
+        if (ok == 0) {
+            struct passwd *pw = getpwuid(st.st_uid);
+            char *msg = ob_xasprintf(
+                "job %s: the restored server would run restore_command as %s, who cannot read "
+                "%s (%s); the restore would stop before writing anything. Set "
+                "archive-get-command on the job (the archiver's config, e.g. 'opsbackup -c "
+                "/etc/opsbackup/archive.conf archive-get %%f \"%%p\"')",
+                p->j->name, pw ? pw->pw_name : "the data directory's owner", paths[i], why);
+            free(why);
+            return msg;
+        }
+        free(why);
+    }
+    return NULL;
+}
+
 static void add_step(dr_ctx *x, dr_step_kind kind, const char *name, dr_job_plan *jp,
                      const char *hook, char *command, const char *skip)
 {
@@ -676,6 +730,7 @@ static void plan_build(dr_ctx *x)
         case JOB_DB_PHYSICAL:
             p->target = x->o.rehearsal ? ob_xasprintf("%s/pgdata-%s", x->o.target, p->j->name)
                                        : ob_xstrdup(p->j->pgdata);
+            p->preflight = physical_preflight(x, p);
             break;
         case JOB_FILES:
         case JOB_CONFIG:
@@ -760,6 +815,10 @@ static json_t *plan_json(dr_ctx *x, int *problems)
         dr_job_plan *p = &x->jobs[i];
         json_t *o = json_pack("{s:s, s:s, s:s, s:O}", "job", p->j->name, "kind", p->j->kind_name,
                               "set", p->j->set, "fallbacks", p->fallbacks);
+        if (p->preflight) {
+            json_object_set_new(o, "problem", json_string(p->preflight));
+            json_array_append_new(probs, json_string(p->preflight));
+        }
         if (p->error) {
             json_object_set_new(o, "error", json_string(p->error));
             json_array_append_new(probs, json_string(p->error));

@@ -139,6 +139,9 @@ expect_code 2 obc restore db --physical latest --set pg --pgdata "$T/scratch" --
 assert_grep "as postgres, who cannot read $CFG" "$T/err"
 assert_grep "archive-get-command" "$T/err"
 [ ! -e "$T/scratch" ] || problem "the refused restore created $T/scratch"
+# dr plan sees it coming: a problem, exit 3.
+expect_code 3 obc dr plan
+assert_grep "job pg: the restored server would run restore_command as postgres, who cannot read $CFG" "$T/out"
 write_config "$GET_CMD"
 
 info "dr plan: the physical job restores with the archiver's restore_command and is checked"
