@@ -629,28 +629,29 @@ void repo_set_index(repo *r, repo_index *ix)
 }
 
 /*
- * Read window (remote storages only).  Every blob read is a ranged GET of
+ * Read-ahead (remote storages only).  Every blob read is a ranged GET of
  * its pack; over S3 each request costs a round trip and the server's fixed
  * per-request work whatever its size.  Bench E (S3rver on 127.0.0.1,
  * bench/results.md) counted one GET per blob: 3122 serial GETs of ~26 KiB
- * to restore a 511 MiB dump (server busy 22.7 s; restic: 272 GETs, 1.7 s),
- * 3679 to restore the 1 GB tree, and 417 serial GETs of tree blobs — one per
- * directory of the parent snapshot — in a backup after a small change.
- * Blobs read one after the other usually sit next to each other in a pack
- * (a stream's chunks, a file's chunks, a snapshot's trees), so on a remote
- * storage a blob smaller than READ_WINDOW is read with the aligned
- * READ_WINDOW block of its pack around it (extended to the blob's end if
- * it crosses the block), kept in a few LRU slots, and the following blobs
- * come from memory.  Aligned, not "from this offset on", because a
- * depth-first tree walk reads trees in the reverse of the order they were
- * written.  A posix storage reads as before (a local pread costs nothing
- * to repeat).  What is served is the same ciphertext a direct ranged read
- * returns, authenticated and checked against the blob ID as always, so a
- * damaged pack fails the same way.  Memory: at most 8 slots x ~2
- * READ_WINDOW; a read that misses costs up to READ_WINDOW more bytes than
- * the blob (random access such as `restore --include` of one small file).
+ * to restore a 511 MiB dump (server busy 22.7 s; restic: 272 GETs, 1.7 s).
+ * A stream's chunks sit one after the other in a pack (two packs, with two
+ * writer threads), so a read that continues a recent read of the same pack
+ * — starts at most READ_GAP after where it ended — fetches READ_WINDOW
+ * bytes from there, kept in a few LRU slots, and the next chunks come from
+ * memory.  A read that ends at most READ_GAP before a recent one started
+ * (a depth-first walk reads trees in the reverse of the order they were
+ * written) fetches the window that ends there.  Any other read fetches
+ * exactly its blob, as before: an unconditional window around every read
+ * was tried first and made things worse where blobs are scattered (the
+ * trees of a file backup sit among file data, so a backup's walk of its
+ * parent's 417 trees downloaded 353 MiB; a 1 GB restore downloaded 1.6 GB).
+ * A posix storage reads as before (a local pread costs nothing to repeat).
+ * What is served is the same ciphertext a direct ranged read returns,
+ * authenticated and checked against the blob ID as always, so a damaged
+ * pack fails the same way.  Memory: at most 8 slots x READ_WINDOW.
  */
 #define READ_WINDOW ((uint64_t)1 << 20)
+#define READ_GAP ((uint64_t)64 << 10)
 
 /* Size of pack pname from the small cache, else a stat; 0 if unknown. */
 static uint64_t window_pack_size(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname)
@@ -677,11 +678,24 @@ static uint64_t window_pack_size(repo *r, const uint8_t pack[OB_ID_LEN], const c
     return size;
 }
 
-/* Bytes [offset, offset + len) of pack pname, through the window. */
+/* Remember a read (called with window_mu held). */
+static void window_note_locked(repo *r, const uint8_t pack[OB_ID_LEN], uint64_t offset,
+                               uint64_t len)
+{
+    const size_t nr = sizeof r->recent / sizeof r->recent[0];
+    struct repo_recent *rc = &r->recent[r->recent_next++ % nr];
+    memcpy(rc->pack, pack, OB_ID_LEN);
+    rc->start = offset;
+    rc->end = offset + len;
+}
+
+/* Bytes [offset, offset + len) of pack pname, through the read-ahead. */
 static int window_get(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname,
-                           uint64_t offset, uint64_t len, ob_buf *out, ob_err *err)
+                      uint64_t offset, uint64_t len, ob_buf *out, ob_err *err)
 {
     const size_t nw = sizeof r->windows / sizeof r->windows[0];
+    const size_t nr = sizeof r->recent / sizeof r->recent[0];
+    int forward = 0, backward = 0;
     pthread_mutex_lock(&r->window_mu);
     for (size_t i = 0; i < nw; i++) {
         struct repo_window *w = &r->windows[i];
@@ -690,19 +704,32 @@ static int window_get(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname,
             ob_buf_reset(out);
             ob_buf_append(out, w->data.data + (offset - w->start), (size_t)len);
             w->used = ++r->window_tick;
+            window_note_locked(r, pack, offset, len);
             pthread_mutex_unlock(&r->window_mu);
             return 0;
         }
     }
+    for (size_t i = 0; i < nr && len < READ_WINDOW; i++) {
+        const struct repo_recent *rc = &r->recent[i];
+        if (!rc->end || memcmp(rc->pack, pack, OB_ID_LEN) != 0)
+            continue;
+        if (offset >= rc->end && offset - rc->end <= READ_GAP)
+            forward = 1;
+        else if (offset + len <= rc->start && rc->start - (offset + len) <= READ_GAP)
+            backward = 1;
+    }
+    window_note_locked(r, pack, offset, len);
     pthread_mutex_unlock(&r->window_mu);
 
-    uint64_t size = len < READ_WINDOW ? window_pack_size(r, pack, pname) : 0;
-    uint64_t start = offset - offset % READ_WINDOW, end = start + READ_WINDOW;
-    if (end < offset + len) /* crosses the block's end: take the blob whole */
+    uint64_t size = forward || backward ? window_pack_size(r, pack, pname) : 0;
+    uint64_t start = offset, end = offset + READ_WINDOW;
+    if (!forward) { /* backward: the window that ends with this blob */
         end = offset + len;
+        start = end > READ_WINDOW ? end - READ_WINDOW : 0;
+    }
     if (end > size)
         end = size;
-    if (offset + len > end) /* large, or past the end (unknown size): read it alone */
+    if (offset + len > end) /* not a sequence, or past the end (unknown size) */
         return storage_get(r->st, pname, offset, len, out, err);
     ob_buf block = OB_BUF_INIT;
     if (storage_get(r->st, pname, start, end - start, &block, err) < 0) {
