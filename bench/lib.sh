@@ -87,7 +87,11 @@ measure() {
         printf '# %q ' "$@"
         echo
     } >"$logf"
+    # BENCH_S3_LOG=1 (scenario E): mark the S3 server's request log, so
+    # bench/s3_requests.py can count each command's requests.
+    [ -z "${S3_REQLOG:-}" ] || echo "### begin $scen/$step/$tool" >>"$S3_REQLOG"
     if /usr/bin/time -f '%e %U %S %M' -o "$tf" -- "$@" >>"$logf" 2>&1; then rc=0; else rc=$?; fi
+    [ -z "${S3_REQLOG:-}" ] || echo "### end $scen/$step/$tool" >>"$S3_REQLOG"
     after=$(repo_bytes "$repo")
     local wall user sys rss
     read -r wall user sys rss < <(tail -n 1 "$tf")

@@ -213,3 +213,28 @@ pg_password_file() {
     install -o postgres -m 0600 "$PWFILE" "$WORK/pg/password"
     echo "$WORK/pg/password"
 }
+
+# The archiver's key slot, as docs/OPERATIONS.md recommends for production
+# (§ archive_command): a long random password in a file only postgres reads,
+# and a slot with a cheap key derivation (scrypt N=1024, D35), because
+# PostgreSQL runs archive_command once per segment and restore_command once
+# per file recovery asks for, and each call opens the repository.  The
+# user's own slot (PWFILE, default KDF) stays for backups and restores.
+# Prints the password file's path; the file is made once per run.
+pg_archiver_password_file() {
+    local f="$WORK/pg/archive.password"
+    if [ ! -s "$f" ]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >"$f")
+        chown postgres: "$f"
+        chmod 600 "$f"
+    fi
+    echo "$f"
+}
+
+# ob_add_archiver_slot REPO USER_PW_FILE ARCHIVER_PW_FILE LOG: add the
+# archiver's slot to an opsbackup repository (as postgres).
+ob_add_archiver_slot() {
+    runuser -u postgres -- "$OB" --no-progress -r "$1" --password-file "$2" \
+        key add --kdf-n 1024 --new-password-file "$3" >"$4" 2>&1 ||
+        die "opsbackup key add --kdf-n 1024 failed, see $4"
+}

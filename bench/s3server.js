@@ -27,6 +27,14 @@ const v4 = require(path.join(lib, 'signature', 'v4.js'));
 
 const TRAILING_SLASH = Symbol('bench: bucket path sent with a trailing slash');
 
+// BENCH_S3_REQLOG=1 (bench: BENCH_S3_LOG=1): one line per request on
+// stdout, "REQ START METHOD PATH?QUERY STATUS MS BYTES" (START = arrival,
+// milliseconds since the epoch; MS = time from arrival to the end of the
+// response; BYTES = the response's Content-Length, or -), which
+// bench/s3_requests.py counts.  S3rver's own log (S3SERVER_VERBOSE)
+// cuts the method off.
+const REQLOG = process.env.BENCH_S3_REQLOG === '1';
+
 const listen = S3rver.prototype.listen;
 S3rver.prototype.listen = function benchListen(...args) {
   // First middleware: remember that the path was "/BUCKET/".
@@ -34,6 +42,18 @@ S3rver.prototype.listen = function benchListen(...args) {
     if (/^\/[^/]+\/$/.test(ctx.path)) ctx.req.headers[TRAILING_SLASH] = true;
     return next();
   });
+  if (REQLOG) {
+    this.middleware.unshift((ctx, next) => {
+      const t0 = process.hrtime.bigint();
+      const start = Date.now();
+      ctx.res.on('finish', () => {
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const len = ctx.response.get('Content-Length') || '-';
+        process.stdout.write(`REQ ${start} ${ctx.method} ${ctx.url} ${ctx.status} ${ms.toFixed(1)} ${len}\n`);
+      });
+      return next();
+    });
+  }
   return listen.apply(this, args);
 };
 

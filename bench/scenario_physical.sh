@@ -19,7 +19,12 @@
 #   pgbackrest-gz   password), process-max=2, start-fast=y, compress-type
 #                   zst / gz (default levels 3 / 6); restore --type=immediate
 #   opsbackup       `backup db --physical --checkpoint fast`; restore
-#                   `restore db --physical latest --target-immediate --start`
+#                   `restore db --physical latest --target-immediate --start`.
+#                   As docs/OPERATIONS.md recommends, archive_command and
+#                   the restored server's restore_command (archive-get, via
+#                   --archive-get-command) use the archiver's key slot (a
+#                   random password, kdf-n 1024: pg_archiver_password_file);
+#                   backup and restore use the user's password (default KDF).
 # Every command runs as the postgres user, as on a server.
 #
 # Fairness.  archive_command must name one tool, so each tool's step runs
@@ -49,7 +54,7 @@ b_archive_command() { # tool
     case $1 in
     pg_basebackup) echo "true" ;;
     pgbackrest-*) echo "pgbackrest --config=$WORK/pg/$1.conf --stanza=bench archive-push %p" ;;
-    opsbackup) echo "$OB -r $r --password-file $B_PW archive-push %p" ;;
+    opsbackup) echo "$OB -r $r --password-file $B_ARCH_PW archive-push %p" ;;
     all)
         local t c=""
         for t in $B_TOOLS; do
@@ -150,6 +155,7 @@ b_restore() { # tool
         measure B restore "$tool" "$role" - "$verify" -- \
             runuser -u postgres -- "$OB" --no-progress -r "$r" --password-file "$B_PW" \
             restore db --physical latest --pgdata "$d" --target-immediate --start \
+            --archive-get-command "$OB -r $r --password-file $B_ARCH_PW archive-get %f \"%p\"" \
             --start-options "-p $B_PORT -c unix_socket_directories=$d.sock -c archive_mode=off" ;;
     esac
     b_stop_restored "$d"
@@ -168,6 +174,7 @@ archive_command = 'true'
 autovacuum = off" pg_start
     pg_load
     B_PW=$(pg_password_file)
+    B_ARCH_PW=$(pg_archiver_password_file)
     b_write_start_script
     mkdir -p "$WORK/repos" "$WORK/restore"
     local tool
@@ -180,7 +187,9 @@ autovacuum = off" pg_start
         opsbackup)
             runuser -u postgres -- "$OB" --no-progress -r "$WORK/repos/B-$tool" --password-file "$B_PW" \
                 init >"$LOGS/init-B-$tool.log" 2>&1 ||
-                die "opsbackup init failed, see $LOGS/init-B-$tool.log" ;;
+                die "opsbackup init failed, see $LOGS/init-B-$tool.log"
+            ob_add_archiver_slot "$WORK/repos/B-$tool" "$B_PW" "$B_ARCH_PW" \
+                "$LOGS/key-add-B-$tool.log" ;;
         esac
     done
 

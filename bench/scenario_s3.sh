@@ -65,8 +65,12 @@ s3_bench_start() { # dir
         S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         # Node 20's OpenSSL 3 hides DES, which S3rver's continuation tokens
         # use; the legacy provider brings it back (tests/tools/s3server).
+        # BENCH_S3_LOG=1: s3server.js logs every request (method, path,
+        # status, milliseconds, size) to server.log; measure() marks each
+        # command.
         NODE_OPTIONS=--openssl-legacy-provider S3_ACCESS_KEY="$S3_ACCESS_KEY" \
             S3_SECRET_KEY="$S3_SECRET_KEY" S3_TLS_KEY="" S3_TLS_CERT="" \
+            BENCH_S3_REQLOG=$([ "${BENCH_S3_LOG:-0}" = 1 ] && echo 1) \
             node "$BENCH_DIR/s3server.js" "$S3_PORT" "$S3_DATA" "$S3_BUCKET" >>"$logf" 2>&1 &
         S3_PID=$!
         for i in $(seq 1 600); do
@@ -108,9 +112,16 @@ scenario_E() {
     unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_PROFILE
 
     REPO_STORE=s3
+    [ "${BENCH_S3_LOG:-0}" = 1 ] && S3_REQLOG="$WORK/s3/server.log"
     c_run E files- E-files "$E_FILES_TOOLS"
     a_run E db- E-db "$E_DB_TOOLS"
+    S3_REQLOG=""
     REPO_STORE=local
+    if [ "${BENCH_S3_LOG:-0}" = 1 ]; then
+        cp "$WORK/s3/server.log" "$OUT/s3-server.log"
+        python3 "$BENCH_DIR/s3_requests.py" "$OUT/s3-server.log" >"$OUT/s3-requests.md" ||
+            log "s3_requests.py failed"
+    fi
     record_unavailable E other borg peer "no S3 backend" "not available"
     record_unavailable E other pgbackrest peer "talks to S3rver over HTTPS (verify-tls=n), but has no file-tree or logical-dump backup: its S3 row would be scenario B over S3, not in the harness yet"
 

@@ -15,7 +15,10 @@
 #                   aes-256-cbc (synchronous: archive-async is off)
 #   opsbackup       `opsbackup archive-push %p` (it also pushes the other
 #                   waiting segments in parallel, leaving markers, so the
-#                   archiver's later calls for those return at once)
+#                   archiver's later calls for those return at once), with
+#                   the archiver's key slot that docs/OPERATIONS.md
+#                   recommends: a random password, kdf-n 1024
+#                   (pg_archiver_password_file; archive-get too)
 # Rows, per tool:
 #   segment   wall / user / sys / CPU = the sum over all archive_command calls
 #             of the run divided by the number of segments archived (mean
@@ -51,7 +54,7 @@ d_command() { # tool -> archive_command proper (before wrapping)
     cp) echo "test ! -f $r/%f && cp %p $r/%f" ;;
     gzip) echo "gzip -c %p > $r/%f.gz" ;;
     pgbackrest-zst) echo "pgbackrest --config=$WORK/pg/D-$1.conf --stanza=bench archive-push %p" ;;
-    opsbackup) echo "$OB -r $r --password-file $D_PW archive-push %p" ;;
+    opsbackup) echo "$OB -r $r --password-file $D_ARCH_PW archive-push %p" ;;
     esac
 }
 
@@ -67,7 +70,7 @@ d_verify() { # tool seg
     gzip) zcat "$r/$seg.gz" >"$tmp/$seg" ;;
     pgbackrest-zst) pg_as pgbackrest --config="$WORK/pg/D-$tool.conf" --stanza=bench \
         archive-get "$seg" "$tmp/$seg" ;;
-    opsbackup) pg_as "$OB" -r "$r" --password-file "$D_PW" archive-get "$seg" "$tmp/$seg" ;;
+    opsbackup) pg_as "$OB" -r "$r" --password-file "$D_ARCH_PW" archive-get "$seg" "$tmp/$seg" ;;
     esac || { echo "fetching $seg back failed"; return 1; }
     cmp "$src" "$tmp/$seg" && echo "$seg fetched back from the archive: identical"
     local rc=$?
@@ -188,6 +191,7 @@ archive_command = 'true'" pg_start
         die "pgbench -i failed, see $LOGS/D-pgbench-init.log"
     log "database: pgbench scale $PG_SCALE"
     D_PW=$(pg_password_file)
+    D_ARCH_PW=$(pg_archiver_password_file)
     cat >"$WORK/pg/d-archive.sh" <<'EOF'
 #!/bin/sh
 # d-archive.sh TIMES 'COMMAND': run COMMAND as archive_command would (sh -c),
@@ -207,7 +211,9 @@ EOF
         opsbackup)
             runuser -u postgres -- "$OB" --no-progress -r "$WORK/repos/D-$tool" --password-file "$D_PW" \
                 init >"$LOGS/init-D-$tool.log" 2>&1 ||
-                die "opsbackup init failed, see $LOGS/init-D-$tool.log" ;;
+                die "opsbackup init failed, see $LOGS/init-D-$tool.log"
+            ob_add_archiver_slot "$WORK/repos/D-$tool" "$D_PW" "$D_ARCH_PW" \
+                "$LOGS/key-add-D-$tool.log" ;;
         esac
     done
     for tool in $D_TOOLS; do

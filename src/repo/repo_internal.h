@@ -23,6 +23,28 @@ struct repo {
     int compression_level;
     uint32_t pack_size;
     repo_index *index;
+    /* Read-ahead (repo.c, window_get): on a remote storage, a read that
+     * continues a recent one in the same pack fetches a READ_WINDOW-byte
+     * window, kept in the slots below (LRU), with the packs' sizes. */
+    pthread_mutex_t window_mu;
+    int window_on;                    /* storage_remote() at open */
+    uint64_t window_tick;
+    struct repo_window {
+        uint8_t pack[OB_ID_LEN];
+        uint64_t start;               /* offset of data in the pack */
+        ob_buf data;                  /* empty: slot unused */
+        uint64_t used;                /* window_tick of the last hit */
+    } windows[8];
+    struct repo_recent {              /* the last reads, for the sequence test */
+        uint8_t pack[OB_ID_LEN];
+        uint64_t start, end;          /* end == 0: slot unused */
+    } recent[16];
+    unsigned recent_next;             /* round-robin replacement */
+    struct repo_pack_size {
+        uint8_t pack[OB_ID_LEN];
+        uint64_t size;                /* 0: slot unused */
+    } pack_sizes[64];
+    unsigned pack_sizes_next;         /* round-robin replacement */
 };
 
 /* Wrap / unwrap the master key with a password (key.c). */

@@ -2059,6 +2059,8 @@ typedef struct rt_wrap {
     storage base;
     storage *inner;
     int index_lists;
+    int pack_gets;   /* gets of objects under data/ */
+    uint64_t pack_bytes; /* and the bytes they returned */
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
@@ -2069,7 +2071,14 @@ static int rt_wrap_put(storage *s, const char *name, const void *data, size_t le
 static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
                        ob_err *err)
 {
-    return storage_get(((rt_wrap *)s)->inner, name, offset, len, out, err);
+    rt_wrap *w = (rt_wrap *)s;
+    int rc = storage_get(w->inner, name, offset, len, out, err);
+    if (strncmp(name, "data/", 5) == 0) {
+        __atomic_add_fetch(&w->pack_gets, 1, __ATOMIC_SEQ_CST);
+        if (rc == 0)
+            __atomic_add_fetch(&w->pack_bytes, (uint64_t)out->len, __ATOMIC_SEQ_CST);
+    }
+    return rc;
 }
 static int rt_wrap_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
 {
@@ -2149,7 +2158,7 @@ static void test_concurrent_reads(void **state)
     MUST(repo_writer_flush(w, E));
     repo_writer_free(w);
 
-    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0};
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0};
     repo *r = NULL;
     MUST(repo_open(&wrap.base, f->pw, &r, E));
     pthread_barrier_t start;
@@ -2173,6 +2182,130 @@ static void test_concurrent_reads(void **state)
     if (loads != 1)
         fail_msg("%d threads reading a fresh repo loaded its index %d times (data race on "
                  "repo->index; all but one copy leak)", RT_C_THREADS, loads);
+    rt_fx_free(f);
+}
+
+/* The read-ahead (repo.c): on a storage that is not "file" (the wrapper's
+ * "wrap" counts as remote, like S3), blobs read in sequence from the same
+ * pack — forwards, or backwards as a tree walk does — cost one ranged get
+ * per window, not one each; scattered reads fetch exactly their blobs (no
+ * bytes wasted); every byte still reads back right, blobs larger than the
+ * window read right, and a damaged blob still fails as corrupt (the window
+ * serves ciphertext; authentication is unchanged). */
+enum { RT_W_TREES = 300, RT_W_MID = 12, RT_W_BIG = 2 };
+
+static size_t rt_w_tree_len(int i)
+{
+    return 100 + (size_t)(i * 37) % 3900;
+}
+
+static void test_read_window(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("window");
+    repo_writer *w;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    uint8_t tree_ids[RT_W_TREES][OB_ID_LEN], mid_ids[RT_W_MID][OB_ID_LEN],
+        big_ids[RT_W_BIG][OB_ID_LEN];
+    uint8_t *buf = ob_xmalloc(1536 * 1024);
+    for (int i = 0; i < RT_W_TREES; i++) {
+        rt_fill_random(buf, rt_w_tree_len(i), 40000 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_TREE, buf, rt_w_tree_len(i), tree_ids[i], NULL, E));
+    }
+    for (int i = 0; i < RT_W_MID; i++) { /* 200 KiB: some cross a 1 MiB block */
+        rt_fill_random(buf, 200 * 1024, 41000 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, 200 * 1024, mid_ids[i], NULL, E));
+    }
+    for (int i = 0; i < RT_W_BIG; i++) { /* larger than the window */
+        rt_fill_random(buf, 1536 * 1024, 42000 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, 1536 * 1024, big_ids[i], NULL, E));
+    }
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_load_index(r, E));
+    ob_buf out = OB_BUF_INIT;
+    /* Trees in reverse order, as a depth-first walk reads them. */
+    int before = wrap.pack_gets;
+    for (int i = RT_W_TREES - 1; i >= 0; i--) {
+        MUST(repo_read_blob(r, tree_ids[i], REPO_BLOB_TREE, &out, E));
+        rt_fill_random(buf, rt_w_tree_len(i), 40000 + (uint64_t)i);
+        assert_int_equal(out.len, rt_w_tree_len(i));
+        assert_memory_equal(out.data, buf, out.len);
+    }
+    int tree_gets = wrap.pack_gets - before;
+    /* ~600 KiB of trees: the first read alone, then one or two windows. */
+    if (tree_gets > 4)
+        fail_msg("reading %d tree blobs backwards took %d ranged gets (want <= 4: the "
+                 "read-ahead should serve neighbours from memory)", RT_W_TREES, tree_gets);
+    before = wrap.pack_gets;
+    for (int i = 0; i < RT_W_MID; i++) {
+        MUST(repo_read_blob(r, mid_ids[i], REPO_BLOB_DATA, &out, E));
+        rt_fill_random(buf, 200 * 1024, 41000 + (uint64_t)i);
+        assert_int_equal(out.len, 200 * 1024);
+        assert_memory_equal(out.data, buf, out.len);
+    }
+    int mid_gets = wrap.pack_gets - before;
+    if (mid_gets >= RT_W_MID)
+        fail_msg("reading %d neighbouring 200 KiB blobs took %d ranged gets (want fewer)",
+                 RT_W_MID, mid_gets);
+    repo_close(r);
+    /* Scattered reads (every third 200 KiB blob, gaps of 400 KiB) in a fresh
+     * session: one get each, no byte more than the blobs. */
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_load_index(r, E));
+    before = wrap.pack_gets;
+    uint64_t bytes_before = wrap.pack_bytes, want_bytes = 0;
+    for (int i = 0; i < RT_W_MID; i += 3) {
+        MUST(repo_read_blob(r, mid_ids[i], REPO_BLOB_DATA, &out, E));
+        rt_fill_random(buf, 200 * 1024, 41000 + (uint64_t)i);
+        assert_int_equal(out.len, 200 * 1024);
+        assert_memory_equal(out.data, buf, out.len);
+        want_bytes += repo_index_lookup(repo_get_index(r), mid_ids[i])->length;
+    }
+    assert_int_equal(wrap.pack_gets - before, (RT_W_MID + 2) / 3);
+    assert_int_equal(wrap.pack_bytes - bytes_before, want_bytes);
+    for (int i = 0; i < RT_W_BIG; i++) {
+        MUST(repo_read_blob(r, big_ids[i], REPO_BLOB_DATA, &out, E));
+        rt_fill_random(buf, 1536 * 1024, 42000 + (uint64_t)i);
+        assert_int_equal(out.len, 1536 * 1024);
+        assert_memory_equal(out.data, buf, out.len);
+    }
+    repo_close(r);
+
+    /* Damage one tree blob on disk: a fresh session (empty window) fails on
+     * it as corrupt, naming it, and reads its neighbours in the same block. */
+    MUST(repo_load_index(f->r, E));
+    const index_entry *e7 = repo_index_lookup(repo_get_index(f->r), tree_ids[7]);
+    assert_non_null(e7);
+    char *pname = pack_object_name(repo_index_pack(repo_get_index(f->r), e7->pack)->id);
+    char *path = ob_xasprintf("%s/%s", f->root, pname);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)e7->offset + e7->length / 2, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)e7->offset + e7->length / 2, SEEK_SET), 0);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_read_blob(r, tree_ids[6], REPO_BLOB_TREE, &out, E));
+    ob_err e = OB_ERR_INIT;
+    assert_int_equal(repo_read_blob(r, tree_ids[7], REPO_BLOB_TREE, &out, &e), -1);
+    assert_int_equal(e.code, OB_ECORRUPT);
+    assert_non_null(strstr(ob_err_msg(&e), pname));
+    ob_err_clear(&e);
+    MUST(repo_read_blob(r, tree_ids[8], REPO_BLOB_TREE, &out, E));
+    rt_fill_random(buf, rt_w_tree_len(8), 40000 + 8);
+    assert_memory_equal(out.data, buf, out.len);
+    repo_close(r);
+
+    free(path);
+    free(pname);
+    free(buf);
+    ob_buf_free(&out);
     rt_fx_free(f);
 }
 
@@ -2579,6 +2712,7 @@ int main(void)
         cmocka_unit_test_teardown(test_writer_storage_failure, rt_teardown),
         cmocka_unit_test_teardown(test_read_blob_damaged_pack, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),
+        cmocka_unit_test_teardown(test_read_window, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),

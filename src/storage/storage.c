@@ -338,6 +338,11 @@ int storage_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_
     return 0;
 }
 
+int storage_remote(const storage *s)
+{
+    return s && s->ops && s->ops->scheme && strcmp(s->ops->scheme, "file") != 0;
+}
+
 int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
 {
     if (!s || !s->ops)

@@ -132,6 +132,9 @@ int storage_delete(storage *s, const char *name, ob_err *err);
 int storage_delete_many(storage *s, const char *const *names, size_t n, ob_err *err);
 /* Size of an object; OB_ENOTFOUND if it does not exist. */
 int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
+/* Is every request a network round trip (S3), as opposed to a local file
+ * read (posix)?  The repository reads ahead only on such storages. */
+int storage_remote(const storage *s);
 /* Remove leftovers of puts that were killed midway (posix: the hidden
  * ".tmp-*" files) that were last modified more than max_age seconds ago;
  * younger ones may belong to a put still running.  Counts what it removed
