@@ -109,8 +109,11 @@ if [ $S3 = 1 ]; then
     spawn db-logical s3-db-logical --repo "$(s3_url db)" --steps "$(steps 1 3)" --dbname "dbname=app_s3"
     install -d -o postgres -m 0700 "$F/w.s3-db-physical"
     CP_ENV=(OPSBACKUP_PASSWORD_FILE="$PGPW")
+    # Every other mutation by default: each kill point here is a base
+    # backup, a WAL switch through the archiver and a restore from S3 (the
+    # longest scenario of the phase, most of all under ASan).
     spawn db-physical s3-db-physical --repo "$PHYS_S3" --existing \
-        --steps "$(steps 1 2)" --as-user postgres --pgdata "$PGDATA_DIR"
+        --steps "$(steps 1 2)" --stride "$(steps 2 1)" --as-user postgres --pgdata "$PGDATA_DIR"
     CP_ENV=()
 fi
 reap
