@@ -376,14 +376,18 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     ob_err cfg_err = OB_ERR_INIT;
     /* Cheapest slots first: a slot made for a long random password (the
      * WAL archiver's, say: `key add --kdf-n 1024`) then opens in
-     * milliseconds, and a wrong guess against it costs little more. */
+     * milliseconds, and a wrong guess against it costs little more.  The
+     * slots read to learn their cost are kept for the attempt itself (one
+     * GET per slot on S3, not two). */
     size_t *order = ob_xcalloc(keys.n, sizeof *order);
     uint64_t *cost = ob_xcalloc(keys.n, sizeof *cost);
+    ob_buf *slot = ob_xcalloc(keys.n, sizeof *slot);
+    int *slot_ok = ob_xcalloc(keys.n, sizeof *slot_ok);
     for (size_t i = 0; i < keys.n; i++) {
         ob_err e = OB_ERR_INIT;
         order[i] = i;
-        cost[i] = storage_get(st, keys.v[i], 0, 0, &b, &e) == 0 ? repo_key_cost(b.data, b.len)
-                                                                : UINT64_MAX;
+        slot_ok[i] = storage_get(st, keys.v[i], 0, 0, &slot[i], &e) == 0;
+        cost[i] = slot_ok[i] ? repo_key_cost(slot[i].data, slot[i].len) : UINT64_MAX;
         ob_err_clear(&e);
     }
     for (size_t i = 1; i < keys.n; i++) /* insertion sort: a handful of slots */
@@ -397,8 +401,11 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     for (size_t k = 0; k < keys.n && !opened; k++) {
         size_t i = order[k];
         ob_err e = OB_ERR_INIT;
-        if (storage_get(st, keys.v[i], 0, 0, &b, &e) < 0 || repo_key_name_ok(keys.v[i], &b, &e) < 0 ||
-            repo_key_unwrap(b.data, b.len, password, master, r->id, &e) < 0) {
+        /* A slot that could not be read is read again, for its error. */
+        const ob_buf *sb = slot_ok[i] ? &slot[i] : &b;
+        if ((!slot_ok[i] && storage_get(st, keys.v[i], 0, 0, &b, &e) < 0) ||
+            repo_key_name_ok(keys.v[i], sb, &e) < 0 ||
+            repo_key_unwrap(sb->data, sb->len, password, master, r->id, &e) < 0) {
             if (e.code != OB_EAUTH) {
                 ob_warn("key slot %s: %s", keys.v[i], ob_err_msg(&e));
                 if (!damage)
@@ -427,6 +434,10 @@ int repo_open(storage *st, const char *password, repo **out, ob_err *err)
     }
     ob_buf_free(&b);
     ob_buf_free(&cfg);
+    for (size_t i = 0; i < keys.n; i++)
+        ob_buf_free(&slot[i]);
+    free(slot);
+    free(slot_ok);
     size_t nkeys = keys.n;
     free(order);
     name_list_free(&keys);
