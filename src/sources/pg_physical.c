@@ -741,7 +741,9 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
                             o->start_timeout > 0 ? o->start_timeout : 3600, log);
             break;
         }
-        struct timespec ts = {0, 200 * 1000 * 1000};
+        /* 100 ms: recovery of a small cluster ends within a second or two,
+         * and every poll is a stat or two (pg_controldata only at the end). */
+        struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     free(pg_ctl);
