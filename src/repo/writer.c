@@ -24,6 +24,14 @@
 /* Write an index file after this many packs, so a crash in a long backup
  * loses little (see writer.h). */
 #define WRITER_INDEX_EVERY 32
+/* ... or after this many blobs, whichever comes first.  Opening a
+ * repository holds one index file's ciphertext and plaintext (50 bytes a
+ * blob each) next to the loaded entries, so an index file must stay small
+ * however tiny the blobs are: 32 packs of 16-byte blobs would make one
+ * index file of 20 million entries (1 GB) and double the memory of opening
+ * the repository (bench/results_scale.md).  A file holds at most this many
+ * entries plus one pack's. */
+#define WRITER_INDEX_MAX_BLOBS 200000 /* as PRUNE_INDEX_BATCH, REPAIR_INDEX_BATCH */
 
 typedef struct job {
     struct job *next;
@@ -126,7 +134,8 @@ static int store_pack_locked(repo_writer *w, pack_builder *pb)
     w->stats.packs++;
     w->stats.bytes_stored += pb->data.len;
     pack_builder_free(pb);
-    if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY)
+    if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY ||
+        repo_index_count(w->unrecorded) >= WRITER_INDEX_MAX_BLOBS)
         return record_index_locked(w);
     return 0;
 }
