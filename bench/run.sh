@@ -9,7 +9,8 @@
 # Environment (all optional):
 #   BENCH_SCALE=1       data set size factor (files, bytes, pgbench scale, rows)
 #   BENCH_SEED=1        data set seed (an integer)
-#   BENCH_SCENARIOS="C A B D E"
+#   BENCH_SCENARIOS="C A B D E"  (S, the scale scenario of scenario_scale.sh,
+#                       ~15 min, runs only when named)
 #   BENCH_INSTALL=1     install missing Debian packages (0: only check)
 #   BENCH_DROP_CACHES=0 1: drop the page cache before each measured command
 #   BENCH_KEEP=0        1: keep repositories, restores and the cluster
@@ -57,6 +58,7 @@ OB=$WORK/build/opsbackup
 . "$BENCH_DIR/scenario_wal.sh"
 . "$BENCH_DIR/scenario_s3.sh"
 . "$BENCH_DIR/scenario_future.sh"
+. "$BENCH_DIR/scenario_scale.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (package installs, the postgres user, dropping caches)"
 
@@ -134,8 +136,8 @@ printf '%s\n' "$TSV_HEADER" >"$TSV"
 start=$(date +%s)
 for s in $BENCH_SCENARIOS; do
     case $s in
-    A | B | C | D | E) "scenario_$s" ;;
-    *) die "unknown scenario '$s' (A B C D E)" ;;
+    A | B | C | D | E | S) "scenario_$s" ;;
+    *) die "unknown scenario '$s' (A B C D E S)" ;;
     esac
 done
 log "all scenarios done in $(( $(date +%s) - start ))s"

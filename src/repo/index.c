@@ -145,9 +145,100 @@ void repo_index_add(repo_index *ix, const index_entry *e)
     }
 }
 
-static int entry_cmp(const void *a, const void *b)
+static int entry_less(const index_entry *a, const index_entry *b)
 {
-    return memcmp(((const index_entry *)a)->id, ((const index_entry *)b)->id, OB_ID_LEN);
+    return memcmp(a->id, b->id, OB_ID_LEN) < 0;
+}
+
+static void entry_swap(index_entry *a, index_entry *b)
+{
+    index_entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void sift_down(index_entry *v, size_t root, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * root + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && entry_less(&v[c], &v[c + 1]))
+            c++;
+        if (!entry_less(&v[root], &v[c]))
+            return;
+        entry_swap(&v[root], &v[c]);
+        root = c;
+    }
+}
+
+static void heap_sort(index_entry *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t i = n; i-- > 1;) {
+        entry_swap(&v[0], &v[i]);
+        sift_down(v, 0, i);
+    }
+}
+
+/* Sort entries by ID in place, with no allocation (introsort: quicksort,
+ * heapsort past a depth limit, insertion sort for short runs).  Not qsort:
+ * glibc's qsort is a merge sort that mallocs a scratch array — for 52-byte
+ * elements an indirect one of 16 bytes per element — so sorting 10 million
+ * loaded entries would add 160 MB at the peak of opening a repository and
+ * break the 64 bytes per blob budget (bench/results_scale.md). */
+static void entries_sort(index_entry *v, size_t n, unsigned depth)
+{
+    while (n > 16) {
+        if (depth-- == 0) {
+            heap_sort(v, n);
+            return;
+        }
+        /* median of three to v[0], then Hoare partition around it */
+        size_t m = n / 2;
+        if (entry_less(&v[m], &v[0]))
+            entry_swap(&v[m], &v[0]);
+        if (entry_less(&v[n - 1], &v[0]))
+            entry_swap(&v[n - 1], &v[0]);
+        if (entry_less(&v[n - 1], &v[m]))
+            entry_swap(&v[n - 1], &v[m]);
+        entry_swap(&v[0], &v[m]);
+        size_t i = 0, j = n;
+        for (;;) {
+            do
+                i++;
+            while (i < n && entry_less(&v[i], &v[0]));
+            do
+                j--;
+            while (entry_less(&v[0], &v[j]));
+            if (i >= j)
+                break;
+            entry_swap(&v[i], &v[j]);
+        }
+        entry_swap(&v[0], &v[j]);
+        /* recurse into the smaller side, loop on the larger: stack depth
+         * stays logarithmic */
+        if (j < n - j - 1) {
+            entries_sort(v, j, depth);
+            v += j + 1;
+            n -= j + 1;
+        } else {
+            entries_sort(v + j + 1, n - j - 1, depth);
+            n = j;
+        }
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0 && entry_less(&v[k], &v[k - 1]); k--)
+            entry_swap(&v[k], &v[k - 1]);
+}
+
+static void entries_sort_all(index_entry *v, size_t n)
+{
+    unsigned depth = 0;
+    for (size_t k = n; k > 1; k >>= 1)
+        depth += 2;
+    entries_sort(v, n, depth);
 }
 
 const index_entry *repo_index_lookup(const repo_index *ix, const uint8_t id[OB_ID_LEN])
@@ -185,7 +276,7 @@ index_entry *repo_index_lookup_mut(repo_index *ix, const uint8_t id[OB_ID_LEN])
 void repo_index_merge(repo_index *ix)
 {
     if (ix->sorted_dirty) {
-        qsort(ix->sorted, ix->nsorted, sizeof *ix->sorted, entry_cmp);
+        entries_sort_all(ix->sorted, ix->nsorted);
         ix->sorted_dirty = 0;
     }
     if (!ix->nrecent) {
@@ -203,7 +294,7 @@ void repo_index_merge(repo_index *ix)
     }
     /* Sort the new entries, then merge from the back so no scratch array of
      * the full size is needed (memory is the point of this module). */
-    qsort(ix->recent, ix->nrecent, sizeof *ix->recent, entry_cmp);
+    entries_sort_all(ix->recent, ix->nrecent);
     size_t i = ix->nsorted, j = ix->nrecent, k = n;
     while (j > 0) {
         if (i > 0 && memcmp(ix->sorted[i - 1].id, ix->recent[j - 1].id, OB_ID_LEN) > 0)

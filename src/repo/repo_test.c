@@ -1203,6 +1203,53 @@ enum {
     RT_IX_PACKS = 300
 };
 
+/* The in-place sort of repo_index_merge (index.c) on inputs that break a
+ * naive quicksort: already sorted, reversed, many equal first bytes, and
+ * every small size (insertion-sort cut-off). */
+static void test_index_sort_orders(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 2, 3, 15, 16, 17, 33, 100, 1000, 30000};
+    uint8_t pid[OB_ID_LEN] = {1}, salt[32] = {0};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (int order = 0; order < 4; order++) {
+            uint8_t *ids = ob_xcalloc(n ? n : 1, OB_ID_LEN);
+            for (size_t i = 0; i < n; i++) {
+                uint32_t k = order == 1 ? (uint32_t)(n - i) : (uint32_t)i;
+                if (order == 3)
+                    k = (uint32_t)((i * 2654435761u) % 1000003u);
+                uint8_t *id = ids + i * OB_ID_LEN;
+                if (order != 2) {
+                    id[0] = (uint8_t)(k >> 24);
+                    id[1] = (uint8_t)(k >> 16);
+                    id[2] = (uint8_t)(k >> 8);
+                    id[3] = (uint8_t)k;
+                }
+                /* order 2: IDs equal but for their last 4 bytes */
+                id[28] = (uint8_t)(i >> 24);
+                id[29] = (uint8_t)(i >> 16);
+                id[30] = (uint8_t)(i >> 8);
+                id[31] = (uint8_t)i;
+            }
+            repo_index *ix = repo_index_new();
+            uint32_t pos = repo_index_add_pack(ix, pid, salt);
+            for (size_t i = 0; i < n; i++) {
+                index_entry e = rt_index_entry(ids + i * OB_ID_LEN, (uint32_t)i, 1);
+                e.pack = pos;
+                repo_index_add(ix, &e);
+            }
+            repo_index_merge(ix);
+            assert_int_equal(repo_index_count(ix), n);
+            for (size_t i = 0; i < n; i++)
+                rt_check_entry(repo_index_lookup(ix, ids + i * OB_ID_LEN), ids + i * OB_ID_LEN,
+                               (uint32_t)i, 1);
+            repo_index_free(ix);
+            free(ids);
+        }
+    }
+}
+
 static void test_index(void **state)
 {
     (void)state;
@@ -2709,6 +2756,7 @@ int main(void)
         cmocka_unit_test_teardown(test_envelope, rt_teardown),
         cmocka_unit_test_teardown(test_pack_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_index, rt_teardown),
+        cmocka_unit_test_teardown(test_index_sort_orders, rt_teardown),
         cmocka_unit_test_teardown(test_index_load_memory, rt_teardown),
         cmocka_unit_test_teardown(test_index_decode_hostile, rt_teardown),
         cmocka_unit_test_teardown(test_writer_roundtrip, rt_teardown),

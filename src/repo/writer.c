@@ -24,6 +24,22 @@
 /* Write an index file after this many packs, so a crash in a long backup
  * loses little (see writer.h). */
 #define WRITER_INDEX_EVERY 32
+/* ... or after this many blobs, whichever comes first.  Opening a
+ * repository holds one index file's ciphertext and plaintext (50 bytes a
+ * blob each) next to the loaded entries, so an index file must stay small
+ * however tiny the blobs are: 32 packs of 16-byte blobs would make one
+ * index file of 20 million entries (1 GB) and double the memory of opening
+ * the repository (bench/results_scale.md).  A file holds at most this many
+ * entries plus one pack's. */
+#define WRITER_INDEX_MAX_BLOBS 200000 /* as PRUNE_INDEX_BATCH, REPAIR_INDEX_BATCH */
+/* Store a pack when it holds this many blobs even if it is smaller than
+ * the pack size.  A pack being filled keeps ~50 bytes of directory per blob
+ * (pack_blob, then the encoded directory) and each worker has one open: 16
+ * MiB of 16-byte files is ~500k blobs, ~50 MB per worker, so a backup of
+ * many tiny files grew by ~100 bytes per file until its packs filled
+ * (bench/results_scale.md).  It also bounds an index file (a pack's blobs
+ * go into one) to WRITER_INDEX_MAX_BLOBS + this. */
+#define WRITER_PACK_MAX_BLOBS 65536
 
 typedef struct job {
     struct job *next;
@@ -126,7 +142,8 @@ static int store_pack_locked(repo_writer *w, pack_builder *pb)
     w->stats.packs++;
     w->stats.bytes_stored += pb->data.len;
     pack_builder_free(pb);
-    if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY)
+    if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY ||
+        repo_index_count(w->unrecorded) >= WRITER_INDEX_MAX_BLOBS)
         return record_index_locked(w);
     return 0;
 }
@@ -209,7 +226,9 @@ static void *worker_main(void *arg)
         w->queued_bytes -= j->len;
         w->busy--;
         free(j);
-        if (open && rc == 0 && !failed && pack_builder_size(&pack) >= repo_pack_size(w->r)) {
+        if (open && rc == 0 && !failed &&
+            (pack_builder_size(&pack) >= repo_pack_size(w->r) ||
+             pack.nblobs >= WRITER_PACK_MAX_BLOBS)) {
             store_pack_locked(w, &pack); /* frees it; drops the lock meanwhile */
             open = 0;
             w->open_packs--;
