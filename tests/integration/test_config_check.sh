@@ -101,6 +101,14 @@ jobs = db, ghost
 health-url = localhost:8080/health
 [backup]
 x = 1
+[job.phys2]
+kind = db-physical
+pgdata = /srv/pg
+archive-get-command = opsbackup archive-get %f
+[job.files2]
+kind = files
+paths = /srv
+archive-get-command = opsbackup archive-get %f "%p"
 CONF
 chmod 600 "$T/bad.conf"
 expect_code 2 "$OPSBACKUP" -c "$T/bad.conf" config check
@@ -132,6 +140,8 @@ want 28 "rto 'four hours' is not a duration"
 want 29 "jobs names job 'ghost' but there is no [job.ghost]"
 want 30 "health-url"
 want 31 "unknown section [backup]"
+want 36 "archive-get-command 'opsbackup archive-get %f' has no %p"
+want 40 "archive-get-command is for db-physical jobs"
 assert_grep "problems in $T/bad.conf" "$T/bad.err"
 # nothing but problem lines and the summary
 [ "$(grep -vc "^$T/bad.conf:[0-9]*: " "$T/bad.err")" = 1 ] || { cat "$T/bad.err"; fail "stray output"; }
