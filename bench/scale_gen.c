@@ -28,20 +28,7 @@
 #include "repo/repo.h"
 #include "repo/writer.h"
 #include "storage/storage.h"
-
-static char *read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char line[4096];
-    char *s = fgets(line, sizeof line, f) ? line : NULL;
-    fclose(f);
-    if (!s)
-        return NULL;
-    s[strcspn(s, "\r\n")] = 0;
-    return strdup(s);
-}
+#include "../tests/tools/tool_password.h"
 
 int main(int argc, char **argv)
 {
@@ -53,7 +40,7 @@ int main(int argc, char **argv)
     unsigned long long per = argc == 5 ? strtoull(argv[4], NULL, 10) : 0;
     if (per == 0)
         per = n ? n : 1;
-    char *pw = read_password(argv[2]);
+    char *pw = tool_read_password(argv[2]);
     if (!pw) {
         fprintf(stderr, "scale_gen: cannot read %s\n", argv[2]);
         return 1;

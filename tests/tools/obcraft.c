@@ -40,6 +40,7 @@
 #include "repo/treeio.h"
 #include "repo/writer.h"
 #include "storage/storage.h"
+#include "tool_password.h"
 
 static const int64_t FIXED_TIME = 1700000000; /* 2023-11-14, any fixed value */
 
@@ -49,20 +50,6 @@ static void usage(void)
             "usage: obcraft REPO PASSWORD_FILE MODE [ARG]\n"
             "modes: dotdot slash dot dup nested-dotdot abs-symlink DIR dir-link\n"
             "       abs-symlink-then-dir DIR deep N ok\n");
-}
-
-static char *read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char line[4096];
-    char *s = fgets(line, sizeof line, f) ? line : NULL;
-    fclose(f);
-    if (!s)
-        return NULL;
-    s[strcspn(s, "\r\n")] = 0;
-    return strdup(s);
 }
 
 static void node_common(tree_node *n, const char *name, int type, uint32_t mode)
@@ -236,7 +223,7 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    char *pw = read_password(pwfile);
+    char *pw = tool_read_password(pwfile);
     if (!pw) {
         fprintf(stderr, "obcraft: cannot read a password from %s\n", pwfile);
         return 1;

@@ -31,6 +31,7 @@
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 #include "storage/storage.h"
+#include "tool_password.h"
 
 static void usage(void)
 {
@@ -53,20 +54,6 @@ static int locate_tree(repo *r, const char *ref, ob_err *err)
     printf("%s %u %u\n", name, e->offset, e->length);
     free(name);
     return 0;
-}
-
-static char *read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char line[4096];
-    char *s = fgets(line, sizeof line, f) ? line : NULL;
-    fclose(f);
-    if (!s)
-        return NULL;
-    s[strcspn(s, "\r\n")] = 0;
-    return strdup(s);
 }
 
 static int tamper(repo *r, const char *ref, const char *table, long long delta, ob_err *err)
@@ -123,7 +110,7 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    char *pw = read_password(pwfile);
+    char *pw = tool_read_password(pwfile);
     if (!pw) {
         fprintf(stderr, "obtamper: cannot read a password from %s\n", pwfile);
         return 1;
