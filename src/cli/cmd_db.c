@@ -293,8 +293,7 @@ static char *archive_get_command(cli_ctx *ctx, char ***reads, size_t *nreads)
         char *c = abs_path(ctx->config);
         shell_word(&b, "-c");
         shell_word(&b, c);
-        cli_strv_push(reads, nreads, ob_xstrdup(c));
-        free(c);
+        cli_strv_push(reads, nreads, c); /* now *reads' */
     }
     const char *repo = ctx->repo ? ctx->repo : getenv("OPSBACKUP_REPOSITORY");
     if (repo) {
@@ -311,12 +310,10 @@ static char *archive_get_command(cli_ctx *ctx, char ***reads, size_t *nreads)
         char *p = abs_path(pwf);
         shell_word(&b, "--password-file");
         shell_word(&b, p);
-        cli_strv_push(reads, nreads, ob_xstrdup(p));
-        free(p);
+        cli_strv_push(reads, nreads, p); /* now *reads' */
     } else if (cli_repo_password_file(ctx)) {
         cli_strv_push(reads, nreads, ob_xstrdup(cli_repo_password_file(ctx)));
-    } else if (!cli_repo_password_file(ctx) &&
-               (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND"))) {
+    } else if (getenv("OPSBACKUP_PASSWORD") || getenv("OPSBACKUP_PASSWORD_COMMAND")) {
         ob_warn("the password comes from the environment, which the restored server will not "
                 "have: give --password-file, or set restore_command yourself "
                 "(--archive-get-command)");
