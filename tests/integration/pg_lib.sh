@@ -7,6 +7,9 @@
 #   pg_fingerprint DB        the text pg_checksum hashes (to diff failures)
 #   make_app_db DB           a realistic application database
 #   bg_track PID             kill PID (a background job) when the test exits
+#   health_app_start ARGS... start tests/tools/health_app.py (an application's
+#                            health endpoint over this cluster) on a free port;
+#                            sets HEALTH to its URL and requires it healthy now
 #
 # The cluster belongs to the `postgres` system user (initdb refuses root),
 # listens only on a unix socket in $T/pg/sock on a private port, and trusts
@@ -449,3 +452,16 @@ for k in ("bytes", "bytes_added", "bytes_stored"):
 EOF2
 }
 
+# health_app_start ARGS...: the DR tests' application stand-in (health_app.py
+# ARGS: --db, --min-rows, --table, --require-file), on a port the OS picks.
+health_app_start() {
+    rm -f "$T/health.port"
+    python3 "$TOOLS/health_app.py" --psql "$PGBIN/psql" "$@" --port 0 --port-file "$T/health.port" \
+        >"$T/health.log" 2>&1 &
+    bg_track $!
+    local _
+    for _ in $(seq 1 100); do [ -s "$T/health.port" ] && break; sleep 0.1; done
+    [ -s "$T/health.port" ] || { cat "$T/health.log"; fail "health endpoint did not start"; }
+    HEALTH="http://127.0.0.1:$(cat "$T/health.port")/health"
+    curl -sf "$HEALTH" >/dev/null || fail "health endpoint is not healthy before the disaster"
+}

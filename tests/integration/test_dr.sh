@@ -47,15 +47,7 @@ touch -d '2024-01-02 03:04:05' "$APP/storage/big.bin"
 for r in local offsite; do "$OPSBACKUP" -r "$T/$r" init --kdf-n 1024 >/dev/null; done
 
 # Health endpoint: 200 only with every document and the key file back.
-rm -f "$T/health.port"
-python3 "$TOOLS/health_app.py" --db appdb --min-rows "$docs" --psql "$PGBIN/psql" \
-    --require-file "$APP/keys/app.key" --port 0 --port-file "$T/health.port" \
-    >"$T/health.log" 2>&1 &
-bg_track $!
-for _ in $(seq 1 100); do [ -s "$T/health.port" ] && break; sleep 0.1; done
-[ -s "$T/health.port" ] || { cat "$T/health.log"; fail "health endpoint did not start"; }
-HEALTH="http://127.0.0.1:$(cat "$T/health.port")/health"
-curl -sf "$HEALTH" >/dev/null || fail "health endpoint is not healthy before the disaster"
+health_app_start --db appdb --min-rows "$docs" --require-file "$APP/keys/app.key"
 
 CFG="$T/opsbackup.conf"
 # write_config RPO BEFORE HOOK_TIMEOUT

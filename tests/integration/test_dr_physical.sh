@@ -123,15 +123,7 @@ pg_fingerprint appdb | grep -v '^sequence ' >"$T/want.fp"
 pg_sql -d appdb "INSERT INTO wal_marks (n, batch) SELECT g, 'lost' FROM generate_series(1, 50) g" >/dev/null
 
 # Health endpoint: 200 only with every archived row and the key file back.
-rm -f "$T/health.port"
-python3 "$TOOLS/health_app.py" --db appdb --table wal_marks --min-rows 300 --psql "$PGBIN/psql" \
-    --require-file "$APP/keys/app.key" --port 0 --port-file "$T/health.port" \
-    >"$T/health.log" 2>&1 &
-bg_track $!
-for _ in $(seq 1 100); do [ -s "$T/health.port" ] && break; sleep 0.1; done
-[ -s "$T/health.port" ] || { cat "$T/health.log"; fail "health endpoint did not start"; }
-HEALTH="http://127.0.0.1:$(cat "$T/health.port")/health"
-curl -sf "$HEALTH" >/dev/null || fail "health endpoint is not healthy before the disaster"
+health_app_start --db appdb --table wal_marks --min-rows 300 --require-file "$APP/keys/app.key"
 
 info "a root restore whose restore_command postgres cannot run is refused, nothing written"
 write_config ""
