@@ -4,8 +4,11 @@
  */
 #include "sources/pg_conn.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 
@@ -109,4 +112,65 @@ char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, 
     char *out = ob_xstrdup((const char *)b.data);
     ob_buf_free(&b);
     return out;
+}
+
+/* prog as PATH would find it: 1 if it is Debian's pg_wrapper or absent. */
+static int path_prog_is_wrapper(const char *prog, const char *path_env)
+{
+    const char *p = path_env ? path_env : "";
+    for (;;) {
+        size_t n = strcspn(p, ":");
+        char *cand = n ? ob_xasprintf("%.*s/%s", (int)n, p, prog) : ob_xstrdup(prog);
+        if (access(cand, X_OK) == 0) {
+            char *real = realpath(cand, NULL);
+            const char *base = real ? strrchr(real, '/') : NULL;
+            int wrapper = base && strcmp(base + 1, "pg_wrapper") == 0;
+            free(real);
+            free(cand);
+            return wrapper;
+        }
+        free(cand);
+        if (!p[n])
+            return 1;
+        p += n + 1;
+    }
+}
+
+static char *installed_program(const char *root, long major, const char *prog)
+{
+    char *path = ob_xasprintf("%s/%ld/bin/%s", root, major, prog);
+    if (access(path, X_OK) == 0)
+        return path;
+    free(path);
+    return NULL;
+}
+
+char *pg_client_program(const char *prog, int server_version, const char *path_env,
+                        const char *root)
+{
+    long major = server_version / 10000;
+    if (major < 10 || !path_prog_is_wrapper(prog, path_env))
+        return ob_xstrdup(prog);
+    char *exact = installed_program(root, major, prog);
+    if (exact)
+        return exact;
+    long best = 0;
+    char *best_path = NULL;
+    DIR *d = opendir(root);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end || v <= major || v <= best)
+            continue;
+        char *cand = installed_program(root, v, prog);
+        if (cand) {
+            free(best_path);
+            best_path = cand;
+            best = v;
+        }
+    }
+    if (d)
+        closedir(d);
+    return best_path ? best_path : ob_xstrdup(prog);
 }

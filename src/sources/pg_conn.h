@@ -21,4 +21,17 @@ char *pg_conn_value(PGconn *c, const char *sql, ob_err *err);
  * conninfo does not parse or key is not a libpq keyword. */
 char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, ob_err *err);
 
+/* The program to run for prog ("pg_dump", "pg_dumpall"...) against a
+ * server of server_version (PQserverVersion, e.g. 150018); caller frees.
+ * Debian's /usr/bin/pg_dump is a Perl wrapper (pg_wrapper) that spends
+ * ~0.2 s of CPU per call choosing a version, more than a small dump takes.
+ * When prog on path_env (a PATH value) is that wrapper, or is not there, the
+ * binary under root (normally "/usr/lib/postgresql") is run directly: the
+ * server's major version if installed (what the wrapper picks for a local
+ * cluster), else the newest installed major above it (pg_dump reads older
+ * servers, never newer ones).  Otherwise, or when root has no usable
+ * version, prog itself, found on PATH as before (D47). */
+char *pg_client_program(const char *prog, int server_version, const char *path_env,
+                        const char *root);
+
 #endif

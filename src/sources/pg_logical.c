@@ -447,7 +447,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         return -1;
     }
     int rc = -1;
-    char *snapname = NULL, *dbsize = NULL, *dump_version = NULL;
+    char *snapname = NULL, *dbsize = NULL, *dump_version = NULL, *dump_prog = NULL;
     char **argv = NULL;
     repo_writer *w = NULL;
     snapshot *snap = NULL;
@@ -479,10 +479,17 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         goto out;
     }
 
+    /* Without a --dump-command, skip Debian's version-picking wrapper. */
+    if (!o->dump_command)
+        dump_prog = pg_client_program("pg_dump", PQserverVersion(conn), getenv("PATH"),
+                                      "/usr/lib/postgresql");
+    const char *dump_command = o->dump_command ? o->dump_command : dump_prog;
+    ob_debug("dump command: %s", dump_command);
+
     char *snaparg = ob_xasprintf("--snapshot=%s", snapname);
     char *dbarg = ob_xasprintf("--dbname=%s", db);
     char *extra[] = {"--format=custom", "--compress=0", snaparg, dbarg, NULL};
-    argv = build_argv(o->dump_command, "pg_dump", extra, err);
+    argv = build_argv(dump_command, "pg_dump", extra, err);
     free(snaparg);
     free(dbarg);
     if (!argv) {
@@ -523,7 +530,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
         goto out;
     }
     counting = 1;
-    gj.dump_command = o->dump_command;
+    gj.dump_command = dump_command;
     gj.db = db;
     gj.env = env;
     if (pthread_create(&gthread, NULL, globals_thread, &gj) != 0) {
@@ -538,7 +545,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     dump_version = archive_dump_version(&head);
     ob_buf_free(&head);
     if (!dump_version) /* not a custom archive we can read: ask the tool */
-        dump_version = drc == 0 ? tool_version(o->dump_command, "pg_dump", env) : NULL;
+        dump_version = drc == 0 ? tool_version(dump_command, "pg_dump", env) : NULL;
     if (dump_version)
         json_object_set_new(snap->extra, "pg_dump_version", json_string(dump_version));
     pthread_join(counter, NULL);
@@ -610,6 +617,7 @@ out:
     snapshot_free(snap);
     proc_argv_free(argv);
     free(snapname);
+    free(dump_prog);
     free(dbsize);
     free(dump_version);
     env_free(env);

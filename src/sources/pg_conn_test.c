@@ -1,0 +1,159 @@
+/*
+ * pg_conn_test.c — pg_client_program: which pg_dump a logical backup runs.
+ * A fake root of installed versions and a fake PATH, so the choice is
+ * checked without depending on what this machine has installed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "sources/pg_conn.h"
+
+typedef struct fixture {
+    char *dir, *root, *wrapper_bin, *own_bin, *empty_bin;
+} fixture;
+
+static void touch_exe(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void install(const fixture *f, const char *major, const char *prog)
+{
+    char *d = ob_xasprintf("%s/%s", f->root, major);
+    mkdir(d, 0755);
+    char *bin = ob_xasprintf("%s/bin", d);
+    mkdir(bin, 0755);
+    char *p = ob_xasprintf("%s/%s", bin, prog);
+    touch_exe(p);
+    free(p);
+    free(bin);
+    free(d);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    char tmpl[] = "/tmp/ob-pgconn-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    f->dir = strdup(tmpl);
+    f->root = ob_xasprintf("%s/lib-postgresql", f->dir);
+    f->wrapper_bin = ob_xasprintf("%s/debian-bin", f->dir);
+    f->own_bin = ob_xasprintf("%s/own-bin", f->dir);
+    f->empty_bin = ob_xasprintf("%s/empty-bin", f->dir);
+    mkdir(f->root, 0755);
+    mkdir(f->wrapper_bin, 0755);
+    mkdir(f->own_bin, 0755);
+    mkdir(f->empty_bin, 0755);
+    /* Debian's layout: /usr/bin/pg_dump -> ../share/postgresql-common/pg_wrapper */
+    char *wrapper = ob_xasprintf("%s/pg_wrapper", f->dir);
+    touch_exe(wrapper);
+    char *link = ob_xasprintf("%s/pg_dump", f->wrapper_bin);
+    assert_int_equal(symlink(wrapper, link), 0);
+    free(link);
+    free(wrapper);
+    char *own = ob_xasprintf("%s/pg_dump", f->own_bin);
+    touch_exe(own);
+    free(own);
+    install(f, "13", "pg_dump");
+    install(f, "15", "pg_dump");
+    install(f, "16", "pg_dump");
+    install(f, "17", "pg_dumpall"); /* 17 without pg_dump: not a candidate */
+    char *junk = ob_xasprintf("%s/not-a-version", f->root);
+    mkdir(junk, 0755);
+    free(junk);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char *cmd = ob_xasprintf("rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f->dir);
+    free(f->root);
+    free(f->wrapper_bin);
+    free(f->own_bin);
+    free(f->empty_bin);
+    free(f);
+    return 0;
+}
+
+static void expect_program(const fixture *f, int version, const char *path_env,
+                           const char *want_rel)
+{
+    char *got = pg_client_program("pg_dump", version, path_env, f->root);
+    if (want_rel[0] == '/') {
+        char *want = ob_xasprintf("%s%s", f->root, want_rel);
+        assert_string_equal(got, want);
+        free(want);
+    } else {
+        assert_string_equal(got, want_rel);
+    }
+    free(got);
+}
+
+/* Behind Debian's wrapper: the server's own major when installed. */
+static void test_wrapper_same_major(void **state)
+{
+    fixture *f = *state;
+    char *path = ob_xasprintf("%s:%s", f->empty_bin, f->wrapper_bin);
+    expect_program(f, 150018, path, "/15/bin/pg_dump");
+    expect_program(f, 130002, path, "/13/bin/pg_dump");
+    free(path);
+}
+
+/* Not installed: the newest installed major above it (16, not 17 which has
+ * no pg_dump); never an older one. */
+static void test_wrapper_newer_major(void **state)
+{
+    fixture *f = *state;
+    expect_program(f, 140011, f->wrapper_bin, "/16/bin/pg_dump");
+    /* Newer than anything installed: leave it to PATH (the wrapper), which
+     * then reports the mismatch in its own words. */
+    expect_program(f, 180000, f->wrapper_bin, "pg_dump");
+}
+
+/* pg_dump absent from PATH: the installed binaries are still found. */
+static void test_absent_from_path(void **state)
+{
+    fixture *f = *state;
+    expect_program(f, 150018, f->empty_bin, "/15/bin/pg_dump");
+    expect_program(f, 150018, "", "/15/bin/pg_dump");
+}
+
+/* A pg_dump of the user's own on PATH, before the wrapper: it is theirs to
+ * choose, so it is used as is; pre-10 version numbers too. */
+static void test_own_pg_dump_wins(void **state)
+{
+    fixture *f = *state;
+    char *path = ob_xasprintf("%s:%s", f->own_bin, f->wrapper_bin);
+    expect_program(f, 150018, path, "pg_dump");
+    free(path);
+    expect_program(f, 90624, f->wrapper_bin, "pg_dump");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wrapper_same_major),
+        cmocka_unit_test(test_wrapper_newer_major),
+        cmocka_unit_test(test_absent_from_path),
+        cmocka_unit_test(test_own_pg_dump_wins),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
