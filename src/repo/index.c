@@ -287,27 +287,39 @@ void repo_index_merge(repo_index *ix)
         }
         return;
     }
-    size_t n = ix->nsorted + ix->nrecent;
-    if (n > ix->sorted_cap) {
-        ix->sorted_cap = n;
-        ix->sorted = ob_xrealloc(ix->sorted, n * sizeof *ix->sorted);
-    }
-    /* Sort the new entries, then merge from the back so no scratch array of
-     * the full size is needed (memory is the point of this module). */
-    entries_sort_all(ix->recent, ix->nrecent);
-    size_t i = ix->nsorted, j = ix->nrecent, k = n;
-    while (j > 0) {
-        if (i > 0 && memcmp(ix->sorted[i - 1].id, ix->recent[j - 1].id, OB_ID_LEN) > 0)
-            ix->sorted[--k] = ix->sorted[--i];
-        else
-            ix->sorted[--k] = ix->recent[--j];
-    }
-    ix->nsorted = n;
-    free(ix->recent);
+    /* The merge is the peak of a backup that adds many blobs: drop the
+     * lookup table first (8-16 bytes per new blob), it is not needed again. */
     free(ix->slots);
-    ix->recent = NULL;
     ix->slots = NULL;
-    ix->nrecent = ix->recent_cap = ix->slots_cap = 0;
+    ix->slots_cap = 0;
+    entries_sort_all(ix->recent, ix->nrecent);
+    if (ix->nsorted == 0) {
+        /* Nothing loaded (a new repository): the sorted new entries become
+         * the array as they are.  Copying them would hold both at once, which
+         * made a backup of 1M new small files peak at ~112 bytes per blob. */
+        free(ix->sorted);
+        ix->sorted = ob_xrealloc(ix->recent, ix->nrecent * sizeof *ix->recent);
+        ix->nsorted = ix->sorted_cap = ix->nrecent;
+    } else {
+        size_t n = ix->nsorted + ix->nrecent;
+        if (n > ix->sorted_cap) {
+            ix->sorted_cap = n;
+            ix->sorted = ob_xrealloc(ix->sorted, n * sizeof *ix->sorted);
+        }
+        /* Merge from the back so no scratch array of the full size is
+         * needed (memory is the point of this module). */
+        size_t i = ix->nsorted, j = ix->nrecent, k = n;
+        while (j > 0) {
+            if (i > 0 && memcmp(ix->sorted[i - 1].id, ix->recent[j - 1].id, OB_ID_LEN) > 0)
+                ix->sorted[--k] = ix->sorted[--i];
+            else
+                ix->sorted[--k] = ix->recent[--j];
+        }
+        ix->nsorted = n;
+        free(ix->recent);
+    }
+    ix->recent = NULL;
+    ix->nrecent = ix->recent_cap = 0;
 }
 
 void repo_index_foreach(const repo_index *ix, int (*cb)(const index_entry *e, void *ud), void *ud)
