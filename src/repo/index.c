@@ -332,30 +332,52 @@ void repo_index_foreach(const repo_index *ix, int (*cb)(const index_entry *e, vo
             return;
 }
 
+/* Encoding writes straight into out, sized exactly up front: an index file
+ * holds up to 200,000 entries (D45), and building per-pack buffers and
+ * then concatenating them held the encoding twice, plus the copies of the
+ * buffers' doubling, while a backup writes it. */
 typedef struct enc_ctx {
-    uint32_t *counts;
-    ob_buf *blobs; /* one buffer per pack */
+    uint32_t *counts; /* entries per pack */
+    size_t *at;       /* where the next entry of each pack goes in out */
+    uint8_t *base;
 } enc_ctx;
 
-static int enc_visit(const index_entry *e, void *ud)
+static int enc_count(const index_entry *e, void *ud)
+{
+    ((enc_ctx *)ud)->counts[e->pack]++;
+    return 0;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int enc_put(const index_entry *e, void *ud)
 {
     enc_ctx *c = ud;
-    ob_buf *b = &c->blobs[e->pack];
-    ob_buf_append(b, e->id, OB_ID_LEN);
-    ob_buf_putc(b, (uint8_t)INDEX_TYPE(e->meta));
-    ob_buf_putc(b, (uint8_t)INDEX_COMP(e->meta));
-    ob_buf_put_u32(b, INDEX_SEQ(e->meta));
-    ob_buf_put_u32(b, e->offset);
-    ob_buf_put_u32(b, e->length);
-    ob_buf_put_u32(b, e->raw_len);
-    c->counts[e->pack]++;
+    uint8_t *p = c->base + c->at[e->pack];
+    c->at[e->pack] += IDX_BLOB_LEN;
+    memcpy(p, e->id, OB_ID_LEN);
+    p[OB_ID_LEN] = (uint8_t)INDEX_TYPE(e->meta);
+    p[OB_ID_LEN + 1] = (uint8_t)INDEX_COMP(e->meta);
+    put_le32(p + OB_ID_LEN + 2, INDEX_SEQ(e->meta));
+    put_le32(p + OB_ID_LEN + 6, e->offset);
+    put_le32(p + OB_ID_LEN + 10, e->length);
+    put_le32(p + OB_ID_LEN + 14, e->raw_len);
     return 0;
 }
 
 void repo_index_encode(const repo_index *ix, ob_buf *out)
 {
-    enc_ctx c = {ob_xcalloc(ix->npacks, sizeof(uint32_t)), ob_xcalloc(ix->npacks, sizeof(ob_buf))};
-    repo_index_foreach(ix, enc_visit, &c);
+    enc_ctx c = {ob_xcalloc(ix->npacks ? ix->npacks : 1, sizeof(uint32_t)),
+                 ob_xcalloc(ix->npacks ? ix->npacks : 1, sizeof(size_t)), NULL};
+    repo_index_foreach(ix, enc_count, &c);
+    size_t total = 8;
+    for (size_t i = 0; i < ix->npacks; i++)
+        total += OB_ID_LEN + 32 + 4 + (size_t)c.counts[i] * IDX_BLOB_LEN;
+    ob_buf_reserve(out, total);
     ob_buf_append(out, IDX_MAGIC, 4);
     ob_buf_put_u32(out, (uint32_t)ix->npacks);
     for (size_t i = 0; i < ix->npacks; i++) {
@@ -363,11 +385,14 @@ void repo_index_encode(const repo_index *ix, ob_buf *out)
         ob_buf_append(out, p->id, OB_ID_LEN);
         ob_buf_append(out, p->salt, 32);
         ob_buf_put_u32(out, c.counts[i]);
-        ob_buf_append(out, c.blobs[i].data, c.blobs[i].len);
-        ob_buf_free(&c.blobs[i]);
+        c.at[i] = out->len;
+        out->len += (size_t)c.counts[i] * IDX_BLOB_LEN; /* filled below */
     }
+    c.base = out->data;
+    repo_index_foreach(ix, enc_put, &c);
+    out->data[out->len] = 0; /* ob_buf keeps a NUL past the end */
     free(c.counts);
-    free(c.blobs);
+    free(c.at);
 }
 
 int repo_index_decode(repo_index *ix, const uint8_t *data, size_t len, ob_err *err)
