@@ -21,8 +21,8 @@ typedef struct repair_ctx {
     storage_names old_files;  /* index files listed (the ones step 3 deletes) */
     repo_index *old;          /* union of the readable old index files */
     repo_index *batch;        /* the new index file being filled */
-    ob_buf *payloads;         /* encoded new index files, written in step 2 */
-    size_t npayloads;
+    char (*new_names)[OB_HEX_ID_LEN + 1]; /* new index files written so far */
+    size_t nnew;              /* written, or planned under dry_run */
     ob_buf plain;             /* scratch for blob plaintexts */
 } repair_ctx;
 
@@ -89,16 +89,30 @@ static int load_old(repair_ctx *c, ob_err *err)
     return 0;
 }
 
-static void flush_batch(repair_ctx *c)
+/* Write the batch as a new index file (step 2, done as batches fill so
+ * only one is in memory: a 10M-blob repair held all of them, ~50 B per
+ * blob, beside the old index).  Old index files are deleted only after the
+ * last one is written. */
+static int flush_batch(repair_ctx *c, ob_err *err)
 {
     if (!c->batch || repo_index_count(c->batch) == 0)
-        return;
-    c->payloads = ob_xrealloc(c->payloads, (c->npayloads + 1) * sizeof *c->payloads);
-    ob_buf *p = &c->payloads[c->npayloads++];
-    *p = (ob_buf)OB_BUF_INIT;
-    repo_index_encode(c->batch, p);
+        return 0;
+    int rc = 0;
+    if (!c->o->dry_run) {
+        ob_buf payload = OB_BUF_INIT;
+        repo_index_encode(c->batch, &payload);
+        c->new_names = ob_xrealloc(c->new_names, (c->nnew + 1) * sizeof *c->new_names);
+        rc = repo_put_object(c->r, "index", REPO_OBJ_INDEX, payload.data, payload.len,
+                             c->new_names[c->nnew], err);
+        ob_buf_free(&payload);
+        if (rc < 0)
+            ob_err_prefix(err, "writing a new index file");
+    }
+    if (rc == 0)
+        c->nnew++;
     repo_index_free(c->batch);
     c->batch = NULL;
+    return rc;
 }
 
 /* Verify one blob of a pack held in data; add it to the new index if it
@@ -169,7 +183,7 @@ static int scan_pack(repair_ctx *c, const char *pname, ob_err *err)
     ob_buf data = OB_BUF_INIT;
     if (storage_get(repo_storage(c->r), pname, 0, 0, &data, err) < 0) {
         ob_buf_free(&data);
-        return ob_err_prefix(err, "reading pack %s; repair wrote nothing", pname);
+        return ob_err_prefix(err, "reading pack %s", pname);
     }
     c->st->bytes_read += data.len;
     pack_blob *blobs = NULL;
@@ -220,7 +234,7 @@ static int scan_pack(repair_ctx *c, const char *pname, ob_err *err)
     free(blobs);
     ob_buf_free(&data);
     if (c->batch && repo_index_count(c->batch) >= REPAIR_INDEX_BATCH)
-        flush_batch(c);
+        return flush_batch(c, err);
     return 0;
 }
 
@@ -285,13 +299,13 @@ int repo_repair_index(repo *r, const repair_opts *o, repair_stats *st, ob_err *e
     c.o = o;
     c.st = st;
     storage_names packs = {0};
-    char (*new_names)[OB_HEX_ID_LEN + 1] = NULL;
     char **doomed = NULL;
     size_t ndoomed = 0;
     int rc = -1;
 
-    /* Step 1: read and decide.  Index files are listed before packs: with
-     * the exclusive lock nothing changes meanwhile anyway. */
+    /* Steps 1 and 2: read and decide, writing the new index files as they
+     * fill.  Index files are listed before packs: with the exclusive lock
+     * nothing changes meanwhile anyway. */
     if (load_old(&c, err) < 0)
         goto out;
     if (storage_list(repo_storage(r), "data/", storage_names_collect, &packs, err) < 0) {
@@ -299,30 +313,29 @@ int repo_repair_index(repo *r, const repair_opts *o, repair_stats *st, ob_err *e
         goto out;
     }
     count_missing(&c, &packs);
-    for (size_t i = 0; i < packs.n; i++)
-        if (scan_pack(&c, packs.v[i], err) < 0)
-            goto out;
-    flush_batch(&c);
-    st->index_new = c.npayloads;
+    int ok = 1;
+    for (size_t i = 0; i < packs.n && ok; i++)
+        ok = scan_pack(&c, packs.v[i], err) == 0;
+    if (ok)
+        ok = flush_batch(&c, err) == 0;
+    st->index_new = c.nnew;
+    if (!ok) {
+        if (c.nnew && !o->dry_run)
+            ob_err_prefix(err, "repair stopped; the old index files were left as they were, "
+                               "beside %zu new one(s) (harmless duplicates; run repair again)",
+                          c.nnew);
+        else
+            ob_err_prefix(err, "repair wrote nothing");
+        goto out;
+    }
     if (o->dry_run) {
         rc = 0;
         goto out;
     }
 
-    /* Step 2: the new index, durable before anything old goes. */
-    new_names = ob_xcalloc(c.npayloads ? c.npayloads : 1, sizeof *new_names);
-    for (size_t i = 0; i < c.npayloads; i++) {
-        if (repo_put_object(r, "index", REPO_OBJ_INDEX, c.payloads[i].data, c.payloads[i].len,
-                            new_names[i], err) < 0) {
-            ob_err_prefix(err, "writing a new index file; the old index files were left as they "
-                               "were (run repair again)");
-            goto out;
-        }
-    }
-
     /* Step 3. */
     for (size_t i = 0; i < c.old_files.n; i++)
-        if (!is_new_name(c.old_files.v[i], new_names, c.npayloads)) {
+        if (!is_new_name(c.old_files.v[i], c.new_names, c.nnew)) {
             doomed = ob_xrealloc(doomed, (ndoomed + 1) * sizeof *doomed);
             doomed[ndoomed++] = c.old_files.v[i];
         }
@@ -342,15 +355,12 @@ int repo_repair_index(repo *r, const repair_opts *o, repair_stats *st, ob_err *e
 out:
     /* The in-memory index, if any, no longer matches storage. */
     repo_set_index(r, NULL);
-    for (size_t i = 0; i < c.npayloads; i++)
-        ob_buf_free(&c.payloads[i]);
-    free(c.payloads);
+    free(c.new_names);
     repo_index_free(c.batch);
     repo_index_free(c.old);
     ob_buf_free(&c.plain);
     storage_names_free(&c.old_files);
     storage_names_free(&packs);
-    free(new_names);
     free(doomed);
     return rc;
 }

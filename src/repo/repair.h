@@ -14,22 +14,26 @@
  * `check` then names exactly the files that lost data.
  *
  * Crash safety, in the same order as prune (docs/DECISIONS.md D21):
- *   1. read everything; decide;
- *   2. write the new index files (each put is durable before it returns);
- *   3. only then delete the old index files this repair listed — except a
- *      new file that happens to have the same name (identical content).
+ *   1. read every pack, deciding what the new index holds;
+ *   2. write the new index files, each as soon as it is full (each put is
+ *      durable before it returns), so only one is held in memory;
+ *   3. only after the last one, delete the old index files this repair
+ *      listed — except a new file that happens to have the same name
+ *      (identical content).
  * A crash before 3 leaves old and new index files side by side (duplicate
  * entries are harmless: FORMAT.md §11); a crash during 3 leaves the new
  * index complete.  Running repair again finishes the job.
  *
  * A storage error (as opposed to damage) while reading a pack stops the
- * repair before anything is written: a pack that could not be read this
- * time must not lose its index entries.
+ * repair before anything is deleted: a pack that could not be read this
+ * time must not lose its index entries.  New index files already written
+ * stay beside the old ones (the message says so).
  *
  * Concurrency: the caller holds the exclusive lock (no backup may add
  * index files while the old ones are being replaced).
  *
- * Memory: one pack in memory at a time, plus the new index (52 B per blob).
+ * Memory: one pack at a time, the old index (52 B per blob) and one new
+ * index file being filled (REPAIR_INDEX_BATCH blobs).
  *
  * Ownership: repair borrows the repo and drops its in-memory index
  * (repo_set_index(r, NULL)) so later reads load the new one.
