@@ -2037,6 +2037,105 @@ static void test_read_blob_damaged_pack(void **state)
     rt_fx_free(f);
 }
 
+/* repo_read_blobs: blobs come in order and intact, in runs of one read;
+ * a damaged blob in the middle of a run stops at that blob, naming it, with
+ * the blobs before it delivered; a truncated pack likewise. */
+typedef struct rb_seen {
+    size_t n;
+    size_t idx[64];
+    int fail_at; /* fn fails at this index (-1: never) */
+} rb_seen;
+
+static int rb_collect(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err)
+{
+    rb_seen *s = ud;
+    uint8_t want[3000];
+    rt_fill_random(want, sizeof want, 900 + (uint64_t)i);
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(data, want, sizeof want);
+    if ((int)i == s->fail_at)
+        return ob_err_set(err, OB_EFAIL, "sink failed at %zu", i);
+    s->idx[s->n++] = i;
+    return 0;
+}
+
+static void test_read_blobs_runs(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("runs");
+    repo_writer *w;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    enum { N = 20 };
+    uint8_t ids[N][OB_ID_LEN];
+    const uint8_t *idp[N];
+    uint8_t buf[3000];
+    for (int i = 0; i < N; i++) {
+        rt_fill_random(buf, sizeof buf, 900 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, sizeof buf, ids[i], NULL, E));
+        idp[i] = ids[i];
+    }
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    rt_fx_reopen(f);
+    ob_buf ct = OB_BUF_INIT, out = OB_BUF_INIT;
+
+    rb_seen s = {.fail_at = -1};
+    MUST(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s, E));
+    assert_int_equal(s.n, N);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(s.idx[i], i);
+    /* The sink's failure comes back as -2 with its own message. */
+    s = (rb_seen){.fail_at = 3};
+    ob_err e = OB_ERR_INIT;
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -2);
+    assert_int_equal(s.n, 3);
+    assert_non_null(strstr(ob_err_msg(&e), "sink failed at 3"));
+    ob_err_clear(&e);
+
+    MUST(repo_load_index(f->r, E));
+    const index_entry *e5 = repo_index_lookup(repo_get_index(f->r), ids[5]);
+    uint32_t off = e5->offset, len = e5->length;
+    char *pname = pack_object_name(repo_index_pack(repo_get_index(f->r), e5->pack)->id);
+    char *path = ob_xasprintf("%s/%s", f->root, pname);
+    char hex[OB_HEX_ID_LEN + 1];
+
+    /* One flipped byte in blob 5: 0..4 delivered, the error names blob 5. */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)off + len / 2, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)off + len / 2, SEEK_SET), 0);
+    fputc(c ^ 0x10, fp);
+    fclose(fp);
+    s = (rb_seen){.fail_at = -1};
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -1);
+    assert_int_equal(e.code, OB_ECORRUPT);
+    assert_int_equal(s.n, 5);
+    ob_hex(ids[5], OB_ID_LEN, hex);
+    hex[16] = 0;
+    assert_non_null(strstr(ob_err_msg(&e), hex));
+    assert_non_null(strstr(ob_err_msg(&e), pname));
+    ob_err_clear(&e);
+
+    /* Truncated inside blob 5: the same, as a truncation. */
+    assert_int_equal(truncate(path, (off_t)off + 1), 0);
+    s = (rb_seen){.fail_at = -1};
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -1);
+    assert_int_equal(e.code, OB_ECORRUPT);
+    assert_int_equal(s.n, 5);
+    assert_non_null(strstr(ob_err_msg(&e), hex));
+    ob_err_clear(&e);
+
+    ob_buf_free(&ct);
+    ob_buf_free(&out);
+    free(path);
+    free(pname);
+    rt_fx_free(f);
+}
+
 /* Storage failing under the writer: the error is sticky, flush reports it,
  * no index file is written, free does not hang, and a later session can
  * store everything once storage works again. */
@@ -2765,6 +2864,7 @@ int main(void)
         cmocka_unit_test_teardown(test_writer_same_bytes_data_and_tree, rt_teardown),
         cmocka_unit_test_teardown(test_writer_storage_failure, rt_teardown),
         cmocka_unit_test_teardown(test_read_blob_damaged_pack, rt_teardown),
+        cmocka_unit_test_teardown(test_read_blobs_runs, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),
         cmocka_unit_test_teardown(test_read_window, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
