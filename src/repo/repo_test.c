@@ -2351,6 +2351,25 @@ static size_t rt_w_tree_len(int i)
     return 100 + (size_t)(i * 37) % 3900;
 }
 
+/* repo_read_blobs sink for test_read_window: blob i is rt_fill_random(len,
+ * seed + i). */
+typedef struct rt_w_check {
+    uint64_t seed;
+    size_t len, n;
+    uint8_t *buf;
+} rt_w_check;
+
+static int rt_w_check_blob(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err)
+{
+    (void)err;
+    rt_w_check *k = ud;
+    rt_fill_random(k->buf, k->len, k->seed + i);
+    assert_int_equal(len, k->len);
+    assert_memory_equal(data, k->buf, len);
+    k->n++;
+    return 0;
+}
+
 static void test_read_window(void **state)
 {
     (void)state;
@@ -2426,6 +2445,30 @@ static void test_read_window(void **state)
         assert_int_equal(out.len, 1536 * 1024);
         assert_memory_equal(out.data, buf, out.len);
     }
+    repo_close(r);
+
+    /* repo_read_blobs over the remote storage, in a fresh session: the same
+     * bytes, runs of neighbouring 200 KiB blobs in fewer gets than blobs,
+     * and blobs larger than a run one by one. */
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_load_index(r, E));
+    const uint8_t *ids[RT_W_MID];
+    ob_buf ct = OB_BUF_INIT;
+    for (int i = 0; i < RT_W_MID; i++)
+        ids[i] = mid_ids[i];
+    rt_w_check k = {41000, 200 * 1024, 0, buf};
+    before = wrap.pack_gets;
+    MUST(repo_read_blobs(r, ids, RT_W_MID, REPO_BLOB_DATA, &ct, &out, rt_w_check_blob, &k, E));
+    assert_int_equal(k.n, RT_W_MID);
+    if (wrap.pack_gets - before >= RT_W_MID)
+        fail_msg("repo_read_blobs of %d neighbouring 200 KiB blobs took %d ranged gets "
+                 "(want fewer)", RT_W_MID, wrap.pack_gets - before);
+    for (int i = 0; i < RT_W_BIG; i++)
+        ids[i] = big_ids[i];
+    k = (rt_w_check){42000, 1536 * 1024, 0, buf};
+    MUST(repo_read_blobs(r, ids, RT_W_BIG, REPO_BLOB_DATA, &ct, &out, rt_w_check_blob, &k, E));
+    assert_int_equal(k.n, RT_W_BIG);
+    ob_buf_free(&ct);
     repo_close(r);
 
     /* Damage one tree blob on disk: a fresh session (empty window) fails on
