@@ -764,34 +764,133 @@ static int window_get(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname,
     return 0;
 }
 
-int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err)
+/* The index entry of blob id, or NULL with err set (repo_read_blob's
+ * messages). */
+static const index_entry *blob_entry(repo *r, const uint8_t id[OB_ID_LEN], int type,
+                                     ob_err *err)
 {
     char hex[OB_HEX_ID_LEN + 1];
-    ob_hex(id, OB_ID_LEN, hex);
     if (repo_load_index(r, err) < 0)
-        return -1;
+        return NULL;
     const index_entry *e = repo_index_lookup(r->index, id);
+    const char *fmt = NULL;
+    int code = OB_ENOTFOUND;
     if (!e)
-        return ob_err_set(err, OB_ENOTFOUND,
-                          "blob %.16s is not in any index: the repository is missing data "
-                          "(run `opsbackup check`)",
-                          hex);
-    if (e->pack == INDEX_PACK_PENDING)
-        return ob_err_set(err, OB_ENOTFOUND, "blob %.16s is not stored yet", hex);
-    if ((int)INDEX_TYPE(e->meta) != type)
-        return ob_err_set(err, OB_ECORRUPT, "blob %.16s has type %u in the index, expected %d",
-                          hex, INDEX_TYPE(e->meta), type);
+        fmt = "blob %.16s is not in any index: the repository is missing data "
+              "(run `opsbackup check`)";
+    else if (e->pack == INDEX_PACK_PENDING)
+        fmt = "blob %.16s is not stored yet";
+    if (fmt || (int)INDEX_TYPE(e->meta) != type) {
+        ob_hex(id, OB_ID_LEN, hex);
+        if (fmt)
+            ob_err_set(err, code, fmt, hex);
+        else
+            ob_err_set(err, OB_ECORRUPT, "blob %.16s has type %u in the index, expected %d",
+                       hex, INDEX_TYPE(e->meta), type);
+        return NULL;
+    }
+    return e;
+}
+
+/* Bytes [offset, offset + len) of pack p. */
+static int pack_range(repo *r, const index_pack *p, const char *pname, uint64_t offset,
+                      uint64_t len, ob_buf *out, ob_err *err)
+{
+    return r->window_on ? window_get(r, p->id, pname, offset, len, out, err)
+                        : storage_get(r->st, pname, offset, len, out, err);
+}
+
+static void blob_err_prefix(ob_err *err, const index_entry *e, const char *pname)
+{
+    char hex[OB_HEX_ID_LEN + 1];
+    ob_hex(e->id, OB_ID_LEN, hex);
+    ob_err_prefix(err, "blob %.16s in pack %s at offset %u", hex, pname, e->offset);
+}
+
+int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err)
+{
+    const index_entry *e = blob_entry(r, id, type, err);
+    if (!e)
+        return -1;
     const index_pack *p = repo_index_pack(r->index, e->pack);
     char *pname = pack_object_name(p->id);
     ob_buf ct = OB_BUF_INIT;
-    int rc = r->window_on
-                 ? window_get(r, p->id, pname, e->offset, e->length, &ct, err)
-                 : storage_get(r->st, pname, e->offset, e->length, &ct, err);
+    int rc = pack_range(r, p, pname, e->offset, e->length, &ct, err);
     if (rc == 0)
         rc = pack_open_blob(r, p->salt, e, ct.data, ct.len, out, err);
     if (rc < 0)
-        ob_err_prefix(err, "blob %.16s in pack %s at offset %u", hex, pname, e->offset);
+        blob_err_prefix(err, e, pname);
     ob_buf_free(&ct);
     free(pname);
+    return rc;
+}
+
+/*
+ * A physical restore reads a relation file's 8 KiB blocks in order, and a
+ * backup stored them in order, so most of a file's blobs lie back to back
+ * in a pack (bench cluster: 85,978 blocks in 18,252 such runs).  Reading
+ * each run with one ranged get instead of one per blob saves most of the
+ * system calls (a pread, and the fstat of storage_posix's kept descriptor)
+ * and, on S3, most of the requests.  Every blob is still opened from its
+ * own bytes by pack_open_blob, authenticated and checked against its ID,
+ * with the same errors; a run is cut at REPO_RUN_BYTES, at a gap or at
+ * another pack.
+ */
+#define REPO_RUN_BLOBS 256
+
+int repo_read_blobs(repo *r, const uint8_t *const ids[], size_t n, int type, ob_buf *ct,
+                    ob_buf *out, repo_blob_fn fn, void *ud, ob_err *err)
+{
+    int rc = 0;
+    size_t i = 0;
+    while (rc == 0 && i < n) {
+        const index_entry *first = blob_entry(r, ids[i], type, err);
+        if (!first) {
+            rc = -1;
+            break;
+        }
+        /* The run: ids[i..k) back to back in first's pack.  A blob that is
+         * not found ends the run; reading it alone reports it. */
+        const index_entry *run[REPO_RUN_BLOBS];
+        run[0] = first;
+        size_t k = i + 1;
+        uint64_t end = (uint64_t)first->offset + first->length;
+        while (k < n && k - i < REPO_RUN_BLOBS) {
+            ob_err ignore = OB_ERR_INIT;
+            const index_entry *e = blob_entry(r, ids[k], type, &ignore);
+            ob_err_clear(&ignore);
+            if (!e || e->pack != first->pack || e->offset != end ||
+                end + e->length - first->offset > REPO_RUN_BYTES)
+                break;
+            end += e->length;
+            run[k++ - i] = e;
+        }
+        const index_pack *p = repo_index_pack(r->index, first->pack);
+        char *pname = pack_object_name(p->id);
+        int got = pack_range(r, p, pname, first->offset, end - first->offset, ct, err);
+        if (got < 0 && k - i > 1) {
+            /* A damaged (say truncated) pack: read this blob alone, so that
+             * the error names the blob it is about and the blobs before it
+             * still come through, as with repo_read_blob. */
+            ob_err_clear(err);
+            k = i + 1;
+            got = pack_range(r, p, pname, first->offset, first->length, ct, err);
+        }
+        if (got < 0) {
+            blob_err_prefix(err, first, pname);
+            rc = -1;
+        }
+        for (size_t j = i; rc == 0 && i < k; i++) {
+            const index_entry *e = run[i - j];
+            if (pack_open_blob(r, p->salt, e, ct->data + (e->offset - first->offset),
+                               e->length, out, err) < 0) {
+                blob_err_prefix(err, e, pname);
+                rc = -1;
+            } else if (fn(ud, i, out->data, out->len, err) < 0) {
+                rc = -2;
+            }
+        }
+        free(pname);
+    }
     return rc;
 }

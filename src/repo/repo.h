@@ -116,6 +116,19 @@ void repo_set_index(repo *r, repo_index *ix);
  * the pack.  out receives the plaintext. */
 int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err);
 
+/* Read blobs ids[0..n) in order, each opened and checked exactly as
+ * repo_read_blob does (same errors), and hand each plaintext to
+ * fn(ud, i, data, len, err).  Blobs that lie back to back in one pack are
+ * fetched with one ranged get of up to REPO_RUN_BYTES.  ct and out are the
+ * caller's buffers (ciphertext of a run, one plaintext), kept between
+ * calls so that they are not allocated and faulted in again each time.
+ * Returns 0; -1 when a blob could not be read (err as repo_read_blob's);
+ * -2 when fn failed (fn's err, returned unchanged). */
+#define REPO_RUN_BYTES ((uint64_t)1 << 20)
+typedef int (*repo_blob_fn)(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err);
+int repo_read_blobs(repo *r, const uint8_t *const ids[], size_t n, int type, ob_buf *ct,
+                    ob_buf *out, repo_blob_fn fn, void *ud, ob_err *err);
+
 /* Key slots (key.c). */
 typedef struct repo_key_info {
     char *id;        /* object name under keys/ (hex) */

@@ -2037,6 +2037,105 @@ static void test_read_blob_damaged_pack(void **state)
     rt_fx_free(f);
 }
 
+/* repo_read_blobs: blobs come in order and intact, in runs of one read;
+ * a damaged blob in the middle of a run stops at that blob, naming it, with
+ * the blobs before it delivered; a truncated pack likewise. */
+typedef struct rb_seen {
+    size_t n;
+    size_t idx[64];
+    int fail_at; /* fn fails at this index (-1: never) */
+} rb_seen;
+
+static int rb_collect(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err)
+{
+    rb_seen *s = ud;
+    uint8_t want[3000];
+    rt_fill_random(want, sizeof want, 900 + (uint64_t)i);
+    assert_int_equal(len, sizeof want);
+    assert_memory_equal(data, want, sizeof want);
+    if ((int)i == s->fail_at)
+        return ob_err_set(err, OB_EFAIL, "sink failed at %zu", i);
+    s->idx[s->n++] = i;
+    return 0;
+}
+
+static void test_read_blobs_runs(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("runs");
+    repo_writer *w;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    enum { N = 20 };
+    uint8_t ids[N][OB_ID_LEN];
+    const uint8_t *idp[N];
+    uint8_t buf[3000];
+    for (int i = 0; i < N; i++) {
+        rt_fill_random(buf, sizeof buf, 900 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, sizeof buf, ids[i], NULL, E));
+        idp[i] = ids[i];
+    }
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    rt_fx_reopen(f);
+    ob_buf ct = OB_BUF_INIT, out = OB_BUF_INIT;
+
+    rb_seen s = {.fail_at = -1};
+    MUST(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s, E));
+    assert_int_equal(s.n, N);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(s.idx[i], i);
+    /* The sink's failure comes back as -2 with its own message. */
+    s = (rb_seen){.fail_at = 3};
+    ob_err e = OB_ERR_INIT;
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -2);
+    assert_int_equal(s.n, 3);
+    assert_non_null(strstr(ob_err_msg(&e), "sink failed at 3"));
+    ob_err_clear(&e);
+
+    MUST(repo_load_index(f->r, E));
+    const index_entry *e5 = repo_index_lookup(repo_get_index(f->r), ids[5]);
+    uint32_t off = e5->offset, len = e5->length;
+    char *pname = pack_object_name(repo_index_pack(repo_get_index(f->r), e5->pack)->id);
+    char *path = ob_xasprintf("%s/%s", f->root, pname);
+    char hex[OB_HEX_ID_LEN + 1];
+
+    /* One flipped byte in blob 5: 0..4 delivered, the error names blob 5. */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)off + len / 2, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)off + len / 2, SEEK_SET), 0);
+    fputc(c ^ 0x10, fp);
+    fclose(fp);
+    s = (rb_seen){.fail_at = -1};
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -1);
+    assert_int_equal(e.code, OB_ECORRUPT);
+    assert_int_equal(s.n, 5);
+    ob_hex(ids[5], OB_ID_LEN, hex);
+    hex[16] = 0;
+    assert_non_null(strstr(ob_err_msg(&e), hex));
+    assert_non_null(strstr(ob_err_msg(&e), pname));
+    ob_err_clear(&e);
+
+    /* Truncated inside blob 5: the same, as a truncation. */
+    assert_int_equal(truncate(path, (off_t)off + 1), 0);
+    s = (rb_seen){.fail_at = -1};
+    assert_int_equal(repo_read_blobs(f->r, idp, N, REPO_BLOB_DATA, &ct, &out, rb_collect, &s,
+                                     &e), -1);
+    assert_int_equal(e.code, OB_ECORRUPT);
+    assert_int_equal(s.n, 5);
+    assert_non_null(strstr(ob_err_msg(&e), hex));
+    ob_err_clear(&e);
+
+    ob_buf_free(&ct);
+    ob_buf_free(&out);
+    free(path);
+    free(pname);
+    rt_fx_free(f);
+}
+
 /* Storage failing under the writer: the error is sticky, flush reports it,
  * no index file is written, free does not hang, and a later session can
  * store everything once storage works again. */
@@ -2252,6 +2351,25 @@ static size_t rt_w_tree_len(int i)
     return 100 + (size_t)(i * 37) % 3900;
 }
 
+/* repo_read_blobs sink for test_read_window: blob i is rt_fill_random(len,
+ * seed + i). */
+typedef struct rt_w_check {
+    uint64_t seed;
+    size_t len, n;
+    uint8_t *buf;
+} rt_w_check;
+
+static int rt_w_check_blob(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err)
+{
+    (void)err;
+    rt_w_check *k = ud;
+    rt_fill_random(k->buf, k->len, k->seed + i);
+    assert_int_equal(len, k->len);
+    assert_memory_equal(data, k->buf, len);
+    k->n++;
+    return 0;
+}
+
 static void test_read_window(void **state)
 {
     (void)state;
@@ -2327,6 +2445,30 @@ static void test_read_window(void **state)
         assert_int_equal(out.len, 1536 * 1024);
         assert_memory_equal(out.data, buf, out.len);
     }
+    repo_close(r);
+
+    /* repo_read_blobs over the remote storage, in a fresh session: the same
+     * bytes, runs of neighbouring 200 KiB blobs in fewer gets than blobs,
+     * and blobs larger than a run one by one. */
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_load_index(r, E));
+    const uint8_t *ids[RT_W_MID];
+    ob_buf ct = OB_BUF_INIT;
+    for (int i = 0; i < RT_W_MID; i++)
+        ids[i] = mid_ids[i];
+    rt_w_check k = {41000, 200 * 1024, 0, buf};
+    before = wrap.pack_gets;
+    MUST(repo_read_blobs(r, ids, RT_W_MID, REPO_BLOB_DATA, &ct, &out, rt_w_check_blob, &k, E));
+    assert_int_equal(k.n, RT_W_MID);
+    if (wrap.pack_gets - before >= RT_W_MID)
+        fail_msg("repo_read_blobs of %d neighbouring 200 KiB blobs took %d ranged gets "
+                 "(want fewer)", RT_W_MID, wrap.pack_gets - before);
+    for (int i = 0; i < RT_W_BIG; i++)
+        ids[i] = big_ids[i];
+    k = (rt_w_check){42000, 1536 * 1024, 0, buf};
+    MUST(repo_read_blobs(r, ids, RT_W_BIG, REPO_BLOB_DATA, &ct, &out, rt_w_check_blob, &k, E));
+    assert_int_equal(k.n, RT_W_BIG);
+    ob_buf_free(&ct);
     repo_close(r);
 
     /* Damage one tree blob on disk: a fresh session (empty window) fails on
@@ -2765,6 +2907,7 @@ int main(void)
         cmocka_unit_test_teardown(test_writer_same_bytes_data_and_tree, rt_teardown),
         cmocka_unit_test_teardown(test_writer_storage_failure, rt_teardown),
         cmocka_unit_test_teardown(test_read_blob_damaged_pack, rt_teardown),
+        cmocka_unit_test_teardown(test_read_blobs_runs, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),
         cmocka_unit_test_teardown(test_read_window, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
