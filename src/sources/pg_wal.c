@@ -322,9 +322,10 @@ static int read_file(const char *path, ob_buf *out, ob_err *err)
 }
 
 /* A WAL segment mapped read-only.  archive-push is a short process per
- * segment, and copying 16 MiB into fresh heap memory (page faults, zeroing,
- * the copy itself) was its largest cost (bench/results.md, run 10); the
- * mapping shares the page cache's pages instead.  PostgreSQL does not touch a
+ * segment, and reading 16 MiB into fresh heap memory was its largest cost
+ * (perf of 20 pushes: memmove 36 %, page faults 17 %); the mapping shares
+ * the page cache's pages instead (per segment 1.47x -> 0.91x pgBackRest,
+ * bench/results.md run 10).  PostgreSQL does not touch a
  * segment while it waits for archive_command, so it cannot shrink under the
  * mapping (which would raise SIGBUS). */
 typedef struct seg_map {
