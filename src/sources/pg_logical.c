@@ -19,6 +19,7 @@
 #include "repo/lock.h"
 #include "repo/treeio.h"
 #include "repo/writer.h"
+#include "sources/pg_archive.h"
 #include "sources/pg_conn.h"
 #include "sources/stream.h"
 
@@ -186,20 +187,11 @@ static char *tool_version(const char *command, const char *fallback, char **env)
 
 /* ---- backup ---------------------------------------------------------- */
 
-typedef struct count_job {
-    PGconn *conn;
-    json_t *tables;   /* filled: {"schema.table": count} */
-    ob_err err;
-    int failed;
-} count_job;
-
-/* List the tables pg_dump dumps data for and count each one's rows, in
- * the transaction whose snapshot pg_dump uses.  FROM ONLY so a partitioned
- * parent does not count its partitions' rows twice. */
-static void *count_tables(void *arg)
+/* The tables pg_dump dumps data for, in the transaction whose snapshot
+ * pg_dump uses (columns: schema, table). */
+static PGresult *list_tables(PGconn *conn, ob_err *err)
 {
-    count_job *j = arg;
-    PGresult *r = PQexec(j->conn,
+    PGresult *r = PQexec(conn,
                          "SELECT n.nspname, c.relname FROM pg_class c "
                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
                          "WHERE c.relkind IN ('r', 'p') "
@@ -210,30 +202,51 @@ static void *count_tables(void *arg)
                          "'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
                          "ORDER BY 1, 2");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        ob_err_set(&j->err, OB_EFAIL, "listing tables: %s", PQresultErrorMessage(r));
-        j->failed = 1;
+        ob_err_set(err, OB_EFAIL, "listing tables: %s", PQresultErrorMessage(r));
         PQclear(r);
         return NULL;
     }
-    for (int i = 0; i < PQntuples(r) && !j->failed; i++) {
-        char *ns = quote_ident(j->conn, PQgetvalue(r, i, 0));
-        char *rel = quote_ident(j->conn, PQgetvalue(r, i, 1));
-        char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", ns, rel);
-        char *v = pg_conn_value(j->conn, sql, &j->err);
-        if (!v) {
-            j->failed = 1;
-        } else {
-            char *key = ob_xasprintf("%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-            json_object_set_new(j->tables, key, json_integer(strtoll(v, NULL, 10)));
+    return r;
+}
+
+/* {"schema.table": rows} for every listed table: from the archive stream's
+ * counts (D48) where it has the table, else SELECT count(*) in the dump's
+ * snapshot (a partitioned parent, a table dumped as INSERTs, or every
+ * table when the stream could not be read).  FROM ONLY so a partitioned
+ * parent does not count its partitions' rows twice. */
+static json_t *count_rows(PGconn *conn, const PGresult *list, const json_t *streamed,
+                          ob_err *err)
+{
+    json_t *out = json_object();
+    int by_sql = 0;
+    for (int i = 0; i < PQntuples(list); i++) {
+        char *key = ob_xasprintf("%s.%s", PQgetvalue(list, i, 0), PQgetvalue(list, i, 1));
+        json_t *n = streamed ? json_object_get(streamed, key) : NULL;
+        if (n) {
+            json_object_set(out, key, n);
             free(key);
+            continue;
         }
+        char *ns = quote_ident(conn, PQgetvalue(list, i, 0));
+        char *rel = quote_ident(conn, PQgetvalue(list, i, 1));
+        char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", ns, rel);
+        char *v = pg_conn_value(conn, sql, err);
+        if (v)
+            json_object_set_new(out, key, json_integer(strtoll(v, NULL, 10)));
+        by_sql++;
         free(v);
         free(sql);
         free(ns);
         free(rel);
+        free(key);
+        if (!v) {
+            json_decref(out);
+            return NULL;
+        }
     }
-    PQclear(r);
-    return NULL;
+    ob_debug("row counts: %d of %d tables from the dump stream, %d with SELECT count(*)",
+             PQntuples(list) - by_sql, PQntuples(list), by_sql);
+    return out;
 }
 
 static tree_node *add_stream_node(tree *t, const char *name)
@@ -253,85 +266,36 @@ static tree_node *add_stream_node(tree *t, const char *name)
     return n;
 }
 
-/* Reads a pipe, keeping a copy of the first bytes (the archive header). */
-typedef struct head_reader {
+/* Reads a pipe, showing every byte to an archive row counter. */
+typedef struct counting_reader {
     int fd;
-    ob_buf *head;   /* may be NULL */
-} head_reader;
+    pg_archive_counter *ac;   /* may be NULL */
+} counting_reader;
 
-#define PG_HEAD_KEEP 4096
-
-static ssize_t head_read(void *ud, uint8_t *buf, size_t len)
+static ssize_t counting_read(void *ud, uint8_t *buf, size_t len)
 {
-    head_reader *h = ud;
+    counting_reader *h = ud;
     ssize_t k = stream_read_fd(&h->fd, buf, len);
-    if (k > 0 && h->head && h->head->len < PG_HEAD_KEEP) {
-        size_t take = PG_HEAD_KEEP - h->head->len;
-        ob_buf_append(h->head, buf, (size_t)k < take ? (size_t)k : take);
-    }
+    if (k > 0 && h->ac)
+        pg_archive_counter_feed(h->ac, buf, (size_t)k);
     return k;
 }
 
-/* pg_dump's own version from a custom-format archive header, which saves
- * running `pg_dump --version` (on Debian a Perl wrapper) separately.
- * Layout (pg_backup_archiver.c, WriteHead): "PGDMP", major, minor, rev,
- * intSize, offSize, format, compression (an int before archive 1.15, a
- * byte since), 7 ints of creation time, then three strings: database,
- * server version, pg_dump version.  An int is a sign byte and intSize
- * little-endian bytes; a string is an int length and the bytes. */
-static char *archive_dump_version(const ob_buf *head)
-{
-    ob_rd r = ob_rd_init(head->data, head->len);
-    const uint8_t *magic = ob_rd_take(&r, 5);
-    if (!magic || memcmp(magic, "PGDMP", 5) != 0)
-        return NULL;
-    uint8_t vmaj = ob_rd_u8(&r), vmin = ob_rd_u8(&r);
-    ob_rd_u8(&r);
-    uint8_t isz = ob_rd_u8(&r);
-    ob_rd_u8(&r); /* offSize */
-    ob_rd_u8(&r); /* format */
-    if (r.bad || isz < 1 || isz > 8)
-        return NULL;
-    int ints = 7, byte_comp = vmaj > 1 || (vmaj == 1 && vmin >= 15);
-    if (byte_comp)
-        ob_rd_u8(&r);
-    else
-        ints++;
-    for (int i = 0; i < ints; i++)
-        ob_rd_take(&r, 1u + isz);
-    char *str = NULL;
-    for (int k = 0; k < 3 && !r.bad; k++) {
-        int neg = ob_rd_u8(&r);
-        const uint8_t *le = ob_rd_take(&r, isz);
-        if (!le || neg)
-            return NULL;
-        uint64_t n = 0;
-        for (int b = isz - 1; b >= 0; b--)
-            n = n << 8 | le[b];
-        const uint8_t *p = n <= r.left ? ob_rd_take(&r, (size_t)n) : NULL;
-        if (!p)
-            return NULL;
-        if (k == 2)
-            str = ob_xasprintf("pg_dump (PostgreSQL) %.*s", (int)n, (const char *)p);
-    }
-    return str;
-}
-
 /* Run a dump command and store its stdout as node n.  Fails (with the
- * command's own error text) unless it exits 0.  head, if not NULL,
- * receives the first bytes of the output. */
+ * command's own error text) unless it exits 0.  ac, if not NULL, is fed
+ * the output. */
 static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t buf_cap,
                         char **argv, char **env, const char *what, tree_node *n,
-                        uint64_t *bytes, ob_buf *head, ob_err *err)
+                        uint64_t *bytes, pg_archive_counter *ac, ob_err *err)
 {
     proc_opts po = {argv, env, 0, 1};
     proc *p;
     if (proc_start(&po, &p, err) < 0)
         return -1;
     stream_sink sink = {w, ck, buf, buf_cap, NULL, NULL};
-    head_reader hr = {proc_stdout(p), head};
+    counting_reader hr = {proc_stdout(p), ac};
     size_t cap = 0;
-    int rc = stream_store(&sink, head_read, &hr, what, 0, n, &cap, bytes, err);
+    int rc = stream_store(&sink, counting_read, &hr, what, 0, n, &cap, bytes, err);
     if (rc < 0) {
         proc_free(p); /* kills it */
         return -1;
@@ -454,9 +418,11 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     uint8_t *buf = NULL;
     tree t;
     tree_init(&t);
-    count_job cj = {conn, json_object(), OB_ERR_INIT, 0};
-    pthread_t counter, gthread;
-    int counting = 0, gstarted = 0;
+    PGresult *tables = NULL;
+    json_t *counts = NULL;
+    pg_archive_counter *ac = pg_archive_counter_new();
+    pthread_t gthread;
+    int gstarted = 0;
     globals_job gj;
     memset(&gj, 0, sizeof gj);
     const char *db = PQdb(conn);
@@ -473,7 +439,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
                                             "datcollate || '|' || datctype FROM pg_database "
                                             "WHERE datname = current_database()", err)
                            : NULL;
-    if (!owner || !encoding) {
+    if (!owner || !encoding || !(tables = list_tables(conn, err))) {
         free(owner);
         free(encoding);
         goto out;
@@ -524,12 +490,6 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     size_t buf_cap = 2 * (size_t)chunker_get_params(ck)->max_size;
     buf = ob_xmalloc(buf_cap);
 
-    /* Count while pg_dump runs: the counting thread owns conn meanwhile. */
-    if (pthread_create(&counter, NULL, count_tables, &cj) != 0) {
-        ob_err_set(err, OB_EFAIL, "cannot start the row-counting thread");
-        goto out;
-    }
-    counting = 1;
     gj.dump_command = dump_command;
     gj.db = db;
     gj.env = env;
@@ -540,20 +500,20 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     gstarted = 1;
     uint64_t dump_bytes = 0, globals_bytes = 0;
     tree_node *dn = add_stream_node(&t, PG_DUMP_NAME);
-    ob_buf head = OB_BUF_INIT;
-    int drc = dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, &head, err);
-    dump_version = archive_dump_version(&head);
-    ob_buf_free(&head);
-    if (!dump_version) /* not a custom archive we can read: ask the tool */
-        dump_version = drc == 0 ? tool_version(dump_command, "pg_dump", env) : NULL;
-    if (dump_version)
-        json_object_set_new(snap->extra, "pg_dump_version", json_string(dump_version));
-    pthread_join(counter, NULL);
-    counting = 0;
-    if (drc < 0)
+    if (dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, ac, err) < 0)
         goto out;
-    if (cj.failed) {
-        ob_err_move(err, &cj.err);
+    dump_version = pg_archive_counter_dump_version(ac)
+                       ? ob_xstrdup(pg_archive_counter_dump_version(ac))
+                       : tool_version(dump_command, "pg_dump", env); /* not an archive we read */
+    json_object_set_new(snap->extra, "pg_dump_version", json_string(dump_version));
+    json_t *streamed = NULL;
+    char *why = NULL;
+    if (pg_archive_counter_finish(ac, &streamed, &why) < 0)
+        ob_debug("row counts: cannot read them from the dump (%s): counting with SQL", why);
+    free(why);
+    counts = count_rows(conn, tables, streamed, err);
+    json_decref(streamed);
+    if (!counts) {
         ob_err_prefix(err, "counting rows");
         goto out;
     }
@@ -594,7 +554,7 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     snap->stats.bytes_stored = ws.bytes_stored;
     snap->stats.blobs_added = ws.blobs_added;
     snap->stats.duration = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    json_object_set(snap->extra, "tables", cj.tables);
+    json_object_set(snap->extra, "tables", counts);
     json_object_set_new(snap->extra, "dump_bytes", json_integer((json_int_t)dump_bytes));
     json_object_set_new(snap->extra, "globals", json_boolean(globals));
     if (snapshot_save(r, snap, err) < 0)
@@ -603,14 +563,13 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
     snap = NULL;
     rc = 0;
 out:
-    if (counting)
-        pthread_join(counter, NULL);
     if (gstarted)
         pthread_join(gthread, NULL);
     ob_buf_free(&gj.out);
     ob_err_clear(&gj.err);
-    ob_err_clear(&cj.err);
-    json_decref(cj.tables);
+    json_decref(counts);
+    PQclear(tables);
+    pg_archive_counter_free(ac);
     repo_writer_free(w);
     free(buf);
     tree_free(&t);

@@ -382,10 +382,11 @@ ANALYZE;
 EOF
 }
 
-# pg_table_counts DB: "schema.table count" for every user table, sorted.
+# pg_table_counts DB: "schema.table count" for every user table, sorted
+# (FROM ONLY: a partitioned parent holds no rows of its own).
 pg_table_counts() {
     "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -d "$1" <<'EOF2'
-SELECT format($q$SELECT %L || ' ' || count(*) FROM %I.%I$q$, n.nspname || '.' || c.relname, n.nspname, c.relname)
+SELECT format($q$SELECT %L || ' ' || count(*) FROM ONLY %I.%I$q$, n.nspname || '.' || c.relname, n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%'

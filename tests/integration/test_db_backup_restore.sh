@@ -11,6 +11,12 @@ info "application database"
 make_app_db appdb
 # A role that exists only in the globals of the backup (dropped later).
 pg_sql "CREATE ROLE reporting NOLOGIN CONNECTION LIMIT 7"
+# A partitioned table, and rows that look like COPY's end marker once a
+# backslash is escaped: the row counts come from the dump stream (D48).
+pg_sql -d appdb "CREATE TABLE measurements (id int, at date, v text) PARTITION BY RANGE (at);
+CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO measurements SELECT i, date '2025-06-01' + i, E'\\\\.\n\\.' || i FROM generate_series(1, 300) i;"
 init_repo
 
 orig=$(pg_checksum appdb)
@@ -24,9 +30,15 @@ expect_code 0 ob backup db --dbname "dbname=appdb"
 grep -Eq '^snapshot [0-9a-f]{8} saved' "$T/out" || { cat "$T/out"; problem "backup db does not print 'snapshot XXXXXXXX saved: ...'"; }
 
 info "backup db --json"
-expect_code 0 ob --json backup db --dbname "dbname=appdb"
+expect_code 0 ob -v -v --json backup db --dbname "dbname=appdb"
 cp "$T/out" "$T/b.json"
 report_problems "backup db --json" < <(db_snapshot_problems "$T/b.json" appdb "$T/counts")
+# Every table with rows was counted from the archive pg_dump wrote, not
+# scanned again; the partitioned parent (no data of its own) with SQL.
+ntables=$(wc -l <"$T/counts")
+assert_grep "row counts: $((ntables - 1)) of $ntables tables from the dump stream, 1 with SELECT count" "$T/err"
+[ "$(json_get "$T/b.json" 'j["extra"]["tables"]["public.measurements_2025"]')" = 213 ] ||
+    problem "snapshot does not record 213 rows in measurements_2025"
 tdocs=$(json_get "$T/b.json" 'j.get("extra", {}).get("tables", {}).get("public.documents")' || true)
 [ "$tdocs" = "$docs" ] || problem "snapshot records $tdocs documents, the database has $docs"
 id=$(json_get "$T/b.json" 'j["id"]')
@@ -157,6 +169,15 @@ if [ "$(basename "$(readlink -f "$(command -v pg_dump)")")" = pg_wrapper ]; then
     grep -q "cluster globals (roles) are not stored" "$T/err" &&
         problem "pg_dumpall did not run next to the direct pg_dump: $(cat "$T/err")"
 fi
+
+info "backup db with a dump command writing INSERTs: counted with SQL instead"
+# (a command not ending in pg_dump: no globals, which is checked elsewhere)
+pg_table_counts appdb >"$T/counts"
+expect_code 0 ob -v -v --json backup db --dbname "dbname=appdb" \
+    --dump-command "$PGBIN/pg_dump --inserts --rows-per-insert=7"
+report_problems "backup db --inserts" < <(db_snapshot_problems "$T/out" appdb "$T/counts" |
+    grep -v '^extra.globals')
+assert_grep "row counts: 0 of $ntables tables from the dump stream, $ntables with SELECT count" "$T/err"
 
 info "the repository verifies"
 expect_code 0 ob check --read-data
