@@ -450,12 +450,20 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
     ob_err err = OB_ERR_INIT;
     repo_lock *lock = NULL;
     ctx->multi_repo_ok = 1;
-    if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0)
-        goto out;
+    /* pg_dump first: it reads the catalog while the repository opens. */
     pg_backup_opts o = {a.dbname, a.dump_command, a.set, a.tags, a.ntags, when, 0};
+    pg_logical_dump *dump = NULL;
+    if (pg_logical_dump_start(&o, &dump, &err) < 0) {
+        rc = cli_fail(ctx, &err);
+        goto out;
+    }
+    if ((rc = cli_open_repo_locked(ctx, 0, &lock)) != 0) {
+        pg_logical_dump_free(dump);
+        goto out;
+    }
     snapshot *s = NULL;
     json_t *j = NULL;
-    if (pg_logical_backup(ctx->r, &o, &s, &err) < 0) {
+    if (pg_logical_dump_store(ctx->r, dump, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else if (ctx->json) {
         j = snapshot_to_json(s);

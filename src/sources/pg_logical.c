@@ -281,26 +281,19 @@ static ssize_t counting_read(void *ud, uint8_t *buf, size_t len)
     return k;
 }
 
-/* Run a dump command and store its stdout as node n.  Fails (with the
+/* Store a started dump command's stdout as node n.  Fails (with the
  * command's own error text) unless it exits 0.  ac, if not NULL, is fed
- * the output. */
+ * the output.  Frees p (killing the command if it still runs). */
 static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t buf_cap,
-                        char **argv, char **env, const char *what, tree_node *n,
-                        uint64_t *bytes, pg_archive_counter *ac, ob_err *err)
+                        proc *p, const char *what, tree_node *n, uint64_t *bytes,
+                        pg_archive_counter *ac, ob_err *err)
 {
-    proc_opts po = {argv, env, 0, 1};
-    proc *p;
-    if (proc_start(&po, &p, err) < 0)
-        return -1;
     stream_sink sink = {w, ck, buf, buf_cap, NULL, NULL};
     counting_reader hr = {proc_stdout(p), ac};
     size_t cap = 0;
     int rc = stream_store(&sink, counting_read, &hr, what, 0, n, &cap, bytes, err);
-    if (rc < 0) {
-        proc_free(p); /* kills it */
-        return -1;
-    }
-    rc = proc_wait_ok(p, what, err);
+    if (rc == 0)
+        rc = proc_wait_ok(p, what, err);
     if (rc == 0 && *bytes == 0)
         rc = ob_err_set(err, OB_EFAIL, "%s wrote nothing", what);
     n->size = *bytes;
@@ -397,74 +390,85 @@ static ssize_t mem_read(void *ud, uint8_t *buf, size_t len)
     return (ssize_t)n;
 }
 
-int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *err)
+struct pg_logical_dump {
+    struct timespec t0;
+    int nthreads;
+    char **env;
+    PGconn *conn;       /* in the transaction whose snapshot pg_dump uses */
+    PGresult *tables;   /* list_tables */
+    char *dump_prog;    /* the --dump-command, or pg_client_program's choice */
+    const char *dump_command; /* = dump_prog; NULL: "pg_dump" on PATH */
+    proc *dump;         /* pg_dump, running; NULL once handed to the store */
+    snapshot *snap;     /* extra filled in as far as known before the dump */
+    pg_archive_counter *ac;
+    globals_job gj;
+    pthread_t gthread;
+    int gstarted;
+};
+
+void pg_logical_dump_free(pg_logical_dump *d)
+{
+    if (!d)
+        return;
+    proc_free(d->dump); /* kills it if it still runs */
+    if (d->gstarted)
+        pthread_join(d->gthread, NULL);
+    ob_buf_free(&d->gj.out);
+    ob_err_clear(&d->gj.err);
+    PQclear(d->tables);
+    PQfinish(d->conn);
+    env_free(d->env);
+    free(d->dump_prog);
+    snapshot_free(d->snap);
+    pg_archive_counter_free(d->ac);
+    free(d);
+}
+
+int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err *err)
 {
     *out = NULL;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    char **env = conn_env(o->conninfo, err);
-    if (!env)
-        return -1;
-    PGconn *conn = pg_conn_open(o->conninfo, NULL, err);
-    if (!conn) {
-        env_free(env);
-        return -1;
-    }
-    int rc = -1;
-    char *snapname = NULL, *dbsize = NULL, *dump_version = NULL, *dump_prog = NULL;
+    pg_logical_dump *d = ob_xcalloc(1, sizeof *d);
+    clock_gettime(CLOCK_MONOTONIC, &d->t0);
+    d->nthreads = o->nthreads;
+    d->ac = pg_archive_counter_new();
+    char *snapname = NULL, *dbsize = NULL, *owner = NULL, *encoding = NULL;
     char **argv = NULL;
-    repo_writer *w = NULL;
-    snapshot *snap = NULL;
-    uint8_t *buf = NULL;
-    tree t;
-    tree_init(&t);
-    PGresult *tables = NULL;
-    json_t *counts = NULL;
-    pg_archive_counter *ac = pg_archive_counter_new();
-    pthread_t gthread;
-    int gstarted = 0;
-    globals_job gj;
-    memset(&gj, 0, sizeof gj);
+    int rc = -1;
+    if (!(d->env = conn_env(o->conninfo, err)) ||
+        !(d->conn = pg_conn_open(o->conninfo, NULL, err)))
+        goto out;
+    PGconn *conn = d->conn;
     const char *db = PQdb(conn);
 
     /* The transaction whose snapshot both pg_dump and our counts see. */
-    if (pg_conn_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0)
+    if (pg_conn_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0 ||
+        !(snapname = pg_conn_value(conn, "SELECT pg_export_snapshot()", err)) ||
+        !(dbsize = pg_conn_value(conn, "SELECT pg_database_size(current_database())", err)) ||
+        !(owner = pg_conn_value(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+                                      "datname = current_database()", err)) ||
+        !(encoding = pg_conn_value(conn, "SELECT pg_encoding_to_char(encoding) || '|' || "
+                                         "datcollate || '|' || datctype FROM pg_database "
+                                         "WHERE datname = current_database()", err)) ||
+        !(d->tables = list_tables(conn, err)))
         goto out;
-    if (!(snapname = pg_conn_value(conn, "SELECT pg_export_snapshot()", err)) ||
-        !(dbsize = pg_conn_value(conn, "SELECT pg_database_size(current_database())", err)))
-        goto out;
-    char *owner = pg_conn_value(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
-                                 "datname = current_database()", err);
-    char *encoding = owner ? pg_conn_value(conn, "SELECT pg_encoding_to_char(encoding) || '|' || "
-                                            "datcollate || '|' || datctype FROM pg_database "
-                                            "WHERE datname = current_database()", err)
-                           : NULL;
-    if (!owner || !encoding || !(tables = list_tables(conn, err))) {
-        free(owner);
-        free(encoding);
-        goto out;
-    }
 
     /* Without a --dump-command, skip Debian's version-picking wrapper. */
-    if (!o->dump_command)
-        dump_prog = pg_client_program("pg_dump", PQserverVersion(conn), getenv("PATH"),
-                                      "/usr/lib/postgresql");
-    const char *dump_command = o->dump_command ? o->dump_command : dump_prog;
-    ob_debug("dump command: %s", dump_command);
+    d->dump_prog = o->dump_command ? ob_xstrdup(o->dump_command)
+                                   : pg_client_program("pg_dump", PQserverVersion(conn),
+                                                       getenv("PATH"), "/usr/lib/postgresql");
+    d->dump_command = d->dump_prog;
+    ob_debug("dump command: %s", d->dump_command);
 
     char *snaparg = ob_xasprintf("--snapshot=%s", snapname);
     char *dbarg = ob_xasprintf("--dbname=%s", db);
     char *extra[] = {"--format=custom", "--compress=0", snaparg, dbarg, NULL};
-    argv = build_argv(dump_command, "pg_dump", extra, err);
+    argv = build_argv(d->dump_command, "pg_dump", extra, err);
     free(snaparg);
     free(dbarg);
-    if (!argv) {
-        free(owner);
-        free(encoding);
+    if (!argv)
         goto out;
-    }
 
-    snap = snapshot_new("db");
+    snapshot *snap = d->snap = snapshot_new("db");
     if (o->set) {
         free(snap->set);
         snap->set = ob_xstrdup(o->set);
@@ -481,106 +485,128 @@ int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *
                             "pg_dump_version", "unknown", "database_size",
                             (json_int_t)strtoll(dbsize, NULL, 10), "owner", owner, "encoding",
                             encoding, "format", "custom");
+
+    /* pg_dump starts now and reads the catalog while the caller opens the
+     * repository (its key derivation alone takes ~0.5 s); once its pipe is
+     * full it waits for dump_to_node.  The globals are dumped meanwhile. */
+    proc_opts po = {argv, d->env, 0, 1};
+    if (proc_start(&po, &d->dump, err) < 0)
+        goto out;
+    d->gj.dump_command = d->dump_command;
+    d->gj.db = db;
+    d->gj.env = d->env;
+    if (pthread_create(&d->gthread, NULL, globals_thread, &d->gj) != 0) {
+        ob_err_set(err, OB_EFAIL, "cannot start the globals thread");
+        goto out;
+    }
+    d->gstarted = 1;
+    *out = d;
+    d = NULL;
+    rc = 0;
+out:
+    pg_logical_dump_free(d);
+    proc_argv_free(argv);
+    free(snapname);
+    free(dbsize);
     free(owner);
     free(encoding);
+    return rc;
+}
 
-    if (repo_writer_new(r, o->nthreads, &w, err) < 0)
+int pg_logical_dump_store(repo *r, pg_logical_dump *d, snapshot **out, ob_err *err)
+{
+    *out = NULL;
+    int rc = -1;
+    repo_writer *w = NULL;
+    uint8_t *buf = NULL;
+    json_t *counts = NULL;
+    tree t;
+    tree_init(&t);
+    snapshot *snap = d->snap;
+
+    if (repo_writer_new(r, d->nthreads, &w, err) < 0)
         goto out;
     const chunker *ck = repo_chunker(r, REPO_CHUNK_DB);
     size_t buf_cap = 2 * (size_t)chunker_get_params(ck)->max_size;
     buf = ob_xmalloc(buf_cap);
 
-    gj.dump_command = dump_command;
-    gj.db = db;
-    gj.env = env;
-    if (pthread_create(&gthread, NULL, globals_thread, &gj) != 0) {
-        ob_err_set(err, OB_EFAIL, "cannot start the globals thread");
-        goto out;
-    }
-    gstarted = 1;
     uint64_t dump_bytes = 0, globals_bytes = 0;
     tree_node *dn = add_stream_node(&t, PG_DUMP_NAME);
-    if (dump_to_node(w, ck, buf, buf_cap, argv, env, "pg_dump", dn, &dump_bytes, ac, err) < 0)
+    proc *dump = d->dump;
+    d->dump = NULL;
+    if (dump_to_node(w, ck, buf, buf_cap, dump, "pg_dump", dn, &dump_bytes, d->ac, err) < 0)
         goto out;
-    dump_version = pg_archive_counter_dump_version(ac)
-                       ? ob_xstrdup(pg_archive_counter_dump_version(ac))
-                       : tool_version(dump_command, "pg_dump", env); /* not an archive we read */
-    json_object_set_new(snap->extra, "pg_dump_version", json_string(dump_version));
+    /* Not an archive we read: ask the tool for its version. */
+    char *version = pg_archive_counter_dump_version(d->ac)
+                        ? ob_xstrdup(pg_archive_counter_dump_version(d->ac))
+                        : tool_version(d->dump_command, "pg_dump", d->env);
+    json_object_set_new(snap->extra, "pg_dump_version", json_string(version));
+    free(version);
     json_t *streamed = NULL;
     char *why = NULL;
-    if (pg_archive_counter_finish(ac, &streamed, &why) < 0)
+    if (pg_archive_counter_finish(d->ac, &streamed, &why) < 0)
         ob_debug("row counts: cannot read them from the dump (%s): counting with SQL", why);
     free(why);
-    counts = count_rows(conn, tables, streamed, err);
+    counts = count_rows(d->conn, d->tables, streamed, err);
     json_decref(streamed);
     if (!counts) {
         ob_err_prefix(err, "counting rows");
         goto out;
     }
     /* pg_dump has its own snapshot copy; ours may end now. */
-    pg_conn_exec(conn, "COMMIT", err);
+    pg_conn_exec(d->conn, "COMMIT", err);
     ob_err_clear(err);
 
     /* The globals were dumped meanwhile (they are small: kept in memory). */
-    pthread_join(gthread, NULL);
-    gstarted = 0;
+    pthread_join(d->gthread, NULL);
+    d->gstarted = 0;
+    globals_job *gj = &d->gj;
     int globals = 0;
-    if (gj.ok) {
+    if (gj->ok) {
         tree_node *gn = add_stream_node(&t, PG_GLOBALS_NAME);
-        mem_reader mr = {gj.out.data, gj.out.len};
+        mem_reader mr = {gj->out.data, gj->out.len};
         stream_sink gsink = {w, ck, buf, buf_cap, NULL, NULL};
         size_t gcap = 0;
         if (stream_store(&gsink, mem_read, &mr, "globals", 0, gn, &gcap, &globals_bytes, err) < 0)
             goto out;
         gn->size = globals_bytes;
         globals = 1;
-        if (gj.without_pw)
+        if (gj->without_pw)
             ob_warn("role passwords are not stored: reading them needs a superuser (pg_authid)");
-    } else if (gj.skipped) {
+    } else if (gj->skipped) {
         ob_warn("the dump command does not end in pg_dump: cluster globals (roles) are not "
                 "stored");
     } else {
-        ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&gj.err));
+        ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&gj->err));
     }
 
     if (treeio_save(w, &t, snap->tree, err) < 0 || repo_writer_flush(w, err) < 0)
         goto out;
     repo_writer_stats ws;
     repo_writer_get_stats(w, &ws);
+    struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     snap->stats.files = globals ? 2 : 1;
     snap->stats.bytes = dump_bytes + globals_bytes;
     snap->stats.bytes_added = ws.bytes_added;
     snap->stats.bytes_stored = ws.bytes_stored;
     snap->stats.blobs_added = ws.blobs_added;
-    snap->stats.duration = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    snap->stats.duration =
+        (double)(t1.tv_sec - d->t0.tv_sec) + (t1.tv_nsec - d->t0.tv_nsec) / 1e9;
     json_object_set(snap->extra, "tables", counts);
     json_object_set_new(snap->extra, "dump_bytes", json_integer((json_int_t)dump_bytes));
     json_object_set_new(snap->extra, "globals", json_boolean(globals));
     if (snapshot_save(r, snap, err) < 0)
         goto out;
     *out = snap;
-    snap = NULL;
+    d->snap = NULL;
     rc = 0;
 out:
-    if (gstarted)
-        pthread_join(gthread, NULL);
-    ob_buf_free(&gj.out);
-    ob_err_clear(&gj.err);
     json_decref(counts);
-    PQclear(tables);
-    pg_archive_counter_free(ac);
     repo_writer_free(w);
     free(buf);
     tree_free(&t);
-    snapshot_free(snap);
-    proc_argv_free(argv);
-    free(snapname);
-    free(dump_prog);
-    free(dbsize);
-    free(dump_version);
-    env_free(env);
-    PQfinish(conn);
+    pg_logical_dump_free(d);
     return rc;
 }
 

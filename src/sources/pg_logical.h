@@ -40,10 +40,19 @@ typedef struct pg_backup_opts {
     char **tags;
     size_t ntags;
     int64_t time_sec;          /* 0 = now */
-    int nthreads;
+    int nthreads;              /* writer threads; 0: one per CPU */
 } pg_backup_opts;
 
-int pg_logical_backup(repo *r, const pg_backup_opts *o, snapshot **out, ob_err *err);
+/* A logical backup in two steps, so that pg_dump's start (connecting,
+ * reading the catalog, ~0.2 s) overlaps the caller's opening of the
+ * repository (key derivation, ~0.5 s; D49).  start connects, exports the
+ * snapshot and starts pg_dump and pg_dumpall; store streams the running
+ * dump into r as a new snapshot and frees d whatever happens; pg_logical_dump_free abandons a started
+ * dump (pg_dump is killed, the session closed).  o need not outlive start. */
+typedef struct pg_logical_dump pg_logical_dump;
+int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err *err);
+int pg_logical_dump_store(repo *r, pg_logical_dump *d, snapshot **out, ob_err *err);
+void pg_logical_dump_free(pg_logical_dump *d);
 
 typedef struct pg_restore_opts {
     const char *conninfo;      /* server to restore to (and db to replace) */

@@ -28,6 +28,25 @@ grep -q 'nosuchdb' "$T/err" || problem "stderr does not name the database nosuch
 n=$(snapshot_count)
 [ "$n" = 0 ] || problem "a failed backup left $n snapshot(s)"
 
+info "a wrong repository password: pg_dump, started first, is stopped"
+# backup db starts pg_dump before it opens the repository (the catalog reads
+# overlap the key derivation); a repository that does not open must stop it
+# and end the exported snapshot's session.
+printf 'not the password\n' >"$T/wrongpw"
+OPSBACKUP_PASSWORD_FILE="$T/wrongpw" run_rc ob backup db --dbname "dbname=appdb"
+[ "$RC" = 1 ] || problem "backup db with a wrong password exited $RC, expected 1"
+grep -qi "wrong password" "$T/err" || { cat "$T/err" >&2; problem "no 'wrong password' in the message"; }
+left=1
+for _ in $(seq 50); do
+    left=$(pg_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = 'appdb'")
+    [ "$left" = 0 ] && ! pgrep -f "pg_dump.*appdb" >/dev/null && break
+    sleep 0.1
+done
+[ "$left" = 0 ] || problem "$left session(s) on appdb left after the failed backup"
+pgrep -af "pg_dump.*appdb" && problem "pg_dump still runs after the failed backup"
+n=$(snapshot_count)
+[ "$n" = 0 ] || problem "a wrong password left $n snapshot(s)"
+
 info "a dump command that writes 1000 bytes and exits 1"
 cat >"$T/halfdump" <<EOF
 #!/bin/sh
