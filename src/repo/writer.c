@@ -51,6 +51,7 @@ typedef struct job {
 
 struct repo_writer {
     repo *r;
+    int level;               /* zstd level of new blobs */
     repo_index *ix;          /* the repository index (shared with repo) */
     repo_index *unrecorded;  /* stored packs not yet in an index file */
     pthread_mutex_t mu;
@@ -166,7 +167,7 @@ static void index_sealed_locked(repo_writer *w, const pack_builder *pb, uint32_t
 static void *worker_main(void *arg)
 {
     repo_writer *w = arg;
-    ob_compressor *cz = ob_compressor_new(repo_compression_level(w->r));
+    ob_compressor *cz = ob_compressor_new(w->level);
     ob_buf out = OB_BUF_INIT;
     pack_builder pack;
     int open = 0;
@@ -245,6 +246,11 @@ static void *worker_main(void *arg)
 
 int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
 {
+    return repo_writer_new_level(r, nthreads, 0, out, err);
+}
+
+int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err)
+{
     *out = NULL;
     if (repo_load_index(r, err) < 0)
         return -1;
@@ -254,6 +260,7 @@ int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
     }
     repo_writer *w = ob_xcalloc(1, sizeof *w);
     w->r = r;
+    w->level = level > 0 ? level : repo_compression_level(r);
     w->ix = repo_get_index(r);
     w->unrecorded = repo_index_new();
     pthread_mutex_init(&w->mu, NULL);
