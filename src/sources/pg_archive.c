@@ -254,13 +254,14 @@ static int parse_head(pg_archive_counter *c, size_t *used)
     }
     int64_t count;
     TRY(rd_int(&r, isz, &count));
-    if (count < 0 || (uint64_t)count > r.left) { /* every entry takes > 1 byte */
-        if (count < 0) {
-            fail(c, ob_xasprintf("the table of contents has %lld entries", (long long)count));
-            return P_BAD;
-        }
-        return P_SHORT;
+    if (count < 0) {
+        fail(c, ob_xasprintf("the table of contents has %lld entries", (long long)count));
+        return P_BAD;
     }
+    /* An entry is at least 3 ints, 13 strings and an offset: wait until
+     * the bytes could hold them all before allocating for them. */
+    if ((uint64_t)count > r.left / (16u * (1u + isz) + 1u + osz))
+        return P_SHORT;
     toc_entry *e = ob_xcalloc((size_t)count ? (size_t)count : 1, sizeof *e);
     for (int64_t i = 0; i < count; i++) {
         int rc = parse_entry(&r, ver, isz, osz, &e[i]);
