@@ -153,20 +153,33 @@ void ob_kdf(const uint8_t key[OB_KEY_LEN], const char *label, const void *data, 
     OPENSSL_clear_free(tmp, ll + 1 + len);
 }
 
+/* A GCM context keyed, with its nonce and AAD absorbed; NULL on failure. */
+static EVP_CIPHER_CTX *aead_begin(int enc, const uint8_t key[OB_KEY_LEN],
+                                  const uint8_t nonce[OB_NONCE_LEN], const void *aad,
+                                  size_t aadlen)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int outl = 0;
+    if (!c)
+        return NULL;
+    pthread_once(&algs_once, algs_fetch);
+    if (EVP_CipherInit_ex(c, alg_gcm ? alg_gcm : EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, OB_NONCE_LEN, NULL) != 1 ||
+        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
+        (aadlen && EVP_CipherUpdate(c, NULL, &outl, aad, (int)aadlen) != 1)) {
+        EVP_CIPHER_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static int aead(int enc, const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],
                 const void *aad, size_t aadlen, const uint8_t *in, size_t len, uint8_t *out,
                 uint8_t *tag, ob_err *err)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX *c = aead_begin(enc, key, nonce, aad, aadlen);
     int ok = 0, outl = 0;
     if (!c)
-        return ob_err_set(err, OB_EFAIL, "cannot allocate a cipher context");
-    pthread_once(&algs_once, algs_fetch);
-    if (EVP_CipherInit_ex(c, alg_gcm ? alg_gcm : EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, OB_NONCE_LEN, NULL) != 1 ||
-        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1)
-        goto done;
-    if (aadlen && EVP_CipherUpdate(c, NULL, &outl, aad, (int)aadlen) != 1)
         goto done;
     /* EVP takes int lengths: feed large inputs in slices. */
     size_t off = 0;
@@ -197,6 +210,44 @@ done:
         return ob_err_set(err, OB_EFAIL, "encryption failed inside OpenSSL");
     }
     return 0;
+}
+
+int ob_aead_seal_to(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],
+                    const void *aad, size_t aadlen, const void *pt, size_t len,
+                    ob_aead_sink sink, void *ud, ob_err *err)
+{
+    /* 256 KiB: large enough that the sink (a write()) is called rarely,
+     * small enough to stay in cache between encrypting and writing. */
+    enum { PIECE = 256 * 1024 };
+    EVP_CIPHER_CTX *c = aead_begin(1, key, nonce, aad, aadlen);
+    uint8_t *buf = c ? malloc(PIECE + OB_TAG_LEN) : NULL;
+    int rc = -1, outl = 0;
+    if (!buf) {
+        ob_err_set(err, OB_EFAIL, "encryption failed inside OpenSSL");
+        goto done;
+    }
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < PIECE ? len - off : PIECE;
+        if (EVP_CipherUpdate(c, buf, &outl, (const uint8_t *)pt + off, (int)n) != 1) {
+            ob_err_set(err, OB_EFAIL, "encryption failed inside OpenSSL");
+            goto done;
+        }
+        /* GCM is a stream mode: every byte in is a byte out. */
+        if (sink(buf, (size_t)outl, ud, err) < 0)
+            goto done;
+        off += n;
+    }
+    if (EVP_CipherFinal_ex(c, buf, &outl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, OB_TAG_LEN, buf + outl) != 1) {
+        ob_err_set(err, OB_EFAIL, "encryption failed inside OpenSSL");
+        goto done;
+    }
+    rc = sink(buf, (size_t)outl + OB_TAG_LEN, ud, err);
+done:
+    EVP_CIPHER_CTX_free(c);
+    ERR_clear_error();
+    free(buf);
+    return rc;
 }
 
 int ob_aead_seal(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],

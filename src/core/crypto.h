@@ -50,6 +50,14 @@ void ob_kdf(const uint8_t key[OB_KEY_LEN], const char *label, const void *data, 
 int ob_aead_seal(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],
                  const void *aad, size_t aadlen, const void *pt, size_t len, uint8_t *out,
                  ob_err *err);
+/* ob_aead_seal that hands the ciphertext, then the tag, to sink in pieces
+ * (at most 256 KiB + OB_TAG_LEN each) instead of one output buffer, so a
+ * large blob is sealed into a file without a second copy of it in memory.
+ * A sink that fails ends the call with its error. */
+typedef int (*ob_aead_sink)(const void *data, size_t len, void *ud, ob_err *err);
+int ob_aead_seal_to(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],
+                    const void *aad, size_t aadlen, const void *pt, size_t len,
+                    ob_aead_sink sink, void *ud, ob_err *err);
 int ob_aead_open(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN],
                  const void *aad, size_t aadlen, const void *ct, size_t ctlen, uint8_t *out,
                  ob_err *err);

@@ -107,8 +107,10 @@ int repo_key_unwrap(const uint8_t *json, size_t len, const char *password,
         goto out;
     }
     /* Refuse parameters a hostile slot could use to exhaust memory or time
-     * on every open: at most 1 GiB (128 * N * r) and p <= 4. */
-    if (n < 2 || (n & (n - 1)) || n > (1 << 20) || r < 1 || r > 8 || p < 1 || p > 4) {
+     * on every open: at most 1 GiB (128 * N * r), p <= 16, and no more
+     * passes in all (N * p) than N = 2^20 with p = 4. */
+    if (n < 2 || (n & (n - 1)) || n > (1 << 20) || r < 1 || r > 8 || p < 1 || p > 16 ||
+        (uint64_t)n * (uint64_t)p > ((uint64_t)4 << 20)) {
         ob_err_set(err, OB_ECORRUPT, "key slot has out-of-range scrypt parameters");
         goto out;
     }

@@ -48,22 +48,41 @@ int pack_builder_init(pack_builder *b, const repo *r, ob_err *err)
     memset(b, 0, sizeof *b);
     if (ob_random(b->id, sizeof b->id, err) < 0 || ob_random(b->salt, sizeof b->salt, err) < 0)
         return -1;
+    char *name = pack_object_name(b->id);
+    /* The hint matters only where the pack is buffered (S3): one
+     * reservation instead of growing a 16 MiB buffer by doubling. */
+    int rc = storage_write_open(repo_storage(r), name, repo_pack_size(r) + (1u << 20), &b->out,
+                                err);
+    free(name);
+    if (rc < 0)
+        return -1;
     repo_pack_key(r, b->salt, b->key);
-    uint8_t hdr[PACK_HEADER_LEN] = {0};
-    memcpy(hdr, PACK_MAGIC, 4);
-    hdr[4] = REPO_FORMAT_VERSION;
-    memcpy(hdr + 8, b->salt, 32);
-    /* Reserve the whole pack up front: growing a 16 MiB buffer by doubling
-     * would copy it several times per pack. */
-    ob_buf_reserve(&b->data, repo_pack_size(r) + (1u << 20));
-    ob_buf_append(&b->data, hdr, sizeof hdr);
+    memcpy(b->header, PACK_MAGIC, 4);
+    b->header[4] = REPO_FORMAT_VERSION;
+    memcpy(b->header + 8, b->salt, 32);
+    if (storage_write_append(b->out, b->header, sizeof b->header, err) < 0) {
+        pack_builder_free(b);
+        return -1;
+    }
+    b->size = sizeof b->header;
+    return 0;
+}
+
+static int pack_builder_sink(const void *data, size_t len, void *ud, ob_err *err)
+{
+    pack_builder *b = ud;
+    if (storage_write_append(b->out, data, len, err) < 0)
+        return -1;
+    b->size += len;
     return 0;
 }
 
 int pack_builder_add(pack_builder *b, const uint8_t id[OB_ID_LEN], int type, int comp,
                      const uint8_t *stored, size_t stored_len, size_t raw_len, ob_err *err)
 {
-    if (b->nblobs >= INDEX_MAX_SEQ || b->data.len + stored_len + OB_TAG_LEN > UINT32_MAX ||
+    if (!b->out)
+        return ob_err_set(err, OB_EUSAGE, "pack is already stored (internal error)");
+    if (b->nblobs >= INDEX_MAX_SEQ || b->size + stored_len + OB_TAG_LEN > UINT32_MAX ||
         raw_len > UINT32_MAX)
         return ob_err_set(err, OB_EFAIL, "pack is full (internal limit)");
     if (b->nblobs == b->cap) {
@@ -73,25 +92,28 @@ int pack_builder_add(pack_builder *b, const uint8_t id[OB_ID_LEN], int type, int
     uint8_t aad[38], nonce[OB_NONCE_LEN];
     pack_blob_aad(id, type, comp, (uint32_t)raw_len, aad);
     pack_blob_nonce((uint32_t)b->nblobs, nonce);
-    ob_buf_reserve(&b->data, stored_len + OB_TAG_LEN);
-    if (ob_aead_seal(b->key, nonce, aad, sizeof aad, stored, stored_len,
-                     b->data.data + b->data.len, err) < 0)
+    uint64_t offset = b->size;
+    /* A failed append leaves the pack unusable (a partial blob in it): the
+     * caller abandons the whole pack. */
+    if (ob_aead_seal_to(b->key, nonce, aad, sizeof aad, stored, stored_len, pack_builder_sink, b,
+                        err) < 0)
         return -1;
     pack_blob *pb = &b->blobs[b->nblobs++];
     memcpy(pb->id, id, OB_ID_LEN);
     pb->type = (uint8_t)type;
     pb->comp = (uint8_t)comp;
-    pb->offset = (uint32_t)b->data.len;
+    pb->offset = (uint32_t)offset;
     pb->length = (uint32_t)(stored_len + OB_TAG_LEN);
     pb->raw_len = (uint32_t)raw_len;
-    b->data.len += stored_len + OB_TAG_LEN;
     return 0;
 }
 
-size_t pack_builder_size(const pack_builder *b) { return b->data.len; }
+uint64_t pack_builder_size(const pack_builder *b) { return b->size; }
 
-int pack_builder_finish(pack_builder *b, ob_err *err)
+int pack_builder_store(pack_builder *b, ob_err *err)
 {
+    if (!b->out)
+        return ob_err_set(err, OB_EUSAGE, "pack is already stored (internal error)");
     ob_buf dir = OB_BUF_INIT;
     ob_buf_append(&dir, DIR_MAGIC, 4);
     ob_buf_put_u32(&dir, (uint32_t)b->nblobs);
@@ -106,20 +128,29 @@ int pack_builder_finish(pack_builder *b, ob_err *err)
     }
     uint8_t nonce[OB_NONCE_LEN];
     dir_nonce(nonce);
-    ob_buf_reserve(&b->data, dir.len + OB_TAG_LEN + 4);
-    int rc = ob_aead_seal(b->key, nonce, b->data.data, PACK_HEADER_LEN, dir.data, dir.len,
-                          b->data.data + b->data.len, err);
+    size_t sealed = dir.len + OB_TAG_LEN;
+    ob_buf_reserve(&dir, OB_TAG_LEN + 4);
+    /* Sealed in place (ob_aead_seal allows it), then its length in clear. */
+    int rc = ob_aead_seal(b->key, nonce, b->header, sizeof b->header, dir.data, dir.len,
+                          dir.data, err);
     if (rc == 0) {
-        b->data.len += dir.len + OB_TAG_LEN;
-        ob_buf_put_u32(&b->data, (uint32_t)(dir.len + OB_TAG_LEN));
+        dir.len = sealed;
+        ob_buf_put_u32(&dir, (uint32_t)sealed);
+        rc = pack_builder_sink(dir.data, dir.len, b, err);
     }
     ob_buf_free(&dir);
-    return rc;
+    storage_write *out = b->out;
+    b->out = NULL;
+    if (rc < 0) {
+        storage_write_abort(out);
+        return -1;
+    }
+    return storage_write_commit(out, 0, err);
 }
 
 void pack_builder_free(pack_builder *b)
 {
-    ob_buf_free(&b->data);
+    storage_write_abort(b->out);
     free(b->blobs);
     ob_wipe(b->key, sizeof b->key);
     memset(b, 0, sizeof *b);
@@ -135,15 +166,31 @@ int pack_open_blob(const repo *r, const uint8_t salt[32], const index_entry *e,
     repo_pack_key(r, salt, key);
     pack_blob_aad(e->id, (int)INDEX_TYPE(e->meta), (int)INDEX_COMP(e->meta), e->raw_len, aad);
     pack_blob_nonce(INDEX_SEQ(e->meta), nonce);
-    ob_buf plain = OB_BUF_INIT;
-    ob_buf_reserve(&plain, ctlen);
-    int rc = ob_aead_open(key, nonce, aad, sizeof aad, ct, ctlen, plain.data, err);
-    ob_wipe(key, sizeof key);
-    if (rc == 0) {
-        plain.len = ctlen - OB_TAG_LEN;
-        rc = ob_decompress((int)INDEX_COMP(e->meta), plain.data, plain.len, e->raw_len, out, err);
+    int rc;
+    if (INDEX_COMP(e->meta) == OB_COMP_NONE) {
+        /* Stored as is: decrypt straight into out, no second buffer of the
+         * blob's size (restores of incompressible files hold one per
+         * worker). */
+        ob_buf_reset(out);
+        if (ctlen - OB_TAG_LEN != e->raw_len) {
+            rc = ob_err_set(err, OB_ECORRUPT, "stored length %zu differs from recorded %u",
+                            ctlen - OB_TAG_LEN, e->raw_len);
+        } else {
+            ob_buf_reserve(out, ctlen);
+            rc = ob_aead_open(key, nonce, aad, sizeof aad, ct, ctlen, out->data, err);
+            if (rc == 0)
+                out->len = ctlen - OB_TAG_LEN;
+        }
+    } else {
+        ob_buf plain = OB_BUF_INIT;
+        ob_buf_reserve(&plain, ctlen);
+        rc = ob_aead_open(key, nonce, aad, sizeof aad, ct, ctlen, plain.data, err);
+        if (rc == 0)
+            rc = ob_decompress((int)INDEX_COMP(e->meta), plain.data, ctlen - OB_TAG_LEN,
+                               e->raw_len, out, err);
+        ob_buf_free(&plain);
     }
-    ob_buf_free(&plain);
+    ob_wipe(key, sizeof key);
     if (rc == 0) {
         uint8_t id[OB_ID_LEN];
         repo_blob_id(r, (int)INDEX_TYPE(e->meta), out->data, out->len, id);

@@ -14,8 +14,12 @@
  * it is sealed, before the pack is complete; every byte is authenticated
  * by the blob tags and the directory tag instead.
  *
- * A pack_builder is owned by one thread at a time (repo_writer holds it
- * under its lock).  pack_read_* functions parse untrusted bytes.
+ * A pack_builder writes its pack to the repository's storage as blobs are
+ * added (storage_write: on posix straight into the temporary file that is
+ * renamed into place), so building a pack holds one 256 KiB piece in
+ * memory rather than the whole pack.  It is owned by one thread at a time
+ * (each repo_writer worker has its own).  pack_read_* functions parse
+ * untrusted bytes.
  */
 #ifndef OB_PACK_H
 #define OB_PACK_H
@@ -27,6 +31,7 @@
 #include "core/err.h"
 #include "repo/index.h"
 #include "repo/repo.h"
+#include "storage/storage.h"
 
 #define PACK_HEADER_LEN 40
 #define PACK_MAGIC "OBP1"
@@ -38,7 +43,9 @@ typedef struct pack_blob {
 } pack_blob;
 
 typedef struct pack_builder {
-    ob_buf data;             /* header + sealed blobs so far */
+    storage_write *out;      /* the pack object being written; NULL once stored */
+    uint8_t header[PACK_HEADER_LEN]; /* the directory's AAD */
+    uint64_t size;           /* bytes written so far */
     pack_blob *blobs;
     size_t nblobs, cap;
     uint8_t id[OB_ID_LEN];   /* the pack's name, random */
@@ -46,14 +53,19 @@ typedef struct pack_builder {
     uint8_t key[OB_KEY_LEN];
 } pack_builder;
 
-/* Start a pack with a fresh random ID and salt. */
+/* Start a pack with a fresh random ID and salt, writing to r's storage
+ * under pack_object_name(id) (nothing is visible there until
+ * pack_builder_store). */
 int pack_builder_init(pack_builder *b, const repo *r, ob_err *err);
 /* Seal one blob's (possibly compressed) bytes into the pack. */
 int pack_builder_add(pack_builder *b, const uint8_t id[OB_ID_LEN], int type, int comp,
                      const uint8_t *stored, size_t stored_len, size_t raw_len, ob_err *err);
-size_t pack_builder_size(const pack_builder *b);
-/* Append the directory; data then holds the final pack. */
-int pack_builder_finish(pack_builder *b, ob_err *err);
+uint64_t pack_builder_size(const pack_builder *b);
+/* Append the directory and store the pack (atomic and durable, as
+ * storage_put).  The blob list stays for the caller to index; free the
+ * builder afterwards either way. */
+int pack_builder_store(pack_builder *b, ob_err *err);
+/* Free; a pack not stored is abandoned (a temporary at most remains). */
 void pack_builder_free(pack_builder *b);
 
 /* Object name of a pack: "data/ab/ab…" (caller frees). */

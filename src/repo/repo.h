@@ -43,8 +43,8 @@ typedef struct repo_kdf_params {
     uint32_t r, p;
 } repo_kdf_params;
 
-/* Defaults: N = 2^15, r = 8, p = 3 (32 MiB, about 1 s here): paid once per
- * command, it makes each password guess cost the same. */
+/* Defaults: N = 2^13, r = 8, p = 10 (8 MiB, about 0.4 s here): paid once
+ * per command, it makes each password guess cost the same. */
 void repo_kdf_default(repo_kdf_params *p);
 
 typedef struct repo repo;

@@ -40,6 +40,8 @@
  * (bench/results_scale.md).  It also bounds an index file (a pack's blobs
  * go into one) to WRITER_INDEX_MAX_BLOBS + this. */
 #define WRITER_PACK_MAX_BLOBS 65536
+/* Bytes of queued chunks per worker thread (see repo_writer_new_level). */
+#define WRITER_QUEUE_PER_THREAD (2u * CHUNKER_FILES_AVG)
 
 typedef struct job {
     struct job *next;
@@ -114,13 +116,12 @@ static int store_pack_locked(repo_writer *w, pack_builder *pb)
     w->busy++;
     pthread_mutex_unlock(&w->mu);
     ob_err e = OB_ERR_INIT;
-    char *name = pack_object_name(pb->id);
-    int rc = pack_builder_finish(pb, &e);
-    if (rc == 0)
-        rc = storage_put(repo_storage(w->r), name, pb->data.data, pb->data.len, 0, &e);
-    if (rc < 0)
+    int rc = pack_builder_store(pb, &e);
+    if (rc < 0) {
+        char *name = pack_object_name(pb->id);
         ob_err_prefix(&e, "storing pack %s", name);
-    free(name);
+        free(name);
+    }
     pthread_mutex_lock(&w->mu);
     w->busy--;
     pthread_cond_broadcast(&w->cv_space);
@@ -141,7 +142,7 @@ static int store_pack_locked(repo_writer *w, pack_builder *pb)
         repo_index_add(w->unrecorded, &ie);
     }
     w->stats.packs++;
-    w->stats.bytes_stored += pb->data.len;
+    w->stats.bytes_stored += pack_builder_size(pb);
     pack_builder_free(pb);
     if (repo_index_pack_count(w->unrecorded) >= WRITER_INDEX_EVERY ||
         repo_index_count(w->unrecorded) >= WRITER_INDEX_MAX_BLOBS)
@@ -213,6 +214,8 @@ static void *worker_main(void *arg)
                 rc = comp == OB_COMP_ZSTD
                          ? pack_builder_add(&pack, j->id, j->type, comp, out.data, out.len, j->len, &e)
                          : pack_builder_add(&pack, j->id, j->type, comp, j->data, j->len, j->len, &e);
+            if (rc < 0)
+                ob_err_prefix(&e, "writing a pack");
         }
 
         pthread_mutex_lock(&w->mu);
@@ -266,9 +269,12 @@ int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, o
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv_work, NULL);
     pthread_cond_init(&w->cv_space, NULL);
-    /* Enough queued work to keep every worker busy while the caller reads,
-     * without holding more than a few chunks per thread in memory. */
-    w->max_queue_bytes = (size_t)nthreads * 2 * CHUNKER_FILES_MAX;
+    /* Enough queued work to keep every worker busy while the caller reads
+     * (two average file chunks, sixteen database ones per worker), and no
+     * more: queued chunks are copies, so this is memory the backup holds
+     * on top of what it reads.  A chunk larger than the bound still goes
+     * in when the queue is empty. */
+    w->max_queue_bytes = (size_t)nthreads * WRITER_QUEUE_PER_THREAD;
     w->threads = ob_xcalloc((size_t)nthreads, sizeof *w->threads);
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {

@@ -61,6 +61,14 @@ typedef struct storage_ops {
      * On failure the error names an object that could not be deleted.
      * Last, so drivers written with positional initializers stay valid. */
     int (*del_many)(storage *s, const char *const *names, size_t n, ob_err *err);
+    /* Optional, all four or none (NULL: storage_write_* keep the object in
+     * memory and put it whole at commit): write an object piece by piece.
+     * open returns the driver's state for the others; commit (with put's
+     * flags) and abort free it, whatever they return. */
+    int (*write_open)(storage *s, const char *name, void **state, ob_err *err);
+    int (*write_append)(storage *s, void *state, const void *data, size_t len, ob_err *err);
+    int (*write_commit)(storage *s, void *state, int flags, ob_err *err);
+    void (*write_abort)(storage *s, void *state);
 } storage_ops;
 
 struct storage_fault; /* test hook, storage.c */
@@ -119,6 +127,26 @@ void storage_close(storage *s);
 /* Store an object (atomic, durable; see above). */
 int storage_put(storage *s, const char *name, const void *data, size_t len, int flags,
                 ob_err *err);
+/*
+ * Store an object written piece by piece, so a writer never holds a whole
+ * pack in memory (posix writes each piece to the temporary file that commit
+ * renames into place).  Nothing is visible under name before
+ * storage_write_commit returns 0, which gives put's guarantees (atomic,
+ * durable; flags as for storage_put) and counts as one put for the fault
+ * hook.  commit and abort free the handle whatever happens; an abandoned
+ * write leaves at most what storage_remove_temporaries removes.  A handle
+ * is used by one thread at a time.
+ */
+typedef struct storage_write storage_write;
+/* size_hint: the object's expected size (0: unknown); buffering reserves it. */
+int storage_write_open(storage *s, const char *name, uint64_t size_hint, storage_write **out,
+                       ob_err *err);
+int storage_write_append(storage_write *w, const void *data, size_t len, ob_err *err);
+/* Bytes appended so far. */
+uint64_t storage_write_size(const storage_write *w);
+int storage_write_commit(storage_write *w, int flags, ob_err *err);
+void storage_write_abort(storage_write *w);
+
 /* Read bytes [offset, offset + len) of an object into out (replacing its
  * contents); len == 0 means "to the end".  Reading past the end fails with
  * OB_ECORRUPT (a truncated object) naming the object. */

@@ -391,96 +391,151 @@ static void storage_posix_fd_drop(storage_posix *sp, const char *name)
     pthread_mutex_unlock(&sp->fd_mu);
 }
 
-static int storage_posix_put(storage *s, const char *name, const void *data, size_t len,
-                             int flags, ob_err *err)
+/* An object being written: a hidden temporary file beside its final name
+ * (same directory, so the rename is atomic), published by commit. */
+typedef struct storage_posix_write {
+    char *name, *path, *dir, *tmp;
+    int fd;
+    size_t show;
+} storage_posix_write;
+
+static void storage_posix_write_free(storage_posix_write *pw)
+{
+    if (pw->fd >= 0)
+        close(pw->fd);
+    if (pw->tmp)
+        unlink(pw->tmp);
+    free(pw->tmp);
+    free(pw->dir);
+    free(pw->path);
+    free(pw->name);
+    free(pw);
+}
+
+static int storage_posix_write_open(storage *s, const char *name, void **state, ob_err *err)
 {
     storage_posix *sp = (storage_posix *)s;
+    *state = NULL;
     if (storage_posix_check_name(name, err) < 0)
         return -1;
     storage_posix_fd_drop(sp, name);
-    size_t show = strlen(sp->root) + 1;
-    char *path = storage_posix_path(sp, name);
-    char *dir = storage_posix_dirname(path);
-    char *tmp = NULL;
-    int fd = -1, rc = -1, made_dirs = 0;
+    storage_posix_write *pw = ob_xcalloc(1, sizeof *pw);
+    pw->fd = -1;
+    pw->name = ob_xstrdup(name);
+    pw->show = strlen(sp->root) + 1;
+    pw->path = storage_posix_path(sp, name);
+    pw->dir = storage_posix_dirname(pw->path);
+    int made_dirs = 0;
 
     for (int attempt = 0;; attempt++) {
-        if (storage_posix_tmpname(dir, &tmp, err) < 0) {
+        if (storage_posix_tmpname(pw->dir, &pw->tmp, err) < 0) {
             ob_err_prefix(err, "object %s", name);
-            goto out;
+            goto fail;
         }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, STORAGE_POSIX_FILE_MODE);
-        if (fd >= 0)
+        pw->fd = open(pw->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, STORAGE_POSIX_FILE_MODE);
+        if (pw->fd >= 0)
             break;
         int e = errno;
-        free(tmp);
-        tmp = NULL; /* not ours: never unlink a name we did not create */
+        free(pw->tmp);
+        pw->tmp = NULL; /* not ours: never unlink a name we did not create */
         if (e == ENOENT && !made_dirs) {
             /* First object in this directory: create it and retry once.
              * Trying the open first keeps the common case to one syscall. */
             made_dirs = 1;
-            if (storage_posix_mkdirs(dir, show, show, err) < 0) {
+            if (storage_posix_mkdirs(pw->dir, pw->show, pw->show, err) < 0) {
                 ob_err_prefix(err, "object %s", name);
-                goto out;
+                goto fail;
             }
             continue;
         }
         if (e == EEXIST && attempt < 4)
             continue;
         ob_err_errno(err, e, "object %s: creating a temporary file in %s", name,
-                     storage_posix_shown(dir, show));
-        goto out;
+                     storage_posix_shown(pw->dir, pw->show));
+        goto fail;
     }
+    *state = pw;
+    return 0;
+fail:
+    storage_posix_write_free(pw);
+    return -1;
+}
 
-    if (storage_posix_write_all(fd, data, len) < 0) {
-        ob_err_errno(err, errno, "object %s: writing %zu bytes to %s", name, len,
-                     storage_posix_shown(tmp, show));
-        goto out;
-    }
-    int r;
+static int storage_posix_write_append(storage *s, void *state, const void *data, size_t len,
+                                      ob_err *err)
+{
+    (void)s;
+    storage_posix_write *pw = state;
+    if (storage_posix_write_all(pw->fd, data, len) < 0)
+        return ob_err_errno(err, errno, "object %s: writing %zu bytes to %s", pw->name, len,
+                            storage_posix_shown(pw->tmp, pw->show));
+    return 0;
+}
+
+static void storage_posix_write_abort(storage *s, void *state)
+{
+    (void)s;
+    if (state)
+        storage_posix_write_free(state);
+}
+
+static int storage_posix_write_commit(storage *s, void *state, int flags, ob_err *err)
+{
+    (void)s;
+    storage_posix_write *pw = state;
+    const char *name = pw->name;
+    int rc = -1, r;
     do
-        r = fsync(fd);
+        r = fsync(pw->fd);
     while (r < 0 && errno == EINTR);
     if (r < 0) {
-        ob_err_errno(err, errno, "object %s: syncing %s", name, storage_posix_shown(tmp, show));
+        ob_err_errno(err, errno, "object %s: syncing %s", name,
+                     storage_posix_shown(pw->tmp, pw->show));
         goto out;
     }
     /* close can report a delayed write error (NFS); it is the last chance. */
-    r = close(fd);
-    fd = -1;
+    r = close(pw->fd);
+    pw->fd = -1;
     if (r < 0) {
-        ob_err_errno(err, errno, "object %s: closing %s", name, storage_posix_shown(tmp, show));
+        ob_err_errno(err, errno, "object %s: closing %s", name,
+                     storage_posix_shown(pw->tmp, pw->show));
         goto out;
     }
 
     if (flags & STORAGE_PUT_CREATE) {
-        if (storage_posix_publish_new(tmp, path, name, err) < 0)
+        if (storage_posix_publish_new(pw->tmp, pw->path, name, err) < 0)
             goto out;
-    } else if (rename(tmp, path) < 0) {
+    } else if (rename(pw->tmp, pw->path) < 0) {
         ob_err_errno(err, errno, "object %s: renaming the temporary file into place", name);
         goto out;
     }
-    free(tmp);
-    tmp = NULL;
+    free(pw->tmp);
+    pw->tmp = NULL;
 
     /* Without this the rename may not survive a crash.  If it fails the new
      * object is visible but not known durable; reporting the failure is the
      * honest answer (the caller may retry a plain put, which is harmless). */
-    if (storage_posix_fsync_dir(dir, show, err) < 0) {
+    if (storage_posix_fsync_dir(pw->dir, pw->show, err) < 0) {
         ob_err_prefix(err, "object %s", name);
         goto out;
     }
     rc = 0;
-
 out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp)
-        unlink(tmp);
-    free(tmp);
-    free(dir);
-    free(path);
+    storage_posix_write_free(pw);
     return rc;
+}
+
+static int storage_posix_put(storage *s, const char *name, const void *data, size_t len,
+                             int flags, ob_err *err)
+{
+    void *pw;
+    if (storage_posix_write_open(s, name, &pw, err) < 0)
+        return -1;
+    if (storage_posix_write_append(s, pw, data, len, err) < 0) {
+        storage_posix_write_abort(s, pw);
+        return -1;
+    }
+    return storage_posix_write_commit(s, pw, flags, err);
 }
 
 static int storage_posix_get(storage *s, const char *name, uint64_t offset, uint64_t len,
@@ -859,6 +914,10 @@ static const storage_ops storage_posix_ops = {
     .stat = storage_posix_stat,
     .close = storage_posix_close,
     .remove_temporaries = storage_posix_remove_temporaries,
+    .write_open = storage_posix_write_open,
+    .write_append = storage_posix_write_append,
+    .write_commit = storage_posix_write_commit,
+    .write_abort = storage_posix_write_abort,
 };
 
 int storage_posix_open(const char *root, int create, storage **out, ob_err *err)

@@ -355,6 +355,30 @@ static void test_s3_roundtrip(void **state)
     ob_buf_free(&b);
 }
 
+/* storage_write on S3 (buffered by storage.c, one put at commit). */
+static void test_s3_write_pieces(void **state)
+{
+    S3_FIXTURE(state);
+    ob_err err = OB_ERR_INIT;
+    storage_write *w;
+    assert_int_equal(storage_write_open(f->s, "data/aa/streamed", 11, &w, &err), 0);
+    assert_int_equal(storage_write_append(w, "hello ", 6, &err), 0);
+    assert_int_equal(storage_write_append(w, "", 0, &err), 0);
+    assert_int_equal(storage_write_append(w, "world", 5, &err), 0);
+    uint64_t size;
+    assert_int_equal(storage_stat(f->s, "data/aa/streamed", &size, &err), -1);
+    assert_int_equal(err.code, OB_ENOTFOUND);
+    ob_err_clear(&err);
+    assert_int_equal(storage_write_commit(w, 0, &err), 0);
+    s3_get_eq(f->s, "data/aa/streamed", 0, 0, "hello world", 11);
+    assert_int_equal(storage_write_open(f->s, "data/aa/aborted", 0, &w, &err), 0);
+    assert_int_equal(storage_write_append(w, "x", 1, &err), 0);
+    storage_write_abort(w);
+    assert_int_equal(storage_stat(f->s, "data/aa/aborted", &size, &err), -1);
+    assert_int_equal(err.code, OB_ENOTFOUND);
+    ob_err_clear(&err);
+}
+
 static void test_s3_ranged_get(void **state)
 {
     S3_FIXTURE(state);
@@ -668,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_parse_list),
         cmocka_unit_test(test_open_refused),
         cmocka_unit_test_setup_teardown(test_s3_roundtrip, s3_setup, s3_teardown),
+        cmocka_unit_test_setup_teardown(test_s3_write_pieces, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_ranged_get, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_awkward_keys, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_create_and_delete, s3_setup, s3_teardown),

@@ -832,6 +832,81 @@ static void test_put_write_failure(void **state)
     ob_err_clear(&err);
 }
 
+/* An object written piece by piece: invisible until commit, then exactly
+ * the pieces; abort and a failed piece leave nothing behind; commit
+ * honours STORAGE_PUT_CREATE. */
+static void test_write_pieces(void **state)
+{
+    fixture *f = *state;
+    ob_err err = OB_ERR_INIT;
+    size_t n = 3u << 20;
+    uint8_t *big = ob_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 13));
+
+    storage_write *w;
+    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", 0, &w, &err), 0);
+    size_t off = 0, piece = 1;
+    while (off < n) {
+        size_t k = n - off < piece ? n - off : piece;
+        assert_int_equal(storage_write_append(w, big + off, k, &err), 0);
+        off += k;
+        piece = piece * 3 + 1;
+        uint64_t size;
+        /* Nothing under the name before commit. */
+        assert_int_equal(storage_stat(f->s, "data/0a/streamed", &size, &err), -1);
+        assert_int_equal(err.code, OB_ENOTFOUND);
+        ob_err_clear(&err);
+    }
+    assert_int_equal(storage_write_size(w), n);
+    assert_int_equal(storage_test_count_tmp(f->root), 1);
+    assert_int_equal(storage_write_commit(w, 0, &err), 0);
+    storage_test_expect(f->s, "data/0a/streamed", big, n);
+    assert_int_equal(storage_test_count_tmp(f->root), 0);
+
+    /* Abort: no object, no temporary. */
+    assert_int_equal(storage_write_open(f->s, "data/0b/aborted", 0, &w, &err), 0);
+    assert_int_equal(storage_write_append(w, big, 1000, &err), 0);
+    storage_write_abort(w);
+    storage_write_abort(NULL);
+    uint64_t size;
+    assert_int_equal(storage_stat(f->s, "data/0b/aborted", &size, &err), -1);
+    ob_err_clear(&err);
+    assert_int_equal(storage_test_count_tmp(f->root), 0);
+
+    /* CREATE on commit: an existing object is kept, the write is dropped. */
+    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", 0, &w, &err), 0);
+    assert_int_equal(storage_write_append(w, "intruder", 8, &err), 0);
+    assert_int_equal(storage_write_commit(w, STORAGE_PUT_CREATE, &err), -1);
+    assert_int_equal(err.code, OB_EEXIST);
+    assert_int_equal(storage_test_count_substr(ob_err_msg(&err), "data/0a/streamed"), 1);
+    ob_err_clear(&err);
+    storage_test_expect(f->s, "data/0a/streamed", big, n);
+    assert_int_equal(storage_test_count_tmp(f->root), 0);
+
+    /* A piece that cannot be written (file size limit, as a full disk)
+     * fails with the object's name and leaves nothing once aborted. */
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 4096;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(storage_write_open(f->s, "data/0c/full", 0, &w, &err), 0);
+    int rc = storage_write_append(w, big, 65536, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, oldsig);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, OB_EIO);
+    assert_non_null(strstr(ob_err_msg(&err), "object data/0c/full"));
+    ob_err_clear(&err);
+    storage_write_abort(w);
+    assert_int_equal(storage_stat(f->s, "data/0c/full", &size, &err), -1);
+    ob_err_clear(&err);
+    assert_int_equal(storage_test_count_tmp(f->root), 0);
+    free(big);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 #define STORAGE_TEST_THREADS 8
@@ -930,6 +1005,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_failures, storage_test_setup,
                                         storage_test_teardown),
         cmocka_unit_test_setup_teardown(test_put_write_failure, storage_test_setup,
+                                        storage_test_teardown),
+        cmocka_unit_test_setup_teardown(test_write_pieces, storage_test_setup,
                                         storage_test_teardown),
         cmocka_unit_test_setup_teardown(test_threads, storage_test_setup,
                                         storage_test_teardown),
