@@ -725,7 +725,23 @@ static void test_key_tampered(void **state)
     MUST(storage_put(f->st, name, s, strlen(s), 0, E));
     free(s);
     MUST_FAIL(OB_ECORRUPT, repo_open(f->st, f->pw, &rx, E));
+    /* p: up to 16, and N * p at most 2^22 (N = 2^20 with p = 4). */
+    const struct { json_int_t n, p; } bad_p[] = {{1024, 17}, {1 << 20, 5}, {1 << 19, 9}};
+    for (size_t i = 0; i < sizeof bad_p / sizeof *bad_p; i++) {
+        json_object_set_new(o, "n", json_integer(bad_p[i].n));
+        json_object_set_new(o, "p", json_integer(bad_p[i].p));
+        s = json_dumps(o, 0);
+        MUST(storage_put(f->st, name, s, strlen(s), 0, E));
+        free(s);
+        MUST_FAIL(OB_ECORRUPT, repo_open(f->st, f->pw, &rx, E));
+    }
     json_decref(o);
+
+    /* The default parameters (p = 10) are within what a reader accepts. */
+    repo_kdf_params def;
+    repo_kdf_default(&def);
+    assert_true(def.p > 4 && def.p <= 16 && def.n * def.p <= ((uint64_t)4 << 20));
+    assert_int_equal(128 * def.r * def.n, (uint64_t)8 << 20); /* 8 MiB */
 
     /* Not JSON at all: corrupt (it is the only slot). */
     MUST(storage_put(f->st, name, "{not json", 9, 0, E));
