@@ -79,6 +79,10 @@ if kind=$(small_fs "$T/small" 8); then
     grep -Eq "object (data|index|snapshots|locks)/" "$T/err" || problem "ENOSPC: the error does not name the repository file"
     grep -q "$R" "$T/err" || problem "ENOSPC: the error does not name the repository"
     [ "$(ls "$R/snapshots" | wc -l)" = 1 ] || problem "ENOSPC: the failed backup left a snapshot"
+    # Packs are written into temporary files as they fill (D51): the one
+    # that hit ENOSPC, and every other open one, is removed on the way out.
+    left=$(find "$R" -name '.tmp-*' | wc -l)
+    [ "$left" = 0 ] || problem "ENOSPC: the failed backup left $left temporary files: $(find "$R" -name '.tmp-*' | head -3)"
     info "   with the file system still full: the repository reads fine"
     run_rc "$OPSBACKUP" -r "$R" check --read-data
     [ "$RC" = 0 ] || problem "ENOSPC: check --read-data on the full repository exited $RC: $(cat "$T/err")"
