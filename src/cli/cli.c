@@ -267,8 +267,16 @@ void cli_close_repo(cli_ctx *ctx)
 void cli_kdf(const cli_ctx *ctx, repo_kdf_params *kdf)
 {
     repo_kdf_default(kdf);
-    if (ctx->kdf_n)
-        kdf->n = (uint64_t)ctx->kdf_n;
+    if (!ctx->kdf_n)
+        return;
+    /* At or above the default N, p keeps the default's cost N * p: OWASP's
+     * equivalents (2^14 p=5, 2^15 p=3, 2^16 p=2, 2^17 p=1).  Below it the
+     * slot is meant to be cheap (a long random password, such as the WAL
+     * archiver's, needs no stretching): p = 1. */
+    uint64_t cost = kdf->n * kdf->p;
+    uint64_t n = (uint64_t)ctx->kdf_n;
+    kdf->p = n >= kdf->n ? (uint32_t)((cost + n - 1) / n) : 1;
+    kdf->n = n;
 }
 
 int cli_fail(cli_ctx *ctx, ob_err *err)

@@ -297,10 +297,12 @@ int cmd_key(cli_ctx *ctx, int argc, char **argv)
         } else if (ctx->json) {
             json_t *a = json_array();
             for (size_t k = 0; k < n; k++)
-                json_array_append_new(a, json_pack("{s:s, s:b, s:s, s:s, s:s}", "id", keys[k].id,
-                                                   "current", keys[k].current, "created",
-                                                   keys[k].created, "host", keys[k].host,
-                                                   "user", keys[k].user));
+                json_array_append_new(
+                    a, json_pack("{s:s, s:b, s:s, s:s, s:s, s:{s:I, s:I, s:I}}", "id",
+                                 keys[k].id, "current", keys[k].current, "created",
+                                 keys[k].created, "host", keys[k].host, "user", keys[k].user,
+                                 "scrypt", "n", (json_int_t)keys[k].kdf.n, "r",
+                                 (json_int_t)keys[k].kdf.r, "p", (json_int_t)keys[k].kdf.p));
             cli_print_json(a);
         } else {
             printf(" %-10s %-20s %-10s %s\n", "ID", "Created", "User", "Host");

@@ -195,9 +195,17 @@ int repo_key_list(repo *r, repo_key_info **out, size_t *nout, ob_err *err)
         }
         json_t *o = json_loadb((const char *)b.data, b.len, 0, NULL);
         const char *created = "", *host = "", *user = "";
-        if (o)
+        json_int_t kn = 0, kr = 0, kp = 0;
+        if (o) {
             json_unpack(o, "{s?:s, s?:s, s?:s}", "created", &created, "host", &host, "user",
                         &user);
+            if (json_unpack(o, "{s:I, s:I, s:I}", "n", &kn, "r", &kr, "p", &kp) < 0 || kn < 0 ||
+                kr < 0 || kr > UINT32_MAX || kp < 0 || kp > UINT32_MAX)
+                kn = kr = kp = 0;
+        }
+        v[n].kdf.n = (uint64_t)kn;
+        v[n].kdf.r = (uint32_t)kr;
+        v[n].kdf.p = (uint32_t)kp;
         const char *base = strrchr(names.v[i], '/');
         v[n].id = ob_xstrdup(base ? base + 1 : names.v[i]);
         v[n].created = ob_xstrdup(created);

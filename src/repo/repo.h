@@ -135,6 +135,7 @@ typedef struct repo_key_info {
     char *created;   /* RFC 3339 */
     char *host, *user;
     int current;     /* the slot this session opened */
+    repo_kdf_params kdf; /* as the slot states them; zero if unreadable */
 } repo_key_info;
 int repo_key_list(repo *r, repo_key_info **out, size_t *n, ob_err *err);
 void repo_key_info_free(repo_key_info *k, size_t n);

@@ -46,7 +46,25 @@ id2=$(json_get "$T/k2.json" '[k["id"] for k in j if k["current"]][0]')
 with "$pw2" restore files latest --target "$T/r2" >/dev/null || problem "restore with the added password fails"
 cmp -s "$src/f" "$T/r2$src/f" || problem "restore with the added password gave different bytes"
 
-info "key passwd"
+info "scrypt parameters of new slots (D51)"
+# --kdf-n below the default: a cheap slot (p = 1); at or above it, OWASP's
+# equivalent p; without it, N = 2^13 with p = 10.
+kdf_of() {
+    with "$pw1" --json key list >"$T/kl.json"
+    json_get "$T/kl.json" "[\"%d %d %d\" % (k['scrypt']['n'], k['scrypt']['r'], k['scrypt']['p']) for k in j if k['id'] == '$1'][0]"
+}
+[ "$(kdf_of "$id2")" = "1024 8 1" ] || problem "key add --kdf-n 1024 made n r p = $(kdf_of "$id2"), expected 1024 8 1"
+printf 'fourth password\n' >"$T/pw4"
+printf 'fifth password\n' >"$T/pw5"
+expect_code 0 with "$pw1" key add --kdf-n 32768 --new-password-file "$T/pw4"
+expect_code 0 with "$pw1" key add --new-password-file "$T/pw5"
+for spec in "pw4:32768 8 3" "pw5:8192 8 10"; do
+    with "$T/${spec%%:*}" --json key list >"$T/kx.json"
+    idx=$(json_get "$T/kx.json" '[k["id"] for k in j if k["current"]][0]')
+    [ "$(kdf_of "$idx")" = "${spec#*:}" ] || problem "${spec%%:*}'s slot has n r p = $(kdf_of "$idx"), expected ${spec#*:}"
+    expect_code 0 with "$pw1" key remove "$idx"
+done
+[ "$(slots "$pw1")" = 2 ] || fail "removing the two extra slots left $(slots "$pw1") slots"
 expect_code 0 with "$pw2" key passwd --kdf-n 1024 --new-password-file "$pw3"
 opens "$pw2" && problem "the old password still opens after key passwd"
 opens "$pw3" || problem "the new password does not open after key passwd"
