@@ -130,7 +130,8 @@ int storage_put(storage *s, const char *name, const void *data, size_t len, int 
 /*
  * Store an object written piece by piece, so a writer never holds a whole
  * pack in memory (posix writes each piece to the temporary file that commit
- * renames into place).  Nothing is visible under name before
+ * renames into place; S3 stages it in an unlinked file under $TMPDIR and
+ * uploads that).  Nothing is visible under name before
  * storage_write_commit returns 0, which gives put's guarantees (atomic,
  * durable; flags as for storage_put) and counts as one put for the fault
  * hook.  commit and abort free the handle whatever happens; an abandoned

@@ -57,6 +57,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -66,6 +67,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/crypto.h"
 #include "core/log.h"
@@ -398,6 +400,9 @@ typedef struct s3_request {
     const char *query;   /* canonical query string (sorted, encoded) or NULL */
     const void *body;    /* PUT / POST body */
     size_t body_len;
+    const int *body_fd;  /* non-NULL: a PUT's body is this file's first body_len
+                          * bytes instead (a staged write, see s3_write_*) */
+    const char *payload_sha256; /* hex SHA-256 of the body, or NULL: computed here */
     const char *range;   /* "bytes=a-b" or NULL */
     const char *content_md5;  /* base64, or NULL */
     const char *content_type; /* or NULL */
@@ -415,8 +420,10 @@ typedef struct s3_response {
     char *etag;          /* ETag header, quotes stripped */
     int64_t content_length; /* -1 unknown */
     int64_t range_start; /* first byte of "Content-Range: bytes a-b/n", -1 if none */
-    const uint8_t *up;   /* upload cursor */
+    const uint8_t *up;   /* upload cursor (memory body) */
     size_t up_left;
+    int up_fd;           /* >= 0: read the body from this file at up_off */
+    uint64_t up_off;
 } s3_response;
 
 static void s3_response_reset(s3_response *r)
@@ -489,9 +496,19 @@ static size_t s3_read_cb(char *buf, size_t size, size_t nitems, void *ud)
     size_t n = size * nitems;
     if (n > r->up_left)
         n = r->up_left;
-    if (n)
+    if (n && r->up_fd >= 0) {
+        ssize_t k;
+        do
+            k = pread(r->up_fd, buf, n, (off_t)r->up_off);
+        while (k < 0 && errno == EINTR);
+        if (k <= 0)
+            return CURL_READFUNC_ABORT; /* the staged file cannot be read back */
+        n = (size_t)k;
+        r->up_off += n;
+    } else if (n) {
         memcpy(buf, r->up, n);
-    r->up += n;
+        r->up += n;
+    }
     r->up_left -= n;
     return n;
 }
@@ -610,10 +627,14 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
     char *path = s3_path(s, rq->key);
     char *url = ob_xasprintf("%s%s%s%s", s->origin, path, rq->query ? "?" : "",
                              rq->query ? rq->query : "");
-    uint8_t ph[32];
     char payload_hash[65];
-    ob_sha256(rq->body ? rq->body : "", rq->body_len, ph);
-    ob_hex(ph, 32, payload_hash);
+    if (rq->payload_sha256) {
+        snprintf(payload_hash, sizeof payload_hash, "%s", rq->payload_sha256);
+    } else {
+        uint8_t ph[32];
+        ob_sha256(rq->body ? rq->body : "", rq->body_len, ph);
+        ob_hex(ph, 32, payload_hash);
+    }
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -663,6 +684,8 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
     resp->body_max = rq->body_max ? rq->body_max : S3_SMALL_BODY_MAX;
     resp->up = rq->body;
     resp->up_left = rq->body_len;
+    resp->up_fd = rq->body_fd ? *rq->body_fd : -1;
+    resp->up_off = 0;
 
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -949,18 +972,20 @@ static int s3_verify_size(storage_s3 *s, const char *name, size_t len, ob_err *e
     return 0;
 }
 
-static int s3_put_single(storage_s3 *s, const char *name, const void *data, size_t len,
-                         ob_err *err)
+/* One PUT of len bytes: data in memory, or (fd non-NULL) the first len
+ * bytes of the staged file *fd, whose MD5 and SHA-256 (hex) the caller
+ * computed while writing it. */
+static int s3_put_one(storage_s3 *s, const char *name, const void *data, const int *fd,
+                      size_t len, const uint8_t md5[16], const char *sha256_hex, ob_err *err)
 {
-    uint8_t md5[16];
     char md5b64[25], md5hex[33];
-    s3_md5(data, len, md5);
     s3_base64(md5, 16, md5b64);
     ob_hex(md5, 16, md5hex);
     char *key = s3_key(s, name);
     char *what = ob_xasprintf("object %s", name);
     s3_request rq = {.method = "PUT", .key = key, .what = what, .body = data, .body_len = len,
-                     .content_md5 = md5b64, .content_type = "application/octet-stream"};
+                     .body_fd = fd, .payload_sha256 = sha256_hex, .content_md5 = md5b64,
+                     .content_type = "application/octet-stream"};
     s3_response r = {0};
     int rc = s3_perform(s, &rq, &r, err);
     if (rc == 0 && r.status != 200)
@@ -980,6 +1005,14 @@ static int s3_put_single(storage_s3 *s, const char *name, const void *data, size
     free(what);
     free(key);
     return rc;
+}
+
+static int s3_put_single(storage_s3 *s, const char *name, const void *data, size_t len,
+                         ob_err *err)
+{
+    uint8_t md5[16];
+    s3_md5(data, len, md5);
+    return s3_put_one(s, name, data, NULL, len, md5, NULL, err);
 }
 
 /* ----------------------------------------------------------- multipart */
@@ -1178,28 +1211,163 @@ static int s3_put_multipart(storage_s3 *s, const char *name, const void *data, s
     return rc;
 }
 
+/* STORAGE_PUT_CREATE: OB_EEXIST if the object is there.  HEAD then PUT is
+ * not atomic (see the header comment for why the race is benign in our
+ * format). */
+static int s3_refuse_existing(storage_s3 *s, const char *name, int flags, ob_err *err)
+{
+    if (!(flags & STORAGE_PUT_CREATE))
+        return 0;
+    uint64_t size;
+    ob_err e = OB_ERR_INIT;
+    if (s3_head(s, name, &size, &e) == 0)
+        return ob_err_set(err, OB_EEXIST, "object %s already exists", name);
+    if (e.code != OB_ENOTFOUND) {
+        ob_err_move(err, &e);
+        return -1;
+    }
+    ob_err_clear(&e);
+    return 0;
+}
+
 static int storage_s3_put(storage *st, const char *name, const void *data, size_t len,
                           int flags, ob_err *err)
 {
     storage_s3 *s = (storage_s3 *)st;
-    if (s3_check_name(name, err) < 0)
+    if (s3_check_name(name, err) < 0 || s3_refuse_existing(s, name, flags, err) < 0)
         return -1;
-    if (flags & STORAGE_PUT_CREATE) {
-        /* HEAD then PUT: not atomic (see the header comment for why the
-         * race is benign in our format). */
-        uint64_t size;
-        ob_err e = OB_ERR_INIT;
-        if (s3_head(s, name, &size, &e) == 0) {
-            return ob_err_set(err, OB_EEXIST, "object %s already exists", name);
-        } else if (e.code != OB_ENOTFOUND) {
-            ob_err_move(err, &e);
-            return -1;
-        }
-        ob_err_clear(&e);
-    }
     if (len > S3_MULTIPART_THRESHOLD)
         return s3_put_multipart(s, name, data, len, err);
     return s3_put_single(s, name, data, len, err);
+}
+
+/* ------------------------------------------------------- staged writes
+ *
+ * An object written piece by piece (a pack, storage_write_*) is staged in
+ * an unlinked temporary file under $TMPDIR (default /tmp) and uploaded
+ * from it, as restic does, so a writer thread holds no 16 MiB pack in
+ * memory.  Its MD5 (Content-MD5, the ETag check) and SHA-256 (the SigV4
+ * payload hash) are computed as the pieces arrive; a retried PUT rereads
+ * the file.  Objects above the multipart threshold (none of ours: packs
+ * are at most the pack size plus one blob) are read back and sent in parts.
+ */
+typedef struct s3_write {
+    char *name;
+    const char *dir; /* for messages; getenv's string */
+    int fd;
+    uint64_t len;
+    EVP_MD_CTX *md5, *sha256;
+} s3_write;
+
+static void s3_write_free(s3_write *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    EVP_MD_CTX_free(w->md5);
+    EVP_MD_CTX_free(w->sha256);
+    free(w->name);
+    free(w);
+}
+
+static int s3_write_open(storage *st, const char *name, void **state, ob_err *err)
+{
+    (void)st;
+    *state = NULL;
+    if (s3_check_name(name, err) < 0)
+        return -1;
+    s3_write *w = ob_xcalloc(1, sizeof *w);
+    w->name = ob_xstrdup(name);
+    w->dir = getenv("TMPDIR");
+    if (!w->dir || !*w->dir)
+        w->dir = "/tmp";
+    /* O_TMPFILE: no name, so nothing is left behind if we are killed. */
+    w->fd = open(w->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (w->fd < 0 && errno != ENOENT && errno != EACCES && errno != ENOSPC) {
+        char *t = ob_xasprintf("%s/.opsbackup-upload-XXXXXX", w->dir);
+        w->fd = mkostemp(t, O_CLOEXEC);
+        if (w->fd >= 0)
+            unlink(t);
+        free(t);
+    }
+    if (w->fd < 0) {
+        int e = errno;
+        ob_err_errno(err, e,
+                     "object %s: creating a temporary file in %s to stage the upload (TMPDIR "
+                     "sets the directory)",
+                     name, w->dir);
+        s3_write_free(w);
+        return -1;
+    }
+    w->md5 = EVP_MD_CTX_new();
+    w->sha256 = EVP_MD_CTX_new();
+    if (!w->md5 || !w->sha256 || EVP_DigestInit_ex(w->md5, EVP_md5(), NULL) != 1 ||
+        EVP_DigestInit_ex(w->sha256, EVP_sha256(), NULL) != 1) {
+        s3_write_free(w);
+        return ob_err_set(err, OB_EFAIL, "object %s: cannot set up the upload checksums", name);
+    }
+    *state = w;
+    return 0;
+}
+
+static int s3_write_append(storage *st, void *state, const void *data, size_t len, ob_err *err)
+{
+    (void)st;
+    s3_write *w = state;
+    const uint8_t *p = data;
+    for (size_t left = len; left > 0;) {
+        ssize_t k = write(w->fd, p, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return ob_err_errno(err, k < 0 ? errno : EIO,
+                                "object %s: writing the staged upload in %s", w->name, w->dir);
+        p += k;
+        left -= (size_t)k;
+    }
+    if (EVP_DigestUpdate(w->md5, data, len) != 1 || EVP_DigestUpdate(w->sha256, data, len) != 1)
+        return ob_err_set(err, OB_EFAIL, "object %s: checksum update failed", w->name);
+    w->len += len;
+    return 0;
+}
+
+static void s3_write_abort(storage *st, void *state)
+{
+    (void)st;
+    if (state)
+        s3_write_free(state);
+}
+
+static int s3_write_commit(storage *st, void *state, int flags, ob_err *err)
+{
+    storage_s3 *s = (storage_s3 *)st;
+    s3_write *w = state;
+    int rc = -1;
+    uint8_t md5[16], sha[32];
+    unsigned int n5 = sizeof md5, n2 = sizeof sha;
+    char sha_hex[65];
+    if (s3_refuse_existing(s, w->name, flags, err) < 0)
+        goto out;
+    if (EVP_DigestFinal_ex(w->md5, md5, &n5) != 1 || EVP_DigestFinal_ex(w->sha256, sha, &n2) != 1) {
+        ob_err_set(err, OB_EFAIL, "object %s: checksum failed", w->name);
+        goto out;
+    }
+    ob_hex(sha, sizeof sha, sha_hex);
+    if (w->len > S3_MULTIPART_THRESHOLD) {
+        ob_buf b = OB_BUF_INIT;
+        ob_buf_reserve(&b, (size_t)w->len);
+        ssize_t k = pread(w->fd, b.data, (size_t)w->len, 0);
+        if (k != (ssize_t)w->len)
+            ob_err_errno(err, k < 0 ? errno : EIO, "object %s: reading back the staged upload",
+                         w->name);
+        else
+            rc = s3_put_multipart(s, w->name, b.data, (size_t)w->len, err);
+        ob_buf_free(&b);
+    } else {
+        rc = s3_put_one(s, w->name, NULL, &w->fd, (size_t)w->len, md5, sha_hex, err);
+    }
+out:
+    s3_write_free(w);
+    return rc;
 }
 
 static int s3_truncated(const char *name, uint64_t size, uint64_t offset, uint64_t len,
@@ -1513,6 +1681,10 @@ static const storage_ops storage_s3_ops = {
     .del_many = storage_s3_del_many,
     .stat = storage_s3_stat,
     .close = storage_s3_close,
+    .write_open = s3_write_open,
+    .write_append = s3_write_append,
+    .write_commit = s3_write_commit,
+    .write_abort = s3_write_abort,
 };
 
 /* ------------------------------------------------------------- opening */

@@ -377,6 +377,41 @@ static void test_s3_write_pieces(void **state)
     assert_int_equal(storage_stat(f->s, "data/aa/aborted", &size, &err), -1);
     assert_int_equal(err.code, OB_ENOTFOUND);
     ob_err_clear(&err);
+
+    /* A bigger object, in odd pieces (staged in a temporary file, uploaded
+     * from it with its MD5 checked against the ETag). */
+    size_t n = (5u << 20) + 123;
+    uint8_t *big = ob_xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 31 + (i >> 11));
+    assert_int_equal(storage_write_open(f->s, "data/bb/big", 0, &w, &err), 0);
+    for (size_t off = 0, k = 1; off < n; off += k, k = k * 5 + 3)
+        assert_int_equal(storage_write_append(w, big + off, off + k > n ? n - off : k, &err), 0);
+    assert_int_equal(storage_write_commit(w, 0, &err), 0);
+    s3_get_eq(f->s, "data/bb/big", 0, 0, big, n);
+    /* CREATE on commit refuses an existing object and keeps it. */
+    assert_int_equal(storage_write_open(f->s, "data/bb/big", 0, &w, &err), 0);
+    assert_int_equal(storage_write_append(w, "x", 1, &err), 0);
+    assert_int_equal(storage_write_commit(w, STORAGE_PUT_CREATE, &err), -1);
+    assert_int_equal(err.code, OB_EEXIST);
+    ob_err_clear(&err);
+    s3_get_eq(f->s, "data/bb/big", 0, 0, big, n);
+    free(big);
+
+    /* Nowhere to stage: a clear error naming the directory and TMPDIR. */
+    char *old = getenv("TMPDIR") ? ob_xstrdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", "/nonexistent/opsbackup-test", 1);
+    int rc = storage_write_open(f->s, "data/cc/x", 0, &w, &err);
+    if (old)
+        setenv("TMPDIR", old, 1);
+    else
+        unsetenv("TMPDIR");
+    free(old);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(ob_err_msg(&err), "/nonexistent/opsbackup-test"));
+    assert_non_null(strstr(ob_err_msg(&err), "TMPDIR"));
+    assert_non_null(strstr(ob_err_msg(&err), "data/cc/x"));
+    ob_err_clear(&err);
 }
 
 static void test_s3_ranged_get(void **state)
