@@ -121,8 +121,15 @@ static void mem_close(storage *s)
     free(s);
 }
 
-static const storage_ops mem_ops = {"mem", mem_put, mem_get, mem_list, mem_del, mem_stat,
-                                    mem_close, NULL, NULL};
+static const storage_ops mem_ops = {
+    .scheme = "mem",
+    .put = mem_put,
+    .get = mem_get,
+    .list = mem_list,
+    .del = mem_del,
+    .stat = mem_stat,
+    .close = mem_close,
+};
 
 storage *fuzz_memstore_new(void)
 {

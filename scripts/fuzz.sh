@@ -37,7 +37,12 @@ if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" "$root" -Dfuzz=true -Dtests=false -Dwerror=true \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
-ninja -C "$build" >/dev/null
+# A build failure must say why (CI shows only this script's output).
+if ! ninja -C "$build" >"$build/ninja.log" 2>&1; then
+    cat "$build/ninja.log" >&2
+    echo "fuzz.sh: building the fuzz targets failed" >&2
+    exit 1
+fi
 
 if [ ${#targets[@]} -eq 0 ]; then
     for f in "$root"/fuzz/fuzz_*.c; do

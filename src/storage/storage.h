@@ -59,7 +59,7 @@ typedef struct storage_ops {
                               ob_err *err);
     /* Optional (may be NULL): delete n objects; missing ones are success.
      * On failure the error names an object that could not be deleted.
-     * Last, so drivers written with positional initializers stay valid. */
+     * Drivers use designated initializers, so optional ops may be added. */
     int (*del_many)(storage *s, const char *const *names, size_t n, ob_err *err);
     /* Optional, all four or none (NULL: storage_write_* keep the object in
      * memory and put it whole at commit): write an object piece by piece.
