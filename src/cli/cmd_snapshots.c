@@ -37,8 +37,13 @@ typedef struct where_row {
 static int row_cmp(const void *a, const void *b)
 {
     const where_row *x = a, *y = b;
+    /* Oldest first, to the nanosecond as snapshot_list sorts: two backups
+     * within one second (a fast machine) must not fall back on the order
+     * of their random IDs. */
     if (x->s->time_sec != y->s->time_sec)
         return x->s->time_sec < y->s->time_sec ? -1 : 1;
+    if (x->s->time_nsec != y->s->time_nsec)
+        return x->s->time_nsec < y->s->time_nsec ? -1 : 1;
     return strcmp(x->origin, y->origin);
 }
 
