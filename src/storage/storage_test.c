@@ -799,15 +799,33 @@ static void test_put_failures(void **state)
 
 /* A write that fails midway (file size limit standing in for a full disk,
  * which root cannot easily provoke) must clean up its temp file. */
+/* Files this process writes stop at 4 KiB (EFBIG, not SIGXFSZ) until
+ * storage_test_unlimit. */
+typedef struct storage_test_limit {
+    struct rlimit old;
+    void (*oldsig)(int);
+} storage_test_limit;
+
+static void storage_test_limit_size(storage_test_limit *l)
+{
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &l->old), 0);
+    l->oldsig = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = l->old;
+    lim.rlim_cur = 4096;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void storage_test_unlimit(const storage_test_limit *l)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &l->old), 0);
+    signal(SIGXFSZ, l->oldsig);
+}
+
 static void test_put_write_failure(void **state)
 {
     fixture *f = *state;
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 4096;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    storage_test_limit lim;
+    storage_test_limit_size(&lim);
 
     size_t n = 65536;
     uint8_t *big = ob_xcalloc(1, n);
@@ -815,8 +833,7 @@ static void test_put_write_failure(void **state)
     int rc = storage_put(f->s, "data/ff/big", big, n, 0, &err);
     int rc2 = storage_put(f->s, "data/ff/small", big, 100, 0, NULL); /* fits */
 
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, oldsig);
+    storage_test_unlimit(&lim);
     free(big);
 
     assert_int_equal(rc, -1);
@@ -886,16 +903,11 @@ static void test_write_pieces(void **state)
 
     /* A piece that cannot be written (file size limit, as a full disk)
      * fails with the object's name and leaves nothing once aborted. */
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 4096;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    storage_test_limit lim;
+    storage_test_limit_size(&lim);
     assert_int_equal(storage_write_open(f->s, "data/0c/full", 0, &w, &err), 0);
     int rc = storage_write_append(w, big, 65536, &err);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, oldsig);
+    storage_test_unlimit(&lim);
     assert_int_equal(rc, -1);
     assert_int_equal(err.code, OB_EIO);
     assert_non_null(strstr(ob_err_msg(&err), "object data/0c/full"));
