@@ -220,7 +220,7 @@ int ob_aead_seal_to(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_
      * small enough to stay in cache between encrypting and writing. */
     enum { PIECE = 256 * 1024 };
     EVP_CIPHER_CTX *c = aead_begin(1, key, nonce, aad, aadlen);
-    uint8_t *buf = c ? malloc(PIECE + OB_TAG_LEN) : NULL;
+    uint8_t *buf = c ? malloc((len < PIECE ? len : PIECE) + OB_TAG_LEN) : NULL;
     int rc = -1, outl = 0;
     if (!buf) {
         ob_err_set(err, OB_EFAIL, "encryption failed inside OpenSSL");

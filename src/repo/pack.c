@@ -49,10 +49,7 @@ int pack_builder_init(pack_builder *b, const repo *r, ob_err *err)
     if (ob_random(b->id, sizeof b->id, err) < 0 || ob_random(b->salt, sizeof b->salt, err) < 0)
         return -1;
     char *name = pack_object_name(b->id);
-    /* The hint matters only where the pack is buffered (S3): one
-     * reservation instead of growing a 16 MiB buffer by doubling. */
-    int rc = storage_write_open(repo_storage(r), name, repo_pack_size(r) + (1u << 20), &b->out,
-                                err);
+    int rc = storage_write_open(repo_storage(r), name, &b->out, err);
     free(name);
     if (rc < 0)
         return -1;

@@ -331,8 +331,7 @@ struct storage_write {
     uint64_t size;
 };
 
-int storage_write_open(storage *s, const char *name, uint64_t size_hint, storage_write **out,
-                       ob_err *err)
+int storage_write_open(storage *s, const char *name, storage_write **out, ob_err *err)
 {
     *out = NULL;
     if (storage_check_handle(s, name, err) < 0)
@@ -345,8 +344,6 @@ int storage_write_open(storage *s, const char *name, uint64_t size_hint, storage
         free(w);
         return storage_wrap_err(s, "put", name, err);
     }
-    if (!w->state && size_hint && size_hint < SIZE_MAX)
-        ob_buf_reserve(&w->buf, (size_t)size_hint);
     *out = w;
     return 0;
 }

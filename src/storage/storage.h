@@ -139,9 +139,7 @@ int storage_put(storage *s, const char *name, const void *data, size_t len, int 
  * is used by one thread at a time.
  */
 typedef struct storage_write storage_write;
-/* size_hint: the object's expected size (0: unknown); buffering reserves it. */
-int storage_write_open(storage *s, const char *name, uint64_t size_hint, storage_write **out,
-                       ob_err *err);
+int storage_write_open(storage *s, const char *name, storage_write **out, ob_err *err);
 int storage_write_append(storage_write *w, const void *data, size_t len, ob_err *err);
 /* Bytes appended so far. */
 uint64_t storage_write_size(const storage_write *w);

@@ -1253,7 +1253,7 @@ static int storage_s3_put(storage *st, const char *name, const void *data, size_
  */
 typedef struct s3_write {
     char *name;
-    const char *dir; /* for messages; getenv's string */
+    char *dir;       /* where it is staged, for messages */
     int fd;
     uint64_t len;
     EVP_MD_CTX *md5, *sha256;
@@ -1265,6 +1265,7 @@ static void s3_write_free(s3_write *w)
         close(w->fd);
     EVP_MD_CTX_free(w->md5);
     EVP_MD_CTX_free(w->sha256);
+    free(w->dir);
     free(w->name);
     free(w);
 }
@@ -1277,9 +1278,8 @@ static int s3_write_open(storage *st, const char *name, void **state, ob_err *er
         return -1;
     s3_write *w = ob_xcalloc(1, sizeof *w);
     w->name = ob_xstrdup(name);
-    w->dir = getenv("TMPDIR");
-    if (!w->dir || !*w->dir)
-        w->dir = "/tmp";
+    const char *tmp = getenv("TMPDIR");
+    w->dir = ob_xstrdup(tmp && *tmp ? tmp : "/tmp");
     /* O_TMPFILE: no name, so nothing is left behind if we are killed. */
     w->fd = open(w->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (w->fd < 0 && errno != ENOENT && errno != EACCES && errno != ENOSPC) {

@@ -361,7 +361,7 @@ static void test_s3_write_pieces(void **state)
     S3_FIXTURE(state);
     ob_err err = OB_ERR_INIT;
     storage_write *w;
-    assert_int_equal(storage_write_open(f->s, "data/aa/streamed", 11, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/aa/streamed", &w, &err), 0);
     assert_int_equal(storage_write_append(w, "hello ", 6, &err), 0);
     assert_int_equal(storage_write_append(w, "", 0, &err), 0);
     assert_int_equal(storage_write_append(w, "world", 5, &err), 0);
@@ -371,7 +371,7 @@ static void test_s3_write_pieces(void **state)
     ob_err_clear(&err);
     assert_int_equal(storage_write_commit(w, 0, &err), 0);
     s3_get_eq(f->s, "data/aa/streamed", 0, 0, "hello world", 11);
-    assert_int_equal(storage_write_open(f->s, "data/aa/aborted", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/aa/aborted", &w, &err), 0);
     assert_int_equal(storage_write_append(w, "x", 1, &err), 0);
     storage_write_abort(w);
     assert_int_equal(storage_stat(f->s, "data/aa/aborted", &size, &err), -1);
@@ -384,13 +384,13 @@ static void test_s3_write_pieces(void **state)
     uint8_t *big = ob_xmalloc(n);
     for (size_t i = 0; i < n; i++)
         big[i] = (uint8_t)(i * 31 + (i >> 11));
-    assert_int_equal(storage_write_open(f->s, "data/bb/big", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/bb/big", &w, &err), 0);
     for (size_t off = 0, k = 1; off < n; off += k, k = k * 5 + 3)
         assert_int_equal(storage_write_append(w, big + off, off + k > n ? n - off : k, &err), 0);
     assert_int_equal(storage_write_commit(w, 0, &err), 0);
     s3_get_eq(f->s, "data/bb/big", 0, 0, big, n);
     /* CREATE on commit refuses an existing object and keeps it. */
-    assert_int_equal(storage_write_open(f->s, "data/bb/big", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/bb/big", &w, &err), 0);
     assert_int_equal(storage_write_append(w, "x", 1, &err), 0);
     assert_int_equal(storage_write_commit(w, STORAGE_PUT_CREATE, &err), -1);
     assert_int_equal(err.code, OB_EEXIST);
@@ -401,7 +401,7 @@ static void test_s3_write_pieces(void **state)
     /* Nowhere to stage: a clear error naming the directory and TMPDIR. */
     char *old = getenv("TMPDIR") ? ob_xstrdup(getenv("TMPDIR")) : NULL;
     setenv("TMPDIR", "/nonexistent/opsbackup-test", 1);
-    int rc = storage_write_open(f->s, "data/cc/x", 0, &w, &err);
+    int rc = storage_write_open(f->s, "data/cc/x", &w, &err);
     if (old)
         setenv("TMPDIR", old, 1);
     else

@@ -862,7 +862,7 @@ static void test_write_pieces(void **state)
         big[i] = (uint8_t)(i * 7 + (i >> 13));
 
     storage_write *w;
-    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", &w, &err), 0);
     size_t off = 0, piece = 1;
     while (off < n) {
         size_t k = n - off < piece ? n - off : piece;
@@ -882,7 +882,7 @@ static void test_write_pieces(void **state)
     assert_int_equal(storage_test_count_tmp(f->root), 0);
 
     /* Abort: no object, no temporary. */
-    assert_int_equal(storage_write_open(f->s, "data/0b/aborted", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/0b/aborted", &w, &err), 0);
     assert_int_equal(storage_write_append(w, big, 1000, &err), 0);
     storage_write_abort(w);
     storage_write_abort(NULL);
@@ -892,7 +892,7 @@ static void test_write_pieces(void **state)
     assert_int_equal(storage_test_count_tmp(f->root), 0);
 
     /* CREATE on commit: an existing object is kept, the write is dropped. */
-    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/0a/streamed", &w, &err), 0);
     assert_int_equal(storage_write_append(w, "intruder", 8, &err), 0);
     assert_int_equal(storage_write_commit(w, STORAGE_PUT_CREATE, &err), -1);
     assert_int_equal(err.code, OB_EEXIST);
@@ -905,7 +905,7 @@ static void test_write_pieces(void **state)
      * fails with the object's name and leaves nothing once aborted. */
     storage_test_limit lim;
     storage_test_limit_size(&lim);
-    assert_int_equal(storage_write_open(f->s, "data/0c/full", 0, &w, &err), 0);
+    assert_int_equal(storage_write_open(f->s, "data/0c/full", &w, &err), 0);
     int rc = storage_write_append(w, big, 65536, &err);
     storage_test_unlimit(&lim);
     assert_int_equal(rc, -1);
