@@ -51,6 +51,35 @@ cache_prepare() {
     return 0
 }
 
+# A restored tree is not deleted right after its verification but moved
+# aside, and all of a scenario's restored trees go at its end
+# (retired_remove).  Deleting one tool's restore and then timing the next
+# tool's restore made the next tool's time depend on the deletion, in two
+# ways that pull against each other (measured on this bench VM, the same
+# opsbackup restore of C's 1 GB tree three times each way, alternating):
+#   - the page cache the deletion frees is reused at once, while memory the
+#     guest has not touched lately costs ~2.5 s of system time per GB on
+#     first touch (the host backs it again): 1.3-1.9 s right after an
+#     rm -rf, 2.33-2.37 s without one;
+#   - on ext4 without a journal (this VM's) the kernel skips inodes freed in
+#     the last 30 s, and every create scans past them (perf: ext4_create ->
+#     find_inode_bit -> recently_deleted, 30-45 % of a restore's samples),
+#     so the gain above shrank with each repetition (1.34, 1.56, 1.91 s).
+# Keeping the trees gives every tool the same start, whatever its place in
+# the order.
+retire() { # path...
+    local p
+    mkdir -p "$WORK/retired"
+    for p in "$@"; do
+        [ -e "$p" ] || continue
+        mv "$p" "$(mktemp -d "$WORK/retired/r.XXXXXX")/"
+    done
+}
+
+retired_remove() {
+    rm -rf "${WORK:?}/retired"
+}
+
 tsv_row() { # fields...
     local IFS=$'\t'
     printf '%s\n' "$*" >>"$TSV"

@@ -76,7 +76,7 @@ c_restore() { # tool -> measured restore of the latest backup, verified
         measure "$C_SCEN" "$step" opsbackup opsbackup - "$verify" -- \
             "$OB" --no-progress -r "$r" restore files latest --set attachments --target "$t" ;;
     esac
-    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$t"
+    [ "${BENCH_KEEP:-0}" = 1 ] || retire "$t"
 }
 
 c_list() { # tool -> measured listing of the snapshots (per-command fixed cost)
@@ -134,6 +134,7 @@ c_run() {
     for tool in $tools; do
         case $tool in restic | borg | opsbackup) c_list "$tool" ;; esac
     done
+    retired_remove
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         for tool in $tools; do repo_remove "$C_NAME-$tool"; done
     fi

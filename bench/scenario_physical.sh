@@ -159,7 +159,7 @@ b_restore() { # tool
             --start-options "-p $B_PORT -c unix_socket_directories=$d.sock -c archive_mode=off" ;;
     esac
     b_stop_restored "$d"
-    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$d" "$d.sock"
+    [ "${BENCH_KEEP:-0}" = 1 ] || retire "$d" "$d.sock"
 }
 
 scenario_B() {
@@ -210,6 +210,7 @@ autovacuum = off" pg_start
         cache_prepare "$WORK/repos/B-$tool"
         b_restore "$tool"
     done
+    retired_remove
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         pg_stop
         for tool in $B_TOOLS; do rm -rf "$WORK/repos/B-$tool"; done
