@@ -4,7 +4,7 @@
     python3 bench/s3_requests.py bench/out/s3-server.log > bench/out/s3-requests.md
 
 Reads the S3 server's log written with BENCH_S3_LOG=1: lines
-"REQ START METHOD URL STATUS MS BYTES" from bench/s3server.js, between the
+"REQ START METHOD URL STATUS MS BYTES RANGE" from bench/s3server.js, between the
 "### begin SCEN/STEP/TOOL" and "### end ..." marks measure() writes around
 every command.  For each command it prints the number of requests by kind
 (LIST, and GET / PUT / HEAD / DELETE / POST by the repository directory the
@@ -17,7 +17,7 @@ import re
 import sys
 from collections import Counter, defaultdict
 
-REQ = re.compile(r'^REQ (\d+) (\S+) (\S+) (\d+) ([\d.]+) (\S+)$')
+REQ = re.compile(r'^REQ (\d+) (\S+) (\S+) (\d+) ([\d.]+) (\S+)(?: (\S+))?$')
 
 
 def kind(method, url):

@@ -28,9 +28,10 @@ const v4 = require(path.join(lib, 'signature', 'v4.js'));
 const TRAILING_SLASH = Symbol('bench: bucket path sent with a trailing slash');
 
 // BENCH_S3_REQLOG=1 (bench: BENCH_S3_LOG=1): one line per request on
-// stdout, "REQ START METHOD PATH?QUERY STATUS MS BYTES" (START = arrival,
-// milliseconds since the epoch; MS = time from arrival to the end of the
-// response; BYTES = the response's Content-Length, or -), which
+// stdout, "REQ START METHOD PATH?QUERY STATUS MS BYTES RANGE" (START =
+// arrival, milliseconds since the epoch; MS = time from arrival to the end
+// of the response; BYTES = the response's Content-Length, or -; RANGE = the
+// request's Range header without spaces, or -), which
 // bench/s3_requests.py counts.  S3rver's own log (S3SERVER_VERBOSE)
 // cuts the method off.
 const REQLOG = process.env.BENCH_S3_REQLOG === '1';
@@ -49,7 +50,8 @@ S3rver.prototype.listen = function benchListen(...args) {
       ctx.res.on('finish', () => {
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
         const len = ctx.response.get('Content-Length') || '-';
-        process.stdout.write(`REQ ${start} ${ctx.method} ${ctx.url} ${ctx.status} ${ms.toFixed(1)} ${len}\n`);
+        const range = (ctx.get('Range') || '-').replace(/\s+/g, '');
+        process.stdout.write(`REQ ${start} ${ctx.method} ${ctx.url} ${ctx.status} ${ms.toFixed(1)} ${len} ${range}\n`);
       });
       return next();
     });

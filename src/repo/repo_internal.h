@@ -24,15 +24,19 @@ struct repo {
     uint32_t pack_size;
     repo_index *index;
     /* Read-ahead (repo.c, window_get): on a remote storage, a read that
-     * continues a recent one in the same pack fetches a READ_WINDOW-byte
-     * window, kept in the slots below (LRU), with the packs' sizes. */
+     * continues a recent one in the same pack fetches the READ_BLOCK-aligned
+     * blocks around it, kept in the slots below (LRU), with the packs'
+     * sizes.  A slot being fetched is LOADING; readers that need it wait on
+     * window_cv instead of fetching it a second time. */
     pthread_mutex_t window_mu;
+    pthread_cond_t window_cv;
     int window_on;                    /* storage_remote() at open */
     uint64_t window_tick;
     struct repo_window {
         uint8_t pack[OB_ID_LEN];
-        uint64_t start;               /* offset of data in the pack */
-        ob_buf data;                  /* empty: slot unused */
+        uint64_t block;               /* offset in the pack / READ_BLOCK */
+        int state;                    /* WINDOW_EMPTY, _LOADING, _LOADED */
+        ob_buf data;                  /* the block's bytes (short at the pack's end) */
         uint64_t used;                /* window_tick of the last hit */
     } windows[8];
     struct repo_recent {              /* the last reads, for the sequence test */

@@ -2292,6 +2292,7 @@ typedef struct rt_wrap {
     int pack_gets;   /* gets of objects under data/ */
     uint64_t pack_bytes; /* and the bytes they returned */
     int key_gets;    /* gets of key slots */
+    long data_get_delay_ns; /* each get under data/ takes at least this long */
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
@@ -2303,6 +2304,10 @@ static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t l
                        ob_err *err)
 {
     rt_wrap *w = (rt_wrap *)s;
+    if (w->data_get_delay_ns && strncmp(name, "data/", 5) == 0) {
+        struct timespec ts = {0, w->data_get_delay_ns};
+        nanosleep(&ts, NULL);
+    }
     int rc = storage_get(w->inner, name, offset, len, out, err);
     if (strncmp(name, "keys/", 5) == 0)
         __atomic_add_fetch(&w->key_gets, 1, __ATOMIC_SEQ_CST);
@@ -2391,7 +2396,7 @@ static void test_concurrent_reads(void **state)
     MUST(repo_writer_flush(w, E));
     repo_writer_free(w);
 
-    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0, 0};
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0, 0, 0};
     repo *r = NULL;
     MUST(repo_open(&wrap.base, f->pw, &r, E));
     /* Opening reads each key slot once (its cost, then the attempt, from
@@ -2454,6 +2459,114 @@ static int rt_w_check_blob(void *ud, size_t i, const uint8_t *data, size_t len, 
     return 0;
 }
 
+/* test_read_window_no_overlap: two runs of blobs back to back, each in a
+ * pack of its own: mixed sizes, some larger than a read-ahead block, and
+ * sizes below one. */
+enum { RT_NO_N = 16 };
+static const size_t rt_no_kib[2][8] = {{700, 300, 1500, 120, 650, 2600, 40, 500},
+                                        {700, 300, 900, 120, 650, 980, 40, 500}};
+#define RT_NO_LEN(run, i) (rt_no_kib[run][(i) % 8] * 1024)
+#define RT_NO_SEED(run, i) (43000 + 100 * (uint64_t)(run) + (uint64_t)(i))
+
+typedef struct rt_no_reader {
+    repo *r;
+    uint8_t (*ids)[OB_ID_LEN];
+    int run;
+    pthread_barrier_t *start; /* the readers begin together */
+    int bad;                  /* blobs that failed or came back wrong */
+} rt_no_reader;
+
+/* Read every blob of the run once, in order. */
+static void *rt_no_read(void *arg)
+{
+    rt_no_reader *k = arg;
+    ob_buf out = OB_BUF_INIT;
+    uint8_t *want = ob_xmalloc(3 * 1024 * 1024);
+    pthread_barrier_wait(k->start);
+    for (int i = 0; i < RT_NO_N; i++) {
+        ob_err e = OB_ERR_INIT;
+        rt_fill_random(want, RT_NO_LEN(k->run, i), RT_NO_SEED(k->run, i));
+        if (repo_read_blob(k->r, k->ids[i], REPO_BLOB_DATA, &out, &e) < 0 ||
+            out.len != RT_NO_LEN(k->run, i) || memcmp(out.data, want, out.len) != 0)
+            k->bad++;
+        ob_err_clear(&e);
+    }
+    free(want);
+    ob_buf_free(&out);
+    return NULL;
+}
+
+/* Read-ahead blocks never overlap and are fetched once: reading a run of
+ * blobs in order downloads it about once — not again for every blob that
+ * runs past a window's end or is larger than one (the first version
+ * fetched 1.2 GB to restore 736 MB of packs) — and two readers going
+ * through the same run at once (each get slowed down, so that they do)
+ * share the blocks: one fetches, the other waits for it.  (The middle
+ * blocks of a blob larger than two blocks are not kept: two readers of
+ * the same large blob both fetch them, so that run is read by one.) */
+static void test_read_window_no_overlap(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("window-overlap");
+    uint8_t ids[2][RT_NO_N][OB_ID_LEN];
+    uint8_t *buf = ob_xmalloc(3 * 1024 * 1024);
+    for (int run = 0; run < 2; run++) {
+        repo_writer *w;
+        MUST(repo_writer_new(f->r, 1, &w, E));
+        for (int i = 0; i < RT_NO_N; i++) {
+            rt_fill_random(buf, RT_NO_LEN(run, i), RT_NO_SEED(run, i));
+            MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, RT_NO_LEN(run, i), ids[run][i], NULL,
+                                 E));
+        }
+        MUST(repo_writer_flush(w, E));
+        repo_writer_free(w);
+    }
+    free(buf);
+    MUST(repo_load_index(f->r, E));
+
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0, 0, 0};
+    for (int run = 0; run < 2; run++) {
+        const repo_index *ix = repo_get_index(f->r);
+        const index_entry *e0 = repo_index_lookup(ix, ids[run][0]);
+        const index_entry *en = repo_index_lookup(ix, ids[run][RT_NO_N - 1]);
+        assert_int_equal(e0->pack, en->pack); /* one pack, in order */
+        uint64_t span = (uint64_t)en->offset + en->length - e0->offset;
+        int readers = run + 1;
+        wrap.data_get_delay_ns = readers > 1 ? 20 * 1000 * 1000 : 0;
+        repo *r = NULL;
+        MUST(repo_open(&wrap.base, f->pw, &r, E));
+        MUST(repo_load_index(r, E));
+        uint64_t before = wrap.pack_bytes;
+        int gets_before = wrap.pack_gets;
+        rt_no_reader k[2];
+        pthread_t t[2];
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, (unsigned)readers);
+        for (int i = 0; i < readers; i++) {
+            k[i] = (rt_no_reader){r, ids[run], run, &start, 0};
+            assert_int_equal(pthread_create(&t[i], NULL, rt_no_read, &k[i]), 0);
+        }
+        for (int i = 0; i < readers; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(k[i].bad, 0);
+        }
+        pthread_barrier_destroy(&start);
+        repo_close(r);
+        /* Each reader's first read is direct (no sequence yet), then the
+         * blocks from the pack's first: the first blob again, and up to a
+         * block's worth of the neighbours at the far end. */
+        uint64_t got = wrap.pack_bytes - before;
+        uint64_t limit = span + (uint64_t)readers * e0->length + e0->length + (1u << 20);
+        int gets = wrap.pack_gets - gets_before, max_gets = readers + (int)(span >> 20) + 2;
+        if (got > limit || gets > max_gets)
+            fail_msg("%d reader(s) of %d blobs spanning %llu bytes downloaded %llu bytes in %d "
+                     "gets (want <= %llu in <= %d: read-ahead blocks overlap or are fetched "
+                     "twice)",
+                     readers, RT_NO_N, (unsigned long long)span, (unsigned long long)got, gets,
+                     (unsigned long long)limit, max_gets);
+    }
+}
+
 static void test_read_window(void **state)
 {
     (void)state;
@@ -2478,7 +2591,7 @@ static void test_read_window(void **state)
     MUST(repo_writer_flush(w, E));
     repo_writer_free(w);
 
-    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0, 0};
+    rt_wrap wrap = {{&rt_wrap_ops, f->st->url, NULL}, f->st, 0, 0, 0, 0, 0};
     repo *r = NULL;
     MUST(repo_open(&wrap.base, f->pw, &r, E));
     MUST(repo_load_index(r, E));
@@ -2995,6 +3108,7 @@ int main(void)
         cmocka_unit_test_teardown(test_read_blobs_runs, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),
         cmocka_unit_test_teardown(test_read_window, rt_teardown),
+        cmocka_unit_test_teardown(test_read_window_no_overlap, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
