@@ -704,15 +704,32 @@ static uint64_t window_pack_size(repo *r, const uint8_t pack[OB_ID_LEN], const c
     return size;
 }
 
-/* Remember a read (called with window_mu held). */
+/* Remember a read (called with window_mu held).  A pack keeps at most its
+ * last two reads, so that a sequence in one pack is still seen when many
+ * reads of other packs come between its steps: a restore reads a
+ * directory's tree, then that directory's files, then the next tree, which
+ * sits next to the first in a tree pack (writer.c). */
 static void window_note_locked(repo *r, const uint8_t pack[OB_ID_LEN], uint64_t offset,
                                uint64_t len)
 {
     const size_t nr = sizeof r->recent / sizeof r->recent[0];
-    struct repo_recent *rc = &r->recent[r->recent_next++ % nr];
+    struct repo_recent *oldest = NULL, *oldest_mine = NULL;
+    int mine = 0;
+    for (size_t i = 0; i < nr; i++) {
+        struct repo_recent *rc = &r->recent[i];
+        if (rc->end && memcmp(rc->pack, pack, OB_ID_LEN) == 0) {
+            mine++;
+            if (!oldest_mine || rc->used < oldest_mine->used)
+                oldest_mine = rc;
+        } else if (!oldest || (oldest->end && (!rc->end || rc->used < oldest->used))) {
+            oldest = rc;
+        }
+    }
+    struct repo_recent *rc = mine >= 2 || !oldest ? oldest_mine : oldest;
     memcpy(rc->pack, pack, OB_ID_LEN);
     rc->start = offset;
     rc->end = offset + len;
+    rc->used = ++r->window_tick;
 }
 
 /* Does [offset, offset + len) continue a recent read of pack (forwards or

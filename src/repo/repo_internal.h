@@ -42,8 +42,8 @@ struct repo {
     struct repo_recent {              /* the last reads, for the sequence test */
         uint8_t pack[OB_ID_LEN];
         uint64_t start, end;          /* end == 0: slot unused */
-    } recent[16];
-    unsigned recent_next;             /* round-robin replacement */
+        uint64_t used;                /* window_tick when noted */
+    } recent[16];                     /* two a pack at most (window_note_locked) */
     struct repo_pack_size {
         uint8_t pack[OB_ID_LEN];
         uint64_t size;                /* 0: slot unused */

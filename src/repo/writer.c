@@ -2,12 +2,12 @@
  * writer.c — see writer.h.
  *
  * One mutex protects the queue, the index and the stats.  Each worker owns
- * a pack of its own: it takes a job, compresses it and seals it into its
- * pack without the lock (so compression and encryption both run on every
- * core), then takes the lock only to fill in the blob's index entry.  A
- * worker whose pack is full uploads it without the lock, so several
- * uploads can be in flight.  On flush, each worker stores its partly
- * filled pack.
+ * two packs of its own, one for trees and one for everything else: it
+ * takes a job, compresses it and seals it into the pack for its type
+ * without the lock (so compression and encryption both run on every core),
+ * then takes the lock only to fill in the blob's index entry.  A worker
+ * whose pack is full uploads it without the lock, so several uploads can be
+ * in flight.  On flush, each worker stores its partly filled packs.
  */
 #include "repo/writer.h"
 
@@ -65,7 +65,7 @@ struct repo_writer {
     int stop;
     ob_err err;              /* first failure, sticky */
     int flush_req;           /* workers: store your open pack once idle */
-    int open_packs;          /* workers holding a non-empty open pack */
+    int open_packs;          /* non-empty open packs (two a worker at most) */
     pthread_t *threads;
     int nthreads;
     int dirty;               /* entries added since the last successful flush */
@@ -165,28 +165,41 @@ static void index_sealed_locked(repo_writer *w, const pack_builder *pb, uint32_t
     }
 }
 
+/* A worker fills two packs: trees in one, everything else in the other.
+ * Reading a snapshot's trees (a restore's walk, a backup's walk of its
+ * parent, ls) then finds them next to each other in a few small packs
+ * instead of one between every few MiB of file data, which over a remote
+ * storage is one ranged GET per directory (D43); restic separates them
+ * for the same reason. */
+enum { WORKER_PACK_DATA = 0, WORKER_PACK_TREE = 1 };
+
 static void *worker_main(void *arg)
 {
     repo_writer *w = arg;
     ob_compressor *cz = ob_compressor_new(w->level);
     ob_buf out = OB_BUF_INIT;
-    pack_builder pack;
-    int open = 0;
-    memset(&pack, 0, sizeof pack);
+    pack_builder packs[2];
+    int open[2] = {0, 0};
+    memset(packs, 0, sizeof packs);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stop && !(open && (w->flush_req || w->err.code != OB_OK)))
+        while (!w->head && !w->stop &&
+               !((open[0] || open[1]) && (w->flush_req || w->err.code != OB_OK)))
             pthread_cond_wait(&w->cv_work, &w->mu);
         if (!w->head) {
-            if (open) {
-                /* Flush (store the partial pack), or abandon it on error or
-                 * stop: nothing references an unflushed writer's blobs. */
-                if (w->flush_req && !w->stop && w->err.code == OB_OK)
-                    store_pack_locked(w, &pack);
-                else
-                    pack_builder_free(&pack);
-                open = 0;
-                w->open_packs--;
+            if (open[0] || open[1]) {
+                /* Flush (store the partial packs), or abandon them on error
+                 * or stop: nothing references an unflushed writer's blobs. */
+                for (int k = 0; k < 2; k++) {
+                    if (!open[k])
+                        continue;
+                    if (w->flush_req && !w->stop && w->err.code == OB_OK)
+                        store_pack_locked(w, &packs[k]);
+                    else
+                        pack_builder_free(&packs[k]);
+                    open[k] = 0;
+                    w->open_packs--;
+                }
                 pthread_cond_broadcast(&w->cv_space);
                 continue;
             }
@@ -202,46 +215,49 @@ static void *worker_main(void *arg)
         int failed = w->err.code != OB_OK;
         pthread_mutex_unlock(&w->mu);
 
+        const int k = j->type == REPO_BLOB_TREE ? WORKER_PACK_TREE : WORKER_PACK_DATA;
+        pack_builder *pack = &packs[k];
         ob_err e = OB_ERR_INIT;
         int rc = 0;
         uint32_t seq = 0;
         if (!failed) {
             int comp = cz ? ob_compress(cz, j->data, j->len, &out) : OB_COMP_NONE;
-            if (!open && (rc = pack_builder_init(&pack, w->r, &e)) == 0)
-                open = 2; /* opened now: counted below, under the lock */
-            seq = (uint32_t)pack.nblobs;
+            if (!open[k] && (rc = pack_builder_init(pack, w->r, &e)) == 0)
+                open[k] = 2; /* opened now: counted below, under the lock */
+            seq = (uint32_t)pack->nblobs;
             if (rc == 0)
                 rc = comp == OB_COMP_ZSTD
-                         ? pack_builder_add(&pack, j->id, j->type, comp, out.data, out.len, j->len, &e)
-                         : pack_builder_add(&pack, j->id, j->type, comp, j->data, j->len, j->len, &e);
+                         ? pack_builder_add(pack, j->id, j->type, comp, out.data, out.len, j->len, &e)
+                         : pack_builder_add(pack, j->id, j->type, comp, j->data, j->len, j->len, &e);
             if (rc < 0)
                 ob_err_prefix(&e, "writing a pack");
         }
 
         pthread_mutex_lock(&w->mu);
-        if (open == 2) {
-            open = 1;
+        if (open[k] == 2) {
+            open[k] = 1;
             w->open_packs++;
         }
         if (rc < 0)
             fail_locked(w, &e);
         else if (!failed)
-            index_sealed_locked(w, &pack, seq);
+            index_sealed_locked(w, pack, seq);
         w->queued_bytes -= j->len;
         w->busy--;
         free(j);
-        if (open && rc == 0 && !failed &&
-            (pack_builder_size(&pack) >= repo_pack_size(w->r) ||
-             pack.nblobs >= WRITER_PACK_MAX_BLOBS)) {
-            store_pack_locked(w, &pack); /* frees it; drops the lock meanwhile */
-            open = 0;
+        if (open[k] && rc == 0 && !failed &&
+            (pack_builder_size(pack) >= repo_pack_size(w->r) ||
+             pack->nblobs >= WRITER_PACK_MAX_BLOBS)) {
+            store_pack_locked(w, pack); /* frees it; drops the lock meanwhile */
+            open[k] = 0;
             w->open_packs--;
         }
         pthread_cond_broadcast(&w->cv_space);
     }
     pthread_mutex_unlock(&w->mu);
-    if (open)
-        pack_builder_free(&pack);
+    for (int k = 0; k < 2; k++)
+        if (open[k])
+            pack_builder_free(&packs[k]);
     ob_buf_free(&out);
     ob_compressor_free(cz);
     return NULL;
