@@ -64,7 +64,7 @@ struct repo_writer {
     int busy;                /* jobs being processed + uploads in flight */
     int stop;
     ob_err err;              /* first failure, sticky */
-    int flush_req;           /* workers: store your open pack once idle */
+    int flush_req;           /* workers: store your open packs once idle */
     int open_packs;          /* non-empty open packs (two a worker at most) */
     pthread_t *threads;
     int nthreads;
