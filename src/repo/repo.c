@@ -672,10 +672,11 @@ void repo_set_index(repo *r, repo_index *ix)
  * What is served is the same ciphertext a direct ranged read returns,
  * authenticated and checked against the blob ID as always, so a damaged
  * pack fails the same way.  A posix storage reads as before (a local pread
- * costs nothing to repeat).  Memory: at most 8 slots x READ_BLOCK.
+ * costs nothing to repeat).  Memory: at most 12 slots x READ_BLOCK.
  */
 #define READ_BLOCK ((uint64_t)1 << 20)
 #define READ_GAP ((uint64_t)64 << 10)
+#define READ_AHEAD_EXTRA 3
 enum { WINDOW_EMPTY = 0, WINDOW_LOADING, WINDOW_LOADED };
 #define WINDOW_SLOTS (sizeof(((repo *)0)->windows) / sizeof(((repo *)0)->windows[0]))
 
@@ -808,6 +809,19 @@ static int window_copy_locked(repo *r, struct repo_window *w0, struct repo_windo
     return 0;
 }
 
+/* Fill reserved slot w, block w->block, from out = bytes [from, to) of its
+ * pack; on a failed fetch (rc < 0) give the slot up.  window_mu held. */
+static void window_fill_locked(repo *r, struct repo_window *w, const ob_buf *out, uint64_t from,
+                               uint64_t to, int rc)
+{
+    uint64_t start = w->block * READ_BLOCK;
+    uint64_t end = start + READ_BLOCK < to ? start + READ_BLOCK : to;
+    if (rc == 0)
+        ob_buf_append(&w->data, out->data + (start - from), (size_t)(end - start));
+    w->state = rc == 0 ? WINDOW_LOADED : WINDOW_EMPTY;
+    w->used = ++r->window_tick;
+}
+
 /* Is w still block b of pack, loaded?  (window_mu held; a slot can be
  * taken for another block while the lock is dropped for a fetch.) */
 static int window_holds_locked(const struct repo_window *w, const uint8_t pack[OB_ID_LEN],
@@ -871,6 +885,23 @@ static int window_get(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname,
         }
         uint64_t from = (w0 ? b0 + 1 : b0) * READ_BLOCK;
         uint64_t to = w1 && b1 != b0 ? b1 * READ_BLOCK : (b1 + 1) * READ_BLOCK;
+        /* Streaming through the pack (the block before the first one to
+         * fetch is held): the same GET brings up to READ_AHEAD_EXTRA
+         * blocks after b1 as well, each into a slot of its own. */
+        struct repo_window *ex[READ_AHEAD_EXTRA];
+        size_t nex = 0;
+        if (to == (b1 + 1) * READ_BLOCK && from >= READ_BLOCK &&
+            window_find_locked(r, pack, from / READ_BLOCK - 1)) {
+            for (uint64_t b = b1 + 1; nex < READ_AHEAD_EXTRA && b * READ_BLOCK < size; b++) {
+                if (window_find_locked(r, pack, b))
+                    break;
+                struct repo_window *x = window_reserve_locked(r, pack, b, w0);
+                if (!x)
+                    break;
+                ex[nex++] = x;
+            }
+            to = (b1 + 1 + nex) * READ_BLOCK;
+        }
         if (to > size)
             to = size;
         pthread_mutex_unlock(&r->window_mu);
@@ -880,20 +911,12 @@ static int window_get(repo *r, const uint8_t pack[OB_ID_LEN], const char *pname,
             rc = ob_err_set(err, OB_ECORRUPT, "pack %s: read %zu bytes at offset %llu, wanted %llu",
                             pname, out->len, (unsigned long long)from,
                             (unsigned long long)(to - from));
-        if (m0) {
-            if (rc == 0)
-                ob_buf_append(&m0->data, out->data,
-                              (size_t)(out->len < READ_BLOCK ? out->len : READ_BLOCK));
-            m0->state = rc == 0 ? WINDOW_LOADED : WINDOW_EMPTY;
-            m0->used = ++r->window_tick;
-        }
-        if (m1) {
-            if (rc == 0)
-                ob_buf_append(&m1->data, out->data + (b1 * READ_BLOCK - from),
-                              (size_t)(to - b1 * READ_BLOCK));
-            m1->state = rc == 0 ? WINDOW_LOADED : WINDOW_EMPTY;
-            m1->used = ++r->window_tick;
-        }
+        if (m0)
+            window_fill_locked(r, m0, out, from, to, rc);
+        if (m1)
+            window_fill_locked(r, m1, out, from, to, rc);
+        for (size_t i = 0; i < nex; i++)
+            window_fill_locked(r, ex[i], out, from, to, rc);
         pthread_cond_broadcast(&r->window_cv);
         if (rc < 0) {
             pthread_mutex_unlock(&r->window_mu);
