@@ -73,11 +73,15 @@ static int excluded(const backup_ctx *c, const char *path, const char *name)
     return 0;
 }
 
+/* errnum 0: what says it all (an ob_err message already names the cause). */
 static void warn_entry(backup_ctx *c, const char *path, const char *what, int errnum)
 {
     c->prog.errors++;
-    ob_warn("%s: %s: %s (skipped; the snapshot will be marked incomplete)", path, what,
-            strerror(errnum));
+    if (errnum)
+        ob_warn("%s: %s: %s (skipped; the snapshot will be marked incomplete)", path, what,
+                strerror(errnum));
+    else
+        ob_warn("%s: %s (skipped; the snapshot will be marked incomplete)", path, what);
 }
 
 /* Reading one data region of a file: pread up to its end. */
@@ -216,7 +220,12 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
                         const tree_node *old, int empty_dir, tree_node *n, ob_err *err)
 {
     if (fsmeta_capture(path, name, st, n, err) < 0) {
-        warn_entry(c, path, ob_err_msg(err), 0);
+        /* Removed since it was listed, between the lstat and reading its
+         * extended attributes or link target (PostgreSQL drops relations
+         * and their forks during a physical backup): as if never seen, as
+         * read_file does. */
+        if (err->code != OB_ENOTFOUND)
+            warn_entry(c, path, ob_err_msg(err), 0);
         ob_err_clear(err);
         return 1;
     }
