@@ -35,6 +35,11 @@ const TRAILING_SLASH = Symbol('bench: bucket path sent with a trailing slash');
 // bench/s3_requests.py counts.  S3rver's own log (S3SERVER_VERBOSE)
 // cuts the method off.
 const REQLOG = process.env.BENCH_S3_REQLOG === '1';
+// BENCH_S3_LATENCY_MS=N: every request waits N ms before it is served, as
+// a request to a real S3 endpoint pays a round trip and the service's first
+// byte (tens of ms) that S3rver on 127.0.0.1 does not.  The wait does not
+// hold the server: other requests are served meanwhile.
+const LATENCY_MS = Number(process.env.BENCH_S3_LATENCY_MS || 0);
 
 const listen = S3rver.prototype.listen;
 S3rver.prototype.listen = function benchListen(...args) {
@@ -43,6 +48,10 @@ S3rver.prototype.listen = function benchListen(...args) {
     if (/^\/[^/]+\/$/.test(ctx.path)) ctx.req.headers[TRAILING_SLASH] = true;
     return next();
   });
+  if (LATENCY_MS > 0) {
+    this.middleware.unshift(
+      (ctx, next) => new Promise((resolve) => setTimeout(resolve, LATENCY_MS)).then(next));
+  }
   if (REQLOG) {
     this.middleware.unshift((ctx, next) => {
       const t0 = process.hrtime.bigint();
