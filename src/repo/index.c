@@ -94,6 +94,7 @@ uint32_t repo_index_add_pack(repo_index *ix, const uint8_t id[OB_ID_LEN], const 
     }
     memcpy(ix->packs[ix->npacks].id, id, OB_ID_LEN);
     memcpy(ix->packs[ix->npacks].salt, salt, 32);
+    ix->packs[ix->npacks].end = 0;
     ix->npacks++;
     if (ix->npacks * 2 > ix->pack_slots_cap)
         pack_slots_rebuild(ix, ix->pack_slots_cap ? ix->pack_slots_cap * 2 : 128);
@@ -112,6 +113,12 @@ const index_pack *repo_index_pack(const repo_index *ix, uint32_t pos)
 }
 
 size_t repo_index_pack_count(const repo_index *ix) { return ix->npacks; }
+
+void repo_index_pack_extend(repo_index *ix, uint32_t pos, uint64_t end)
+{
+    if (pos < ix->npacks && end > ix->packs[pos].end)
+        ix->packs[pos].end = end;
+}
 
 size_t repo_index_count(const repo_index *ix) { return ix->nsorted + ix->nrecent; }
 
@@ -135,6 +142,7 @@ void repo_index_add(repo_index *ix, const index_entry *e)
         ix->recent = ob_xrealloc(ix->recent, ix->recent_cap * sizeof *ix->recent);
     }
     ix->recent[ix->nrecent++] = *e;
+    repo_index_pack_extend(ix, e->pack, (uint64_t)e->offset + e->length);
     if (ix->nrecent * 2 > ix->slots_cap) {
         slots_rebuild(ix, ix->slots_cap ? ix->slots_cap * 2 : 512);
     } else {
@@ -421,6 +429,7 @@ int repo_index_decode(repo_index *ix, const uint8_t *data, size_t len, ob_err *e
                 return ob_err_set(err, OB_ECORRUPT, "index entry has invalid fields");
             e.pack = pos;
             e.meta = INDEX_META(seq, comp, type);
+            repo_index_pack_extend(ix, pos, (uint64_t)e.offset + e.length);
             /* Loading appends to the sorted array and sorts once at merge:
              * no hash table, so 52 bytes per blob (see index.h). */
             if (ix->nsorted == ix->sorted_cap) {

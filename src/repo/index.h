@@ -28,6 +28,9 @@ typedef struct repo_index repo_index;
 typedef struct index_pack {
     uint8_t id[OB_ID_LEN];
     uint8_t salt[32];
+    uint64_t end; /* where the last blob this index knows ends; 0: unknown.
+                   * Not stored: a reader uses it as the pack's extent
+                   * without asking the storage (repo.c, read-ahead). */
 } index_pack;
 
 typedef struct index_entry {
@@ -57,8 +60,11 @@ size_t repo_index_pack_count(const repo_index *ix);
 /* Position of a pack by ID; -1 if unknown. */
 int64_t repo_index_find_pack(const repo_index *ix, const uint8_t id[OB_ID_LEN]);
 
-/* Add an entry (e->pack must be a valid pack position). */
+/* Add an entry (e->pack must be a valid pack position, or
+ * INDEX_PACK_PENDING). */
 void repo_index_add(repo_index *ix, const index_entry *e);
+/* Record that pack pos holds bytes up to end (index_pack.end). */
+void repo_index_pack_extend(repo_index *ix, uint32_t pos, uint64_t end);
 /* Look up a blob; NULL if unknown.  The pointer is valid until the next add. */
 const index_entry *repo_index_lookup(const repo_index *ix, const uint8_t id[OB_ID_LEN]);
 index_entry *repo_index_lookup_mut(repo_index *ix, const uint8_t id[OB_ID_LEN]);

@@ -162,6 +162,7 @@ static void index_sealed_locked(repo_writer *w, const pack_builder *pb, uint32_t
         ie->length = b->length;
         ie->raw_len = b->raw_len;
         ie->meta = INDEX_META(seq, b->comp, b->type);
+        repo_index_pack_extend(w->ix, ie->pack, (uint64_t)b->offset + b->length);
     }
 }
 
