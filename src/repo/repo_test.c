@@ -2470,11 +2470,22 @@ static int rt_vanish_filter(void *ud, const char *path, const char *name, const 
     int *removed = ud;
     if (strcmp(name, "gone") == 0 && unlink(path) == 0)
         (*removed)++;
+    /* A directory that goes after its metadata is read, before it is
+     * listed: moved away and a dangling symlink left in its place, so
+     * that reading its metadata (no-follow) succeeds and listing it
+     * (follows) finds nothing, as when it is removed at that instant. */
+    if (strcmp(name, "gonedir") == 0) {
+        char *moved = ob_xasprintf("%s.moved", path);
+        if (rename(path, moved) == 0 && symlink("nowhere", path) == 0)
+            (*removed)++;
+        free(moved);
+    }
     return FILES_INCLUDE;
 }
 
 /* An entry removed between the directory listing and the reading of its
- * metadata is as if it had never been there, not an unreadable entry:
+ * metadata (a file), or of its listing (a directory), is as if it had
+ * never been there, not an unreadable entry:
  * PostgreSQL drops relations and their forks during a physical backup,
  * and a backup that counted one as unreadable refused to save itself
  * ("1 files ... could not be read"; seen in test_crash_points). */
@@ -2493,16 +2504,20 @@ static void test_backup_vanished_entry(void **state)
         fclose(fp);
         free(p);
     }
+    char *dir = ob_xasprintf("%s/gonedir", src);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    free(dir);
     int removed = 0;
     files_backup_opts o = {.filter = rt_vanish_filter, .filter_ud = &removed, .nthreads = 1};
     snapshot *snap = NULL;
     int unchanged = 0;
     char *paths[] = {src};
     MUST(files_backup(f->r, paths, 1, &o, &snap, &unchanged, E));
-    assert_int_equal(removed, 1);
+    assert_int_equal(removed, 2);
     assert_non_null(snap);
     assert_int_equal(snap->stats.errors, 0);
     assert_int_equal(snap->stats.files, 2);
+    assert_int_equal(snap->stats.dirs, 1); /* src; gonedir is not stored */
     snapshot_free(snap);
     free(src);
 }

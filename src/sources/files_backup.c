@@ -236,7 +236,10 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
         if (empty_dir)
             return save_empty_tree(c, n->subtree, err);
         const uint8_t *ptree = old && old->type == TREE_DIR ? old->subtree : NULL;
-        return backup_dir(c, path, ptree, n->subtree, err);
+        int rc = backup_dir(c, path, ptree, n->subtree, err);
+        if (rc == 1)
+            c->prog.dirs--; /* vanished before it could be listed */
+        return rc;
     }
     case TREE_FILE:
         c->prog.files++;
@@ -271,6 +274,11 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
 {
     DIR *d = opendir(path);
     if (!d) {
+        /* Removed since its lstat (DROP DATABASE during a physical backup
+         * removes base/OID): as if never seen, like a vanished file; the
+         * caller drops the entry (1). */
+        if (errno == ENOENT)
+            return 1;
         warn_entry(c, path, "cannot list directory", errno);
         /* Store an empty listing so the directory itself is restored. */
         return save_empty_tree(c, id, err);
@@ -485,7 +493,10 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
             tree_node *node = tree_add(&t);
             int r = backup_entry(c, full, name, &st, prev, 0, node, err);
             if (r == 1)
-                rc = ob_err_set(err, OB_EIO, "%s: cannot be read (see the warning above)", full);
+                rc = ob_err_set(err, OB_EIO,
+                                "%s: cannot be read (removed while being backed up, or see the "
+                                "warning above)",
+                                full);
             else if (r < 0)
                 rc = -1;
             else
@@ -607,6 +618,8 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             } else {
                 c.prog.dirs++;
                 rc = backup_dir(&c, "/", ptree, snap->tree, err);
+                if (rc == 1)
+                    rc = ob_err_set(err, OB_EIO, "/ cannot be listed");
                 ob_sha256_update(c.digest, snap->tree, OB_ID_LEN);
             }
         } else {
