@@ -415,6 +415,29 @@ int storage_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_
     return 0;
 }
 
+int storage_getv(storage *s, const char *name, uint64_t offset, const struct iovec *iov,
+                 size_t n, ob_err *err)
+{
+    if (storage_check_handle(s, name, err) < 0)
+        return -1;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0; /* nothing asked: storage_get would read to the end */
+    if (s->ops->getv) {
+        if (s->ops->getv(s, name, offset, iov, n, err) < 0)
+            return storage_wrap_err(s, "get", name, err);
+        return 0;
+    }
+    ob_buf b = OB_BUF_INIT;
+    int rc = storage_get(s, name, offset, total, &b, err);
+    for (size_t i = 0, at = 0; rc == 0 && i < n; at += iov[i].iov_len, i++)
+        memcpy(iov[i].iov_base, b.data + at, iov[i].iov_len);
+    ob_buf_free(&b);
+    return rc;
+}
+
 int storage_remote(const storage *s)
 {
     return s && s->ops && s->ops->scheme && strcmp(s->ops->scheme, "file") != 0;

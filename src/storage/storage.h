@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -48,6 +49,10 @@ typedef struct storage_ops {
                ob_err *err);
     int (*get)(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
                ob_err *err);
+    /* Optional (NULL: storage_getv goes through get and copies): bytes
+     * [offset, offset + total) into the n buffers of iov, in order. */
+    int (*getv)(storage *s, const char *name, uint64_t offset, const struct iovec *iov,
+                size_t n, ob_err *err);
     int (*list)(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err);
     int (*del)(storage *s, const char *name, ob_err *err);
     int (*stat)(storage *s, const char *name, uint64_t *size, ob_err *err);
@@ -151,6 +156,13 @@ void storage_write_abort(storage_write *w);
  * OB_ECORRUPT (a truncated object) naming the object. */
 int storage_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
                 ob_err *err);
+/* Read bytes [offset, offset + total) of an object, total being the sum of
+ * the iov lengths, into those buffers in order: one request fills several
+ * buffers (the repository's read-ahead fills its block slots and the
+ * caller's buffer from one ranged GET, with no second copy).  Errors as
+ * storage_get's for that range; on failure the buffers hold anything. */
+int storage_getv(storage *s, const char *name, uint64_t offset, const struct iovec *iov,
+                 size_t n, ob_err *err);
 int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err);
 int storage_delete(storage *s, const char *name, ob_err *err);
 /* Delete n objects (idempotent like storage_delete), batched where the

@@ -409,6 +409,9 @@ typedef struct s3_request {
     const char *what;    /* subject for messages: "object data/ab/…" */
     ob_buf *sink;        /* where a 2xx body goes (else the response's own) */
     size_t body_max;     /* refuse larger bodies; 0 = S3_SMALL_BODY_MAX */
+    const struct iovec *iov; /* or: a 2xx body's bytes from iov_from on go */
+    size_t iovn;             /* here, in order (storage_getv) */
+    uint64_t iov_from;
 } s3_request;
 
 typedef struct s3_response {
@@ -420,6 +423,14 @@ typedef struct s3_response {
     char *etag;          /* ETag header, quotes stripped */
     int64_t content_length; /* -1 unknown */
     int64_t range_start; /* first byte of "Content-Range: bytes a-b/n", -1 if none */
+    /* Scatter (s3_request.iov): where the body starts in the object, how
+     * much of it came, how much went into iov, the cursor there, and
+     * whether the answer cannot be placed (a 206 with no usable
+     * Content-Range). */
+    const struct iovec *iov;
+    size_t iovn, iov_i, iov_off;
+    uint64_t iov_from, body_start, body_seen, delivered;
+    int iov_bad;
     const uint8_t *up;   /* upload cursor (memory body) */
     size_t up_left;
     int up_fd;           /* >= 0: read the body from this file at up_off */
@@ -437,6 +448,9 @@ static void s3_response_reset(s3_response *r)
     r->etag = NULL;
     r->content_length = -1;
     r->range_start = -1;
+    r->iov_i = r->iov_off = 0;
+    r->body_start = r->body_seen = r->delivered = 0;
+    r->iov_bad = 0;
 }
 
 static void s3_response_free(s3_response *r)
@@ -446,10 +460,51 @@ static void s3_response_free(s3_response *r)
     r->etag = NULL;
 }
 
+/* Copy body bytes p[0..n) into the scatter buffers, those of them that
+ * fall in [iov_from + delivered, the end of iov). */
+static void s3_scatter(s3_response *r, const char *p, size_t n)
+{
+    uint64_t at = r->body_start + r->body_seen; /* object offset of p[0] */
+    uint64_t want = r->iov_from + r->delivered;
+    if (at + n <= want)
+        return;
+    if (at > want) { /* a gap: cannot happen with a body in order */
+        r->iov_bad = 1;
+        return;
+    }
+    p += want - at;
+    n -= (size_t)(want - at);
+    while (n && r->iov_i < r->iovn) {
+        const struct iovec *v = &r->iov[r->iov_i];
+        size_t k = v->iov_len - r->iov_off < n ? v->iov_len - r->iov_off : n;
+        memcpy((char *)v->iov_base + r->iov_off, p, k);
+        p += k;
+        n -= k;
+        r->iov_off += k;
+        r->delivered += k;
+        if (r->iov_off == v->iov_len) {
+            r->iov_i++;
+            r->iov_off = 0;
+        }
+    }
+}
+
 static size_t s3_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     s3_response *r = ud;
     size_t n = size * nmemb;
+    if (r->iov && r->status >= 200 && r->status < 300) {
+        if (r->body_seen == 0 && r->status == 206) {
+            if (r->range_start < 0 || (uint64_t)r->range_start > r->iov_from)
+                r->iov_bad = 1;
+            else
+                r->body_start = (uint64_t)r->range_start;
+        }
+        if (!r->iov_bad)
+            s3_scatter(r, ptr, n);
+        r->body_seen += n;
+        return n;
+    }
     /* The status line has been parsed by the time the body arrives. */
     ob_buf *b = r->sink && r->status >= 200 && r->status < 300 ? r->sink : &r->body;
     if (b->len + n > r->body_max) {
@@ -681,6 +736,9 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
     free(auth);
 
     resp->sink = rq->sink;
+    resp->iov = rq->iov;
+    resp->iovn = rq->iovn;
+    resp->iov_from = rq->iov_from;
     resp->body_max = rq->body_max ? rq->body_max : S3_SMALL_BODY_MAX;
     resp->up = rq->body;
     resp->up_left = rq->body_len;
@@ -1395,6 +1453,36 @@ static uint64_t s3_size_for_message(storage_s3 *s, const char *name)
     return size;
 }
 
+/* A ranged GET of [offset, offset + len) (len 0: to the end) answered
+ * with neither 200 nor 206: its error, or 0 for the empty read exactly at
+ * the end of the object. */
+static int s3_get_not_ok(storage_s3 *s, const s3_request *rq, const s3_response *r,
+                         const char *name, uint64_t offset, uint64_t len, ob_err *err)
+{
+    if (r->status == 404) {
+        char *code = storage_s3_xml_text((const char *)r->body.data, r->body.len, "Code");
+        int rc = code && strcmp(code, "NoSuchBucket") == 0
+                     ? s3_http_err(s, rq, r, err)
+                     : ob_err_set(err, OB_ENOTFOUND, "object %s does not exist", name);
+        free(code);
+        return rc;
+    }
+    if (r->status == 416) {
+        /* The range starts at or past the end.  Exactly at the end with
+         * "to the end" is an empty read, as in the posix driver. */
+        uint64_t size = 0;
+        ob_err e = OB_ERR_INIT;
+        if (s3_head(s, name, &size, &e) < 0) {
+            ob_err_move(err, &e);
+            return -1;
+        }
+        if (len == 0 && size == offset)
+            return 0;
+        return s3_truncated(name, size, offset, len, err);
+    }
+    return s3_http_err(s, rq, r, err);
+}
+
 static int storage_s3_get(storage *st, const char *name, uint64_t offset, uint64_t len,
                           ob_buf *out, ob_err *err)
 {
@@ -1452,32 +1540,49 @@ static int storage_s3_get(storage *st, const char *name, uint64_t offset, uint64
                 out->len = n;
                 out->data[n] = 0;
             }
-        } else if (r.status == 404) {
-            char *code = storage_s3_xml_text((const char *)r.body.data, r.body.len, "Code");
-            if (code && strcmp(code, "NoSuchBucket") == 0)
-                rc = s3_http_err(s, &rq, &r, err);
-            else
-                rc = ob_err_set(err, OB_ENOTFOUND, "object %s does not exist", name);
-            free(code);
-        } else if (r.status == 416) {
-            /* The range starts at or past the end.  Exactly at the end with
-             * "to the end" is an empty read, as in the posix driver. */
-            uint64_t size = 0;
-            ob_err e = OB_ERR_INIT;
-            if (s3_head(s, name, &size, &e) < 0) {
-                ob_err_move(err, &e);
-                rc = -1;
-            } else if (len == 0 && size == offset) {
-                ob_buf_reset(out);
-            } else {
-                rc = s3_truncated(name, size, offset, len, err);
-            }
         } else {
-            rc = s3_http_err(s, &rq, &r, err);
+            rc = s3_get_not_ok(s, &rq, &r, name, offset, len, err);
         }
     }
     if (rc < 0)
         ob_buf_reset(out);
+    s3_response_free(&r);
+    free(what);
+    free(key);
+    return rc;
+}
+
+static int storage_s3_getv(storage *st, const char *name, uint64_t offset,
+                           const struct iovec *iov, size_t n, ob_err *err)
+{
+    storage_s3 *s = (storage_s3 *)st;
+    if (s3_check_name(name, err) < 0)
+        return -1;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total == 0 || offset > UINT64_MAX - total)
+        return ob_err_set(err, OB_EUSAGE, "object %s: bad range", name);
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, offset, offset + total - 1);
+    char *key = s3_key(s, name);
+    char *what = ob_xasprintf("object %s", name);
+    s3_request rq = {.method = "GET", .key = key, .what = what, .range = range, .iov = iov,
+                     .iovn = n, .iov_from = offset};
+    s3_response r = {0};
+    int rc = s3_perform(s, &rq, &r, err);
+    if (rc == 0 && (r.status == 200 || r.status == 206)) {
+        if (r.iov_bad)
+            rc = ob_err_set(err, OB_EIO,
+                            "object %s: partial answer without a Content-Range covering "
+                            "bytes from %" PRIu64,
+                            name, offset);
+        else if (r.delivered < total)
+            rc = s3_truncated(name, r.status == 200 ? r.body_seen : s3_size_for_message(s, name),
+                              offset, total, err);
+    } else if (rc == 0) {
+        rc = s3_get_not_ok(s, &rq, &r, name, offset, total, err);
+    }
     s3_response_free(&r);
     free(what);
     free(key);
@@ -1676,6 +1781,7 @@ static const storage_ops storage_s3_ops = {
     .scheme = "s3",
     .put = storage_s3_put,
     .get = storage_s3_get,
+    .getv = storage_s3_getv,
     .list = storage_s3_list,
     .del = storage_s3_del,
     .del_many = storage_s3_del_many,

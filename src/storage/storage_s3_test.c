@@ -447,6 +447,52 @@ static void test_s3_ranged_get(void **state)
     }
 }
 
+/* storage_getv: one GET scattered into buffers of awkward sizes (1 byte,
+ * and across the pieces a server sends), the same bytes as storage_get;
+ * past the end a truncated object, missing a not-found. */
+static void test_s3_getv(void **state)
+{
+    S3_FIXTURE(state);
+    const size_t size = 3u << 20; /* larger than one curl write */
+    uint8_t *data = ob_xmalloc(size);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 12));
+    s3_put(f->s, "data/cd/pack", data, size, 0);
+    const size_t lens[] = {1, 65536 + 7, 1 << 20, 0, 300000};
+    uint8_t *bufs[5];
+    struct iovec iov[5];
+    uint64_t total = 0;
+    for (size_t i = 0; i < 5; i++) {
+        bufs[i] = ob_xmalloc(lens[i] + 1);
+        iov[i] = (struct iovec){bufs[i], lens[i]};
+        total += lens[i];
+    }
+    const uint64_t offs[] = {0, 12345, size - total};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < 5; i++)
+            memset(bufs[i], 0xEE, lens[i]);
+        ob_err err = OB_ERR_INIT;
+        if (storage_getv(f->s, "data/cd/pack", offs[k], iov, 5, &err) < 0)
+            fail_msg("getv at %llu: %s", (unsigned long long)offs[k], ob_err_msg(&err));
+        uint64_t at = offs[k];
+        for (size_t i = 0; i < 5; i++) {
+            assert_memory_equal(bufs[i], data + at, lens[i]);
+            at += lens[i];
+        }
+    }
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(storage_getv(f->s, "data/cd/pack", size - total + 1, iov, 5, &err), -1);
+    if (err.code != OB_ECORRUPT || !strstr(ob_err_msg(&err), "truncated"))
+        fail_msg("getv past the end: code %d: %s", err.code, ob_err_msg(&err));
+    ob_err_clear(&err);
+    assert_int_equal(storage_getv(f->s, "data/cd/none", 0, iov, 5, &err), -1);
+    assert_int_equal(err.code, OB_ENOTFOUND);
+    ob_err_clear(&err);
+    for (size_t i = 0; i < 5; i++)
+        free(bufs[i]);
+    free(data);
+}
+
 /* Listing collector: every name and size, in order of arrival. */
 typedef struct s3_names {
     char **v;
@@ -729,6 +775,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_roundtrip, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_write_pieces, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_ranged_get, s3_setup, s3_teardown),
+        cmocka_unit_test_setup_teardown(test_s3_getv, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_awkward_keys, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_create_and_delete, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_many_objects, s3_setup, s3_teardown),

@@ -376,6 +376,19 @@ static void test_ranged_get(void **state)
     storage_test_range_fails(f->s, 0, 11, "[0,11)");
     storage_test_range_fails(f->s, UINT64_MAX - 1, 5, NULL); /* no wraparound */
     storage_test_range_fails(f->s, 5, UINT64_MAX, NULL);
+
+    /* storage_getv: the same bytes, scattered (through get and a copy on
+     * a driver without getv); past the end fails as a range does. */
+    char a[2], b[1], c[4];
+    struct iovec iov[3] = {{a, sizeof a}, {b, sizeof b}, {c, sizeof c}};
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(storage_getv(f->s, "obj", 3, iov, 3, &err), 0);
+    assert_memory_equal(a, "34", 2);
+    assert_memory_equal(b, "5", 1);
+    assert_memory_equal(c, "6789", 4);
+    assert_int_equal(storage_getv(f->s, "obj", 4, iov, 3, &err), -1);
+    assert_int_equal(err.code, OB_ECORRUPT);
+    ob_err_clear(&err);
 }
 
 static void storage_test_missing(storage *s, const char *name)
