@@ -816,27 +816,6 @@ static int window_copy_locked(repo *r, struct repo_window *w0, struct repo_windo
     return 0;
 }
 
-/* Fill reserved slot w, block w->block, from out = bytes [from, to) of its
- * pack; on a failed fetch (rc < 0) give the slot up.  window_mu held. */
-static void window_fill_locked(repo *r, struct repo_window *w, const ob_buf *out, uint64_t from,
-                               uint64_t to, int rc)
-{
-    uint64_t start = w->block * READ_BLOCK;
-    uint64_t end = start + READ_BLOCK < to ? start + READ_BLOCK : to;
-    if (rc == 0)
-        ob_buf_append(&w->data, out->data + (start - from), (size_t)(end - start));
-    w->state = rc == 0 ? WINDOW_LOADED : WINDOW_EMPTY;
-    w->used = ++r->window_tick;
-}
-
-/* Is w still block b of pack, loaded?  (window_mu held; a slot can be
- * taken for another block while the lock is dropped for a fetch.) */
-static int window_holds_locked(const struct repo_window *w, const uint8_t pack[OB_ID_LEN],
-                               uint64_t b)
-{
-    return w->state == WINDOW_LOADED && w->block == b && memcmp(w->pack, pack, OB_ID_LEN) == 0;
-}
-
 /* Bytes [offset, offset + len) of pack pname, through the read-ahead.  The
  * range lies in blocks b0..b1.  Blocks held are not fetched again; the rest,
  * b0 (or the block after it) to b1 (or the block before it), comes in one
@@ -883,13 +862,20 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         /* Reserve the missing end blocks (never wait while holding one). */
         struct repo_window *m0 = w0 ? NULL : window_reserve_locked(r, pack, b0, w1);
         struct repo_window *m1 = w1 || b1 == b0 ? NULL : window_reserve_locked(r, pack, b1, w0);
-        if ((!w0 && !m0) || (b1 != b0 && !w1 && !m1)) {
+        const uint64_t end = offset + len, head_end = end < (b0 + 1) * READ_BLOCK
+                                                         ? end
+                                                         : (b0 + 1) * READ_BLOCK;
+        if ((!w0 && !m0) || (b1 != b0 && !w1 && !m1) ||
+            (w0 && w0->data.len < head_end - b0 * READ_BLOCK) ||
+            (w1 && b1 != b0 && w1->data.len < end - b1 * READ_BLOCK)) {
+            /* every slot busy, or a held block too short (the pack
+             * changed size?): read directly */
             if (m0)
                 m0->state = WINDOW_EMPTY;
             if (m1)
                 m1->state = WINDOW_EMPTY;
             pthread_cond_broadcast(&r->window_cv);
-            break; /* every slot busy: read directly */
+            break;
         }
         uint64_t from = (w0 ? b0 + 1 : b0) * READ_BLOCK;
         uint64_t to = w1 && b1 != b0 ? b1 * READ_BLOCK : (b1 + 1) * READ_BLOCK;
@@ -912,47 +898,66 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         }
         if (to > size)
             to = size;
-        pthread_mutex_unlock(&r->window_mu);
-        int rc = storage_get(r->st, pname, from, to - from, out, err);
-        pthread_mutex_lock(&r->window_mu);
-        if (rc == 0 && out->len != to - from)
-            rc = ob_err_set(err, OB_ECORRUPT, "pack %s: read %zu bytes at offset %llu, wanted %llu",
-                            pname, out->len, (unsigned long long)from,
-                            (unsigned long long)(to - from));
+        /* What the held blocks have of the caller's range is copied now,
+         * while they are held; the GET puts block b0 and b1 into their
+         * slots, the blocks between straight into out (a blob of several
+         * MiB is not kept), and the blocks ahead into theirs: no buffer
+         * as large as the GET, no second copy. */
+        ob_buf_reset(out);
+        ob_buf_reserve(out, (size_t)len);
+        if (w0)
+            memcpy(out->data, w0->data.data + (offset - b0 * READ_BLOCK),
+                   (size_t)(head_end - offset));
+        if (w1 && b1 != b0)
+            memcpy(out->data + (b1 * READ_BLOCK - offset), w1->data.data,
+                   (size_t)(end - b1 * READ_BLOCK));
+        struct iovec iov[3 + READ_AHEAD_EXTRA];
+        size_t niov = 0;
+        struct repo_window *fill[2 + READ_AHEAD_EXTRA];
+        size_t nfill = 0;
         if (m0)
-            window_fill_locked(r, m0, out, from, to, rc);
+            fill[nfill++] = m0;
+        if (b1 > b0 + 1)
+            fill[nfill++] = NULL; /* the middle: into out */
         if (m1)
-            window_fill_locked(r, m1, out, from, to, rc);
+            fill[nfill++] = m1;
         for (size_t i = 0; i < nex; i++)
-            window_fill_locked(r, ex[i], out, from, to, rc);
+            fill[nfill++] = ex[i];
+        for (size_t i = 0; i < nfill; i++) {
+            if (!fill[i]) {
+                iov[niov++] = (struct iovec){out->data + ((b0 + 1) * READ_BLOCK - offset),
+                                             (size_t)((b1 - b0 - 1) * READ_BLOCK)};
+                continue;
+            }
+            uint64_t s0 = fill[i]->block * READ_BLOCK;
+            size_t n = (size_t)((s0 + READ_BLOCK < to ? s0 + READ_BLOCK : to) - s0);
+            ob_buf_reset(&fill[i]->data);
+            ob_buf_reserve(&fill[i]->data, n);
+            iov[niov++] = (struct iovec){fill[i]->data.data, n};
+        }
+        pthread_mutex_unlock(&r->window_mu);
+        int rc = storage_getv(r->st, pname, from, iov, niov, err);
+        pthread_mutex_lock(&r->window_mu);
+        for (size_t i = 0; i < nfill; i++) { /* one iov each, in order */
+            struct repo_window *x = fill[i];
+            if (!x)
+                continue;
+            x->data.len = rc == 0 ? iov[i].iov_len : 0;
+            x->state = rc == 0 ? WINDOW_LOADED : WINDOW_EMPTY;
+            x->used = ++r->window_tick;
+        }
         pthread_cond_broadcast(&r->window_cv);
         if (rc < 0) {
             pthread_mutex_unlock(&r->window_mu);
+            ob_buf_reset(out);
             return -1;
         }
-        if ((w0 && !window_holds_locked(w0, pack, b0)) ||
-            (w1 && b1 != b0 && !window_holds_locked(w1, pack, b1)))
-            continue; /* a held end block was taken meanwhile: again */
-        if ((w0 && w0->data.len != READ_BLOCK) ||
-            (w1 && b1 != b0 && w1->data.len < offset + len - b1 * READ_BLOCK))
-            break; /* a short block (the pack changed size?): read directly */
-        /* out holds [from, to); make it [offset, offset + len). */
-        if (w0) {
-            size_t head = (size_t)(READ_BLOCK - (offset - b0 * READ_BLOCK));
-            ob_buf_reserve(out, head);
-            memmove(out->data + head, out->data, out->len);
-            memcpy(out->data, w0->data.data + (offset - b0 * READ_BLOCK), head);
-            out->len += head;
-            w0->used = ++r->window_tick;
-        } else {
-            size_t skip = (size_t)(offset - from);
-            memmove(out->data, out->data + skip, out->len - skip);
-            out->len -= skip;
-        }
-        if (w1 && b1 != b0) {
-            ob_buf_append(out, w1->data.data, (size_t)(offset + len - b1 * READ_BLOCK));
-            w1->used = ++r->window_tick;
-        }
+        if (m0)
+            memcpy(out->data, m0->data.data + (offset - b0 * READ_BLOCK),
+                   (size_t)(head_end - offset));
+        if (m1)
+            memcpy(out->data + (b1 * READ_BLOCK - offset), m1->data.data,
+                   (size_t)(end - b1 * READ_BLOCK));
         out->len = (size_t)len;
         pthread_mutex_unlock(&r->window_mu);
         return 0;
