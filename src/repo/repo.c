@@ -672,11 +672,11 @@ void repo_set_index(repo *r, repo_index *ix)
  * What is served is the same ciphertext a direct ranged read returns,
  * authenticated and checked against the blob ID as always, so a damaged
  * pack fails the same way.  A posix storage reads as before (a local pread
- * costs nothing to repeat).  Memory: at most 12 slots x READ_BLOCK.
+ * costs nothing to repeat).  Memory: at most 20 slots x READ_BLOCK.
  */
 #define READ_BLOCK ((uint64_t)1 << 20)
 #define READ_GAP ((uint64_t)64 << 10)
-#define READ_AHEAD_EXTRA 3
+#define READ_AHEAD_EXTRA 7
 enum { WINDOW_EMPTY = 0, WINDOW_LOADING, WINDOW_LOADED };
 #define WINDOW_SLOTS (sizeof(((repo *)0)->windows) / sizeof(((repo *)0)->windows[0]))
 

@@ -38,7 +38,7 @@ struct repo {
         int state;                    /* WINDOW_EMPTY, _LOADING, _LOADED */
         ob_buf data;                  /* the block's bytes (short at the pack's end) */
         uint64_t used;                /* window_tick of the last hit */
-    } windows[12];                    /* 2 readers x (2 end blocks + 3 ahead), and room */
+    } windows[20];                    /* 2 readers x (2 end blocks + 7 ahead), and room */
     struct repo_recent {              /* the last reads, for the sequence test */
         uint8_t pack[OB_ID_LEN];
         uint64_t start, end;          /* end == 0: slot unused */

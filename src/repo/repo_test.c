@@ -2678,9 +2678,10 @@ static void test_read_window_no_overlap(void **state)
         pthread_barrier_destroy(&start);
         repo_close(r);
         /* Each reader's first read is direct (no sequence yet), then the
-         * blocks from the pack's first: the first blob again, and at the
-         * far end up to the three blocks read ahead and a block's worth of
-         * the neighbours.  Once it streams, a get brings four blocks. */
+         * blocks from the pack's first: the first blob again, and a
+         * block's worth of the neighbours (nothing past the last blob:
+         * the index says where it ends).  Once it streams, a get brings
+         * up to eight blocks. */
         uint64_t got = wrap.pack_bytes - before;
         uint64_t limit = span + (uint64_t)readers * e0->length + e0->length + (4u << 20);
         int gets = wrap.pack_gets - gets_before, max_gets = readers + (int)(span >> 22) + 3;
