@@ -816,12 +816,13 @@ static int window_copy_locked(repo *r, struct repo_window *w0, struct repo_windo
     return 0;
 }
 
-/* Bytes [offset, offset + len) of pack pname, through the read-ahead.  The
- * range lies in blocks b0..b1.  Blocks held are not fetched again; the rest,
- * b0 (or the block after it) to b1 (or the block before it), comes in one
- * ranged get straight into out.  Only the two end blocks are kept: they are
- * the ones a neighbouring blob shares, and a blob of several MiB does not
- * evict everything else. */
+/* Bytes [offset, offset + len) of pack pname (p), through the read-ahead.
+ * The range lies in blocks b0..b1.  Blocks held are not fetched again; the
+ * rest, b0 (or the block after it) to b1 (or the block before it), comes in
+ * one ranged get scattered into the slots of the end blocks and straight
+ * into out for the blocks between (storage_getv).  Only the two end blocks
+ * are kept: they are the ones a neighbouring blob shares, and a blob of
+ * several MiB does not evict everything else. */
 static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t offset,
                       uint64_t len, ob_buf *out, ob_err *err)
 {
@@ -846,12 +847,11 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         return storage_get(r->st, pname, offset, len, out, err);
 
     pthread_mutex_lock(&r->window_mu);
-    for (int tries = 0; tries < 3; tries++) {
+    for (;;) {
         w0 = window_find_locked(r, pack, b0);
         w1 = b1 == b0 ? w0 : window_find_locked(r, pack, b1);
         if ((w0 && w0->state == WINDOW_LOADING) || (w1 && w1->state == WINDOW_LOADING)) {
-            pthread_cond_wait(&r->window_cv, &r->window_mu);
-            tries--; /* waiting for another reader is not a failed try */
+            pthread_cond_wait(&r->window_cv, &r->window_mu); /* another reader fetches it */
             continue;
         }
         if (b1 - b0 <= 1 && w0 && w1) {
@@ -905,12 +905,16 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
          * as large as the GET, no second copy. */
         ob_buf_reset(out);
         ob_buf_reserve(out, (size_t)len);
-        if (w0)
+        if (w0) {
             memcpy(out->data, w0->data.data + (offset - b0 * READ_BLOCK),
                    (size_t)(head_end - offset));
-        if (w1 && b1 != b0)
+            w0->used = ++r->window_tick;
+        }
+        if (w1 && b1 != b0) {
             memcpy(out->data + (b1 * READ_BLOCK - offset), w1->data.data,
                    (size_t)(end - b1 * READ_BLOCK));
+            w1->used = ++r->window_tick;
+        }
         struct iovec iov[3 + READ_AHEAD_EXTRA];
         size_t niov = 0;
         struct repo_window *fill[2 + READ_AHEAD_EXTRA];
