@@ -326,7 +326,27 @@ typedef struct file_sink {
     const char *path;
     ob_buf *batch;
     uint64_t batch_at, written;
+    uint64_t kicked;        /* written when writeback was last started */
 } file_sink;
+
+/*
+ * A restore ends with one syncfs (restore_files): nothing is reported
+ * restored before it is on disk.  Started only then, the writeback of
+ * everything restored is waited for at the end (0.2-0.4 s of a 1.2 s
+ * physical restore of the bench cluster, 760 MB).  So every WRITEBACK_STEP
+ * bytes a file's dirty pages are handed to the disk already
+ * (sync_file_range WRITE: start, do not wait), and the final syncfs finds
+ * little left.  Durability is unchanged: it still rests on the syncfs.
+ */
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
+
+static void writeback_kick(file_sink *w, int force)
+{
+    if (!force && w->written - w->kicked < WRITEBACK_STEP)
+        return;
+    (void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: errors show at syncfs */
+    w->kicked = w->written;
+}
 
 /* One extent's plaintext: check its length, then gather or write it. */
 static int sink_extent(file_sink *w, const tree_extent *e, const uint8_t *data, size_t len,
@@ -347,8 +367,10 @@ static int sink_extent(file_sink *w, const tree_extent *e, const uint8_t *data, 
             w->batch_at = e->offset;
         ob_buf_append(w->batch, data, len);
     }
-    if (rc == 0)
+    if (rc == 0) {
         w->written += len;
+        writeback_kick(w, 0);
+    }
     return rc;
 }
 
@@ -412,6 +434,8 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
             rc = clear_gap(fd, end, (uint64_t)st.st_size < n->size ? (uint64_t)st.st_size
                                                                   : n->size, path, err);
     }
+    if (rc == 0 && w.written)
+        writeback_kick(&w, 1);
     if (rc == 0 && ftruncate(fd, (off_t)n->size) < 0)
         rc = ob_err_errno(err, errno, "setting the size of %s", path);
     if (rc == 0)
