@@ -2,7 +2,8 @@
 # Physical backups and the WAL archive, the less common paths:
 #   - archive_command writing to two repositories of a config file (3-2-1);
 #     archive-get falls back to the second when the first lacks a segment;
-#   - archive-get prefetch: the next segments are spooled, and a spooled
+#   - archive-get prefetch: the next segments are spooled, and so is the
+#     one delivered (asked for again at the end of recovery); a spooled
 #     segment is served without opening the repository at all;
 #   - a tablespace is backed up through its link and restored (in place)
 #     with its rows;
@@ -84,6 +85,12 @@ expect_code 0 oba archive-get --prefetch 3 "$FIRST" "$W/RECOVERYXLOG"
 NEXT=$(python3 -c "s='$FIRST'; n=int(s[16:],16)+1; print(s[:16]+'%08X'%n)")
 for _ in $(seq 1 100); do [ -f "$W/opsbackup.get/$NEXT" ] && break; sleep 0.1; done
 [ -f "$W/opsbackup.get/$NEXT" ] || fail "segment $NEXT was not prefetched"
+# The delivered segment is kept too: PostgreSQL asks for its last one again
+# at the end of recovery.  Served without the repository, the same bytes.
+for _ in $(seq 1 100); do [ -f "$W/opsbackup.get/$FIRST" ] && break; sleep 0.1; done
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
+    archive-get "$FIRST" "$W/again"
+cmp -s "$W/again" "$W/RECOVERYXLOG" || problem "the kept segment differs from the delivered one"
 # Without a readable password the repository cannot be opened: only the
 # spool can answer now.
 expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
