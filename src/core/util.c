@@ -199,13 +199,20 @@ int ob_parse_duration(const char *s, int64_t *seconds)
 /* Write a file whole under a temporary name, then rename it in place.
  * Only ever over a regular file (or nothing): renaming over /dev/null or a
  * symlink given as DEST would replace the device or the link itself. */
-int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
-                         const ob_owner *owner, ob_err *err)
+int ob_check_replaceable(const char *path, ob_err *err)
 {
     struct stat st;
     if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return ob_err_set(err, OB_EUSAGE,
                           "%s exists and is not a regular file; refusing to replace it", path);
+    return 0;
+}
+
+int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
+                         const ob_owner *owner, ob_err *err)
+{
+    if (ob_check_replaceable(path, err) < 0)
+        return -1;
     char *tmp = ob_xasprintf("%s.opsbackup-tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {

@@ -49,6 +49,9 @@ typedef struct ob_owner {
  * renaming over a device or symlink given as path would replace it. */
 int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
                          const ob_owner *owner, ob_err *err);
+/* ob_write_file_atomic's refusal alone: -1 (OB_EUSAGE) if path exists and
+ * is not a regular file, for callers that rename a file over path. */
+int ob_check_replaceable(const char *path, ob_err *err);
 
 /* Whether user uid (primary group gid, plus its supplementary groups) may
  * open path for `want` (R_OK, W_OK, X_OK, or'ed): the mode bits of path

@@ -742,6 +742,10 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
                           "archive-get %s: not a WAL file name; use restore_command = "
                           "'opsbackup archive-get %%f \"%%p\"'",
                           name);
+    /* The spool's rename must refuse a symlink or device as DEST just as
+     * ob_write_file_atomic does. */
+    if (ob_check_replaceable(dest, err) < 0)
+        return -1;
     char *destdir = dir_of(dest);
     char *spool = ob_xasprintf("%s/opsbackup.get", destdir);
     char *spooled = ob_xasprintf("%s/%s", spool, name);
