@@ -196,9 +196,8 @@ int ob_parse_duration(const char *s, int64_t *seconds)
     return 0;
 }
 
-/* Write a file whole under a temporary name, then rename it in place.
- * Only ever over a regular file (or nothing): renaming over /dev/null or a
- * symlink given as DEST would replace the device or the link itself. */
+/* Renaming over /dev/null or a symlink given as DEST would replace the
+ * device or the link itself: only ever over a regular file (or nothing). */
 int ob_check_replaceable(const char *path, ob_err *err)
 {
     struct stat st;
@@ -208,6 +207,8 @@ int ob_check_replaceable(const char *path, ob_err *err)
     return 0;
 }
 
+/* Write a file whole under a temporary name, then rename it in place
+ * (over a regular file or nothing: ob_check_replaceable). */
 int ob_write_file_atomic(const char *path, const void *data, size_t len, int do_fsync,
                          const ob_owner *owner, ob_err *err)
 {

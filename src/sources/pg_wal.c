@@ -694,7 +694,7 @@ static void prefetch_child(const char *spool, const char *name, const ob_buf *gi
     _exit(0);
 }
 
-static void start_prefetch(const char *spool, const char *name, const ob_buf *cur,
+static void start_prefetch(const char *spool, const char *name, const ob_buf *given,
                            uint64_t segsize, int count, repo **repos, size_t nrepos,
                            pg_wal_open_fn open_repos, void *open_ud)
 {
@@ -709,7 +709,7 @@ static void start_prefetch(const char *spool, const char *name, const ob_buf *cu
         /* Detach, so PostgreSQL does not wait for us. */
         setsid();
         if (fork() == 0)
-            prefetch_child(spool, name, cur, segsize, count, repos, nrepos, open_repos,
+            prefetch_child(spool, name, given, segsize, count, repos, nrepos, open_repos,
                            open_ud);
         _exit(0);
     }
