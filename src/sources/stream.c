@@ -26,9 +26,14 @@ static tree_extent *extent_push(tree_node *n, size_t *cap)
     return e;
 }
 
-/* buf[head, tail) holds unconsumed bytes.  We refill only when fewer than
- * max_size bytes remain, moving that short remainder to the front, so each
- * byte is copied at most once more after being read. */
+/* buf[head, tail) holds unconsumed bytes.  The chunker needs max_size
+ * bytes ahead of head (or the end of the stream) to place a cut, so we
+ * read until that many are buffered and no further: a read of a pipe
+ * returns what the writer has produced so far, and waiting to fill the
+ * whole buffer would make pg_dump and us take turns instead of running
+ * side by side.  When little room is left at the end we move the
+ * unconsumed bytes (fewer than max_size) to the front; with a buffer of
+ * 2 * max_size that happens at most once per half a max_size consumed. */
 int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
                  uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err)
 {
@@ -37,20 +42,20 @@ int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const cha
     uint64_t pos = start, total = 0;
     int eof = 0;
     for (;;) {
-        if (!eof && tail - head < maxc) {
-            memmove(s->buf, s->buf + head, tail - head);
-            tail -= head;
-            head = 0;
-            while (!eof && tail < s->buf_cap) {
-                ssize_t k = rd(rd_ud, s->buf + tail, s->buf_cap - tail);
-                if (k < 0)
-                    return ob_err_errno(err, errno, "reading %s at offset %llu", what,
-                                        (unsigned long long)(start + total));
-                if (k == 0)
-                    eof = 1;
-                tail += (size_t)k;
-                total += (uint64_t)k;
+        while (!eof && tail - head < maxc) {
+            if (s->buf_cap - tail < maxc / 2) {
+                memmove(s->buf, s->buf + head, tail - head);
+                tail -= head;
+                head = 0;
             }
+            ssize_t k = rd(rd_ud, s->buf + tail, s->buf_cap - tail);
+            if (k < 0)
+                return ob_err_errno(err, errno, "reading %s at offset %llu", what,
+                                    (unsigned long long)(start + total));
+            if (k == 0)
+                eof = 1;
+            tail += (size_t)k;
+            total += (uint64_t)k;
         }
         if (tail == head)
             break;

@@ -1,0 +1,225 @@
+/*
+ * stream_test.c — stream_store: where a stream is cut must not depend on
+ * how its reads arrive, and a reader fed in small pieces (a pipe from
+ * pg_dump) must not be made to wait for more than the chunker needs.
+ */
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "repo/repo.h"
+#include "repo/tree.h"
+#include "repo/writer.h"
+#include "sources/stream.h"
+#include "storage/storage.h"
+
+static const repo_kdf_params ST_KDF = {1024, 8, 1};
+
+/* Run a call taking an ob_err *E; fail the test with its message. */
+#define MUST(call)                                                                           \
+    do {                                                                                     \
+        ob_err e_ = OB_ERR_INIT;                                                             \
+        ob_err *E = &e_;                                                                     \
+        if ((call) != 0) {                                                                   \
+            print_error("%s: %s\n", #call, ob_err_msg(&e_));                                 \
+            ob_err_clear(&e_);                                                               \
+            fail();                                                                          \
+        }                                                                                    \
+        ob_err_clear(&e_);                                                                   \
+    } while (0)
+
+typedef struct st_fx {
+    char *dir;
+    storage *st;
+    repo *r;
+} st_fx;
+
+static int st_rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)type, (void)ftw;
+    return remove(path);
+}
+
+static int st_setup(void **state)
+{
+    st_fx *f = ob_xmalloc(sizeof *f);
+    memset(f, 0, sizeof *f);
+    f->dir = ob_xstrdup("/tmp/ob-stream-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char *root = ob_xasprintf("%s/repo", f->dir);
+    char *id = NULL;
+    MUST(storage_posix_open(root, 1, &f->st, E));
+    MUST(repo_init(f->st, "pw", &ST_KDF, &id, E));
+    MUST(repo_open(f->st, "pw", &f->r, E));
+    free(id);
+    free(root);
+    *state = f;
+    return 0;
+}
+
+static int st_teardown(void **state)
+{
+    st_fx *f = *state;
+    repo_close(f->r);
+    storage_close(f->st);
+    nftw(f->dir, st_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A source that hands out at most `piece` bytes per read (0: all that is
+ * asked), or, with `uneven`, a repeating pattern of odd sizes. */
+typedef struct piece_reader {
+    const uint8_t *data;
+    size_t len, pos;
+    size_t piece;
+    int uneven;
+    unsigned calls;
+    size_t read_at_first_cut; /* bytes handed out when the first chunk was cut */
+    size_t ncuts;
+} piece_reader;
+
+static ssize_t piece_read(void *ud, uint8_t *buf, size_t len)
+{
+    static const size_t pattern[] = {1, 7, 4096, 65537, 300000, 13};
+    piece_reader *p = ud;
+    size_t k = p->len - p->pos;
+    size_t lim = p->uneven ? pattern[p->calls % 6] : p->piece;
+    if (lim && k > lim)
+        k = lim;
+    if (k > len)
+        k = len;
+    memcpy(buf, p->data + p->pos, k);
+    p->pos += k;
+    p->calls++;
+    return (ssize_t)k;
+}
+
+static void piece_tick(void *ud, uint64_t bytes)
+{
+    (void)bytes;
+    piece_reader *p = ud;
+    if (p->ncuts++ == 0)
+        p->read_at_first_cut = p->pos;
+}
+
+/* Text-like bytes with some repetition, so the chunker finds cuts of
+ * varied length. */
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+    static const char *words[] = {"ops", "backup ", "evidence\n", "screenshot ", "0042,",
+                                  "token=", "\\N\t", "完了 "};
+    size_t i = 0;
+    while (i < n) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        const char *w = words[(seed >> 33) % 8];
+        size_t wl = strlen(w);
+        for (size_t j = 0; j < wl && i < n; j++)
+            p[i++] = (uint8_t)w[j];
+    }
+}
+
+static void store(st_fx *f, piece_reader *pr, tree_node *n)
+{
+    repo_writer *w = NULL;
+    MUST(repo_writer_new(f->r, 2, &w, E));
+    const chunker *ck = repo_chunker(f->r, REPO_CHUNK_DB);
+    size_t cap = 2 * (size_t)chunker_get_params(ck)->max_size;
+    uint8_t *buf = ob_xmalloc(cap);
+    stream_sink sink = {w, ck, buf, cap, piece_tick, pr};
+    size_t ext_cap = 0;
+    uint64_t consumed = 0;
+    MUST(stream_store(&sink, piece_read, pr, "test stream", 0, n, &ext_cap, &consumed, E));
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    free(buf);
+    assert_int_equal(consumed, pr->len);
+    n->size = consumed;
+}
+
+static void test_cuts_do_not_depend_on_reads(void **state)
+{
+    st_fx *f = *state;
+    size_t max = chunker_get_params(repo_chunker(f->r, REPO_CHUNK_DB))->max_size;
+    size_t len = 5 * max + 12345;
+    uint8_t *data = ob_xmalloc(len);
+    fill(data, len, 7);
+
+    piece_reader whole = {data, len, 0, 0, 0, 0, 0, 0};
+    piece_reader pipe = {data, len, 0, 4096, 0, 0, 0, 0};
+    piece_reader odd = {data, len, 0, 0, 1, 0, 0, 0};
+    tree t;
+    tree_init(&t);
+    tree_node *nw = tree_add(&t), *np = tree_add(&t), *no = tree_add(&t);
+    store(f, &whole, nw);
+    store(f, &pipe, np);
+    store(f, &odd, no);
+
+    /* The same cuts and IDs whichever way the bytes came in. */
+    assert_true(nw->nextents > 5);
+    assert_int_equal(np->nextents, nw->nextents);
+    assert_int_equal(no->nextents, nw->nextents);
+    uint64_t pos = 0;
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < nw->nextents; i++) {
+        const tree_extent *e = &nw->extents[i];
+        assert_int_equal(e->offset, pos);
+        assert_true(e->len > 0 && e->len <= max);
+        for (int k = 0; k < 2; k++) {
+            const tree_extent *o = k ? &no->extents[i] : &np->extents[i];
+            assert_int_equal(o->offset, e->offset);
+            assert_int_equal(o->len, e->len);
+            assert_memory_equal(o->id, e->id, OB_ID_LEN);
+        }
+        /* And what was stored reads back as those bytes. */
+        MUST(repo_read_blob(f->r, e->id, REPO_BLOB_DATA, &b, E));
+        assert_int_equal(b.len, e->len);
+        assert_memory_equal(b.data, data + pos, e->len);
+        pos += e->len;
+    }
+    assert_int_equal(pos, len);
+    ob_buf_free(&b);
+
+    /* Fed 4 KiB at a time, the first cut is made as soon as the chunker
+     * has max_size bytes, not after the whole buffer (2 * max_size) is
+     * full: a pipe's writer must not wait for us to stop reading. */
+    assert_true(pipe.read_at_first_cut >= max);
+    assert_true(pipe.read_at_first_cut < max + 4096);
+    tree_free(&t);
+    free(data);
+}
+
+/* An empty stream stores nothing and reads once. */
+static void test_empty_stream(void **state)
+{
+    st_fx *f = *state;
+    piece_reader pr = {(const uint8_t *)"", 0, 0, 4096, 0, 0, 0, 0};
+    tree t;
+    tree_init(&t);
+    tree_node *n = tree_add(&t);
+    store(f, &pr, n);
+    assert_int_equal(n->nextents, 0);
+    assert_int_equal(pr.calls, 1);
+    tree_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cuts_do_not_depend_on_reads, st_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_stream, st_setup, st_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
