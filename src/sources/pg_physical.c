@@ -798,6 +798,16 @@ static int start_server(const char *pgdata, int version, const pg_physical_resto
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    if (rc == 0) {
+        /* Recovery is over: what archive-get fetched ahead is never asked
+         * for again, and would sit in pg_wal (up to 9 segments). */
+        char *wal = ob_xasprintf("%s/pg_wal", pgdata);
+        if (pg_wal_spool_clear(wal) < 0)
+            ob_warn("could not remove %s/opsbackup.get (archive-get's spool): %s; it is "
+                    "safe to delete",
+                    wal, strerror(errno));
+        free(wal);
+    }
     free(pg_ctl);
     free(log);
     return rc;

@@ -624,20 +624,32 @@ static int get_any(repo **repos, size_t nrepos, const char *name, ob_buf *out, o
 }
 
 /* Remove spooled segments older than name: replay has passed them. */
-static void spool_trim(const char *spool, const char *name)
+/* Remove from the spool the segments before `below`, or, with below NULL,
+ * everything in it (a prefetch's temporary files too). */
+static void spool_remove(const char *spool, const char *below)
 {
     DIR *d = opendir(spool);
     if (!d)
         return;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (pg_wal_is_segment(de->d_name) && strcmp(de->d_name, name) < 0) {
+        if (below ? pg_wal_is_segment(de->d_name) && strcmp(de->d_name, below) < 0
+                  : strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
             char *p = ob_xasprintf("%s/%s", spool, de->d_name);
             unlink(p);
             free(p);
         }
     }
     closedir(d);
+}
+
+int pg_wal_spool_clear(const char *pg_wal_dir)
+{
+    char *spool = ob_xasprintf("%s/opsbackup.get", pg_wal_dir);
+    spool_remove(spool, NULL);
+    int rc = rmdir(spool) == 0 || errno == ENOENT ? 0 : -1;
+    free(spool);
+    return rc;
 }
 
 /* In a detached grandchild: keep segment name itself in the spool when its
@@ -649,7 +661,7 @@ static void spool_trim(const char *spool, const char *name)
  * 0.4 s start in bench B).  The copy is written here, off PostgreSQL's
  * path, from the verified bytes the parent delivered; a copy, not a link,
  * because PostgreSQL may recycle the delivered file's inode for new WAL.
- * The next segment's delivery trims it (spool_trim). */
+ * The next segment's delivery trims it (spool_remove). */
 static void prefetch_child(const char *spool, const char *name, const ob_buf *given,
                            uint64_t segsize, int count, repo **repos, size_t nrepos,
                            pg_wal_open_fn open_repos, void *open_ud)
@@ -753,7 +765,7 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
     struct stat st;
     if (pg_wal_is_segment(name) && stat(spooled, &st) == 0 && S_ISREG(st.st_mode) &&
         rename(spooled, dest) == 0) {
-        spool_trim(spool, name);
+        spool_remove(spool, name);
         uint64_t segsize = (uint64_t)st.st_size;
         if (spooled_ahead(spool, name, segsize, o->prefetch) < o->prefetch / 2 + 1)
             start_prefetch(spool, name, NULL, segsize, o->prefetch, NULL, 0, open_repos,
@@ -772,7 +784,7 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
         rc = ob_write_file_atomic(dest, b.data, b.len, 0, NULL, err);
     if (rc == 0 && pg_wal_is_segment(name) && o->prefetch > 0) {
         (void)mkdir(spool, 0700);
-        spool_trim(spool, name);
+        spool_remove(spool, name);
         start_prefetch(spool, name, &b, b.len, o->prefetch, repos, nrepos, open_repos, open_ud);
     }
     ob_buf_free(&b);

@@ -51,6 +51,13 @@ void pg_wal_next_segment(const char *name, uint64_t segsize, char out[25]);
 /* Segment name holding LSN on timeline tli (out: 25 bytes). */
 void pg_wal_segment_of(uint32_t tli, uint64_t lsn, uint64_t segsize, char out[25]);
 
+/* Remove pg_wal_dir/opsbackup.get, archive-get's spool, once recovery has
+ * ended: segments fetched ahead of a PITR target (up to the prefetch
+ * count) and the last one delivered are never asked for again.  A
+ * prefetch still running finds its directory gone and stops.  Returns -1
+ * (errno set) only when the directory could not be removed. */
+int pg_wal_spool_clear(const char *pg_wal_dir);
+
 /* Store one archived file in one repository.  *already is set when an
  * identical copy was there.  A different copy is OB_EEXIST. */
 int pg_wal_push(repo *r, const char *name, const uint8_t *data, size_t len, int *already,

@@ -119,6 +119,9 @@ sqlr() { "$PGBIN/psql" -XAtq -h "$R.sock" -p $((PGPORT + 1)) -U postgres -d post
 [ "$(sqlr "SELECT pg_tablespace_location($OID)")" = "$T/ts_restored" ] \
     || problem "restored server sees the tablespace elsewhere"
 [ -z "$(ls -A "$T/ts_restored" 2>/dev/null)" ] && problem "nothing restored into the tablespace directory"
+# Recovery fetched its segments through archive-get's spool; --start
+# removes it once the server is promoted.
+[ -e "$R/pg_wal/opsbackup.get" ] && problem "archive-get's spool is left in pg_wal after promotion"
 
 info ".partial segments (a standby's last segment at promotion) are archived and fetched"
 cp "$W/check" "$W/${NEXT}.partial"
