@@ -623,7 +623,6 @@ static int get_any(repo **repos, size_t nrepos, const char *name, ob_buf *out, o
     return rc;
 }
 
-/* Remove spooled segments older than name: replay has passed them. */
 /* Remove from the spool the segments before `below`, or, with below NULL,
  * everything in it (a prefetch's temporary files too). */
 static void spool_remove(const char *spool, const char *below)
