@@ -1056,9 +1056,10 @@ int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, 
 }
 
 /*
- * A physical restore reads a relation file's 8 KiB blocks in order, and a
- * backup stored them in order, so most of a file's blobs lie back to back
- * in a pack (bench cluster: 85,978 blocks in 18,252 such runs).  Reading
+ * A physical restore reads a relation file's blocks in order, and a backup
+ * stored them in order, so most of a file's blobs lie back to back in a
+ * pack (bench cluster, when blocks were 8 KiB: 85,978 blocks in 18,252 such
+ * runs).  Reading
  * each run with one ranged get instead of one per blob saves most of the
  * system calls (a pread, and the fstat of storage_posix's kept descriptor)
  * and, on S3, most of the requests.  Every blob is still opened from its

@@ -1901,47 +1901,6 @@ static void test_writer_unflushed(void **state)
     rt_fx_free(f);
 }
 
-/* repo_writer_new_level: the level given is the one blobs are compressed
- * at (D50), not the repository's, and either reads back. */
-static void test_writer_level(void **state)
-{
-    (void)state;
-    /* Compressible, but not trivially: words drawn from a small vocabulary. */
-    static const char *const words[] = {"segment ", "archive ", "backup ", "relation ",
-                                        "checkpoint ", "tuple ", "vacuum ", "index "};
-    ob_buf text = OB_BUF_INIT;
-    uint32_t x = 12345;
-    while (text.len < (1u << 20)) {
-        x = x * 1103515245u + 12345u;
-        ob_buf_printf(&text, "%s%u\n", words[(x >> 16) % 8], (x >> 8) % 1000);
-    }
-    uint64_t stored[2];
-    const int levels[2] = {1, 19};
-    for (int k = 0; k < 2; k++) {
-        rt_fx *f = rt_fx_new(k ? "level19" : "level1");
-        repo_writer *w;
-        uint8_t id[OB_ID_LEN];
-        MUST(repo_writer_new_level(f->r, 1, levels[k], &w, E));
-        MUST(repo_writer_add(w, REPO_BLOB_DATA, text.data, text.len, id, NULL, E));
-        MUST(repo_writer_flush(w, E));
-        repo_writer_stats ws;
-        repo_writer_get_stats(w, &ws);
-        repo_writer_free(w);
-        stored[k] = ws.bytes_stored;
-        rt_fx_reopen(f);
-        ob_buf back = OB_BUF_INIT;
-        MUST(repo_read_blob(f->r, id, REPO_BLOB_DATA, &back, E));
-        assert_int_equal(back.len, text.len);
-        assert_memory_equal(back.data, text.data, text.len);
-        ob_buf_free(&back);
-        rt_fx_free(f);
-    }
-    if (!(stored[1] < stored[0]))
-        fail_msg("level 19 stored %llu bytes, level 1 %llu: the level is not applied",
-                 (unsigned long long)stored[1], (unsigned long long)stored[0]);
-    ob_buf_free(&text);
-}
-
 /* An abandoned writer (an error, a cancelled backup) and then a new writer
  * in the same session, on the same repo handle: the blobs the first one
  * never committed must be stored by the second, or a snapshot written after
@@ -3230,7 +3189,6 @@ int main(void)
         cmocka_unit_test_teardown(test_index_decode_hostile, rt_teardown),
         cmocka_unit_test_teardown(test_writer_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_writer_unflushed, rt_teardown),
-        cmocka_unit_test_teardown(test_writer_level, rt_teardown),
         cmocka_unit_test_teardown(test_writer_abandoned_then_reused_repo, rt_teardown),
         cmocka_unit_test_teardown(test_writer_same_bytes_data_and_tree, rt_teardown),
         cmocka_unit_test_teardown(test_writer_storage_failure, rt_teardown),

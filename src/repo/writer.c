@@ -40,7 +40,7 @@
  * (bench/results_scale.md).  It also bounds an index file (a pack's blobs
  * go into one) to WRITER_INDEX_MAX_BLOBS + this. */
 #define WRITER_PACK_MAX_BLOBS 65536
-/* Bytes of queued chunks per worker thread (see repo_writer_new_level). */
+/* Bytes of queued chunks per worker thread (see repo_writer_new). */
 #define WRITER_QUEUE_PER_THREAD (2u * CHUNKER_FILES_AVG)
 
 typedef struct job {
@@ -266,11 +266,6 @@ static void *worker_main(void *arg)
 
 int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
 {
-    return repo_writer_new_level(r, nthreads, 0, out, err);
-}
-
-int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err)
-{
     *out = NULL;
     if (repo_load_index(r, err) < 0)
         return -1;
@@ -280,7 +275,7 @@ int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, o
     }
     repo_writer *w = ob_xcalloc(1, sizeof *w);
     w->r = r;
-    w->level = level > 0 ? level : repo_compression_level(r);
+    w->level = repo_compression_level(r);
     w->ix = repo_get_index(r);
     w->unrecorded = repo_index_new();
     pthread_mutex_init(&w->mu, NULL);

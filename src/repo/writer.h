@@ -43,9 +43,6 @@ typedef struct repo_writer_stats {
 
 /* nthreads <= 0 means one per online CPU. */
 int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err);
-/* The same, compressing new blobs at zstd level (0: the repository's level;
- * the level is not recorded, any reader decompresses any level). */
-int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err);
 
 /* Store a blob unless the repository already has one with the same ID.
  * id receives the blob ID; *added (may be NULL) is set to 1 if the blob

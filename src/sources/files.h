@@ -59,7 +59,6 @@ typedef struct files_backup_opts {
     files_filter_fn filter;             /* optional, see files_filter_result */
     void *filter_ud;
     const chunker *chunker;             /* NULL: the repository's files chunker */
-    int compression_level;              /* zstd level; 0: the repository's */
     /* Reuse an unchanged file from the parent only if its mtime is older
      * than the parent backup's start: a file written while the parent read
      * it may keep the same (coarse) mtime yet hold other bytes. */

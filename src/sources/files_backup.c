@@ -606,7 +606,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             snap->has_parent = 1;
             memcpy(snap->parent, parent->id, sizeof snap->parent);
         }
-        rc = repo_writer_new_level(r, o->nthreads, o->compression_level, &c.w, err);
+        rc = repo_writer_new(r, o->nthreads, &c.w, err);
     }
     if (rc == 0) {
         /* Only a root "/" PATH is itself the root directory. */

@@ -288,10 +288,10 @@ static int clear_gap(int fd, uint64_t from, uint64_t to, const char *path, ob_er
 
 /*
  * Extents that follow each other in the file are gathered into one pwrite
- * of up to WRITE_BATCH bytes.  A physical backup's relation files are 8 KiB
- * blocks (D19), so a restore wrote ~85,000 times 8 KiB, and a system call
- * is not cheap on a virtual machine; a gap (a hole, or in delta mode an
- * extent already present) or a full batch writes what is gathered.
+ * of up to WRITE_BATCH bytes.  A physical backup's relation files were 8 KiB
+ * blocks (D19, before D56), so a restore wrote ~85,000 times 8 KiB, and a
+ * system call is not cheap on a virtual machine; a gap (a hole, or in delta
+ * mode an extent already present) or a full batch writes what is gathered.
  */
 #define WRITE_BATCH ((size_t)256 << 10)
 

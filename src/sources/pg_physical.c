@@ -27,11 +27,6 @@
 #include "sources/pg_conn.h"
 #include "sources/pg_wal.h"
 
-/* Relation blocks are compressed at zstd level 1 whatever the repository's
- * level (D50): on 527 MB of pgbench's 8 KiB blocks level 1 stored 3 % less
- * than level 3 in less time; with the bench's text documents, as much. */
-#define PG_PHYSICAL_ZSTD_LEVEL 1
-
 /* ---- PostgreSQL's exclusion rules (basebackup.c) ---------------------- */
 
 /* Directories whose contents are never copied (the directory itself is,
@@ -396,7 +391,6 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
     fo.filter = phys_filter;
     fo.filter_ud = &c;
     fo.chunker = ck;
-    fo.compression_level = PG_PHYSICAL_ZSTD_LEVEL;
     fo.parent_strict = 1;
     fo.before_commit = phys_stop;
     fo.commit_ud = &c;

@@ -14,10 +14,10 @@
  * the repository's WAL archive, so a saved physical snapshot is always
  * restorable on its own.
  *
- * Storage.  Files are cut in fixed 8 KiB blocks (PostgreSQL's page size),
- * so a changed page stores one block, and every other block deduplicates
- * against earlier backups: each backup is a full backup to restore and an
- * incremental one to store.  Files unchanged since the parent backup
+ * Storage.  Files are cut in fixed 32 KiB blocks (four PostgreSQL pages,
+ * D56), so a changed page stores one block, and every other block
+ * deduplicates against earlier backups: each backup is a full backup to
+ * restore and an incremental one to store.  Files unchanged since the parent backup
  * (same size, times and inode, and last written before the parent
  * started) are not read at all.
  *
@@ -40,7 +40,12 @@
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 
-#define PG_PHYSICAL_BLOCK 8192
+/* The unit a relation file is cut in (D56).  A multiple of every page size
+ * PostgreSQL can be built with, so blocks stay page-aligned.  8 KiB until
+ * D56: one page per blob cost 18 % more storage, a third more CPU per full
+ * backup and twice the memory, for a random-update incremental only 10 %
+ * smaller on the bench cluster. */
+#define PG_PHYSICAL_BLOCK 32768
 
 struct repo_lock;
 

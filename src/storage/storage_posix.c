@@ -23,9 +23,9 @@
  *
  * Ranged reads keep the descriptor.  Only packs are read by range (a blob,
  * repo_read_blob, or a run of blobs, repo_read_blobs), and a physical
- * restore reads ~85,000 8 KiB blocks from a handful of packs: opening,
- * stat-ing and closing the pack for every blob was ~12 % of that restore's
- * CPU (perf, path walk included).
+ * restore read ~85,000 8 KiB blocks (before D56) from a handful of packs:
+ * opening, stat-ing and closing the pack for every blob was ~12 % of that
+ * restore's CPU (perf, path walk included).
  * So a ranged read leaves its descriptor in one of STORAGE_POSIX_FDS slots
  * (LRU), and the next ranged read of that name fstats it instead of opening
  * the path again: one cheap syscall instead of three and a path walk.  The
