@@ -1,7 +1,7 @@
 #include "cli/cli.h"
 
 #include <jansson.h>
-#include <libpq-fe.h>
+#include "sources/pq_lib.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +323,13 @@ int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char 
 char *cli_scrub_conninfo(char *arg)
 {
     char *copy = ob_xstrdup(arg);
+    /* Without libpq the command fails as soon as it connects, with the
+     * reason; until then there is nothing to parse the string with. */
+    ob_err lerr = OB_ERR_INIT;
+    if (pq_lib_load(&lerr) < 0) {
+        ob_err_clear(&lerr);
+        return copy;
+    }
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(copy, &msg);
     PQfreemem(msg);

@@ -44,7 +44,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include "cli/mhd_lib.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -559,6 +559,8 @@ static struct MHD_Daemon *http_start(daemon_state *d, const char *listen, ob_err
         return NULL;
     }
     sa.sin_port = htons((uint16_t)port);
+    if (mhd_lib_load(err) < 0)
+        return NULL;
     struct MHD_Daemon *m = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_http, d,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,

@@ -34,7 +34,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <libpq-fe.h>
+#include "sources/pq_lib.h"
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -223,12 +223,16 @@ static double mono(void)
 static char *db_live_name(const job *j, const json_t *snap)
 {
     char *name = NULL, *msg = NULL;
-    PQconninfoOption *opts = j->dbname ? PQconninfoParse(j->dbname, &msg) : NULL;
-    PQfreemem(msg);
-    for (PQconninfoOption *x = opts; x && x->keyword; x++)
-        if (strcmp(x->keyword, "dbname") == 0 && x->val && *x->val)
-            name = ob_xstrdup(x->val);
-    PQconninfoFree(opts);
+    ob_err lerr = OB_ERR_INIT;
+    if (j->dbname && pq_lib_load(&lerr) == 0) { /* else the restore says why */
+        PQconninfoOption *opts = PQconninfoParse(j->dbname, &msg);
+        PQfreemem(msg);
+        for (PQconninfoOption *x = opts; x && x->keyword; x++)
+            if (strcmp(x->keyword, "dbname") == 0 && x->val && *x->val)
+                name = ob_xstrdup(x->val);
+        PQconninfoFree(opts);
+    }
+    ob_err_clear(&lerr);
     if (!name) {
         const char *d = json_string_value(
             json_object_get(json_object_get(snap, "extra"), "database"));

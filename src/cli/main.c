@@ -419,12 +419,7 @@ int main(int argc, char **argv)
         ob_log_set_level(ctx.verbose > 1 ? OB_LOG_DEBUG : OB_LOG_INFO);
     if (ctx.quiet)
         ob_log_set_level(OB_LOG_ERROR);
-    /* Before any thread: the HTTP library of the S3 driver. */
-    ob_err err = OB_ERR_INIT;
-    if (storage_global_init(&err) < 0)
-        return cli_fail(&ctx, &err);
     int rc = cmd->run(&ctx, argc - i, argv + i);
-    storage_global_cleanup();
     config_free(ctx.cfg); /* commands that loaded it without cli_close_repo */
     free(ctx.more_repos);
     return rc;

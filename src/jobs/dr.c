@@ -4,7 +4,7 @@
  */
 #include "jobs/dr.h"
 
-#include <curl/curl.h>
+#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -172,10 +172,12 @@ json_t *dr_health_check(const char *url, const dr_health_opts *o)
     char *last_error = NULL;
     ob_buf body = OB_BUF_INIT;
     for (attempt = 1; attempt <= retries; attempt++) {
-        CURL *h = curl_easy_init();
+        ob_err lerr = OB_ERR_INIT;
+        CURL *h = curl_lib_load(&lerr) == 0 ? curl_easy_init() : NULL;
         if (!h) {
             free(last_error);
-            last_error = ob_xstrdup("cannot create an HTTP handle");
+            last_error = ob_xstrdup(lerr.code ? ob_err_msg(&lerr) : "cannot create an HTTP handle");
+            ob_err_clear(&lerr);
             break;
         }
         ob_buf_free(&body);

@@ -28,8 +28,8 @@
  * the first process.
  *
  * Ownership: results hold heap data freed by their _free function.  No
- * global state: the health check makes its own curl handle (curl_global_init
- * is done once in main).
+ * global state: the health check makes its own curl handle (libcurl is
+ * opened and initialised on first use, curl_lib_load).
  */
 #ifndef OB_DR_H
 #define OB_DR_H

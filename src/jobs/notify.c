@@ -20,7 +20,7 @@
  */
 #include "jobs/notify.h"
 
-#include <curl/curl.h>
+#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -447,6 +447,11 @@ char *notify_mail_message(const notify_event *ev, const char *from, char *const 
 
 char *notify_url_target(const char *url)
 {
+    ob_err lerr = OB_ERR_INIT;
+    if (curl_lib_load(&lerr) < 0) { /* then no message names the host */
+        ob_err_clear(&lerr);
+        return NULL;
+    }
     CURLU *u = curl_url();
     if (!u)
         return NULL;
@@ -780,6 +785,8 @@ static int notify_curl_err(ob_err *err, const notify_channel *ch, CURLcode cc, c
 
 static int notify_http_post(const notify_channel *ch, const char *body, ob_err *err)
 {
+    if (curl_lib_load(err) < 0)
+        return -1;
     CURL *h = curl_easy_init();
     if (!h)
         return ob_err_set(err, OB_EFAIL, "cannot create an HTTP handle (out of memory?)");
@@ -839,6 +846,8 @@ static int notify_http_post(const notify_channel *ch, const char *body, ob_err *
 static int notify_smtp_send(const notifier *n, const notify_channel *ch, const char *msg,
                             ob_err *err)
 {
+    if (curl_lib_load(err) < 0)
+        return -1;
     CURL *h = curl_easy_init();
     if (!h)
         return ob_err_set(err, OB_EFAIL, "cannot create an SMTP handle (out of memory?)");

@@ -26,8 +26,8 @@
  * the message builders below belong to the caller.
  *
  * Thread safety: a notifier is immutable after it is made; sending from
- * several threads at once is safe provided curl_global_init was called
- * before threads started (storage_global_init does it in main).
+ * several threads at once is safe (libcurl is opened and initialised once,
+ * under a lock, by the first send: curl_lib_load).
  */
 #ifndef OB_NOTIFY_H
 #define OB_NOTIFY_H

@@ -21,6 +21,8 @@ PGconn *pg_conn_open(const char *conninfo, const char *dbname, ob_err *err)
         keys[1] = "dbname";
         vals[1] = dbname;
     }
+    if (pq_lib_load(err) < 0)
+        return NULL;
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         const char *m = c ? PQerrorMessage(c) : "out of memory";
@@ -75,6 +77,8 @@ char *pg_conn_value(PGconn *c, const char *sql, ob_err *err)
 char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, ob_err *err)
 {
     char *perr = NULL;
+    if (pq_lib_load(err) < 0)
+        return NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &perr);
     if (!opts) {
         char *m = ob_xstrdup(perr ? perr : "out of memory");

@@ -5,7 +5,7 @@
 #ifndef OB_PG_CONN_H
 #define OB_PG_CONN_H
 
-#include <libpq-fe.h>
+#include "sources/pq_lib.h"
 
 #include "core/err.h"
 

@@ -5,7 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
+#include "sources/pq_lib.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +108,10 @@ static char **conn_env(const char *conninfo, ob_err *err)
     size_t n = 0;
     if (!conninfo || !*conninfo)
         return env;
+    if (pq_lib_load(err) < 0) {
+        free(env);
+        return NULL;
+    }
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
     if (!opts) {

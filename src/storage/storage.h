@@ -121,12 +121,6 @@ int storage_open_opts(const char *url, const storage_opts *opts, int create, sto
 /* storage_open_opts without options. */
 int storage_open(const char *url, int create, storage **out, ob_err *err);
 
-/* Process-wide set-up of the HTTP library the S3 driver uses; call once at
- * the start of main, before any thread exists (curl_global_init is not
- * safe to race with).  storage_global_cleanup at exit.  Programs that never
- * open s3:// URLs may skip both. */
-int storage_global_init(ob_err *err);
-void storage_global_cleanup(void);
 void storage_close(storage *s);
 
 /* Store an object (atomic, durable; see above). */

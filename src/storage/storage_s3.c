@@ -41,8 +41,8 @@
  * Thread safety: the handle is immutable after open except for a small
  * pool of idle curl easy handles (kept so connections are reused), which a
  * mutex guards; a request takes a handle from the pool (or makes one),
- * uses it alone and gives it back.  curl_global_init is done once by
- * storage_global_init before threads start.
+ * uses it alone and gives it back.  libcurl is opened and initialised once,
+ * by the first storage_s3_open (curl_lib_load).
  *
  * Secrets: the secret access key is only used to derive signing keys; it
  * never appears in a message, a log line or a header.  Session tokens go
@@ -55,7 +55,7 @@
 #include "storage/storage_s3.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
+#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1795,19 +1795,6 @@ static const storage_ops storage_s3_ops = {
 
 /* ------------------------------------------------------------- opening */
 
-int storage_global_init(ob_err *err)
-{
-    CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (cc != CURLE_OK)
-        return ob_err_set(err, OB_EFAIL, "initialising libcurl: %s", curl_easy_strerror(cc));
-    return 0;
-}
-
-void storage_global_cleanup(void)
-{
-    curl_global_cleanup();
-}
-
 /* The URL query's settings, percent-decoded. */
 typedef struct s3_query {
     char *endpoint, *region, *path_style;
@@ -1999,6 +1986,8 @@ int storage_s3_open(const char *url, const char *bucket, const char *prefix, con
     storage_opts none = STORAGE_OPTS_INIT;
     if (!opts)
         opts = &none;
+    if (curl_lib_load(err) < 0)
+        return -1;
     s3_query q;
     if (s3_parse_query(url, query, &q, err) < 0)
         return -1;
