@@ -1,7 +1,6 @@
 #include "cli/cli.h"
 
 #include <jansson.h>
-#include "sources/pq_lib.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "repo/lock.h"
+#include "sources/pq_lib.h"
 
 enum {
     GOPT_CONFIG = 1000,

@@ -44,7 +44,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include "cli/mhd_lib.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +57,7 @@
 
 #include "cli/cli.h"
 #include "cli/config_check.h"
+#include "cli/mhd_lib.h"
 #include "cli/monitor.h"
 #include "cli/report.h"
 #include "core/buf.h"

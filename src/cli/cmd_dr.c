@@ -34,7 +34,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include "sources/pq_lib.h"
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +55,7 @@
 #include "jobs/step.h"
 #include "sources/pg_conn.h"
 #include "sources/pg_logical.h"
+#include "sources/pq_lib.h"
 
 /* Set by SIGTERM/SIGINT/SIGHUP: no further step starts (as in cmd_run.c;
  * a signal handler can only talk through a flag). */

@@ -11,8 +11,8 @@
 
 #include "core/err.h"
 
-#define MHD_LIB_FUNCS(X)                                                                        \
-    X(MHD_start_daemon) X(MHD_stop_daemon) X(MHD_lookup_connection_value)                      \
+#define MHD_LIB_FUNCS(X)                                                                      \
+    X(MHD_start_daemon) X(MHD_stop_daemon) X(MHD_lookup_connection_value)                     \
     X(MHD_create_response_from_buffer) X(MHD_add_response_header) X(MHD_queue_response)       \
     X(MHD_destroy_response)
 

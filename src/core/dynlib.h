@@ -41,8 +41,8 @@ typedef struct dynlib {
     int tried;
     ob_err err;                  /* the first attempt's failure, kept */
 } dynlib;
-#define DYNLIB_INIT(soname, hint, syms, after)                                               \
-    {(soname), (hint), (syms), sizeof(syms) / sizeof((syms)[0]), (after),                      \
+#define DYNLIB_INIT(soname, hint, syms, after)                                                \
+    {(soname), (hint), (syms), sizeof(syms) / sizeof((syms)[0]), (after),                     \
      PTHREAD_MUTEX_INITIALIZER, 0, OB_ERR_INIT}
 
 /* Open d's library and resolve its symbols, the first time; every call

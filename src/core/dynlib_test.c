@@ -47,7 +47,8 @@ static void test_missing_library(void **state)
         ob_err err = OB_ERR_INIT;
         assert_int_equal(dynlib_load(&d, &err), -1);
         const char *m = ob_err_msg(&err);
-        if (!strstr(m, "libopsbackup-no-such.so.9") || !strstr(m, "install the no-such package"))
+        if (!strstr(m, "libopsbackup-no-such.so.9") ||
+            !strstr(m, "install the no-such package"))
             fail_msg("message does not name the library and the hint: %s", m);
         ob_err_clear(&err);
     }
@@ -58,7 +59,8 @@ static void test_missing_symbol(void **state)
 {
     (void)state;
     static void *a, *b;
-    static const dynlib_sym syms[] = {{"ZSTD_versionNumber", &a}, {"opsbackup_no_such_symbol", &b}};
+    static const dynlib_sym syms[] = {{"ZSTD_versionNumber", &a},
+                                      {"opsbackup_no_such_symbol", &b}};
     static dynlib d = DYNLIB_INIT("libzstd.so.1", "a newer zstd", syms, NULL);
     ob_err err = OB_ERR_INIT;
     assert_int_equal(dynlib_load(&d, &err), -1);

@@ -4,7 +4,6 @@
  */
 #include "jobs/dr.h"
 
-#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "core/buf.h"
 #include "core/proc.h"
 #include "core/util.h"
+#include "storage/curl_lib.h"
 
 #define DR_OUTPUT_KEEP (64 * 1024)
 
@@ -176,7 +176,8 @@ json_t *dr_health_check(const char *url, const dr_health_opts *o)
         CURL *h = curl_lib_load(&lerr) == 0 ? curl_easy_init() : NULL;
         if (!h) {
             free(last_error);
-            last_error = ob_xstrdup(lerr.code ? ob_err_msg(&lerr) : "cannot create an HTTP handle");
+            last_error =
+                ob_xstrdup(lerr.code ? ob_err_msg(&lerr) : "cannot create an HTTP handle");
             ob_err_clear(&lerr);
             break;
         }

@@ -20,7 +20,6 @@
  */
 #include "jobs/notify.h"
 
-#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,6 +36,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "storage/curl_lib.h"
 
 #define NOTIFY_CONNECT_TIMEOUT 10L /* seconds */
 #define NOTIFY_TIMEOUT 30L         /* seconds, whole transfer, per channel */

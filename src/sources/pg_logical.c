@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include "sources/pq_lib.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "repo/writer.h"
 #include "sources/pg_archive.h"
 #include "sources/pg_conn.h"
+#include "sources/pq_lib.h"
 #include "sources/stream.h"
 
 static char *quote_ident(PGconn *c, const char *s)

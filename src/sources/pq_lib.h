@@ -14,11 +14,11 @@
 
 #include "core/err.h"
 
-#define PQ_LIB_FUNCS(X)                                                                         \
-    X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQserverVersion)          \
-    X(PQparameterStatus) X(PQdb) X(PQexec) X(PQexecParams) X(PQresultStatus)                   \
-    X(PQresultErrorMessage) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetisnull)             \
-    X(PQclear) X(PQescapeLiteral) X(PQescapeIdentifier) X(PQfreemem) X(PQconninfoParse)        \
+#define PQ_LIB_FUNCS(X)                                                                       \
+    X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQserverVersion)         \
+    X(PQparameterStatus) X(PQdb) X(PQexec) X(PQexecParams) X(PQresultStatus)                  \
+    X(PQresultErrorMessage) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetisnull)            \
+    X(PQclear) X(PQescapeLiteral) X(PQescapeIdentifier) X(PQfreemem) X(PQconninfoParse)       \
     X(PQconninfoFree)
 
 /* Written once, by the first pq_lib_load, and only read afterwards. */

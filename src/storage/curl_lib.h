@@ -20,10 +20,10 @@
 
 #include "core/err.h"
 
-#define CURL_LIB_FUNCS(X)                                                                       \
-    X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform)             \
-    X(curl_easy_getinfo) X(curl_easy_reset) X(curl_easy_cleanup) X(curl_easy_strerror)         \
-    X(curl_free) X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_set)       \
+#define CURL_LIB_FUNCS(X)                                                                     \
+    X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform)            \
+    X(curl_easy_getinfo) X(curl_easy_reset) X(curl_easy_cleanup) X(curl_easy_strerror)        \
+    X(curl_free) X(curl_slist_append) X(curl_slist_free_all) X(curl_url) X(curl_url_set)      \
     X(curl_url_get) X(curl_url_cleanup)
 
 /* Written once, by the first curl_lib_load, and only read afterwards. */

@@ -55,7 +55,6 @@
 #include "storage/storage_s3.h"
 
 #include <ctype.h>
-#include "storage/curl_lib.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -71,6 +70,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "storage/curl_lib.h"
 #include "storage/storage.h"
 
 /* Objects up to this size go up in one PUT; above, multipart.  Packs are
