@@ -941,7 +941,10 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         }
         struct iovec iov[3 + READ_AHEAD_EXTRA];
         size_t niov = 0;
-        struct repo_window *fill[2 + READ_AHEAD_EXTRA];
+        /* m0, the middle, m1 and the blocks ahead: all four can be there
+         * (a blob of three blocks or more, neither end held, read after the
+         * block before it). */
+        struct repo_window *fill[3 + READ_AHEAD_EXTRA];
         size_t nfill = 0;
         if (m0)
             fill[nfill++] = m0;

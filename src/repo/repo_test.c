@@ -2656,6 +2656,62 @@ static void test_read_window_no_overlap(void **state)
     }
 }
 
+/* A blob of three read-ahead blocks or more that starts in a block not
+ * held, right after a block that is (the previous read ended there), with
+ * the pack going on for more than READ_AHEAD_EXTRA blocks: one get fills
+ * both end blocks' slots, the middle and every block ahead.  The list of
+ * slots to fill was one entry short for that case (UBSan: index 9 out of
+ * bounds, restoring a tree over S3). */
+static void test_read_window_all_slots(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("window-all-slots");
+    static const size_t len[] = {4096, 1000000, 50000, 3u << 20, 1u << 20, 1u << 20,
+                                 1u << 20,  1u << 20, 1u << 20, 1u << 20, 1u << 20, 1u << 20};
+    enum { N = sizeof len / sizeof len[0] };
+    uint8_t ids[N][OB_ID_LEN];
+    uint8_t *buf = ob_xmalloc(3u << 20);
+    repo_writer *w;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    for (int i = 0; i < N; i++) {
+        rt_fill_random(buf, len[i], 44000 + (uint64_t)i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, len[i], ids[i], NULL, E));
+    }
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    MUST(repo_load_index(f->r, E));
+    /* The layout this needs (blobs are stored raw, back to back). */
+    const repo_index *ix = repo_get_index(f->r);
+    const index_entry *a = repo_index_lookup(ix, ids[1]), *b = repo_index_lookup(ix, ids[3]),
+                      *last = repo_index_lookup(ix, ids[N - 1]);
+    const uint64_t mib = 1u << 20, a_end = (uint64_t)a->offset + a->length;
+    assert_int_equal(a->pack, last->pack);
+    assert_true(a_end < mib);                                     /* A is in block 0 */
+    assert_true(b->offset > mib && b->offset - a_end <= (64u << 10)); /* B follows it */
+    const uint64_t b1 = ((uint64_t)b->offset + b->length - 1) / mib;
+    assert_true(b1 >= 3);                                          /* B spans 1..b1 */
+    assert_true((uint64_t)last->offset + last->length > (b1 + 8) * mib);
+
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    MUST(repo_load_index(r, E));
+    ob_buf out = OB_BUF_INIT;
+    /* The first blob (direct), A (through the read-ahead: block 0 held),
+     * then B, then the blobs after it from the blocks fetched ahead. */
+    const int order[] = {0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        int i = order[k];
+        MUST(repo_read_blob(r, ids[i], REPO_BLOB_DATA, &out, E));
+        rt_fill_random(buf, len[i], 44000 + (uint64_t)i);
+        assert_int_equal(out.len, len[i]);
+        assert_memory_equal(out.data, buf, out.len);
+    }
+    ob_buf_free(&out);
+    free(buf);
+    repo_close(r);
+}
+
 static void test_read_window(void **state)
 {
     (void)state;
@@ -3196,6 +3252,7 @@ int main(void)
         cmocka_unit_test_teardown(test_read_blobs_runs, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),
         cmocka_unit_test_teardown(test_read_window, rt_teardown),
+        cmocka_unit_test_teardown(test_read_window_all_slots, rt_teardown),
         cmocka_unit_test_teardown(test_read_window_no_overlap, rt_teardown),
         cmocka_unit_test_teardown(test_tree_packs, rt_teardown),
         cmocka_unit_test_teardown(test_backup_vanished_entry, rt_teardown),
