@@ -17,11 +17,10 @@
 #ifndef OB_DYNLIB_H
 #define OB_DYNLIB_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "core/err.h"
-
-#include <pthread.h>
 
 typedef struct dynlib_sym {
     const char *name; /* the symbol */

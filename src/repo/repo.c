@@ -1062,10 +1062,9 @@ int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, 
  * A physical restore reads a relation file's blocks in order, and a backup
  * stored them in order, so most of a file's blobs lie back to back in a
  * pack (bench cluster, when blocks were 8 KiB: 85,978 blocks in 18,252 such
- * runs).  Reading
- * each run with one ranged get instead of one per blob saves most of the
- * system calls (a pread, and the fstat of storage_posix's kept descriptor)
- * and, on S3, most of the requests.  Every blob is still opened from its
+ * runs).  Reading each run with one ranged get instead of one per blob
+ * saves most of the system calls (a pread, and the fstat of storage_posix's
+ * kept descriptor) and, on S3, most of the requests.  Every blob is still opened from its
  * own bytes by pack_open_blob, authenticated and checked against its ID,
  * with the same errors; a run is cut at REPO_RUN_BYTES, at a gap or at
  * another pack.
