@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/compress.h"
@@ -645,7 +646,19 @@ static void spool_remove(const char *spool, const char *below)
 int pg_wal_spool_clear(const char *pg_wal_dir)
 {
     char *spool = ob_xasprintf("%s/opsbackup.get", pg_wal_dir);
+    /* A detached prefetch may still be writing into the spool: wait (up to
+     * 10 s) for the lock it holds while it runs, so it does not leave a
+     * file behind after the directory is emptied. */
+    char *lockp = ob_xasprintf("%s/.lock", spool);
+    int lfd = open(lockp, O_RDWR | O_CLOEXEC);
+    free(lockp);
+    for (int i = 0; lfd >= 0 && i < 1000 && flock(lfd, LOCK_EX | LOCK_NB) < 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     spool_remove(spool, NULL);
+    if (lfd >= 0)
+        close(lfd);
     int rc = rmdir(spool) == 0 || errno == ENOENT ? 0 : -1;
     free(spool);
     return rc;
