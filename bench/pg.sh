@@ -181,8 +181,14 @@ pgbr_conf() { # conf repo compress-type [key=value]...
     shift 3
     local name
     name=$(basename "$conf" .conf)
-    install -d -o postgres -m 0700 "$repo" "$WORK/pg/pgbackrest" "$WORK/pg/pgbackrest/lock-$name" \
+    install -d -o postgres -m 0700 "$WORK/pg/pgbackrest" "$WORK/pg/pgbackrest/lock-$name" \
         "$WORK/pg/pgbackrest/spool-$name"
+    # A local repository's directory; with repo1-type=s3, REPO is a prefix
+    # in the bucket.
+    case " $* " in
+    *" repo1-type=s3 "*) ;;
+    *) install -d -o postgres -m 0700 "$repo" ;;
+    esac
     {
         echo "[global]"
         echo "repo1-path=$repo"
@@ -236,10 +242,13 @@ pg_archiver_password_file() {
     echo "$f"
 }
 
-# ob_add_archiver_slot REPO USER_PW_FILE ARCHIVER_PW_FILE LOG: add the
-# archiver's slot to an opsbackup repository (as postgres).
+# ob_add_archiver_slot USER_PW_FILE ARCHIVER_PW_FILE LOG REPO_ARGS...: add
+# the archiver's slot to an opsbackup repository (as postgres); REPO_ARGS
+# are the global options that name it (-r DIR, or -c CONF -r NAME).
 ob_add_archiver_slot() {
-    runuser -u postgres -- "$OB" --no-progress -r "$1" --password-file "$2" \
-        key add --kdf-n 1024 --new-password-file "$3" >"$4" 2>&1 ||
-        die "opsbackup key add --kdf-n 1024 failed, see $4"
+    local pw=$1 apw=$2 logf=$3
+    shift 3
+    runuser -u postgres -- "$OB" --no-progress "$@" --password-file "$pw" \
+        key add --kdf-n 1024 --new-password-file "$apw" >"$logf" 2>&1 ||
+        die "opsbackup key add --kdf-n 1024 failed, see $logf"
 }

@@ -42,11 +42,14 @@ STEPS = {
     ("E", "db-initial"): "logical dump: first dump",
     ("E", "db-mutation"): "logical dump: dump after mutation",
     ("E", "db-restore"): "logical dump: restore + verify",
+    ("E", "phys-full"): "physical: full backup",
+    ("E", "phys-incr"): "physical: backup after locality mutation (incr)",
+    ("E", "phys-restore"): "physical: restore + start + verify",
     ("E", "other"): "not measured",
 }
-# Scenario E runs C's steps as files-STEP and A's as db-STEP: restore rows
-# are labelled as in C and A.
-RESTORE_AS = {("E", "files-restore"): "C", ("E", "db-restore"): "A"}
+# Scenario E runs C's steps as files-STEP, A's as db-STEP and B's as
+# phys-STEP: restore rows are labelled as in C, A and B.
+RESTORE_AS = {("E", "files-restore"): "C", ("E", "db-restore"): "A", ("E", "phys-restore"): "B"}
 # A paragraph under a scenario's heading, where the columns mean something
 # other than one command's cost.
 NOTES = {
@@ -67,14 +70,16 @@ NOTES = {
          "bulk inserts leave 32 segments waiting, then the tool's archive_command is set: "
          "wall = seconds until none waits, CPU = the sum over its calls, RSS = the largest "
          "call (no issue-10 target; it shows opsbackup's parallel push of waiting segments).",
-    "E": "C's and A's steps and commands again, with restic's and opsbackup's repositories on "
-         "an S3 server on 127.0.0.1 (S3rver, the tests' server: one Node.js process writing "
-         "each object to a file, plain HTTP, path-style). S3rver is slow and single-process, so "
-         "the ratios compare the clients against the same server, not S3's speed. added / repo "
-         "= bytes of the objects under the repository's prefix; restic's local cache is not "
-         "counted (opsbackup keeps none). The reference row is plain `pg_dump -Fc -Z0 > "
-         "/dev/null` as in A. borg has no S3 backend; pgBackRest makes neither file-tree "
-         "backups nor logical dumps.",
+    "E": "C's, A's and B's steps and commands again, with the repositories on an S3 server "
+         "on 127.0.0.1 (S3rver, the tests' server: one Node.js process writing each object to "
+         "a file, path-style). C and A (restic, opsbackup) over plain HTTP; B (pgBackRest zst, "
+         "opsbackup; archive_command and restore_command to the same bucket) over HTTPS, "
+         "which pgBackRest requires, both verifying the server's self-signed certificate. "
+         "S3rver is slow and single-process, so the ratios compare the clients against the "
+         "same server, not S3's speed. added / repo = bytes of the objects under the "
+         "repository's prefix; restic's local cache is not counted (opsbackup keeps none). "
+         "The reference row is plain `pg_dump -Fc -Z0 > /dev/null` as in A. borg has no S3 "
+         "backend.",
 }
 TOOLS = {
     "tar": "tar -czf (guide)",
@@ -249,6 +254,12 @@ def targets(rows):
       "wall_s", None, tools=("restic",))
     t("E dump after mutation over S3: bytes added (no target; ratio to restic)", "E", "db-mutation",
       "bytes_added", None, tools=("restic",))
+    t("E physical full backup over S3: wall (no target; ratio to pgBackRest zst)", "E", "phys-full",
+      "wall_s", None, tools=("pgbackrest-zst",))
+    t("E physical incr over S3: bytes added (no target; ratio to pgBackRest zst)", "E", "phys-incr",
+      "bytes_added", None, tools=("pgbackrest-zst",))
+    t("E physical restore + start over S3: wall (no target; ratio to pgBackRest zst)", "E",
+      "phys-restore", "wall_s", None, tools=("pgbackrest-zst",))
     ob = find(rows, "D", "catch-up", "opsbackup")
     desc = "D segments waiting when pgbench stops ≤ 2 (absolute, not a ratio)"
     m = re.search(r"waiting at pgbench end: (\d+)", ob["note"]) if ob else None

@@ -41,6 +41,19 @@
 
 B_TOOLS="pg_basebackup pgbackrest-zst pgbackrest-gz opsbackup"
 
+# b_run sets these; scenario E (scenario_s3.sh) runs the same steps with
+# other values and REPO_STORE=s3:
+#   B_SCEN  the scenario column of the rows (B, or E)
+#   B_STEP  prefix of the step names ("", or "phys-" in E)
+#   B_NAME  prefix of the repository, configuration and restore names
+#           (B-TOOL, or E-phys-TOOL)
+# With REPO_STORE=s3 the repositories are prefixes in the bucket of the
+# HTTPS S3 server scenario E started (S3_ENDPOINT, S3_PORT, S3_CA_FILE).
+# pgBackRest's configuration and opsbackup's config file ([repo.bench])
+# carry the endpoint, the CA and the key pair, because archive_command and
+# restore_command run in the PostgreSQL server's environment, not ours.
+B_SCEN=B B_STEP="" B_NAME=B
+
 b_role() {
     case $1 in
     opsbackup) echo opsbackup ;;
@@ -49,42 +62,77 @@ b_role() {
     esac
 }
 
-b_archive_command() { # tool
-    local r="$WORK/repos/B-$1"
+# What measure's REPO argument and cache_prepare take for TOOL.
+b_repo() { # tool
+    if [ "$1" = pg_basebackup ]; then
+        echo "$WORK/repos/$B_NAME-$1"
+    else
+        repo_path "$B_NAME-$1"
+    fi
+}
+
+b_pgbr_conf() { echo "$WORK/pg/$B_NAME-$1.conf"; }
+
+# opsbackup's repository arguments, as words (the array B_OB_REPO) and as
+# one shell-quoted string for archive_command (B_OB_REPO_Q).
+b_ob_repo_set() {
+    if [ "$REPO_STORE" = s3 ]; then
+        local conf="$WORK/pg/$B_NAME-opsbackup.opsbackup.conf"
+        {
+            echo "[repo.bench]"
+            echo "url = s3://$S3_BUCKET/$B_NAME-opsbackup"
+            echo "endpoint = $S3_ENDPOINT"
+            echo "region = us-east-1"
+            echo "path-style = true"
+            echo "ca-file = $S3_CA_FILE"
+            echo "access-key-id = $S3_ACCESS_KEY"
+            echo "secret-access-key = $S3_SECRET_KEY"
+        } >"$conf"
+        chown postgres: "$conf"
+        chmod 600 "$conf"
+        B_OB_REPO=(-c "$conf" -r bench)
+    else
+        B_OB_REPO=(-r "$WORK/repos/$B_NAME-opsbackup")
+    fi
+    B_OB_REPO_Q=$(printf '%q ' "${B_OB_REPO[@]}")
+}
+
+b_archive_command() { # tool | all:TOOLS
     case $1 in
     pg_basebackup) echo "true" ;;
-    pgbackrest-*) echo "pgbackrest --config=$WORK/pg/$1.conf --stanza=bench archive-push %p" ;;
-    opsbackup) echo "$OB -r $r --password-file $B_ARCH_PW archive-push %p" ;;
-    all)
+    pgbackrest-*) echo "pgbackrest --config=$(b_pgbr_conf "$1") --stanza=bench archive-push %p" ;;
+    opsbackup) echo "$OB ${B_OB_REPO_Q}--password-file $B_ARCH_PW archive-push %p" ;;
+    all:*)
         local t c=""
-        for t in $B_TOOLS; do
+        for t in ${1#all:}; do
             [ "$t" = pg_basebackup ] && continue
             [ -n "$c" ] && c="$c && "
             c="$c$(b_archive_command "$t")"
         done
-        echo "$c" ;;
+        echo "${c:-true}" ;;
     esac
 }
 
 b_backup() { # tool n step
-    local tool=$1 n=$2 step=$3 r="$WORK/repos/B-$1" role
+    local tool=$1 n=$2 step=$B_STEP$3 r role
+    r=$(b_repo "$tool")
     role=$(b_role "$tool")
     pg_set_archive_command "$(b_archive_command "$tool")"
     sync
     case $tool in
     pg_basebackup)
-        measure B "$step" "$tool" "$role" "$r" - -- \
+        measure "$B_SCEN" "$step" "$tool" "$role" "$r" - -- \
             runuser -u postgres -- "$PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres \
             -Ft -z -X fetch -c fast -D "$r/base_$n" ;;
     pgbackrest-*)
         local type=full
         [ "$n" -gt 1 ] && type=incr
-        measure B "$step" "$tool" "$role" "$r" - -- \
-            runuser -u postgres -- pgbackrest --config="$WORK/pg/$tool.conf" --stanza=bench \
+        measure "$B_SCEN" "$step" "$tool" "$role" "$r" - -- \
+            runuser -u postgres -- pgbackrest --config="$(b_pgbr_conf "$tool")" --stanza=bench \
             --type=$type backup ;;
     opsbackup)
-        measure B "$step" "$tool" "$role" "$r" - -- \
-            runuser -u postgres -- "$OB" --no-progress -r "$r" --password-file "$B_PW" \
+        measure "$B_SCEN" "$step" "$tool" "$role" "$r" - -- \
+            runuser -u postgres -- "$OB" --no-progress "${B_OB_REPO[@]}" --password-file "$B_PW" \
             backup db --physical --pgdata "$WORK/pg/data" --dbname "$PG_CONNINFO" --checkpoint fast ;;
     esac
 }
@@ -135,7 +183,8 @@ b_stop_restored() { # dir
 }
 
 b_restore() { # tool
-    local tool=$1 r="$WORK/repos/B-$1" d="$WORK/restore/B-$1" role
+    local tool=$1 r d="$WORK/restore/$B_NAME-$1" role step=${B_STEP}restore
+    r=$(b_repo "$tool")
     role=$(b_role "$tool")
     b_stop_restored "$d"
     rm -rf "$d" "$d.sock"
@@ -143,31 +192,56 @@ b_restore() { # tool
     local verify="b_verify_restore '$d'"
     case $tool in
     pg_basebackup)
-        measure B restore "$tool" "$role" - "$verify" -- \
+        measure "$B_SCEN" "$step" "$tool" "$role" - "$verify" -- \
             bash -c 'runuser -u postgres -- tar -xzf "$1/base.tar.gz" -C "$2" && exec "$3" "$2"' \
             _ "$r/base_2" "$d" "$WORK/pg/start-restored.sh" ;;
     pgbackrest-*)
-        measure B restore "$tool" "$role" - "$verify" -- \
+        measure "$B_SCEN" "$step" "$tool" "$role" - "$verify" -- \
             bash -c 'runuser -u postgres -- pgbackrest --config="$1" --stanza=bench --pg1-path="$2" \
                 --type=immediate --target-action=promote restore && exec "$3" "$2"' \
-            _ "$WORK/pg/$tool.conf" "$d" "$WORK/pg/start-restored.sh" ;;
+            _ "$(b_pgbr_conf "$tool")" "$d" "$WORK/pg/start-restored.sh" ;;
     opsbackup)
-        measure B restore "$tool" "$role" - "$verify" -- \
-            runuser -u postgres -- "$OB" --no-progress -r "$r" --password-file "$B_PW" \
+        measure "$B_SCEN" "$step" "$tool" "$role" - "$verify" -- \
+            runuser -u postgres -- "$OB" --no-progress "${B_OB_REPO[@]}" --password-file "$B_PW" \
             restore db --physical latest --pgdata "$d" --target-immediate --start \
-            --archive-get-command "$OB -r $r --password-file $B_ARCH_PW archive-get %f \"%p\"" \
+            --archive-get-command "$OB ${B_OB_REPO_Q}--password-file $B_ARCH_PW archive-get %f \"%p\"" \
             --start-options "-p $B_PORT -c unix_socket_directories=$d.sock -c archive_mode=off" ;;
     esac
     b_stop_restored "$d"
     [ "${BENCH_KEEP:-0}" = 1 ] || retire "$d" "$d.sock"
 }
 
-scenario_B() {
-    log "scenario B (physical), scale $BENCH_SCALE, seed $BENCH_SEED"
-    if ! ob_has_command archive-push; then
-        record_unavailable B full opsbackup opsbackup "this build has no archive-push / physical backups"
-        return 0
+# An empty repository for TOOL (not timed).
+b_init() { # tool
+    local tool=$1 path="$WORK/repos/$B_NAME-$1" s3=()
+    if [ "$REPO_STORE" = s3 ]; then
+        [ "$tool" = pg_basebackup ] && die "pg_basebackup has no S3 repository in this harness"
+        repo_remove "$B_NAME-$tool"
+        path="/$B_NAME-$tool" # pgBackRest's repo1-path: a prefix in the bucket
+        s3=(repo1-type=s3 "repo1-s3-bucket=$S3_BUCKET" repo1-s3-endpoint=127.0.0.1
+            "repo1-storage-port=$S3_PORT" "repo1-storage-ca-file=$S3_CA_FILE"
+            repo1-s3-region=us-east-1 repo1-s3-uri-style=path
+            "repo1-s3-key=$S3_ACCESS_KEY" "repo1-s3-key-secret=$S3_SECRET_KEY")
+    else
+        rm -rf "$path"
+        install -d -o postgres -m 0700 "$path"
     fi
+    case $tool in
+    pgbackrest-zst) pgbr_conf "$(b_pgbr_conf "$tool")" "$path" zst "${s3[@]}" ;;
+    pgbackrest-gz) pgbr_conf "$(b_pgbr_conf "$tool")" "$path" gz "${s3[@]}" ;;
+    opsbackup)
+        runuser -u postgres -- "$OB" --no-progress "${B_OB_REPO[@]}" --password-file "$B_PW" \
+            init >"$LOGS/init-$B_NAME-$tool.log" 2>&1 ||
+            die "opsbackup init failed, see $LOGS/init-$B_NAME-$tool.log"
+        ob_add_archiver_slot "$B_PW" "$B_ARCH_PW" "$LOGS/key-add-$B_NAME-$tool.log" \
+            "${B_OB_REPO[@]}" ;;
+    esac
+}
+
+b_run() { # scenario step-prefix name-prefix tools
+    B_SCEN=$1 B_STEP=$2 B_NAME=$3
+    local tools=$4 tool
+    log "scenario $B_SCEN (physical), scale $BENCH_SCALE, seed $BENCH_SEED, repositories: $REPO_STORE"
     B_PORT=$((BENCH_PGPORT + 1))
     PG_EXTRA_CONF="archive_mode = on
 archive_command = 'true'
@@ -176,43 +250,46 @@ autovacuum = off" pg_start
     B_PW=$(pg_password_file)
     B_ARCH_PW=$(pg_archiver_password_file)
     b_write_start_script
+    b_ob_repo_set
     mkdir -p "$WORK/repos" "$WORK/restore"
-    local tool
-    for tool in $B_TOOLS; do
-        rm -rf "$WORK/repos/B-$tool"
-        install -d -o postgres -m 0700 "$WORK/repos/B-$tool"
-        case $tool in
-        pgbackrest-zst) pgbr_conf "$WORK/pg/$tool.conf" "$WORK/repos/B-$tool" zst ;;
-        pgbackrest-gz) pgbr_conf "$WORK/pg/$tool.conf" "$WORK/repos/B-$tool" gz ;;
-        opsbackup)
-            runuser -u postgres -- "$OB" --no-progress -r "$WORK/repos/B-$tool" --password-file "$B_PW" \
-                init >"$LOGS/init-B-$tool.log" 2>&1 ||
-                die "opsbackup init failed, see $LOGS/init-B-$tool.log"
-            ob_add_archiver_slot "$WORK/repos/B-$tool" "$B_PW" "$B_ARCH_PW" \
-                "$LOGS/key-add-B-$tool.log" ;;
-        esac
+    for tool in $tools; do
+        b_init "$tool"
     done
 
-    for tool in $B_TOOLS; do
+    for tool in $tools; do
         b_backup "$tool" 1 full
     done
 
-    pg_set_archive_command "$(b_archive_command all)"
+    pg_set_archive_command "$(b_archive_command "all:$tools")"
     pg_mutate 2
     pg_fingerprint "$PG_DB" >"$WORK/pg/fingerprint" || die "fingerprint of $PG_DB failed"
     pg_psql -d "$PG_DB" -c CHECKPOINT || die "CHECKPOINT failed"
 
-    for tool in $B_TOOLS; do
+    for tool in $tools; do
         b_backup "$tool" 2 incr
     done
 
-    for tool in $B_TOOLS; do
-        cache_prepare "$WORK/repos/B-$tool"
+    for tool in $tools; do
+        cache_prepare "$(b_repo "$tool")"
         b_restore "$tool"
     done
     retired_remove
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         pg_stop
-        for tool in $B_TOOLS; do rm -rf "$WORK/repos/B-$tool"; done
+        for tool in $tools; do
+            if [ "$tool" = pg_basebackup ]; then
+                rm -rf "$WORK/repos/$B_NAME-$tool"
+            else
+                repo_remove "$B_NAME-$tool"
+            fi
+        done
     fi
+}
+
+scenario_B() {
+    if ! ob_has_command archive-push; then
+        record_unavailable B full opsbackup opsbackup "this build has no archive-push / physical backups"
+        return 0
+    fi
+    b_run B "" B "$B_TOOLS"
 }

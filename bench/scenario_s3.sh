@@ -1,14 +1,14 @@
-# bench/scenario_s3.sh — scenario E: scenarios C and A with the
+# bench/scenario_s3.sh — scenario E: scenarios C, A and B with the
 # repositories on an S3 server on 127.0.0.1.  Sourced by bench/run.sh.
 #
 # The server is the tests' S3rver (tests/tools/s3server, installed by
 # scripts/deps.sh with npm), started here through bench/s3server.js (the
 # same server.js with one signature fix restic needs; see that file) on a
 # free 127.0.0.1 port, with its data directory in $WORK/s3/data and a
-# fresh random secret key that only the environment carries.  Nothing here
-# reaches beyond 127.0.0.1.  S3rver is a single Node.js process that writes
-# each object to a file: a slow server, so E compares the clients against
-# the same server, not against real S3's speed.
+# fresh random secret key.  Nothing here reaches beyond 127.0.0.1.  S3rver
+# is a single Node.js process that writes each object to a file: a slow
+# server, so E compares the clients against the same server, not against
+# real S3's speed.
 #
 # Steps: C's steps on a fresh attachments tree (files-initial,
 # files-mutation, files-restore verified with diff -r, files-list), then
@@ -20,13 +20,18 @@
 #              AWS_SECRET_ACCESS_KEY; path-style, as minio-go picks for an IP)
 #   opsbackup  -r 's3://BUCKET/NAME?endpoint=http://127.0.0.1:PORT&path-style=true'
 #   pg_dump -Fc -Z0 > /dev/null, the reference of A (no repository)
-# Not run: borg (no S3 backend); tar and pg_dump -Z9, the guide's scripts
-# (they write local files); pgBackRest (it does speak to this server —
-# over HTTPS only, which S3rver serves with S3_TLS_KEY/S3_TLS_CERT, with
-# repo1-storage-verify-tls=n and repo1-s3-uri-style=path: repo-ls and
-# repo-get worked by hand — but it makes neither file-tree backups nor
-# logical dumps, so it has no row in these steps; its S3 comparison would be
-# scenario B over S3, not in the harness yet).
+# Then B's steps (phys-full, phys-incr, phys-restore: b_run with
+# REPO_STORE=s3) on a second server that speaks HTTPS, because pgBackRest
+# speaks nothing else to S3; archive_command and the restored server's
+# restore_command use the same bucket, as the guide's WAL archiving to S3:
+#   pgbackrest-zst  repo1-type=s3, repo1-s3-uri-style=path,
+#                   repo1-storage-ca-file = the server's certificate
+#   opsbackup       -c CONF -r bench, CONF's [repo.bench] holding url,
+#                   endpoint, path-style, ca-file and the key pair
+# Both verify the server's certificate (a self-signed one made for the run).
+# Not run: borg (no S3 backend); tar, pg_dump -Z9 and pg_basebackup, the
+# guide's scripts (they write local files); pgBackRest gz (zst is the one
+# issue 10 compares with).
 # "added" and "repo" count the bytes of the objects under the repository's
 # prefix (repo_bytes s3objects:), not S3rver's .md5 and metadata files;
 # restic's local cache ($WORK/cache/restic) is not counted (opsbackup keeps
@@ -34,6 +39,7 @@
 
 E_FILES_TOOLS="restic opsbackup"
 E_DB_TOOLS="pg_dump-Z0-null restic opsbackup"
+E_PHYS_TOOLS="pgbackrest-zst opsbackup"
 
 S3_PID=""
 
@@ -50,10 +56,33 @@ s3_bench_version() {
     echo "S3rver ${v:-?} on node $(node --version 2>/dev/null || echo '?')"
 }
 
+# A self-signed certificate for 127.0.0.1 (in $WORK/s3/tls; not timed):
+# sets S3_TLS_KEY_FILE and S3_CA_FILE (the certificate, which is its own CA).
+# The address is in the subject alternative names twice: as an IP address
+# (what curl, and so opsbackup, matches for an IP host) and as a DNS name
+# (pgBackRest 2.45 compares the host with the DNS names only).
+s3_bench_tls() {
+    local d="$WORK/s3/tls"
+    rm -rf "$d"
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1" -keyout "$d/key.pem" -out "$d/cert.pem" \
+        >"$LOGS/s3-tls.log" 2>&1 || die "openssl req failed, see $LOGS/s3-tls.log"
+    chmod 644 "$d/cert.pem"
+    chmod 755 "$d"
+    S3_TLS_KEY_FILE="$d/key.pem" S3_CA_FILE="$d/cert.pem"
+}
+
 # Start the server over a fresh DIR on a free 127.0.0.1 port; sets S3_PID,
-# S3_PORT, S3_ENDPOINT, S3_DATA, S3_BUCKET and the key pair.
-s3_bench_start() { # dir
+# S3_PORT, S3_ENDPOINT, S3_DATA, S3_BUCKET and the key pair.  With "tls" it
+# speaks HTTPS with s3_bench_tls's certificate (S3_CA_FILE).
+s3_bench_start() { # dir [tls]
     S3_DATA=$1
+    local key="" cert="" scheme=http
+    if [ "${2:-}" = tls ]; then
+        s3_bench_tls
+        key=$S3_TLS_KEY_FILE cert=$S3_CA_FILE scheme=https
+    fi
     S3_BUCKET=bench
     S3_ACCESS_KEY=bench-access-key
     S3_SECRET_KEY="bench-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -69,13 +98,13 @@ s3_bench_start() { # dir
         # status, milliseconds, size) to server.log; measure() marks each
         # command.
         NODE_OPTIONS=--openssl-legacy-provider S3_ACCESS_KEY="$S3_ACCESS_KEY" \
-            S3_SECRET_KEY="$S3_SECRET_KEY" S3_TLS_KEY="" S3_TLS_CERT="" \
+            S3_SECRET_KEY="$S3_SECRET_KEY" S3_TLS_KEY="$key" S3_TLS_CERT="$cert" \
             BENCH_S3_REQLOG=$([ "${BENCH_S3_LOG:-0}" = 1 ] && echo 1) \
             node "$BENCH_DIR/s3server.js" "$S3_PORT" "$S3_DATA" "$S3_BUCKET" >>"$logf" 2>&1 &
         S3_PID=$!
         for i in $(seq 1 600); do
             if grep -q "^ready $S3_PORT\$" "$logf" 2>/dev/null; then
-                S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+                S3_ENDPOINT="$scheme://127.0.0.1:$S3_PORT"
                 return 0
             fi
             kill -0 "$S3_PID" 2>/dev/null || break
@@ -123,9 +152,25 @@ scenario_E() {
             log "s3_requests.py failed"
     fi
     record_unavailable E other borg peer "no S3 backend" "not available"
-    record_unavailable E other pgbackrest peer "talks to S3rver over HTTPS (verify-tls=n), but has no file-tree or logical-dump backup: its S3 row would be scenario B over S3, not in the harness yet"
-
     s3_bench_stop
+
+    # B's steps over HTTPS: pgBackRest speaks nothing else.  Both tools
+    # verify the server's certificate against S3_CA_FILE.
+    if ob_has_command archive-push; then
+        s3_bench_start "$WORK/s3/data-tls" tls || die "cannot start the HTTPS S3 server"
+        log "HTTPS S3 server at $S3_ENDPOINT, data in $S3_DATA"
+        REPO_STORE=s3
+        [ "${BENCH_S3_LOG:-0}" = 1 ] && S3_REQLOG="$WORK/s3/server.log"
+        b_run E phys- E-phys "$E_PHYS_TOOLS"
+        S3_REQLOG=""
+        if [ "${BENCH_S3_LOG:-0}" = 1 ]; then
+            cp "$WORK/s3/server.log" "$OUT/s3-server-phys.log"
+            python3 "$BENCH_DIR/s3_requests.py" "$OUT/s3-server-phys.log" >"$OUT/s3-requests-phys.md" ||
+                log "s3_requests.py failed"
+        fi
+        REPO_STORE=local
+        s3_bench_stop
+    fi
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK/s3/data"
+    [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK/s3/data" "$WORK/s3/data-tls"
 }

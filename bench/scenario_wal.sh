@@ -212,8 +212,8 @@ EOF
             runuser -u postgres -- "$OB" --no-progress -r "$WORK/repos/D-$tool" --password-file "$D_PW" \
                 init >"$LOGS/init-D-$tool.log" 2>&1 ||
                 die "opsbackup init failed, see $LOGS/init-D-$tool.log"
-            ob_add_archiver_slot "$WORK/repos/D-$tool" "$D_PW" "$D_ARCH_PW" \
-                "$LOGS/key-add-D-$tool.log" ;;
+            ob_add_archiver_slot "$D_PW" "$D_ARCH_PW" "$LOGS/key-add-D-$tool.log" \
+                -r "$WORK/repos/D-$tool" ;;
         esac
     done
     for tool in $D_TOOLS; do
