@@ -9,15 +9,36 @@
  */
 #include "repo/index.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IDX_MAGIC "OBI1"
 #define IDX_BLOB_LEN (32 + 1 + 1 + 4 + 4 + 4 + 4)
 
+/*
+ * The pack table is read without the writer's lock: a backup's main thread
+ * reads its parent's trees (repo_read_blob holds a pack's index_pack across
+ * the storage read) while the writer's workers add the packs they seal.  So
+ * an index_pack never moves once added: the table is chunks of PACK_CHUNK
+ * entries that are never reallocated, reached through a directory that is
+ * replaced, not reallocated in place, when it fills (the directories it
+ * replaced stay until the index is freed, for a reader still holding one).
+ * A new pack is published by the release store of npacks after it is
+ * filled in.  Adding packs still needs one writer at a time.
+ */
+#define PACK_CHUNK_BITS 8
+#define PACK_CHUNK ((size_t)1 << PACK_CHUNK_BITS) /* 256 packs, 18 KiB */
+
+typedef struct pack_dir {
+    struct pack_dir *older;     /* the directory this one replaced */
+    size_t cap;                 /* chunk pointers */
+    index_pack *chunk[];
+} pack_dir;
+
 struct repo_index {
-    index_pack *packs;
-    size_t npacks, packs_cap;
+    _Atomic(pack_dir *) packs;  /* NULL until the first pack */
+    atomic_size_t npacks;
     uint32_t *pack_slots;       /* open addressing over packs by ID */
     size_t pack_slots_cap;
 
@@ -44,11 +65,30 @@ repo_index *repo_index_new(void)
     return ob_xcalloc(1, sizeof(repo_index));
 }
 
+static index_pack *pack_at(const repo_index *ix, size_t pos)
+{
+    pack_dir *d = atomic_load_explicit((_Atomic(pack_dir *) *)&ix->packs, memory_order_acquire);
+    return &d->chunk[pos >> PACK_CHUNK_BITS][pos & (PACK_CHUNK - 1)];
+}
+
+static size_t pack_count(const repo_index *ix)
+{
+    return atomic_load_explicit((atomic_size_t *)&ix->npacks, memory_order_acquire);
+}
+
 void repo_index_free(repo_index *ix)
 {
     if (!ix)
         return;
-    free(ix->packs);
+    pack_dir *d = atomic_load_explicit(&ix->packs, memory_order_relaxed);
+    size_t nchunks = (pack_count(ix) + PACK_CHUNK - 1) >> PACK_CHUNK_BITS;
+    for (size_t i = 0; d && i < nchunks; i++)
+        free(d->chunk[i]);
+    while (d) {
+        pack_dir *older = d->older;
+        free(d);
+        d = older;
+    }
     free(ix->pack_slots);
     free(ix->sorted);
     free(ix->recent);
@@ -61,8 +101,8 @@ static void pack_slots_rebuild(repo_index *ix, size_t cap)
     free(ix->pack_slots);
     ix->pack_slots = ob_xcalloc(cap, sizeof *ix->pack_slots);
     ix->pack_slots_cap = cap;
-    for (size_t i = 0; i < ix->npacks; i++) {
-        size_t s = id_hash(ix->packs[i].id) & (cap - 1);
+    for (size_t i = 0, n = pack_count(ix); i < n; i++) {
+        size_t s = id_hash(pack_at(ix, i)->id) & (cap - 1);
         while (ix->pack_slots[s])
             s = (s + 1) & (cap - 1);
         ix->pack_slots[s] = (uint32_t)i + 1;
@@ -76,7 +116,7 @@ int64_t repo_index_find_pack(const repo_index *ix, const uint8_t id[OB_ID_LEN])
     size_t s = id_hash(id) & (ix->pack_slots_cap - 1);
     while (ix->pack_slots[s]) {
         uint32_t p = ix->pack_slots[s] - 1;
-        if (memcmp(ix->packs[p].id, id, OB_ID_LEN) == 0)
+        if (memcmp(pack_at(ix, p)->id, id, OB_ID_LEN) == 0)
             return p;
         s = (s + 1) & (ix->pack_slots_cap - 1);
     }
@@ -88,36 +128,52 @@ uint32_t repo_index_add_pack(repo_index *ix, const uint8_t id[OB_ID_LEN], const 
     int64_t found = repo_index_find_pack(ix, id);
     if (found >= 0)
         return (uint32_t)found;
-    if (ix->npacks == ix->packs_cap) {
-        ix->packs_cap = ix->packs_cap ? 2 * ix->packs_cap : 64;
-        ix->packs = ob_xrealloc(ix->packs, ix->packs_cap * sizeof *ix->packs);
+    size_t n = pack_count(ix), c = n >> PACK_CHUNK_BITS;
+    pack_dir *d = atomic_load_explicit(&ix->packs, memory_order_relaxed);
+    if ((n & (PACK_CHUNK - 1)) == 0) { /* the first pack of a new chunk */
+        if (!d || c == d->cap) {
+            size_t cap = d ? 2 * d->cap : 16;
+            pack_dir *nd = ob_xcalloc(1, sizeof *nd + cap * sizeof nd->chunk[0]);
+            nd->older = d;
+            nd->cap = cap;
+            if (d)
+                memcpy(nd->chunk, d->chunk, c * sizeof d->chunk[0]);
+            nd->chunk[c] = ob_xmalloc(PACK_CHUNK * sizeof(index_pack));
+            atomic_store_explicit(&ix->packs, nd, memory_order_release);
+            d = nd;
+        } else {
+            /* A slot of the directory no reader can reach yet (npacks). */
+            d->chunk[c] = ob_xmalloc(PACK_CHUNK * sizeof(index_pack));
+        }
     }
-    memcpy(ix->packs[ix->npacks].id, id, OB_ID_LEN);
-    memcpy(ix->packs[ix->npacks].salt, salt, 32);
-    ix->packs[ix->npacks].end = 0;
-    ix->npacks++;
-    if (ix->npacks * 2 > ix->pack_slots_cap)
+    index_pack *p = &d->chunk[c][n & (PACK_CHUNK - 1)];
+    memcpy(p->id, id, OB_ID_LEN);
+    memcpy(p->salt, salt, 32);
+    p->end = 0;
+    atomic_store_explicit(&ix->npacks, n + 1, memory_order_release);
+    n++;
+    if (n * 2 > ix->pack_slots_cap)
         pack_slots_rebuild(ix, ix->pack_slots_cap ? ix->pack_slots_cap * 2 : 128);
     else {
         size_t s = id_hash(id) & (ix->pack_slots_cap - 1);
         while (ix->pack_slots[s])
             s = (s + 1) & (ix->pack_slots_cap - 1);
-        ix->pack_slots[s] = (uint32_t)ix->npacks;
+        ix->pack_slots[s] = (uint32_t)n;
     }
-    return (uint32_t)(ix->npacks - 1);
+    return (uint32_t)(n - 1);
 }
 
 const index_pack *repo_index_pack(const repo_index *ix, uint32_t pos)
 {
-    return pos < ix->npacks ? &ix->packs[pos] : NULL;
+    return pos < pack_count(ix) ? pack_at(ix, pos) : NULL;
 }
 
-size_t repo_index_pack_count(const repo_index *ix) { return ix->npacks; }
+size_t repo_index_pack_count(const repo_index *ix) { return pack_count(ix); }
 
 void repo_index_pack_extend(repo_index *ix, uint32_t pos, uint64_t end)
 {
-    if (pos < ix->npacks && end > ix->packs[pos].end)
-        ix->packs[pos].end = end;
+    if (pos < pack_count(ix) && end > pack_at(ix, pos)->end)
+        pack_at(ix, pos)->end = end;
 }
 
 size_t repo_index_count(const repo_index *ix) { return ix->nsorted + ix->nrecent; }
@@ -379,17 +435,18 @@ static int enc_put(const index_entry *e, void *ud)
 
 void repo_index_encode(const repo_index *ix, ob_buf *out)
 {
-    enc_ctx c = {ob_xcalloc(ix->npacks ? ix->npacks : 1, sizeof(uint32_t)),
-                 ob_xcalloc(ix->npacks ? ix->npacks : 1, sizeof(size_t)), NULL};
+    size_t npacks = pack_count(ix);
+    enc_ctx c = {ob_xcalloc(npacks ? npacks : 1, sizeof(uint32_t)),
+                 ob_xcalloc(npacks ? npacks : 1, sizeof(size_t)), NULL};
     repo_index_foreach(ix, enc_count, &c);
     size_t total = 8;
-    for (size_t i = 0; i < ix->npacks; i++)
+    for (size_t i = 0; i < npacks; i++)
         total += OB_ID_LEN + 32 + 4 + (size_t)c.counts[i] * IDX_BLOB_LEN;
     ob_buf_reserve(out, total);
     ob_buf_append(out, IDX_MAGIC, 4);
-    ob_buf_put_u32(out, (uint32_t)ix->npacks);
-    for (size_t i = 0; i < ix->npacks; i++) {
-        const index_pack *p = &ix->packs[i];
+    ob_buf_put_u32(out, (uint32_t)npacks);
+    for (size_t i = 0; i < npacks; i++) {
+        const index_pack *p = pack_at(ix, i);
         ob_buf_append(out, p->id, OB_ID_LEN);
         ob_buf_append(out, p->salt, 32);
         ob_buf_put_u32(out, c.counts[i]);

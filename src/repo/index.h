@@ -8,8 +8,14 @@
  * lookups stay O(1) while a backup adds to it; repo_index_merge folds them
  * into the sorted array when a writer finishes.
  *
- * Thread safety: none inside; repo_writer serialises its access with its
- * own mutex.  Readers (restore, check) use a fully loaded index read-only.
+ * Thread safety: one writer at a time (repo_writer serialises its workers
+ * with its own mutex).  Besides it, other threads may look up packs
+ * (repo_index_pack, repo_index_pack_count) at any time: an index_pack never
+ * moves once added (index.c).  Entries are not safe that way (an add may
+ * rebuild a table): during a backup only its main thread adds them, and
+ * the workers look them up under the writer's mutex, which the main thread
+ * holds to add.  Readers (restore, check) use a fully loaded index
+ * read-only.
  */
 #ifndef OB_INDEX_H
 #define OB_INDEX_H

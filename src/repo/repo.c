@@ -979,9 +979,13 @@ static int window_get(repo *r, const index_pack *p, const char *pname, uint64_t 
         }
         pthread_cond_broadcast(&r->window_cv);
         if (rc < 0) {
+            /* The blocks around the range could not be read: perhaps the
+             * pack is shorter than the index says (truncated after this
+             * blob), which must not fail a blob that is intact.  Read just
+             * the range; its error, if any, is about this blob. */
             pthread_mutex_unlock(&r->window_mu);
-            ob_buf_reset(out);
-            return -1;
+            ob_err_clear(err);
+            return storage_get(r->st, pname, offset, len, out, err);
         }
         if (m0)
             memcpy(out->data, m0->data.data + (offset - b0 * READ_BLOCK),
