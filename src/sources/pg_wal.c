@@ -624,8 +624,9 @@ static int get_any(repo **repos, size_t nrepos, const char *name, ob_buf *out, o
     return rc;
 }
 
-/* Remove from the spool the segments before `below`, or, with below NULL,
- * everything in it (a prefetch's temporary files too). */
+/* Remove from the spool the segments before `below` (and the temporary
+ * files of their writes, "SEGMENT.opsbackup-tmp.PID", which a killed
+ * prefetch leaves), or, with below NULL, everything in it. */
 static void spool_remove(const char *spool, const char *below)
 {
     DIR *d = opendir(spool);
@@ -633,7 +634,9 @@ static void spool_remove(const char *spool, const char *below)
         return;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (below ? pg_wal_is_segment(de->d_name) && strcmp(de->d_name, below) < 0
+        int seg = strlen(de->d_name) >= 24 && all_hex(de->d_name, 24) &&
+                  (de->d_name[24] == 0 || strncmp(de->d_name + 24, ".opsbackup-tmp.", 15) == 0);
+        if (below ? seg && strncmp(de->d_name, below, 24) < 0
                   : strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
             char *p = ob_xasprintf("%s/%s", spool, de->d_name);
             unlink(p);
@@ -656,16 +659,70 @@ int pg_wal_spool_clear(const char *pg_wal_dir)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    spool_remove(spool, NULL);
+    /* Move the directory aside first: a prefetch that is still running
+     * (it did not finish within the wait, or had not taken the lock yet)
+     * then fails to write under the old name instead of filling the spool
+     * again after it was emptied. */
+    char *aside = ob_xasprintf("%s.removing.%ld", spool, (long)getpid());
+    const char *dir = rename(spool, aside) == 0 ? aside : spool;
+    int rc = -1;
+    for (int i = 0; i < 100 && rc < 0; i++) { /* a write already begun may land late */
+        if (i > 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        spool_remove(dir, NULL);
+        rc = rmdir(dir) == 0 || errno == ENOENT ? 0 : -1;
+    }
+    int saved = errno;
     if (lfd >= 0)
         close(lfd);
-    int rc = rmdir(spool) == 0 || errno == ENOENT ? 0 : -1;
+    free(aside);
     free(spool);
+    errno = saved;
     return rc;
 }
 
+/* Is the spooled file at path a whole WAL segment `name`?  Sets *segsize
+ * to its size.  A prefetch fsyncs each file before renaming it into the
+ * spool, but a copy damaged since (or written before that rule, by a crash
+ * at the wrong moment) must not reach PostgreSQL: a short file stops
+ * recovery, and a zeroed one can read as the end of WAL, which ends
+ * recovery early without an error.  Checks the size (a power of two from
+ * 1 MiB to 1 GiB) and the long header of the first page
+ * (XLogLongPageHeaderData, PostgreSQL's xlog_internal.h, in the server's
+ * byte order: it is this machine's): the XLP_LONG_HEADER flag, the
+ * segment size it records and the address of the page, which the name
+ * determines. */
+static int spool_file_valid(const char *path, const char *name, uint64_t *segsize)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    uint8_t h[40];
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= (1 << 20) &&
+             st.st_size <= (1 << 30) && (st.st_size & (st.st_size - 1)) == 0 &&
+             pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h;
+    close(fd);
+    if (!ok)
+        return 0;
+    uint16_t info;
+    uint64_t pageaddr;
+    uint32_t seg_size;
+    memcpy(&info, h + 2, sizeof info);
+    memcpy(&pageaddr, h + 8, sizeof pageaddr);
+    memcpy(&seg_size, h + 32, sizeof seg_size);
+    *segsize = (uint64_t)st.st_size;
+    return (info & 0x0002) && seg_size == *segsize &&
+           pageaddr == pg_wal_segno(name, *segsize) * *segsize;
+}
+
 /* In a detached grandchild: keep segment name itself in the spool when its
- * bytes are given, then fetch the segments after it.  Never returns.
+ * bytes are given, then fetch the segments after it.  Never returns.  Each
+ * file is fsynced before it is renamed into the spool: after a crash
+ * PostgreSQL's recovery asks again for what it had, and the spool answers
+ * first (spool_file_valid checks what it can besides).
  *
  * Why keep name: at the end of recovery PostgreSQL asks for the last
  * segment it replayed a second time (to start the new timeline from it),
@@ -685,18 +742,21 @@ static void prefetch_child(const char *spool, const char *name, const ob_buf *gi
         dup2(nul, 2);
         close(nul);
     }
-    if (given) {
-        char *keep = ob_xasprintf("%s/%s", spool, name);
-        ob_err kerr = OB_ERR_INIT;
-        (void)ob_write_file_atomic(keep, given->data, given->len, 0, NULL, &kerr); /* best effort */
-        ob_err_clear(&kerr);
-        free(keep);
-    }
+    /* Everything this child writes into the spool, it writes holding the
+     * lock, so that whoever takes the lock (pg_wal_spool_clear, a test)
+     * knows no prefetch is writing. */
     char *lockp = ob_xasprintf("%s/.lock", spool);
     int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(lockp);
     if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0)
-        _exit(0); /* another prefetch is running */
+        _exit(0); /* another prefetch is running (it keeps no copy of name) */
+    if (given) {
+        char *keep = ob_xasprintf("%s/%s", spool, name);
+        ob_err kerr = OB_ERR_INIT;
+        (void)ob_write_file_atomic(keep, given->data, given->len, 1, NULL, &kerr); /* best effort */
+        ob_err_clear(&kerr);
+        free(keep);
+    }
     ob_err err = OB_ERR_INIT;
     if (!repos && open_repos(open_ud, &repos, &nrepos, &err) < 0)
         _exit(1);
@@ -709,7 +769,7 @@ static void prefetch_child(const char *spool, const char *name, const ob_buf *gi
         char *p = ob_xasprintf("%s/%s", spool, next);
         int have = access(p, F_OK) == 0;
         if (!have && (get_any(repos, nrepos, next, &b, &err) < 0 ||
-                      ob_write_file_atomic(p, b.data, b.len, 0, NULL, &err) < 0)) {
+                      ob_write_file_atomic(p, b.data, b.len, 1, NULL, &err) < 0)) {
             free(p);
             break; /* not archived yet (or an error archive-get will report) */
         }
@@ -774,15 +834,20 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
     char *spool = ob_xasprintf("%s/opsbackup.get", destdir);
     char *spooled = ob_xasprintf("%s/%s", spool, name);
     int rc = 0;
-    struct stat st;
-    if (pg_wal_is_segment(name) && stat(spooled, &st) == 0 && S_ISREG(st.st_mode) &&
-        rename(spooled, dest) == 0) {
-        spool_remove(spool, name);
-        uint64_t segsize = (uint64_t)st.st_size;
-        if (spooled_ahead(spool, name, segsize, o->prefetch) < o->prefetch / 2 + 1)
-            start_prefetch(spool, name, NULL, segsize, o->prefetch, NULL, 0, open_repos,
-                           open_ud);
-        goto out;
+    uint64_t segsize = 0;
+    if (pg_wal_is_segment(name) && access(spooled, F_OK) == 0) {
+        if (!spool_file_valid(spooled, name, &segsize)) {
+            ob_warn("archive-get: the spooled copy of %s is not a whole WAL segment "
+                    "(damaged, or cut short by a crash); fetching it from the repository",
+                    name);
+            unlink(spooled);
+        } else if (rename(spooled, dest) == 0) {
+            spool_remove(spool, name);
+            if (spooled_ahead(spool, name, segsize, o->prefetch) < o->prefetch / 2 + 1)
+                start_prefetch(spool, name, NULL, segsize, o->prefetch, NULL, 0, open_repos,
+                               open_ud);
+            goto out;
+        }
     }
     repo **repos = NULL;
     size_t nrepos = 0;

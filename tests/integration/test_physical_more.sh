@@ -98,6 +98,29 @@ expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-fil
 expect_code 0 oba archive-get --prefetch 0 "$NEXT" "$W/check"
 cmp -s "$W/RECOVERYXLOG" "$W/check" || problem "spooled segment differs from the archived one"
 
+info "a damaged spooled copy (a crash mid-write) is never handed to PostgreSQL"
+# The prefetch after FIRST spooled the segment after NEXT too.  Zero it at
+# full size (what a crash can leave): without the repository archive-get
+# must now fail (the password file is missing: a config error, 2) rather
+# than deliver it, and with it fetch the real bytes.
+NEXT2=$(python3 -c "s='$NEXT'; n=int(s[16:],16)+1; print(s[:16]+'%08X'%n)")
+[ -n "$(find "$REPO_A/wal/00000001" -name "$NEXT2-*")" ] || fail "test setup: $NEXT2 is not archived"
+for _ in $(seq 1 100); do [ -f "$W/opsbackup.get/$NEXT2" ] && break; sleep 0.1; done
+[ -f "$W/opsbackup.get/$NEXT2" ] || fail "segment $NEXT2 was not prefetched"
+SZ=$(stat -c %s "$W/opsbackup.get/$NEXT2")
+head -c "$SZ" /dev/zero >"$W/opsbackup.get/$NEXT2"
+rm -f "$W/zeroed"
+expect_code 2 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
+    archive-get --prefetch 0 "$NEXT2" "$W/zeroed"
+assert_grep "not a whole WAL segment" "$T/err"
+[ -e "$W/zeroed" ] && problem "archive-get delivered a zeroed spool file"
+[ -e "$W/opsbackup.get/$NEXT2" ] && problem "the damaged spool file was kept"
+# The same for a copy cut short (its header intact).
+expect_code 0 oba archive-get --prefetch 0 "$NEXT2" "$W/full"
+head -c 100000 "$W/full" >"$W/opsbackup.get/$NEXT2"
+expect_code 0 oba archive-get --prefetch 0 "$NEXT2" "$W/RECOVERYXLOG"
+cmp -s "$W/RECOVERYXLOG" "$W/full" || problem "archive-get did not fetch $NEXT2 again after a short spool file"
+
 info "restore with the tablespace, to the end of the archive"
 R="$T/restored"
 install -d -o postgres -m 0700 "$R" "$R.sock"

@@ -281,7 +281,13 @@ b = bytearray(open(p, 'rb').read())
 b[len(b) // 2] ^= 0x40
 open(p, 'wb').write(bytes(b))
 PY
-rm -rf "$W/opsbackup.get"
+# A prefetch of an earlier archive-get may still be writing into the
+# spool: wait for its lock (it writes nothing without it), then remove the
+# spool (again if a write begun meanwhile landed: once the directory is
+# gone, a prefetch cannot create it).
+[ -e "$W/opsbackup.get/.lock" ] && flock -w 60 "$W/opsbackup.get/.lock" true
+for _ in $(seq 1 50); do rm -rf "$W/opsbackup.get" 2>/dev/null && break; sleep 0.1; done
+[ -e "$W/opsbackup.get" ] && fail "cannot remove the spool $W/opsbackup.get"
 expect_code 1 obpg archive-get "$ARCH" "$W/y"
 [ -e "$W/y" ] && problem "a corrupted segment was written"
 grep -qiE "corrupt|authentic|tamper" "$T/err" || problem "corruption not reported: $(cat "$T/err")"
