@@ -463,7 +463,7 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
     }
     snapshot *s = NULL;
     json_t *j = NULL;
-    if (pg_logical_dump_store(ctx->r, dump, &s, &err) < 0) {
+    if (pg_logical_dump_store(ctx->r, dump, lock, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
     } else if (ctx->json) {
         j = snapshot_to_json(s);

@@ -24,7 +24,17 @@ struct repo_lock {
     int stop;
     int lost;
     ob_err err;
+    struct timespec renewed; /* CLOCK_BOOTTIME of the last write of the lock */
 };
+
+/* Seconds on a clock that runs while the process is stopped or the machine
+ * sleeps: what other processes' wall clocks see pass. */
+static double boot_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 typedef struct lock_info {
     char *host;
@@ -141,9 +151,16 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
         lock_info li = {0};
         ob_err e = OB_ERR_INIT;
         if (lock_read(r, l.v[i], &li, &e) < 0) {
-            /* A lock deleted while we listed is simply gone. */
-            if (e.code != OB_ENOTFOUND)
-                ob_warn("ignoring unreadable lock %s: %s", l.v[i], ob_err_msg(&e));
+            /* A lock deleted while we listed is simply gone, and a damaged
+             * one holds nobody.  Any other failure (the storage did not
+             * answer) says nothing about the lock: it may be a live one,
+             * so the lock is not taken. */
+            if (e.code == OB_ECORRUPT)
+                ob_warn("ignoring damaged lock %s: %s", l.v[i], ob_err_msg(&e));
+            if (e.code != OB_ENOTFOUND && e.code != OB_ECORRUPT) {
+                rc = ob_err_set(err, e.code, "cannot read lock %s: %s", l.v[i],
+                                ob_err_msg(&e));
+            }
             ob_err_clear(&e);
             continue;
         }
@@ -167,29 +184,62 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
     return rc;
 }
 
+/* One renewal; l->mu held on entry and on return.  A lock that is gone
+ * was removed by another process that judged it stale (this one was
+ * stopped or asleep for longer than the stale time) and is not written
+ * again: the lease is lost, and whoever removed it may be deleting data
+ * meanwhile. */
+static void renew_locked(repo_lock *l)
+{
+    pthread_mutex_unlock(&l->mu);
+    ob_err e = OB_ERR_INIT;
+    uint64_t size;
+    int rc = storage_stat(repo_storage(l->r), l->name, &size, &e);
+    if (rc < 0 && e.code == OB_ENOTFOUND) {
+        ob_err_clear(&e);
+        ob_err_set(&e, OB_ELOCKED,
+                   "another process removed it as stale (was this one stopped or asleep for "
+                   "more than %d minutes?)",
+                   LOCK_STALE_SECONDS / 60);
+    } else {
+        ob_err_clear(&e);
+        rc = lock_write(l->r, l->name, l->exclusive, &e);
+    }
+    pthread_mutex_lock(&l->mu);
+    if (rc < 0) {
+        ob_warn("could not renew repository lock: %s", ob_err_msg(&e));
+        l->lost = 1;
+        ob_err_move(&l->err, &e);
+    } else {
+        clock_gettime(CLOCK_BOOTTIME, &l->renewed);
+    }
+}
+
+/* Renew every LOCK_RENEW_SECONDS, on the monotonic clock: a step of the
+ * wall clock neither stops nor hurries it. */
 static void *renewer(void *arg)
 {
     repo_lock *l = arg;
     pthread_mutex_lock(&l->mu);
-    while (!l->stop) {
+    while (!l->stop && !l->lost) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += LOCK_RENEW_SECONDS;
         pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-        if (l->stop)
-            break;
-        pthread_mutex_unlock(&l->mu);
-        ob_err e = OB_ERR_INIT;
-        int rc = lock_write(l->r, l->name, l->exclusive, &e);
-        pthread_mutex_lock(&l->mu);
-        if (rc < 0) {
-            ob_warn("could not renew repository lock: %s", ob_err_msg(&e));
-            l->lost = 1;
-            ob_err_move(&l->err, &e);
-        }
+        if (!l->stop)
+            renew_locked(l);
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
+}
+
+int repo_lock_renew_now(repo_lock *l, ob_err *err)
+{
+    pthread_mutex_lock(&l->mu);
+    if (!l->lost)
+        renew_locked(l);
+    pthread_mutex_unlock(&l->mu);
+    return repo_lock_lost(l, err);
 }
 
 int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
@@ -218,8 +268,13 @@ int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
     l->r = r;
     l->name = name;
     l->exclusive = exclusive;
+    clock_gettime(CLOCK_BOOTTIME, &l->renewed);
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&l->thread, NULL, renewer, l) != 0) {
         repo_lock_release(l);
         return ob_err_set(err, OB_EFAIL, "cannot start the lock renewal thread");
@@ -232,9 +287,22 @@ int repo_lock_lost(repo_lock *l, ob_err *err)
 {
     pthread_mutex_lock(&l->mu);
     int lost = l->lost;
-    if (lost)
+    double quiet = boot_seconds() - ((double)l->renewed.tv_sec + l->renewed.tv_nsec / 1e9);
+    if (lost) {
         ob_err_set(err, OB_ELOCKED, "the repository lock could not be renewed (%s)",
                    ob_err_msg(&l->err));
+    } else if (quiet > LOCK_STALE_SECONDS - 2 * LOCK_RENEW_SECONDS) {
+        /* The renewer has not run for so long that another process may
+         * already count the lock as stale (this process was stopped, or
+         * the machine slept): the renewer may not have woken up yet to
+         * find out, and committing now could reference data a prune is
+         * deleting. */
+        lost = 1;
+        ob_err_set(err, OB_ELOCKED,
+                   "the repository lock was last renewed %.0f s ago (was this process "
+                   "stopped or asleep?); another process may have taken it as stale",
+                   quiet);
+    }
     pthread_mutex_unlock(&l->mu);
     return lost;
 }
@@ -269,12 +337,17 @@ int repo_lock_remove_stale(repo *r, int *removed, ob_err *err)
     for (size_t i = 0; i < l.n; i++) {
         lock_info li = {0};
         ob_err e = OB_ERR_INIT;
-        if (lock_read(r, l.v[i], &li, &e) < 0 || lock_is_stale(&li)) {
+        int rc = lock_read(r, l.v[i], &li, &e);
+        if (rc < 0 && e.code != OB_ENOTFOUND && e.code != OB_ECORRUPT)
+            /* Unreadable for now (the storage did not answer): it may be a
+             * live lock, so it stays. */
+            ob_warn("cannot read lock %s, left in place: %s", l.v[i], ob_err_msg(&e));
+        else if ((rc < 0 && e.code == OB_ECORRUPT) || (rc == 0 && lock_is_stale(&li))) {
             ob_err_clear(&e);
             if (storage_delete(repo_storage(r), l.v[i], &e) == 0)
                 (*removed)++;
-            ob_err_clear(&e);
         }
+        ob_err_clear(&e);
         free(li.host);
     }
     names_free(&l);

@@ -25,9 +25,15 @@
 typedef struct repo_lock repo_lock; /* struct tag used by forward declarations */
 
 int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
-/* Did renewal fail (e.g. storage unreachable)?  A long operation checks
- * before committing so it never commits under a lost lease. */
+/* Is the lease lost: a renewal failed (storage unreachable), another
+ * process removed the lock as stale, or the last renewal is so old (the
+ * process was stopped, the machine slept) that others may count it stale?
+ * Every operation checks before committing, so it never commits under a
+ * lost lease. */
 int repo_lock_lost(repo_lock *l, ob_err *err);
+/* Renew now rather than at the renewer's next turn; returns
+ * repo_lock_lost's answer afterwards (the tests use it). */
+int repo_lock_renew_now(repo_lock *l, ob_err *err);
 void repo_lock_release(repo_lock *l);
 
 /* Remove every stale lock (`opsbackup unlock`); returns the count. */

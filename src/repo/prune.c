@@ -350,9 +350,26 @@ static int place(prune_ctx *c, ob_err *err)
     c->used_blobs = ob_xcalloc(np, sizeof *c->used_blobs);
     c->klass = ob_xcalloc(np, 1);
     for (size_t i = 0; i < c->np; i++) {
-        c->stored[i] = repo_index_find_pack(c->packs_ix, repo_index_pack(c->ix, (uint32_t)i)->id);
-        if (c->stored[i] >= 0)
-            c->indexed[c->stored[i]] = 1;
+        const index_pack *ip = repo_index_pack(c->ix, (uint32_t)i);
+        c->stored[i] = repo_index_find_pack(c->packs_ix, ip->id);
+        if (c->stored[i] < 0)
+            continue;
+        c->indexed[c->stored[i]] = 1;
+        /* A pack shorter than its index entries need is damaged.  A blob
+         * stored twice (two backups at once) could otherwise be placed in
+         * that copy and the intact copy's pack deleted as unused. */
+        uint64_t size = c->packs.size[c->stored[i]];
+        if (size < ip->end + 4) {
+            char *pack = pack_object_name(ip->id);
+            int rc = ob_err_set(err, OB_ECORRUPT,
+                                "pack %s is truncated: %llu bytes, the index needs at least "
+                                "%llu; prune deletes nothing in a damaged repository (run "
+                                "`opsbackup check`)",
+                                pack, (unsigned long long)size,
+                                (unsigned long long)ip->end + 4);
+            free(pack);
+            return rc;
+        }
     }
     place_ctx p = {c, {0}};
     repo_index_foreach(c->ix, place_visit, &p);
@@ -712,8 +729,10 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
         if (c.klass[i] == PACK_REPACK)
             estimate += c.used_bytes[i];
     if (o->dry_run || o->deferred) {
-        if (!o->dry_run)
-            remove_temporaries(&c);
+        /* Deferred: temporaries stay too.  A running backup's open pack
+         * can be older than PRUNE_TMP_MAX_AGE (a tree pack is appended to
+         * only when a tree is written; a long file or a stalled pg_dump
+         * writes none for hours), and its lease says it is alive. */
         compute_freed(&c, estimate);
         repo_set_index(r, NULL);
         rc = 0;

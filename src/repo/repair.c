@@ -339,7 +339,7 @@ int repo_repair_index(repo *r, const repair_opts *o, repair_stats *st, ob_err *e
             doomed = ob_xrealloc(doomed, (ndoomed + 1) * sizeof *doomed);
             doomed[ndoomed++] = c.old_files.v[i];
         }
-    if (o->lock && repo_lock_lost(o->lock, err) < 0) {
+    if (o->lock && repo_lock_lost(o->lock, err)) {
         ob_err_prefix(err, "the new index is written, but repair stopped before deleting the old "
                            "index files (harmless duplicates; run repair again)");
         goto out;

@@ -2254,6 +2254,7 @@ typedef struct rt_wrap {
     int key_gets;    /* gets of key slots */
     long data_get_delay_ns; /* each get under data/ takes at least this long */
     int stats;              /* stat calls (a HEAD each on S3) */
+    int fail_lock_gets;     /* gets under locks/ fail as the network would */
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
@@ -2265,6 +2266,8 @@ static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t l
                        ob_err *err)
 {
     rt_wrap *w = (rt_wrap *)s;
+    if (w->fail_lock_gets && strncmp(name, "locks/", 6) == 0)
+        return ob_err_set(err, OB_EIO, "reading %s: connection reset (injected)", name);
     if (w->data_get_delay_ns && strncmp(name, "data/", 5) == 0) {
         struct timespec ts = {0, w->data_get_delay_ns};
         nanosleep(&ts, NULL);
@@ -3066,6 +3069,77 @@ static void test_locks(void **state)
     rt_fx_free(f);
 }
 
+static int rt_collect_name(const char *name, uint64_t size, void *ud)
+{
+    (void)size;
+    char **first = ud;
+    if (!*first)
+        *first = ob_xstrdup(name);
+    return 0;
+}
+
+/* Leases that are no longer ours, and locks that cannot be read. */
+static void test_lock_lease(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-lease");
+    repo_lock *s1 = NULL, *x = NULL;
+
+    /* Another process removed our lock as stale (this one was stopped for
+     * longer than the stale time): the lease is lost, and the lock is not
+     * written back, so a prune that took over keeps the repository. */
+    MUST(repo_lock_acquire(f->r, 0, &s1, E));
+    assert_int_equal(repo_lock_renew_now(s1, NULL), 0);
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    MUST(storage_delete(f->st, mine, E));
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_renew_now(s1, &err), 1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "removed it as stale"));
+    ob_err_clear(&err);
+    assert_int_equal(repo_lock_lost(s1, NULL), 1);
+    assert_false(rt_exists(f->st, mine));
+    MUST(repo_lock_acquire(f->r, 1, &x, E)); /* nothing holds the repository now */
+    repo_lock_release(x);
+    repo_lock_release(s1);
+    free(mine);
+
+    /* A lock the storage cannot read right now may be a live one: taking
+     * the exclusive lock fails (and leaves nothing behind), and unlock
+     * leaves it in place. */
+    int64_t now;
+    ob_time_now(&now, NULL);
+    const char *other = "locks/000000000000000000000000other";
+    rt_craft_lock(f->r, other, "some-other-host.invalid", 1, now, 0);
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st,
+                    .fail_lock_gets = 1};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    x = NULL;
+    assert_int_equal(repo_lock_acquire(r, 1, &x, &err), -1);
+    assert_int_equal(err.code, OB_EIO);
+    assert_non_null(strstr(ob_err_msg(&err), other));
+    ob_err_clear(&err);
+    assert_null(x);
+    assert_int_equal(rt_count(f->st, "locks/"), 1);
+    int removed = -1;
+    MUST(repo_lock_remove_stale(r, &removed, E));
+    assert_int_equal(removed, 0);
+    assert_true(rt_exists(f->st, other));
+    repo_close(r);
+
+    /* A damaged lock holds nobody: it is passed over, and unlock removes it. */
+    MUST(storage_delete(f->st, other, E));
+    MUST(storage_put(f->st, other, "not a lock", 10, 0, E));
+    MUST(repo_lock_acquire(f->r, 1, &x, E));
+    repo_lock_release(x);
+    MUST(repo_lock_remove_stale(f->r, &removed, E));
+    assert_int_equal(removed, 1);
+    assert_false(rt_exists(f->st, other));
+}
+
 /* ==================================================================== */
 /* snapshots                                                             */
 /* ==================================================================== */
@@ -3366,6 +3440,7 @@ int main(void)
         cmocka_unit_test_teardown(test_tree_packs, rt_teardown),
         cmocka_unit_test_teardown(test_backup_vanished_entry, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };

@@ -517,7 +517,8 @@ out:
     return rc;
 }
 
-int pg_logical_dump_store(repo *r, pg_logical_dump *d, snapshot **out, ob_err *err)
+int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot **out,
+                          ob_err *err)
 {
     *out = NULL;
     int rc = -1;
@@ -600,7 +601,7 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, snapshot **out, ob_err *e
     json_object_set(snap->extra, "tables", counts);
     json_object_set_new(snap->extra, "dump_bytes", json_integer((json_int_t)dump_bytes));
     json_object_set_new(snap->extra, "globals", json_boolean(globals));
-    if (snapshot_save(r, snap, err) < 0)
+    if ((lock && repo_lock_lost(lock, err)) || snapshot_save(r, snap, err) < 0)
         goto out;
     *out = snap;
     d->snap = NULL;

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "repo/lock.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 
@@ -47,11 +48,14 @@ typedef struct pg_backup_opts {
  * reading the catalog, ~0.2 s) overlaps the caller's opening of the
  * repository (key derivation, ~0.5 s; D49).  start connects, exports the
  * snapshot and starts pg_dump and pg_dumpall; store streams the running
- * dump into r as a new snapshot and frees d whatever happens; pg_logical_dump_free abandons a started
- * dump (pg_dump is killed, the session closed).  o need not outlive start. */
+ * dump into r as a new snapshot and frees d whatever happens (it commits
+ * nothing when the lease of lock, the caller's lock of r, is lost; NULL:
+ * none); pg_logical_dump_free abandons a started dump (pg_dump is killed,
+ * the session closed).  o need not outlive start. */
 typedef struct pg_logical_dump pg_logical_dump;
 int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err *err);
-int pg_logical_dump_store(repo *r, pg_logical_dump *d, snapshot **out, ob_err *err);
+int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot **out,
+                          ob_err *err);
 void pg_logical_dump_free(pg_logical_dump *d);
 
 typedef struct pg_restore_opts {

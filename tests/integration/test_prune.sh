@@ -192,4 +192,35 @@ rm -rf "$T/r"; ob restore files "$live" --target "$T/r" >/dev/null || problem "t
 treecmp "$T/live" "$T/r$T/live" >/dev/null || problem "the live backup does not restore identical after prune"
 [ -z "$(ls "$REPO/locks" 2>/dev/null)" ] || problem "locks left behind: $(ls "$REPO/locks")"
 
+info "a blob stored twice, one copy in a truncated pack: prune deletes nothing"
+# Two backups at once each store a new blob (here: the second one does not
+# see the first's index).  Whichever copy prune placed the blob in, a
+# truncated pack must stop it: placing the blob there and deleting the
+# intact copy's pack as unused lost the file (found in review).
+REPO="$T/dup"
+init_repo
+mkdir -p "$T/da" "$T/db" "$T/stash"
+head -c 200000 /dev/urandom >"$T/da/f"
+cp "$T/da/f" "$T/db/f"
+ob backup files "$T/da" >/dev/null
+first=$(cd "$REPO" && find data -type f ! -name '.*' | sort)
+mv "$REPO"/index/* "$T/stash/"
+ob backup files "$T/db" >/dev/null
+mv "$T/stash"/* "$REPO/index/"
+# The data pack of each backup is the larger of its two packs.
+d1=$(cd "$REPO" && ls -S $first | head -1)
+d2=$(cd "$REPO" && find data -type f ! -name '.*' | sort | grep -vxF "$first" | xargs ls -S | head -1)
+[ -n "$d1" ] && [ -n "$d2" ] && [ "$d1" != "$d2" ] || fail "test setup: data packs '$d1' '$d2'"
+for victim in "$d1" "$d2"; do
+    cp "$REPO/$victim" "$T/victim.bak"
+    truncate -s 1000 "$REPO/$victim"
+    before=$(repo_fingerprint)
+    run_rc ob prune
+    [ "$RC" = 1 ] || problem "prune with the truncated pack $victim exited $RC, not 1"
+    assert_grep "truncated" "$T/err"
+    [ "$(repo_fingerprint)" = "$before" ] || problem "prune changed a repository with a truncated pack"
+    cp "$T/victim.bak" "$REPO/$victim"
+done
+check_ok "after the truncated packs were put back"
+
 finish
