@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +42,33 @@ typedef struct lock_info {
     long pid;
     int64_t time;
     int exclusive;
+    char *boot_id;   /* NULL: not recorded (a lock from before session 12) */
+    json_int_t pidns;
 } lock_info;
+
+/* Where a pid means something: the kernel's boot ID and the inode of this
+ * process's PID namespace.  A host name alone does not say it: containers
+ * share their host's name with PID namespaces of their own (and hosts can
+ * share names), and kill(pid, 0) there asks about somebody else's pid.
+ * *boot_id is NULL and *pidns 0 where /proc does not tell. */
+static void pid_space(char **boot_id, json_int_t *pidns)
+{
+    *boot_id = NULL;
+    *pidns = 0;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        char buf[64];
+        if (fgets(buf, sizeof buf, f)) {
+            buf[strcspn(buf, "\n")] = 0;
+            if (buf[0])
+                *boot_id = ob_xstrdup(buf);
+        }
+        fclose(f);
+    }
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) == 0)
+        *pidns = (json_int_t)st.st_ino;
+}
 
 static int lock_write(repo *r, const char *name, int exclusive, ob_err *err)
 {
@@ -51,6 +78,14 @@ static int lock_write(repo *r, const char *name, int exclusive, ob_err *err)
     json_t *o = json_pack("{s:s, s:I, s:I, s:b}", "host", host, "pid", (json_int_t)getpid(),
                           "time", (json_int_t)now, "exclusive", exclusive);
     free(host);
+    char *boot_id;
+    json_int_t pidns;
+    pid_space(&boot_id, &pidns);
+    if (boot_id && pidns) {
+        json_object_set_new(o, "boot_id", json_string(boot_id));
+        json_object_set_new(o, "pidns", json_integer(pidns));
+    }
+    free(boot_id);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     int rc = repo_put_object_named(r, name, REPO_OBJ_LOCK, text, strlen(text), 0, err);
@@ -79,6 +114,12 @@ static int lock_read(repo *r, const char *name, lock_info *li, ob_err *err)
     li->pid = (long)pid;
     li->time = t;
     li->exclusive = ex;
+    const char *boot_id = NULL;
+    json_int_t pidns = 0;
+    if (json_unpack(o, "{s:s, s:I}", "boot_id", &boot_id, "pidns", &pidns) == 0) {
+        li->boot_id = ob_xstrdup(boot_id);
+        li->pidns = pidns;
+    }
     json_decref(o);
     return 0;
 }
@@ -109,10 +150,16 @@ static int lock_is_stale(const lock_info *li)
     ob_time_now(&now, NULL);
     if (now - li->time > LOCK_STALE_SECONDS)
         return 1;
-    char *host = ob_hostname();
-    int same_host = strcmp(host, li->host) == 0;
+    /* The pid says whether its process is gone only when it was recorded
+     * in our PID namespace since this boot; otherwise time alone decides. */
+    char *host = ob_hostname(), *boot_id;
+    json_int_t pidns;
+    pid_space(&boot_id, &pidns);
+    int same_space = strcmp(host, li->host) == 0 && li->boot_id && boot_id &&
+                     strcmp(li->boot_id, boot_id) == 0 && pidns && li->pidns == pidns;
     free(host);
-    if (same_host && li->pid > 0 && process_gone(li->pid))
+    free(boot_id);
+    if (same_space && li->pid > 0 && process_gone(li->pid))
         return 1;
     return 0;
 }
@@ -179,6 +226,7 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
             free(when);
         }
         free(li.host);
+        free(li.boot_id);
     }
     names_free(&l);
     return rc;
@@ -349,6 +397,7 @@ int repo_lock_remove_stale(repo *r, int *removed, ob_err *err)
         }
         ob_err_clear(&e);
         free(li.host);
+        free(li.boot_id);
     }
     names_free(&l);
     return 0;

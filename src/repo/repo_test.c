@@ -2960,15 +2960,33 @@ static void test_read_window(void **state)
 /* locks                                                                 */
 /* ==================================================================== */
 
-static void rt_craft_lock(repo *r, const char *name, const char *host, long pid, int64_t time,
-                          int exclusive)
+/* A lock as lock.c writes it; pidns_delta != 0 records another PID
+ * namespace than this process's (a container with the host's name). */
+static void rt_craft_lock_ns(repo *r, const char *name, const char *host, long pid,
+                             int64_t time, int exclusive, long pidns_delta)
 {
     json_t *o = json_pack("{s:s, s:I, s:I, s:b}", "host", host, "pid", (json_int_t)pid, "time",
                           (json_int_t)time, "exclusive", exclusive);
+    char boot_id[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(boot_id, sizeof boot_id, f));
+    fclose(f);
+    boot_id[strcspn(boot_id, "\n")] = 0;
+    struct stat st;
+    assert_int_equal(stat("/proc/self/ns/pid", &st), 0);
+    json_object_set_new(o, "boot_id", json_string(boot_id));
+    json_object_set_new(o, "pidns", json_integer((json_int_t)st.st_ino + pidns_delta));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     MUST(repo_put_object_named(r, name, REPO_OBJ_LOCK, text, strlen(text), 0, E));
     free(text);
+}
+
+static void rt_craft_lock(repo *r, const char *name, const char *host, long pid, int64_t time,
+                          int exclusive)
+{
+    rt_craft_lock_ns(r, name, host, pid, time, exclusive, 0);
 }
 
 static pid_t rt_dead_pid(void)
@@ -3029,6 +3047,17 @@ static void test_locks(void **state)
     assert_int_equal(rt_count(f->st, "locks/"), 1);
     repo_lock_release(x);
     assert_int_equal(rt_count(f->st, "locks/"), 0);
+
+    /* The same host name and a pid that is not running here, but another
+     * PID namespace (a container sharing the host's name): the pid says
+     * nothing here, so the lock holds until it is stale by time. */
+    rt_craft_lock_ns(f->r, dead, host, (long)rt_dead_pid(), now, 0, 1);
+    MUST_FAIL(OB_ELOCKED, repo_lock_acquire(f->r, 1, &x, E));
+    assert_true(rt_exists(f->st, dead));
+    int removed0 = -1;
+    MUST(repo_lock_remove_stale(f->r, &removed0, E));
+    assert_int_equal(removed0, 0);
+    MUST(storage_delete(f->st, dead, E));
 
     /* A live process (this one) on this host: shared blocks exclusive,
      * exclusive blocks shared; neither is removed. */
