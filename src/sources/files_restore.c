@@ -32,17 +32,31 @@
 #include "sources/files.h"
 #include "sources/fsmeta.h"
 
+/* The times of a directory whose files are still being written.  A file
+ * is renamed into place when complete, which changes its directory's
+ * mtime, possibly after the walker has applied the directory's metadata;
+ * so whoever finishes last with the directory (the walker, or the worker
+ * of its last file) applies its times (again). */
+typedef struct dir_times {
+    int refs;              /* under restore_ctx.mu: the walker's, one per queued file */
+    int final;             /* ts is set: the walker has applied the metadata */
+    struct timespec ts[2];
+} dir_times;
+
 /* A directory on the current restore path. */
 typedef struct rdir {
     struct rdir *parent;
     const char *name;      /* NULL for the target itself */
     char *path;            /* snapshot path, "/" for the root */
     int fd;                /* -1 until created / opened */
+    dir_times *dt;         /* NULL until a file of it is queued */
 } rdir;
 
 typedef struct hardlink {
     uint64_t dev, inode;
     char *relpath;         /* relative to the target, as restored */
+    dev_t st_dev;          /* what the first name was created as */
+    ino_t st_ino;
 } hardlink;
 
 typedef struct restore_ctx {
@@ -54,6 +68,7 @@ typedef struct restore_ctx {
     hardlink *links;
     size_t nlinks, links_cap;
     int xattr_warned;
+    unsigned long tmp_seq;   /* temporary names (restore_file); walker only */
     /* worker pool for file contents */
     pthread_mutex_t mu;
     pthread_cond_t cv_job, cv_done;
@@ -76,7 +91,24 @@ typedef struct file_job {
     tree_ref *ref;
     char *path;
     int delta;               /* fd is an existing file to update in place */
+    char *tmp;               /* fd is this temporary name in dirfd, renamed over
+                              * n->name once written; NULL: fd is n->name */
+    dir_times *dt;           /* of dirfd; one reference */
 } file_job;
+
+/* Drop one reference to dt; the last one applies the directory's times
+ * through fd if the walker has set them.  Returns -1 if that failed. */
+static int dir_times_put(pthread_mutex_t *mu, dir_times *dt, int fd)
+{
+    pthread_mutex_lock(mu);
+    int last = --dt->refs == 0, final = dt->final;
+    pthread_mutex_unlock(mu);
+    if (!last)
+        return 0;
+    int rc = final && fd >= 0 && futimens(fd, dt->ts) < 0 ? -1 : 0;
+    free(dt);
+    return rc;
+}
 
 static void tree_ref_put(restore_ctx *c, tree_ref *ref)
 {
@@ -183,6 +215,16 @@ static int remove_tree_at(int parentfd, const char *name, const char *path, ob_e
     int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ob_err_errno(err, errno, "opening %s for removal", path);
+    /* Never into another filesystem: a directory mounted there is not
+     * ours to empty (rmdir would fail on it only after its contents). */
+    struct stat pst, st;
+    if (fstat(parentfd, &pst) < 0 || fstat(fd, &st) < 0 || pst.st_dev != st.st_dev) {
+        close(fd);
+        return ob_err_set(err, OB_EUNSAFE,
+                          "not removing %s: it is a mount point (another filesystem is "
+                          "mounted there); unmount it or restore elsewhere",
+                          path);
+    }
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
@@ -472,11 +514,22 @@ static void *restore_worker(void *arg)
                                               &ct, &batch, &e);
         if (close(j->fd) < 0 && rc == 0)
             rc = ob_err_errno(&e, errno, "closing %s", j->path);
-        if (rc < 0) /* never leave a half-written file */
+        if (rc == 0 && j->tmp &&
+            renameat(j->dirfd, j->tmp, j->dirfd, (const char *)j->n->name) < 0)
+            rc = ob_err_errno(&e, errno, "renaming the restored %s into place", j->path);
+        /* Never leave a half-written file: a temporary goes (what was at
+         * the name stays), a file created under its name goes, a file
+         * updated in place (--delta) stays as it is. */
+        if (rc < 0 && j->tmp)
+            unlinkat(j->dirfd, j->tmp, 0);
+        else if (rc < 0 && !j->delta)
             unlinkat(j->dirfd, (const char *)j->n->name, 0);
+        if (dir_times_put(&c->mu, j->dt, j->dirfd) < 0 && rc == 0)
+            rc = ob_err_errno(&e, errno, "setting the times of the directory of %s", j->path);
         close(j->dirfd);
         tree_ref_put(c, j->ref);
         free(j->path);
+        free(j->tmp);
         free(j);
 
         pthread_mutex_lock(&c->mu);
@@ -522,11 +575,26 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
      * first name exists as soon as it is created, written or not). */
     if (n->nlink > 1) {
         for (size_t i = 0; i < c->nlinks; i++) {
-            if (c->links[i].dev == n->dev && c->links[i].inode == n->inode) {
+            hardlink *h = &c->links[i];
+            if (h->dev == n->dev && h->inode == n->inode) {
                 if (remove_entry(d->fd, name, path, err) < 0)
                     return -1;
-                if (linkat(c->target_fd, c->links[i].relpath, d->fd, name, 0) < 0)
+                if (linkat(c->target_fd, h->relpath, d->fd, name, 0) < 0)
                     return ob_err_errno(err, errno, "linking %s", path);
+                /* The first name is found again by its path from the
+                 * target, which someone may have changed meanwhile (a
+                 * directory on it swapped for a symlink): the new name
+                 * must be the file restored, not one it now leads to. */
+                struct stat lst;
+                if (fstatat(d->fd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    lst.st_dev != h->st_dev || lst.st_ino != h->st_ino) {
+                    unlinkat(d->fd, name, 0);
+                    return ob_err_set(err, OB_EUNSAFE,
+                                      "not linking %s: its first name %s no longer leads to "
+                                      "the file restored there (the target changed during the "
+                                      "restore)",
+                                      path, h->relpath);
+                }
                 return 0;
             }
         }
@@ -534,27 +602,56 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     if (worker_failed(c, err))
         return -1;
     int fd = -1, delta = 0;
+    char *tmp = NULL;
     struct stat est;
-    if (c->o->delta && n->nlink <= 1 && fstatat(d->fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISREG(est.st_mode) && est.st_nlink == 1) {
+    int exists = fstatat(d->fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0;
+    if (c->o->delta && n->nlink <= 1 && exists && S_ISREG(est.st_mode) && est.st_nlink == 1) {
         fd = openat(d->fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         delta = fd >= 0;
     }
-    if (fd < 0) {
+    if (fd < 0 && n->nlink <= 1) {
+        /* Written under a temporary name and renamed over the name once
+         * complete, so a restore that fails (a damaged blob) or is killed
+         * leaves what was there, never a short file under the real name.
+         * Only a directory in the way goes first (a file cannot replace
+         * one by rename). */
+        if (exists && S_ISDIR(est.st_mode) && remove_entry(d->fd, name, path, err) < 0)
+            return -1;
+        do {
+            free(tmp);
+            tmp = ob_xasprintf(".opsbackup-restore.%ld.%lu", (long)getpid(), c->tmp_seq++);
+            fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        } while (fd < 0 && errno == EEXIST);
+    } else if (fd < 0) {
+        /* The first name of a hard-link group is created under its name:
+         * the group's later names link to it before it is written. */
         if (remove_entry(d->fd, name, path, err) < 0)
             return -1;
         fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     }
-    if (fd < 0)
-        return ob_err_errno(err, errno, "creating %s", path);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return ob_err_errno(err, e, "creating %s", path);
+    }
     int dfd = dup(d->fd);
     if (dfd < 0) {
         int e = errno;
         close(fd);
-        unlinkat(d->fd, name, 0);
+        if (tmp || !delta)
+            unlinkat(d->fd, tmp ? tmp : name, 0);
+        free(tmp);
         return ob_err_errno(err, e, "restoring %s", path);
     }
     if (n->nlink > 1) {
+        struct stat fst;
+        if (fstat(fd, &fst) < 0) {
+            int e = errno;
+            close(fd);
+            close(dfd);
+            unlinkat(d->fd, name, 0);
+            return ob_err_errno(err, e, "restoring %s", path);
+        }
         if (c->nlinks == c->links_cap) {
             c->links_cap = c->links_cap ? 2 * c->links_cap : 16;
             c->links = ob_xrealloc(c->links, c->links_cap * sizeof *c->links);
@@ -563,6 +660,8 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         h->dev = n->dev;
         h->inode = n->inode;
         h->relpath = rel_path(d, name);
+        h->st_dev = fst.st_dev;
+        h->st_ino = fst.st_ino;
     }
     file_job *j = ob_xcalloc(1, sizeof *j);
     j->dirfd = dfd;
@@ -571,8 +670,15 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     j->ref = ref;
     j->path = ob_xstrdup(path);
     j->delta = delta;
+    j->tmp = tmp;
+    if (!d->dt) {
+        d->dt = ob_xcalloc(1, sizeof *d->dt);
+        d->dt->refs = 1; /* the walker's */
+    }
+    j->dt = d->dt;
     pthread_mutex_lock(&c->mu);
     ref->refs++;
+    d->dt->refs++;
     /* Bounded: each queued job holds two descriptors. */
     while (c->queued >= 4 * c->nthreads)
         pthread_cond_wait(&c->cv_done, &c->mu);
@@ -607,6 +713,15 @@ static int restore_special(restore_ctx *c, rdir *d, const tree_node *n, const ch
                     (dev_t)n->rdev);
         break;
     default: /* sockets belong to a running process: nothing to restore */
+        return 0;
+    }
+    if (r < 0 && errno == EPERM && (n->type == TREE_CHARDEV || n->type == TREE_BLOCKDEV) &&
+        geteuid() != 0) {
+        /* Only root makes device nodes: the rest of the restore goes on. */
+        ob_warn("%s: a device node, not restored (only root can create one)", path);
+        pthread_mutex_lock(&c->mu);
+        c->st->warnings++;
+        pthread_mutex_unlock(&c->mu);
         return 0;
     }
     if (r < 0)
@@ -666,10 +781,13 @@ static int delete_extra(restore_ctx *c, rdir *d, const tree *t, ob_err *err)
     }
     struct dirent *de;
     int rc = 0;
+    /* This restore's own temporaries: files still being written here. */
+    char *mine = ob_xasprintf(".opsbackup-restore.%ld.", (long)getpid());
     while (rc == 0 && (de = readdir(dir))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (tree_find(t, de->d_name, strlen(de->d_name)))
+        if (tree_find(t, de->d_name, strlen(de->d_name)) ||
+            strncmp(de->d_name, mine, strlen(mine)) == 0)
             continue;
         char *child = strcmp(d->path, "/") == 0 ? ob_xasprintf("/%s", de->d_name)
                                                 : ob_xasprintf("%s/%s", d->path, de->d_name);
@@ -681,6 +799,7 @@ static int delete_extra(restore_ctx *c, rdir *d, const tree *t, ob_err *err)
         }
         free(child);
     }
+    free(mine);
     closedir(dir);
     return rc;
 }
@@ -698,7 +817,7 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     if (n->type == TREE_DIR) {
         if (!may_include_below(c, path) || (c->o->skip && c->o->skip(c->o->skip_ud, path)))
             goto out;
-        rdir child = {d, name, path, -1};
+        rdir child = {d, name, path, -1, NULL};
         int want_self = included(c, path);
         if (want_self && !c->o->dry_run) {
             rc = rdir_open(c, &child, err);
@@ -709,10 +828,20 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         }
         if (rc == 0)
             rc = restore_tree(c, &child, n->subtree, err);
-        /* Children's contents may still be being written, but they all
-         * exist: the directory's times are final now. */
+        /* Children's contents may still be being written: the times are
+         * applied now, and again by the last file renamed into place
+         * (dir_times). */
+        if (rc == 0 && child.fd >= 0 && child.dt) {
+            pthread_mutex_lock(&c->mu);
+            child.dt->ts[0] = (struct timespec){(time_t)n->atime_sec, (long)n->atime_nsec};
+            child.dt->ts[1] = (struct timespec){(time_t)n->mtime_sec, (long)n->mtime_nsec};
+            child.dt->final = 1;
+            pthread_mutex_unlock(&c->mu);
+        }
         if (rc == 0 && child.fd >= 0)
             rc = apply_meta(c, d->fd, name, child.fd, n, path, err);
+        if (child.dt && dir_times_put(&c->mu, child.dt, child.fd) < 0 && rc == 0)
+            rc = ob_err_errno(err, errno, "setting the times of %s", path);
         if (child.fd >= 0)
             close(child.fd);
         path = NULL; /* owned by child.path */
@@ -796,7 +925,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
         if (pthread_create(&c.threads[started], NULL, restore_worker, &c) != 0)
             break;
     c.nthreads = started;
-    rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd};
+    rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd, NULL};
     int rc = started ? restore_tree(&c, &root, o->root ? o->root : s->tree, err)
                      : ob_err_set(err, OB_EFAIL, "cannot start restore threads");
     /* Whatever happened, let queued files finish (or be dropped after a
@@ -807,6 +936,8 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
         rc = -1;
     }
     ob_err_clear(&derr);
+    if (root.dt) /* the target's own times are not restored */
+        (void)dir_times_put(&c.mu, root.dt, -1);
     pthread_mutex_lock(&c.mu);
     c.stop = 1;
     pthread_cond_broadcast(&c.cv_job);

@@ -115,10 +115,14 @@ static int phys_filter(void *ud, const char *path, const char *name, const struc
         for (const char *const *f = excluded_files; *f; f++)
             if (strcmp(name, *f) == 0)
                 return FILES_EXCLUDE;
-        if (S_ISDIR(st->st_mode))
+        /* pg_wal is often a symlink to another disk (initdb -X): kept as
+         * the empty directory it leads to, as pg_basebackup does.  Kept as
+         * a symlink, a restore on the same host would put the restored
+         * server's WAL into the live cluster's pg_wal. */
+        if (S_ISDIR(st->st_mode) || S_ISLNK(st->st_mode))
             for (const char *const *d = excluded_dir_contents; *d; d++)
                 if (strcmp(name, *d) == 0)
-                    return FILES_EMPTY_DIR;
+                    return FILES_EMPTY_DIR | (S_ISLNK(st->st_mode) ? FILES_FOLLOW : 0);
         if (strcmp(name, "global") == 0)
             return FILES_LAST; /* it holds pg_control */
         return FILES_INCLUDE;
@@ -286,9 +290,11 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
         goto out;
     }
     c.version = PQserverVersion(c.conn);
-    if (c.version < 100000) {
+    if (c.version < 120000) {
+        /* Restores write recovery.signal and put the recovery settings in
+         * postgresql.auto.conf, which PostgreSQL reads from 12 on. */
         rc = ob_err_set(err, OB_EUSAGE, "PostgreSQL %d is too old for physical backups "
-                                        "(10 or later is needed)", c.version / 10000);
+                                        "(12 or later is needed)", c.version / 10000);
         goto out;
     }
     /* The server we talk to must be the one whose files we read. */
@@ -519,25 +525,32 @@ static int write_small(const char *path, const char *text, uid_t uid, gid_t gid,
     return ob_write_file_atomic(path, text, strlen(text), 1, &owner, err);
 }
 
-/* 'value' with quotes doubled, as postgresql.conf wants it. */
+/* 'value' with quotes and backslashes doubled, as postgresql.conf wants
+ * it (its parser takes a backslash as an escape; ALTER SYSTEM doubles them
+ * too). */
 static void conf_quote(ob_buf *b, const char *v)
 {
     ob_buf_putc(b, '\'');
     for (; *v; v++) {
-        if (*v == '\'')
-            ob_buf_putc(b, '\'');
+        if (*v == '\'' || *v == '\\')
+            ob_buf_putc(b, (uint8_t)*v);
         ob_buf_putc(b, (uint8_t)*v);
     }
     ob_buf_putc(b, '\'');
 }
 
-static int recovery_key(const char *line)
+/* Is line a setting the restore writes anew (so the old one goes)?
+ * archive_mode only when the restore sets it (--archive-mode off): else the
+ * cluster's own setting stays, and a promoted server goes on archiving. */
+static int recovery_key(const char *line, int archive_off)
 {
     while (*line == ' ' || *line == '\t')
         line++;
     static const char *const keys[] = {"restore_command", "recovery_target",
                                        "recovery_end_command", "archive_mode", NULL};
     for (const char *const *k = keys; *k; k++) {
+        if (!archive_off && strcmp(*k, "archive_mode") == 0)
+            continue;
         size_t n = strlen(*k);
         /* recovery_target matches recovery_target_time etc. too. */
         if (strncasecmp(line, *k, n) == 0 &&
@@ -558,7 +571,7 @@ static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opt
         char *line = NULL;
         size_t cap = 0;
         while (getline(&line, &cap, f) > 0)
-            if (!recovery_key(line)) /* earlier recovery settings are replaced */
+            if (!recovery_key(line, o->archive_off)) /* earlier recovery settings go */
                 ob_buf_append(&b, line, strlen(line));
         free(line);
         fclose(f);
@@ -1127,7 +1140,31 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
     int rc = 0;
     for (size_t i = 0; i < ts.n && rc == 0; i++) {
         char *what = ob_xasprintf("tablespace %s directory", ts.v[i].oid);
-        rc = prepare_dir(ts.v[i].location, o->delta, what, err);
+        /* --delta updates a tablespace in place only where this data
+         * directory's own pg_tblspc/OID leads: by default a tablespace goes
+         * back to its original location, which for a copy restored beside
+         * the cluster is the live cluster's tablespace. */
+        int delta = 0;
+        if (o->delta) {
+            char *link = ob_xasprintf("%s/pg_tblspc/%s", o->pgdata, ts.v[i].oid);
+            char *a = realpath(link, NULL), *b = realpath(ts.v[i].location, NULL);
+            delta = a && b && strcmp(a, b) == 0;
+            int empty = 1;
+            if (!delta && b && dir_is_empty(b, &empty, err) < 0)
+                rc = -1;
+            else if (!delta && !empty)
+                rc = ob_err_set(err, OB_EUSAGE,
+                                "%s %s is not empty and is not where %s leads: --delta "
+                                "updates only this data directory's own tablespaces (that "
+                                "one may be the live cluster's); give --tablespace-map "
+                                "%s=DIR for an empty directory or this copy's own",
+                                what, ts.v[i].location, link, ts.v[i].oid);
+            free(a);
+            free(b);
+            free(link);
+        }
+        if (rc == 0)
+            rc = prepare_dir(ts.v[i].location, delta, what, err);
         free(what);
     }
     if (rc == 0)

@@ -7,7 +7,15 @@
 #     segment is served without opening the repository at all;
 #   - a tablespace is backed up through its link and restored (in place)
 #     with its rows;
-#   - .partial and .backup history files are archived like segments.
+#   - .partial and .backup history files are archived like segments;
+#   - pg_wal as a symlink to another directory (initdb -X) is backed up and
+#     restored as an empty directory, never as the link: a restore on the
+#     same host would otherwise write into the live cluster's WAL;
+#   - restore --delta into a new data directory refuses a tablespace's
+#     original location when it is not where that directory's pg_tblspc
+#     link leads (it is the live cluster's);
+#   - the cluster's own archive_mode (ALTER SYSTEM) survives a restore
+#     made without --archive-mode off.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
@@ -40,6 +48,15 @@ pg_start
 RESTORED=""
 _more_prev_trap=$(trap -p EXIT | sed -e "s/^trap -- '\\(.*\\)' EXIT\$/\\1/")
 trap 'rc=$?; set +e; [ -n "$RESTORED" ] && (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RESTORED" -m immediate -w stop) >/dev/null 2>&1; (exit $rc); eval "$_more_prev_trap"' EXIT
+
+info "pg_wal on another disk: a symlink in the data directory"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
+install -d -o postgres -m 0700 "$T/walsep"
+mv "$PGDATA_DIR/pg_wal" "$T/walsep/pg_wal"
+ln -s "$T/walsep/pg_wal" "$PGDATA_DIR/pg_wal"
+chown -h postgres: "$PGDATA_DIR/pg_wal"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -w start >/dev/null
+pg_sql "ALTER SYSTEM SET archive_mode = 'on'" >/dev/null
 
 info "a tablespace with rows"
 install -d -o postgres -m 0700 "$T/ts"
@@ -121,6 +138,13 @@ head -c 100000 "$W/full" >"$W/opsbackup.get/$NEXT2"
 expect_code 0 oba archive-get --prefetch 0 "$NEXT2" "$W/RECOVERYXLOG"
 cmp -s "$W/RECOVERYXLOG" "$W/full" || problem "archive-get did not fetch $NEXT2 again after a short spool file"
 
+info "restore --delta into a new directory leaves the live tablespace alone"
+ts_before=$(find "$T/ts" -type f -printf '%P %s %T@\n' | sort | sha256sum)
+expect_code 2 oba restore db --physical "$SNAP" --pgdata "$T/deltacopy" --delta
+assert_grep "is not where" "$T/err"
+[ "$(find "$T/ts" -type f -printf '%P %s %T@\n' | sort | sha256sum)" = "$ts_before" ] \
+    || problem "restore --delta changed the live cluster's tablespace"
+
 info "restore with the tablespace, to the end of the archive"
 R="$T/restored"
 install -d -o postgres -m 0700 "$R" "$R.sock"
@@ -142,6 +166,10 @@ sqlr() { "$PGBIN/psql" -XAtq -h "$R.sock" -p $((PGPORT + 1)) -U postgres -d post
 [ "$(sqlr "SELECT pg_tablespace_location($OID)")" = "$T/ts_restored" ] \
     || problem "restored server sees the tablespace elsewhere"
 [ -z "$(ls -A "$T/ts_restored" 2>/dev/null)" ] && problem "nothing restored into the tablespace directory"
+[ -d "$R/pg_wal" ] && [ ! -L "$R/pg_wal" ] \
+    || problem "pg_wal was restored as $(stat -c %F "$R/pg_wal"), not a directory"
+grep -q "^archive_mode" "$R/postgresql.auto.conf" \
+    || problem "the cluster's archive_mode (ALTER SYSTEM) was dropped from postgresql.auto.conf"
 # Recovery fetched its segments through archive-get's spool; --start
 # removes it once the server is promoted.
 [ -e "$R/pg_wal/opsbackup.get" ] && problem "archive-get's spool is left in pg_wal after promotion"
