@@ -324,6 +324,28 @@ int storage_s3_parse_list(const char *xml, size_t len, storage_s3_list_page *pag
         p = after;
     }
     ob_buf_free(&dec);
+    /* A listing cut short must not pass for a complete one: a 200 body that
+     * ends early (a connection closed mid-body, without a length to check
+     * against) would hide the objects after the cut, and prune deletes
+     * what the snapshots it did not see use.  So: the document must end,
+     * every <Contents> opened must have been read, and <KeyCount>, when
+     * the server sends it, must agree (no delimiter is ever sent, so it
+     * counts keys only). */
+    size_t opened = 0;
+    for (const char *q = xml; (q = memmem(q, (size_t)(end - q), "<Contents>", 10)); q += 10)
+        opened++;
+    char *kc = storage_s3_xml_text(xml, len, "KeyCount");
+    uint64_t keycount = 0;
+    int bad_kc = kc && (s3_parse_u64(kc, strlen(kc), &keycount) < 0 || keycount != page->n);
+    free(kc);
+    if (!memmem(p, (size_t)(end - p), "</ListBucketResult>", 19) || opened != page->n ||
+        bad_kc) {
+        storage_s3_list_page_free(page);
+        return ob_err_set(err, OB_EIO,
+                          "the server's listing is incomplete (cut off, or %zu entries of %zu "
+                          "read): not using it",
+                          page->n, opened);
+    }
     char *trunc = storage_s3_xml_text(xml, len, "IsTruncated");
     page->truncated = trunc && strcmp(trunc, "true") == 0;
     free(trunc);
@@ -1514,7 +1536,19 @@ static int storage_s3_get(storage *st, const char *name, uint64_t offset, uint64
     s3_response r = {0};
     int rc = s3_perform(s, &rq, &r, err);
     if (rc == 0) {
-        if (r.status == 200 || r.status == 206) {
+        if ((r.status == 200 || r.status == 206) &&
+            (r.content_length >= 0 ? (uint64_t)r.content_length != out->len : len == 0)) {
+            /* A body cut short with nothing to measure it against (closed
+             * mid-body, no Content-Length) must not pass for the object:
+             * whole-object reads (len 0) have no other length to check. */
+            char got[32] = "unknown";
+            if (r.content_length >= 0)
+                snprintf(got, sizeof got, "%" PRId64, r.content_length);
+            rc = ob_err_set(err, OB_EIO,
+                            "object %s: the answer was %zu bytes, its Content-Length %s: cut "
+                            "short, not using it",
+                            name, out->len, got);
+        } else if (r.status == 200 || r.status == 206) {
             /* Where the body starts in the object: 0 for a 200 (the whole
              * object), the Content-Range start for a 206. */
             uint64_t from = 0;
@@ -1614,12 +1648,23 @@ static int storage_s3_list(storage *st, const char *prefix, storage_list_cb cb, 
         s3_request rq = {.method = "GET", .query = (const char *)q.data, .what = what};
         s3_response r = {0};
         storage_s3_list_page page = {0};
-        rc = s3_perform(s, &rq, &r, err);
-        if (rc == 0 && r.status != 200)
-            rc = s3_http_err(s, &rq, &r, err);
-        if (rc == 0 &&
-            storage_s3_parse_list((const char *)r.body.data, r.body.len, &page, err) < 0)
-            rc = ob_err_prefix(err, "%s", what);
+        /* A page cut short (OB_EIO from the parser) is asked for again, as
+         * a transport error is (s3_perform retries those itself). */
+        for (int attempt = 0;; attempt++) {
+            rc = s3_perform(s, &rq, &r, err);
+            if (rc == 0 && r.status != 200)
+                rc = s3_http_err(s, &rq, &r, err);
+            int parsed = rc == 0;
+            if (rc == 0 &&
+                storage_s3_parse_list((const char *)r.body.data, r.body.len, &page, err) < 0)
+                rc = ob_err_prefix(err, "%s", what);
+            if (rc == 0 || !parsed || err->code != OB_EIO || attempt == 2)
+                break;
+            ob_warn("%s; asking again", ob_err_msg(err));
+            ob_err_clear(err);
+            s3_response_free(&r);
+            memset(&r, 0, sizeof r);
+        }
         for (size_t i = 0; rc == 0 && i < page.n && !stopped; i++) {
             const char *k = page.keys[i];
             /* Only our own objects: a server that ignores prefix must not

@@ -146,18 +146,34 @@ static void test_parse_list(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = storage_s3_parse_list(bad[i], strlen(bad[i]), &p, &err);
-        /* An unterminated <Contents> is simply not an entry. */
-        if (i == sizeof bad / sizeof bad[0] - 1) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(p.n, 0);
-            storage_s3_list_page_free(&p);
-            continue;
-        }
         if (rc == 0)
             fail_msg("accepted hostile listing %zu: %s", i, bad[i]);
-        assert_int_equal(err.code, OB_ECORRUPT);
+        /* The last one is cut short (an unterminated <Contents>): not
+         * hostile, but incomplete, which is an I/O error. */
+        assert_int_equal(err.code, i == sizeof bad / sizeof bad[0] - 1 ? OB_EIO : OB_ECORRUPT);
         ob_err_clear(&err);
     }
+    /* Cut short anywhere, a listing is refused: after a whole entry (the
+     * document does not end), or with a KeyCount that disagrees. */
+    static const char *const cut[] = {
+        "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key><Size>1</Size>"
+        "</Contents>",
+        "<ListBucketResult><KeyCount>2</KeyCount><IsTruncated>false</IsTruncated><Contents>"
+        "<Key>a</Key><Size>1</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key><Size>1</Size>"
+        "</Contents><Contents><Key>b</Key></ListBucketResult>",
+    };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        if (storage_s3_parse_list(cut[i], strlen(cut[i]), &p, &err) == 0)
+            fail_msg("accepted an incomplete listing %zu: %s", i, cut[i]);
+        assert_int_equal(err.code, OB_EIO);
+        ob_err_clear(&err);
+    }
+    const char *one = "<ListBucketResult><KeyCount>1</KeyCount><Contents><Key>a</Key><Size>1"
+                      "</Size></Contents></ListBucketResult>";
+    assert_int_equal(storage_s3_parse_list(one, strlen(one), &p, &err), 0);
+    assert_int_equal(p.n, 1);
+    storage_s3_list_page_free(&p);
 
     /* Random damage to a valid body: must never crash or read outside it
      * (ASan watches); results are whatever they are. */

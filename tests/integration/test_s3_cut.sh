@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# S3 answers cut short with nothing at the HTTP level to say so (the body
+# stops and the connection closes; no Content-Length): a proxy on
+# 127.0.0.1 (tests/tools/cutproxy.py) in front of the S3 server.
+#   (a) a listing cut after its first entry is refused, not taken for the
+#       whole listing: `snapshots` fails instead of showing one of two, and
+#       prune fails and deletes nothing (it used to delete the packs of the
+#       snapshot it did not see; found in review);
+#   (b) a whole-object GET cut in half is refused as cut short, not handed
+#       on as the object.
+. "$(dirname "$0")/lib.sh"
+s3_require
+on_exit s3_stop
+s3_start "$T/s3"
+s3_env
+REPO=$(s3_url cut/repo)
+init_repo
+mkdir -p "$T/a" "$T/b"
+head -c 3000000 /dev/urandom >"$T/a/fa"
+head -c 3000000 /dev/urandom >"$T/b/fb"
+ob backup files "$T/a" >/dev/null
+ob backup files "$T/b" >/dev/null
+ob forget --keep-last 1 >/dev/null # one snapshot goes: prune has packs to delete
+ob backup files "$T/a" >/dev/null  # and back: two snapshots again
+expect_code 0 ob snapshots --json
+[ "$(json_get "$T/out" 'len(j)')" = 2 ] || fail "test setup: $(json_get "$T/out" 'len(j)') snapshots, not 2"
+
+PX_PID=""
+stop_proxy() {
+    if [ -n "$PX_PID" ]; then
+        kill "$PX_PID" 2>/dev/null || true
+        wait "$PX_PID" 2>/dev/null || true
+    fi
+    PX_PID=""
+}
+on_exit stop_proxy
+start_proxy() { # MODE PATTERN
+    stop_proxy
+    PX_PORT=$(s3_free_port)
+    python3 "$TOOLS/cutproxy.py" "$PX_PORT" "$S3_PORT" "$1" "$2" >"$T/proxy.out" 2>"$T/proxy.err" &
+    PX_PID=$!
+    for _ in $(seq 1 100); do grep -q "^ready" "$T/proxy.out" 2>/dev/null && return; sleep 0.05; done
+    fail "cutproxy did not start: $(cat "$T/proxy.err")"
+}
+DIRECT=$REPO
+# The repository's objects as the server keeps them (names and contents).
+objects() { (cd "$(s3_object_dir cut/repo)" && find . -type f -name '*._S3rver_object' -print0 | sort -z | xargs -0 sha256sum); }
+PROXIED="s3://$S3_BUCKET/cut/repo?endpoint=http://127.0.0.1:"
+
+info "a listing of snapshots/ cut after its first entry"
+before=$(objects)
+start_proxy list snapshots
+REPO="$PROXIED$PX_PORT"
+expect_code 1 ob snapshots
+assert_grep "incomplete" "$T/err"
+grep -q "cutproxy: cut" "$T/proxy.err" || fail "test setup: the proxy cut nothing"
+run_rc ob prune
+[ "$RC" != 0 ] || problem "prune over a cut listing succeeded"
+REPO=$DIRECT
+stop_proxy
+[ "$(objects)" = "$before" ] || problem "prune over a cut listing changed the repository"
+expect_code 0 ob check --read-data
+
+info "a whole-object GET of a snapshot cut in half"
+start_proxy get /snapshots/
+REPO="$PROXIED$PX_PORT"
+run_rc ob snapshots
+[ "$RC" != 0 ] || problem "snapshots read a snapshot object cut in half"
+assert_grep "cut short" "$T/err"
+REPO=$DIRECT
+stop_proxy
+expect_code 0 ob check --read-data
+
+finish

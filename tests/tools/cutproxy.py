@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""cutproxy.py — a forwarding HTTP proxy on 127.0.0.1 in front of the tests'
+S3 server that cuts some answers short, as a connection dying mid-body
+would: the body stops early and is sent close-delimited (no
+Content-Length), so nothing at the HTTP level says it is incomplete.
+
+  cutproxy.py LISTEN_PORT UPSTREAM_PORT MODE PATTERN
+
+Every request passes through unchanged (same Host header, so SigV4 still
+verifies), except:
+  MODE list  a ListObjectsV2 whose query contains PATTERN: the body is cut
+             right after its first </Contents>;
+  MODE get   a GET of an object whose path contains PATTERN: half its body.
+Prints "ready PORT" on stdout once it listens.  Test helper only.
+"""
+import http.client
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+listen, upstream, mode, pattern = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        conn = http.client.HTTPConnection("127.0.0.1", upstream)
+        conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+        resp = conn.getresponse()
+        data = resp.read()
+        is_list = "list-type=2" in self.path
+        cut = False
+        if self.command == "GET" and resp.status in (200, 206) and pattern in self.path:
+            if mode == "list" and is_list:
+                i = data.find(b"</Contents>")
+                if i >= 0:
+                    data, cut = data[: i + len(b"</Contents>")], True
+            elif mode == "get" and not is_list and len(data) > 1:
+                data, cut = data[: len(data) // 2], True
+        if cut:
+            sys.stderr.write("cutproxy: cut %s %s to %d bytes\n" % (self.command, self.path, len(data)))
+        self.send_response_only(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() in ("transfer-encoding", "connection", "content-length"):
+                continue
+            self.send_header(k, v)
+        if cut:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        elif self.command == "HEAD":
+            self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
+        else:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+
+server = ThreadingHTTPServer(("127.0.0.1", listen), Handler)
+print("ready %d" % listen, flush=True)
+server.serve_forever()
