@@ -128,8 +128,14 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
     }
     if (prog.drawn)
         fputs("\r\033[K", stderr);
-    /* Every blob and tree durable before any snapshot names them. */
+    /* Every blob and tree durable before any snapshot names them; and the
+     * WAL archive before them too: a copied physical backup is only
+     * restorable with its WAL, and a copy that dies in between must not
+     * leave snapshots that look complete (check does not look for WAL). */
     if (repo_writer_flush(w, &err) < 0)
+        goto fail;
+    uint64_t wal = 0;
+    if (pg_wal_copy(src, dst, &wal, &err) < 0)
         goto fail;
     for (size_t k = 0; k < nmade; k++) {
         if (repo_lock_lost(dlock, &err) || snapshot_save(dst, made[k], &err) < 0)
@@ -141,11 +147,6 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
         else if (!ctx->quiet)
             printf("copied snapshot %.8s to %s as %.8s\n", sid, a.to, made[k]->id);
     }
-    /* The WAL archive too: a copied physical backup is only restorable
-     * with its WAL. */
-    uint64_t wal = 0;
-    if (pg_wal_copy(src, dst, &wal, &err) < 0)
-        goto fail;
     repo_writer_stats ws;
     repo_writer_get_stats(w, &ws);
     if (out) {

@@ -3,9 +3,10 @@
  *
  *   backup (to the job's first repository, copied to the others in the
  *   same step, so every repository holds the same snapshot)
- *   -> retention: forget --prune on each repository that got the backup
  *   -> verify, if the job asks for it (a restore into a scratch database
  *      for db jobs, a full read-back for the others)
+ *   -> retention: forget --prune on each repository that got the backup,
+ *      unless the backup is incomplete or did not verify
  *   -> size check of each repository against [notify] size-limit
  *   -> the job's state (jobs/state.h), the notification, one summary.
  *
@@ -201,10 +202,24 @@ static unsigned char *step_backup(run_state *rs)
         json_object_set_new(rec, "ok", json_false());
         return have;
     }
-    json_object_set_new(rec, "ok", json_true());
-    json_object_del(rec, "error");
     rs->snapshot = ob_xstrdup(id);
     rs->backup = out;
+    /* Saved but incomplete (entries that could not be read): a failure,
+     * and no repository counts as having the backup, so retention does
+     * not make room for it by forgetting complete ones. */
+    json_int_t unread = json_integer_value(json_object_get(json_object_get(out, "stats"), "errors"));
+    if (unread > 0) {
+        char *why = ob_xasprintf("snapshot %.8s was saved, but %lld entr%s could not be read: it "
+                                 "is incomplete (retention skipped)",
+                                 id, (long long)unread, unread == 1 ? "y" : "ies");
+        run_fail(rs, "backup", why, 0);
+        json_object_set_new(rec, "error", json_string(why));
+        json_object_set_new(rec, "ok", json_false());
+        free(why);
+        return have;
+    }
+    json_object_set_new(rec, "ok", json_true());
+    json_object_del(rec, "error");
     have[0] = 1;
     /* The copies: one line each in the summary, as steps of their own. */
     json_t *copies = json_object_get(out, "copies"), *c;
@@ -515,10 +530,20 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     uint32_t t0n;
     ob_time_now(&t0s, &t0n);
     unsigned char *have = step_backup(&rs);
-    if (rs.snapshot && !run_stop_signal)
-        step_retention(&rs, have);
+    /* Verify before retention: a backup that verify rejects must not make
+     * room for itself by forgetting the older ones that still pass. */
+    int failed_before = rs.failed;
     if (rs.snapshot && j->verify && !run_stop_signal)
         step_verify(&rs);
+    if (rs.snapshot && !run_stop_signal && rs.failed && !failed_before) {
+        json_array_append_new(rs.steps,
+                              json_pack("{s:s, s:b, s:b, s:s}", "step", "retention", "ok", 0,
+                                        "skipped", 1, "error",
+                                        "skipped: the new backup did not verify, so the older "
+                                        "ones stay"));
+    } else if (rs.snapshot && !run_stop_signal) {
+        step_retention(&rs, have);
+    }
     if (!run_stop_signal)
         step_sizes(&rs);
     if (run_stop_signal) {

@@ -128,6 +128,24 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
         j->keep_args = NULL;
         j->nkeep_args = 0;
     }
+    /* keep-tag alone keeps only the snapshots that carry the tag: a job
+     * whose snapshots do not (the tag mistyped, or the job's own tags
+     * differ) would forget every one of them, the new one included, and
+     * report success. */
+    int counts = 0, tags = 0;
+    for (size_t i = 0; i < j->nkeep_args; i += 2) {
+        if (strcmp(j->keep_args[i], "--keep-tag") == 0)
+            tags = 1;
+        else
+            counts = 1;
+    }
+    if (tags && !counts)
+        return ob_err_set(err, OB_EUSAGE,
+                          "%s:%d: [%s] keeps snapshots by keep-tag alone, which would forget "
+                          "every snapshot of the job without that tag (the new one too); add a "
+                          "rule that keeps a number or an age (keep-last, keep-daily, "
+                          "keep-within, ...)",
+                          c->path, s->line, s->name);
     if ((e = config_entry_get(s, "verify")))
         j->verify = is_true(e->value);
     else

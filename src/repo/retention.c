@@ -35,12 +35,17 @@ void retention_policy_free(retention_policy *p)
     memset(p, 0, sizeof *p);
 }
 
-int retention_policy_empty(const retention_policy *p)
+int retention_policy_counts(const retention_policy *p)
 {
     for (int i = 0; i < RETENTION_NRULES; i++)
         if (p->count[i])
-            return 0;
-    return !p->has_within && p->ntags == 0 && !p->forever;
+            return 1;
+    return 0;
+}
+
+int retention_policy_empty(const retention_policy *p)
+{
+    return !retention_policy_counts(p) && !p->has_within && p->ntags == 0 && !p->forever;
 }
 
 int retention_parse_within(const char *s, retention_within *out, ob_err *err)
@@ -252,9 +257,14 @@ static void decide_group(const retention_policy *p, const retention_item *items,
     int64_t last_bucket[RETENTION_NRULES];
     int have_last[RETENTION_NRULES] = {0};
     memcpy(left, p->count, sizeof left);
+    /* keep-within counts back from the group's newest snapshot, but not
+     * from the future: one dated ahead (a clock that jumped, a mistyped
+     * --time) would otherwise put every real snapshot outside the window. */
     int64_t cutoff = 0;
-    if (p->has_within && g->n)
-        cutoff = within_cutoff(&p->within, items[g->items[0]].time);
+    if (p->has_within && g->n) {
+        int64_t newest = items[g->items[0]].time, now = (int64_t)time(NULL);
+        cutoff = within_cutoff(&p->within, newest < now ? newest : now);
+    }
 
     for (size_t nr = 0; nr < g->n; nr++) {
         const retention_item *it = &items[g->items[nr]];

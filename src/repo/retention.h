@@ -75,6 +75,8 @@ typedef struct retention_policy {
 
 void retention_policy_init(retention_policy *p);
 void retention_policy_free(retention_policy *p);
+/* Does p have a keep-last/hourly/daily/weekly/monthly/yearly rule? */
+int retention_policy_counts(const retention_policy *p);
 /* Does the policy say anything at all? */
 int retention_policy_empty(const retention_policy *p);
 

@@ -291,6 +291,27 @@ static void test_keep_within_days(void **state)
     expect_reasons(f, 2, "within 30d");
 }
 
+/* A snapshot dated in the future (a clock that jumped, a mistyped --time)
+ * does not move the keep-within window past every real snapshot: the
+ * window ends now at the latest. */
+static void test_keep_within_future_snapshot(void **state)
+{
+    fixture *f = *state;
+    time_t now = time(NULL);
+    char when[4][32];
+    const long ago[] = {20 * 86400L, 3 * 86400L, 86400L, -365 * 86400L}; /* the last: ahead */
+    for (int i = 0; i < 4; i++) {
+        time_t t = now - ago[i];
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when[i], sizeof when[i], "%Y-%m-%d %H:%M:%S", &tm);
+        addt(f, when[i]);
+    }
+    set(f, "keep-within", "7d");
+    run(f);
+    expect(f, "-kkk");
+}
+
 static void test_keep_within_month_is_calendar(void **state)
 {
     fixture *f = *state;
@@ -463,6 +484,7 @@ int main(void)
         T(test_keep_weekly_year_start),
         T(test_keep_monthly_yearly),
         T(test_keep_within_days),
+        T(test_keep_within_future_snapshot),
         T(test_keep_within_month_is_calendar),
         T(test_keep_within_hours_and_weeks),
         T(test_keep_tag),

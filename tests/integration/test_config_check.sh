@@ -205,6 +205,16 @@ cat "$T/out" "$T/err" >"$T/both"
 assert_grep "1: \[job.../x\]: the name '../x' may only use" "$T/both"
 assert_grep "4: \[repo.a b\]: the name 'a b'" "$T/both"
 
+info "a job kept by keep-tag alone is refused (it would forget every untagged snapshot)"
+printf '[repo.x]\nurl = /tmp/r\n[job.t]\nkind = files\npaths = /tmp\nkeep-tag = keep=yes\n' >"$T/tag.conf"
+chmod 600 "$T/tag.conf"
+expect_code 2 "$OPSBACKUP" -c "$T/tag.conf" config check
+assert_grep "3: keeps snapshots by keep-tag alone" "$T/err"
+expect_code 2 "$OPSBACKUP" -c "$T/tag.conf" run t
+assert_grep "keep-tag alone" "$T/err"
+printf 'keep-last = 3\n' >>"$T/tag.conf"
+expect_code 0 "$OPSBACKUP" -c "$T/tag.conf" config check
+
 info "the example configs pass config check"
 for ex in production development; do
     install -m 600 "$OPSBACKUP_TOP/examples/$ex.conf" "$T/$ex.conf"

@@ -96,10 +96,10 @@ EOF
 info "run db: backup, copy, forget on both, verify"
 expect_code 0 job --json run db
 cp "$T/out" "$T/run1.json"
-check_run "$T/run1.json" "" 0 backup=ok "copy to offsite=ok" "forget on local=ok" \
-    "forget on offsite=ok" verify=ok
+check_run "$T/run1.json" "" 0 backup=ok "copy to offsite=ok" verify=ok "forget on local=ok" \
+    "forget on offsite=ok"
 id=$(json_get "$T/run1.json" 'j["snapshot"]')
-[ "$(json_get "$T/run1.json" 'j["steps"][-1]["result"]["checks"][0]["result"][0][0]')" = "$docs" ] \
+[ "$(json_get "$T/run1.json" '[x for x in j["steps"] if x["step"] == "verify"][0]["result"]["checks"][0]["result"][0][0]')" = "$docs" ] \
     || problem "verify-sql result is not the row count $docs"
 for r in local offsite; do
     "$OPSBACKUP" -r "$T/$r" --json snapshots --set db >"$T/s.json"
@@ -147,24 +147,26 @@ assert_grep "no job 'nosuchjob'" "$T/err"
 info "failing step: copy (offsite unreachable) -> offsite left alone"
 write_config "$T/missing-offsite" 100GB 'SELECT COUNT(*) FROM documents'
 expect_code 1 job --json run db
-check_run "$T/out" "copy to offsite" 1 backup=ok "copy to offsite=failed" "forget on local=ok" \
-    "forget on offsite=skipped" verify=ok
+check_run "$T/out" "copy to offsite" 1 backup=ok "copy to offsite=failed" verify=ok \
+    "forget on local=ok" "forget on offsite=skipped"
 write_config "$T/offsite" 100GB 'SELECT COUNT(*) FROM documents'
 
 info "failing step: forget (an unreadable snapshot makes prune refuse)"
 bad="$T/offsite/snapshots/$(printf 'ab%.0s' $(seq 32))"
 echo garbage >"$bad"
 expect_code 1 job --json run db
-check_run "$T/out" "forget on offsite" 1 backup=ok "copy to offsite=ok" "forget on local=ok" \
-    "forget on offsite=failed" verify=ok
+check_run "$T/out" "forget on offsite" 1 backup=ok "copy to offsite=ok" verify=ok \
+    "forget on local=ok" "forget on offsite=failed"
 grep -q 'cannot be read' "$T/out" || problem "forget's error is not in the summary"
 rm -f "$bad"
 
-info "failing step: verify (a check query fails) -> exit 3"
+info "failing step: verify (a check query fails) -> exit 3, and retention is skipped"
 write_config "$T/offsite" 100GB 'SELECT COUNT(*) FROM no_such_table'
+n_before=$(snap_count local db)
 expect_code 3 job --json run db
-check_run "$T/out" verify 3 backup=ok "copy to offsite=ok" "forget on local=ok" \
-    "forget on offsite=ok" verify=failed
+check_run "$T/out" verify 3 backup=ok "copy to offsite=ok" verify=failed retention=skipped
+[ "$(snap_count local db)" = $((n_before + 1)) ] \
+    || problem "a run whose backup did not verify forgot older backups ($n_before -> $(snap_count local db))"
 grep -q 'no_such_table.*does not exist' "$T/out" || problem "the verify error does not quote the failed check"
 
 info "failing step: size check (over size-limit) -> exit 3"

@@ -87,6 +87,20 @@ echo "WAL objects: repository a $na, repository b $nb"
 [ "$na" -gt 3 ] && [ "$na" = "$nb" ] || problem "WAL not in both repositories (a: $na, b: $nb)"
 find "$REPO_A/wal" -name '*.backup-*' | grep -q . || problem "backup history file not archived"
 
+info "copy of a physical snapshot: its WAL first, so a failed WAL copy saves no snapshot"
+REPO_C="$T/repo_c"
+install -d -o postgres -m 0700 "$REPO_C"
+runuser -u postgres -- "$OPSBACKUP" -r "$REPO_C" --password-file "$PGPW" init --kdf-n 1024 >/dev/null
+# A file where the WAL directory belongs: the WAL copy fails.
+runuser -u postgres -- touch "$REPO_C/wal"
+run_rc runuser -u postgres -- "$OPSBACKUP" -c "$CONF" --password-file "$PGPW" copy --from a --to "$REPO_C"
+[ "$RC" = 1 ] || problem "copy with a broken WAL archive exited $RC, not 1"
+[ -z "$(ls -A "$REPO_C/snapshots" 2>/dev/null)" ] \
+    || problem "copy saved a physical snapshot whose WAL it could not copy"
+rm -f "$REPO_C/wal"
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" --password-file "$PGPW" copy --from a --to "$REPO_C"
+[ -n "$(ls -A "$REPO_C/snapshots")" ] || problem "copy saved no snapshot once the WAL archive was fixed"
+
 info "archive-get falls back to the second repository"
 W="$T/w"
 install -d -o postgres -m 0700 "$W"
