@@ -59,9 +59,10 @@ typedef struct files_backup_opts {
     files_filter_fn filter;             /* optional, see files_filter_result */
     void *filter_ud;
     const chunker *chunker;             /* NULL: the repository's files chunker */
-    /* Reuse an unchanged file from the parent only if its mtime is older
-     * than the parent backup's start: a file written while the parent read
-     * it may keep the same (coarse) mtime yet hold other bytes. */
+    /* Physical backups: files change while they are read and WAL replay
+     * repairs them, so a file that shrinks while read is not worth a
+     * warning.  (Every backup reuses a file from its parent only if it
+     * was changed before the parent started: files_backup.c.) */
     int parent_strict;
     /* Called after every file is read and before the snapshot is saved;
      * may fill s->extra.  Failing it fails the backup. */

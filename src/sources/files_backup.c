@@ -40,7 +40,7 @@ typedef struct backup_ctx {
     files_progress prog;
     struct timespec last_progress;
     ob_sha256_ctx *digest;  /* over the PATHs' own nodes, see paths_digest */
-    int64_t parent_time;    /* start of the parent backup (parent_strict) */
+    int64_t parent_time;    /* start of the parent backup (its snapshot time) */
 } backup_ctx;
 
 static void progress_tick(backup_ctx *c, const char *path)
@@ -66,8 +66,12 @@ static int excluded(const backup_ctx *c, const char *path, const char *name)
     for (size_t i = 0; i < c->o->nexcludes; i++) {
         const char *pat = c->o->excludes[i];
         /* A pattern with a '/' is matched against the whole path, one
-         * without against the entry name, as in restic and rsync. */
-        if (strchr(pat, '/') ? fnmatch(pat, path, 0) == 0 : fnmatch(pat, name, 0) == 0)
+         * without against the entry name, as in restic and rsync; in a
+         * path, '*' and '?' stop at '/' (a shell pattern): with a '*' for
+         * the middle level, /srv/ * /cache (spaces aside) is the cache one
+         * level down, not every cache below /srv. */
+        if (strchr(pat, '/') ? fnmatch(pat, path, FNM_PATHNAME) == 0
+                             : fnmatch(pat, name, 0) == 0)
             return 1;
     }
     return 0;
@@ -153,7 +157,7 @@ static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
     }
     uint64_t size = (uint64_t)st.st_size, pos = 0, last = 0;
     size_t ext_cap = 0;
-    int rc = 0;
+    int rc = 0, shrank = 0;
     while (pos < size) {
         off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
         if (data < 0) {
@@ -171,13 +175,22 @@ static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
             break;
         }
         last = reached;
-        if (reached < (uint64_t)hole) /* shrank while reading */
+        if (reached < (uint64_t)hole) { /* shrank while reading */
+            shrank = 1;
             break;
+        }
         pos = (uint64_t)hole;
     }
     close(fd);
-    if (rc == 0 && last < size && n->nextents && last != size) {
-        /* Trailing hole: size stays as stat said. */
+    /* A file cut short while it was read is stored as read, so that its
+     * size agrees with its data: keeping the size stat gave first made a
+     * restore pad it with zeros, a version that never existed.  Physical
+     * backups expect this (WAL replay redoes the truncation). */
+    if (rc == 0 && shrank) {
+        size = last;
+        if (!c->o->parent_strict)
+            ob_warn("%s: shrank while being read; stored as read (%llu bytes)", path,
+                    (unsigned long long)last);
     }
     n->size = size;
     return rc;
@@ -244,8 +257,13 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
     case TREE_FILE:
         c->prog.files++;
         c->prog.bytes += (uint64_t)st->st_size;
-        if (old && same_file(old, n) &&
-            (!c->o->parent_strict || old->mtime_sec < c->parent_time - 1)) {
+        /* Reused only if it was last changed before the parent backup
+         * started, by its ctime (which every write moves and nobody can set
+         * back; an mtime can be anything): a file rewritten with the same
+         * size in the same second as the parent read it keeps its size,
+         * mtime, ctime and inode on a filesystem with coarse timestamps,
+         * and would be reused stale for good. */
+        if (old && same_file(old, n) && old->ctime_sec < c->parent_time - 1) {
             int all = 1;
             for (size_t i = 0; i < old->nextents && all; i++)
                 all = repo_writer_has(c->w, old->extents[i].id);
@@ -286,8 +304,10 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
+    for (;;) {
+        errno = 0;
+        if (!(de = readdir(d)))
+            break;
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (n == cap) {
@@ -296,6 +316,11 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
         }
         names[n++] = ob_xstrdup(de->d_name);
     }
+    /* readdir returns NULL at the end and on an error: an error (EIO,
+     * ESTALE) part way through must not pass for the end of a listing. */
+    if (errno)
+        warn_entry(c, path, "reading the directory (entries after the error are missing)",
+                   errno);
     closedir(d);
     if (n > 1)
         qsort(names, n, sizeof *names, name_cmp);
@@ -556,18 +581,24 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     }
     if (rc == 0) {
         qsort(paths, n, sizeof *paths, str_cmp);
+        /* A path inside another kept one (or equal to it) goes.  Compared
+         * with every kept path, not only the previous: in strcmp order
+         * "/x/app-extra" falls between "/x/app" and "/x/app/conf.d" ('-'
+         * sorts before '/'), and the snapshot then held two entries named
+         * "app" that nothing could restore. */
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-            if (k > 0) {
-                size_t pl = strlen(paths[k - 1]);
-                if (strcmp(paths[k - 1], "/") == 0 ||
-                    (strncmp(paths[i], paths[k - 1], pl) == 0 &&
-                     (paths[i][pl] == '/' || paths[i][pl] == '\0'))) {
-                    free(paths[i]);
-                    continue;
-                }
+            int inside = 0;
+            for (size_t j = 0; j < k && !inside; j++) {
+                size_t pl = strlen(paths[j]);
+                inside = strcmp(paths[j], "/") == 0 ||
+                         (strncmp(paths[i], paths[j], pl) == 0 &&
+                          (paths[i][pl] == '/' || paths[i][pl] == '\0'));
             }
-            paths[k++] = paths[i];
+            if (inside)
+                free(paths[i]);
+            else
+                paths[k++] = paths[i];
         }
         n = k;
     }
