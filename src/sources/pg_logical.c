@@ -463,8 +463,15 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
     d->dump_command = d->dump_prog;
     ob_debug("dump command: %s", d->dump_command);
 
+    /* As a conninfo, never the bare name: libpq takes a --dbname with an
+     * '=' in it for a connection string (a database named "dbname=x"
+     * would be database x). */
+    char *dbci = pg_conninfo_set("", "dbname", db, err);
+    if (!dbci)
+        goto out;
     char *snaparg = ob_xasprintf("--snapshot=%s", snapname);
-    char *dbarg = ob_xasprintf("--dbname=%s", db);
+    char *dbarg = ob_xasprintf("--dbname=%s", dbci);
+    free(dbci);
     char *extra[] = {"--format=custom", "--compress=0", snaparg, dbarg, NULL};
     argv = build_argv(d->dump_command, "pg_dump", extra, err);
     free(snaparg);
@@ -558,6 +565,32 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
         ob_err_prefix(err, "counting rows");
         goto out;
     }
+    /* A table rewritten (TRUNCATE, a rewriting ALTER TABLE) after the
+     * snapshot was exported but before pg_dump locked it reads as empty
+     * in the snapshot: not MVCC-safe, and the counts above agree with the
+     * empty dump, so verify would pass.  Its relfilenode in the snapshot's
+     * catalog then differs from the current one: refuse the dump. */
+    char *rewritten = pg_conn_value(
+        d->conn,
+        "SELECT coalesce(string_agg(quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+        "', ' ORDER BY 1), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'm') AND c.relfilenode <> 0 "
+        "AND c.relfilenode <> pg_relation_filenode(c.oid) "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+        err);
+    if (!rewritten || *rewritten) {
+        if (rewritten)
+            ob_err_set(err, OB_EFAIL,
+                       "table %s was rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL or "
+                       "CLUSTER) while pg_dump was starting, so the dump may hold none of its "
+                       "rows; nothing was saved: run the backup again",
+                       rewritten);
+        free(rewritten);
+        json_decref(counts);
+        counts = NULL;
+        goto out;
+    }
+    free(rewritten);
     /* pg_dump has its own snapshot copy; ours may end now. */
     pg_conn_exec(d->conn, "COMMIT", err);
     ob_err_clear(err);
@@ -767,7 +800,13 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
         tree_free(&t);
         return -1;
     }
-    char *dbarg = ob_xasprintf("--dbname=%s", newdb);
+    char *dbci = pg_conninfo_set("", "dbname", newdb, err); /* see pg_logical_dump_start */
+    if (!dbci) {
+        tree_free(&t);
+        return -1;
+    }
+    char *dbarg = ob_xasprintf("--dbname=%s", dbci);
+    free(dbci);
     char *tmpfile = NULL;
     if (o->jobs > 1 && !o->restore_command) {
         /* Parallel pg_restore needs a seekable archive. */
