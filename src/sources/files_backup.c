@@ -139,9 +139,12 @@ static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tre
  * warning was logged), 0 on success, -1 on a repository error. */
 static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    /* O_NONBLOCK: if the file was swapped for a FIFO since its lstat, the
+     * open must not wait for a writer (fstat below then refuses it); it
+     * changes nothing for a regular file. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
     if (fd < 0 && errno == EPERM)
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         /* Removed since the directory was listed (PostgreSQL drops and
          * truncates relations all the time): as if never seen. */

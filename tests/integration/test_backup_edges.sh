@@ -65,4 +65,22 @@ run_rc faulty env FAULTFS_READDIR="$T/many" "$OPSBACKUP" -r "$REPO" --json backu
 assert_grep "reading the directory" "$T/err"
 assert_grep "Input/output error" "$T/err"
 
+info "a file swapped for a FIFO while the backup opens it does not hang it"
+mkdir -p "$T/sw"
+echo "plain file" >"$T/sw/swapme.txt"
+${CC:-cc} -shared -fPIC -o "$T/pauselist.so" "$TOOLS/pauselist.c" -ldl || fail "cannot build pauselist.so"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/pauselist.so" \
+    PAUSELIST_SUFFIX=/sw/swapme.txt PAUSELIST_MARK="$T/paused" PAUSELIST_GO="$T/go" \
+    timeout 60 "$OPSBACKUP" -r "$REPO" backup files "$T/sw" >"$T/sw.out" 2>"$T/sw.err" &
+bpid=$!
+for _ in $(seq 1 200); do [ -e "$T/paused" ] && break; kill -0 $bpid 2>/dev/null || break; sleep 0.05; done
+[ -e "$T/paused" ] || { touch "$T/go"; wait $bpid || true; cat "$T/sw.err"; fail "the backup never opened swapme.txt"; }
+rm "$T/sw/swapme.txt"
+mkfifo "$T/sw/swapme.txt"
+touch "$T/go"
+brc=0; wait $bpid || brc=$?
+[ "$brc" = 124 ] && problem "the backup hung on a FIFO swapped in for a file"
+[ "$brc" = 1 ] || problem "the backup of a file swapped for a FIFO exited $brc, not 1 (incomplete)"
+grep -q "changed type" "$T/sw.err" || problem "the swap is not reported: $(cat "$T/sw.err")"
+
 finish
