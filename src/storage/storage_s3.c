@@ -443,6 +443,8 @@ typedef struct s3_response {
     size_t body_max;
     int overflow;        /* the body exceeded body_max */
     char *etag;          /* ETag header, quotes stripped */
+    int sse_kms;         /* x-amz-server-side-encryption: aws:kms…, or SSE-C: the
+                          * ETag is not the MD5 of the body (S3 docs) */
     int64_t content_length; /* -1 unknown */
     int64_t range_start; /* first byte of "Content-Range: bytes a-b/n", -1 if none */
     /* Scatter (s3_request.iov): where the body starts in the object, how
@@ -549,6 +551,11 @@ static size_t s3_header_cb(char *buf, size_t size, size_t nitems, void *ud)
             r->status = strtol(sp + 1, NULL, 10);
         free(r->etag);
         r->etag = NULL;
+        r->sse_kms = 0;
+    } else if ((n >= 37 && strncasecmp(buf, "x-amz-server-side-encryption: aws:kms", 37) == 0) ||
+               (n >= 48 && strncasecmp(buf, "x-amz-server-side-encryption-customer-algorithm:",
+                                      48) == 0)) {
+        r->sse_kms = 1;
     } else if (n > 5 && strncasecmp(buf, "ETag:", 5) == 0) {
         const char *v = buf + 5, *e = buf + n;
         while (v < e && (*v == ' ' || *v == '\t' || *v == '"'))
@@ -1071,7 +1078,9 @@ static int s3_put_one(storage_s3 *s, const char *name, const void *data, const i
     if (rc == 0 && r.status != 200)
         rc = s3_http_err(s, &rq, &r, err);
     if (rc == 0) {
-        if (s3_is_md5_hex(r.etag)) {
+        /* With SSE-KMS or SSE-C the ETag is not the MD5 (the server has
+         * checked Content-MD5 itself): the size check instead. */
+        if (s3_is_md5_hex(r.etag) && !r.sse_kms) {
             if (strcasecmp(r.etag, md5hex) != 0)
                 rc = ob_err_set(err, OB_EIO,
                                 "object %s: upload verification failed: the server's ETag %s "
@@ -1133,7 +1142,7 @@ static int s3_upload_part(s3_multipart *m, size_t i, ob_err *err)
         rc = s3_http_err(m->s, &rq, &r, err);
     if (rc == 0 && !r.etag)
         rc = ob_err_set(err, OB_EIO, "%s: the server returned no ETag", what);
-    if (rc == 0 && s3_is_md5_hex(r.etag) && strcasecmp(r.etag, md5hex) != 0)
+    if (rc == 0 && s3_is_md5_hex(r.etag) && !r.sse_kms && strcasecmp(r.etag, md5hex) != 0)
         rc = ob_err_set(err, OB_EIO,
                         "%s: upload verification failed: ETag %s is not the MD5 %s of the part",
                         what, r.etag, md5hex);

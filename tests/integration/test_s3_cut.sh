@@ -7,7 +7,10 @@
 #       prune fails and deletes nothing (it used to delete the packs of the
 #       snapshot it did not see; found in review);
 #   (b) a whole-object GET cut in half is refused as cut short, not handed
-#       on as the object.
+#       on as the object;
+#   (c) PUT answers as S3 gives them for SSE-KMS buckets (an ETag that is
+#       not the MD5, with x-amz-server-side-encryption: aws:kms) are checked
+#       by size: every upload used to fail there.
 . "$(dirname "$0")/lib.sh"
 s3_require
 on_exit s3_stop
@@ -70,5 +73,17 @@ assert_grep "cut short" "$T/err"
 REPO=$DIRECT
 stop_proxy
 expect_code 0 ob check --read-data
+
+info "an SSE-KMS bucket: the ETag is not the MD5, the upload is checked by size"
+start_proxy kms -
+REPO="$PROXIED$PX_PORT"
+mkdir -p "$T/c"
+head -c 500000 /dev/urandom >"$T/c/fc"
+expect_code 0 ob backup files "$T/c"
+REPO=$DIRECT
+stop_proxy
+expect_code 0 ob check --read-data
+expect_code 0 ob restore files latest --target "$T/rc"
+cmp -s "$T/c/fc" "$T/rc$T/c/fc" || problem "the file backed up through SSE-KMS answers differs"
 
 finish

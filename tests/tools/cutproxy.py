@@ -10,10 +10,14 @@ Every request passes through unchanged (same Host header, so SigV4 still
 verifies), except:
   MODE list  a ListObjectsV2 whose query contains PATTERN: the body is cut
              right after its first </Contents>;
-  MODE get   a GET of an object whose path contains PATTERN: half its body.
+  MODE get   a GET of an object whose path contains PATTERN: half its body;
+  MODE kms   not a cut: every PUT answered 200 gets another 32-hex ETag
+             and "x-amz-server-side-encryption: aws:kms", as S3 answers for
+             a bucket encrypted with SSE-KMS (the ETag is then not the MD5).
 Prints "ready PORT" on stdout once it listens.  Test helper only.
 """
 import http.client
+import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,11 +48,16 @@ class Handler(BaseHTTPRequestHandler):
                 data, cut = data[: len(data) // 2], True
         if cut:
             sys.stderr.write("cutproxy: cut %s %s to %d bytes\n" % (self.command, self.path, len(data)))
+        kms = mode == "kms" and self.command == "PUT" and resp.status == 200
         self.send_response_only(resp.status)
         for k, v in resp.getheaders():
             if k.lower() in ("transfer-encoding", "connection", "content-length"):
                 continue
+            if kms and k.lower() == "etag":
+                v = '"%s"' % os.urandom(16).hex()
             self.send_header(k, v)
+        if kms:
+            self.send_header("x-amz-server-side-encryption", "aws:kms")
         if cut:
             self.send_header("Connection", "close")
             self.close_connection = True
