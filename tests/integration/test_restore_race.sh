@@ -16,19 +16,14 @@ ob backup files "$T/src" >/dev/null
 ${CC:-cc} -shared -fPIC -o "$T/pauselist.so" "$TOOLS/pauselist.c" -ldl || fail "cannot build pauselist.so"
 
 TGT="$T/target"
-# A file is written under a temporary name (.opsbackup-restore.PID.SEQ, SEQ
-# counting the files restored: victim.txt is the fourth in d) and renamed
-# into place; the pause is at the openat() that creates victim.txt's.  The
-# shell execs opsbackup, so $$ is its pid.
 ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/pauselist.so" \
-    PAUSELIST_MARK="$T/paused" PAUSELIST_GO="$T/go" \
-    bash -c 'PAUSELIST_SUFFIX=".opsbackup-restore.$$.3" exec "$@"' _ \
+    PAUSELIST_SUFFIX=victim.txt PAUSELIST_MARK="$T/paused" PAUSELIST_GO="$T/go" \
     "$OPSBACKUP" -r "$REPO" restore files latest --target "$TGT" >"$T/r.out" 2>"$T/r.err" &
 RPID=$!
 for _ in $(seq 1 200); do [ -d "$T/paused" ] && break; kill -0 $RPID 2>/dev/null || break; sleep 0.05; done
 if [ ! -d "$T/paused" ]; then
     touch "$T/go"; wait $RPID || true; cat "$T/r.err"
-    fail "restore never created victim.txt's temporary (pauselist did not trigger)"
+    fail "restore never opened victim.txt (pauselist did not trigger)"
 fi
 info "swap the directory being restored for a symlink to $T/outside"
 mv "$TGT$T/src/d" "$TGT$T/src/d.moved"
