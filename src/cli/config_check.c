@@ -282,11 +282,9 @@ static void check_job(checker *k, const config_section *s)
             problem(k, r->line, "%s", ob_err_msg(&err));
         ob_err_clear(&err);
     }
-    if (p.ntags && !p.forever && !p.has_within && !retention_policy_counts(&p))
-        problem(k, s->line,
-                "keeps snapshots by keep-tag alone, which would forget every snapshot of the "
-                "job without that tag (the new one too); add a rule that keeps a number or an "
-                "age (keep-last, keep-daily, keep-within, ...)");
+    const char *unsafe = retention_policy_job_problem(&p);
+    if (unsafe)
+        problem(k, s->line, "%s", unsafe);
     retention_policy_free(&p);
     if ((e = config_entry_get(s, "repos")))
         check_names(k, e, "repo", "repository");

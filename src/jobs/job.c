@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "repo/retention.h"
 
 size_t job_split_list(const char *s, char ***out)
 {
@@ -128,24 +129,19 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
         j->keep_args = NULL;
         j->nkeep_args = 0;
     }
-    /* keep-tag alone keeps only the snapshots that carry the tag: a job
-     * whose snapshots do not (the tag mistyped, or the job's own tags
-     * differ) would forget every one of them, the new one included, and
-     * report success. */
-    int counts = 0, tags = 0;
+    /* The values were checked by config check; here only what makes a
+     * policy unfit for a job (retention_policy_job_problem). */
+    retention_policy pol;
+    retention_policy_init(&pol);
     for (size_t i = 0; i < j->nkeep_args; i += 2) {
-        if (strcmp(j->keep_args[i], "--keep-tag") == 0)
-            tags = 1;
-        else
-            counts = 1;
+        ob_err ignore = OB_ERR_INIT;
+        (void)retention_policy_set(&pol, j->keep_args[i] + 2, j->keep_args[i + 1], &ignore);
+        ob_err_clear(&ignore);
     }
-    if (tags && !counts)
-        return ob_err_set(err, OB_EUSAGE,
-                          "%s:%d: [%s] keeps snapshots by keep-tag alone, which would forget "
-                          "every snapshot of the job without that tag (the new one too); add a "
-                          "rule that keeps a number or an age (keep-last, keep-daily, "
-                          "keep-within, ...)",
-                          c->path, s->line, s->name);
+    const char *unsafe = retention_policy_job_problem(&pol);
+    retention_policy_free(&pol);
+    if (unsafe)
+        return ob_err_set(err, OB_EUSAGE, "%s:%d: [%s] %s", c->path, s->line, s->name, unsafe);
     if ((e = config_entry_get(s, "verify")))
         j->verify = is_true(e->value);
     else

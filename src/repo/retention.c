@@ -43,6 +43,15 @@ int retention_policy_counts(const retention_policy *p)
     return 0;
 }
 
+const char *retention_policy_job_problem(const retention_policy *p)
+{
+    if (p->ntags && !p->forever && !p->has_within && !retention_policy_counts(p))
+        return "keeps snapshots by keep-tag alone, which would forget every snapshot of the "
+               "job without that tag (the new one too); add a rule that keeps a number or an "
+               "age (keep-last, keep-daily, keep-within, ...)";
+    return NULL;
+}
+
 int retention_policy_empty(const retention_policy *p)
 {
     return !retention_policy_counts(p) && !p->has_within && p->ntags == 0 && !p->forever;

@@ -77,6 +77,11 @@ void retention_policy_init(retention_policy *p);
 void retention_policy_free(retention_policy *p);
 /* Does p have a keep-last/hourly/daily/weekly/monthly/yearly rule? */
 int retention_policy_counts(const retention_policy *p);
+/* Why a job must not use policy p, or NULL if it may: keep-tag alone keeps
+ * only the snapshots that carry the tag, so a job whose snapshots do not
+ * (the tag mistyped, or the job's own tags differ) would forget every one
+ * of them, the new one too, and report success. */
+const char *retention_policy_job_problem(const retention_policy *p);
 /* Does the policy say anything at all? */
 int retention_policy_empty(const retention_policy *p);
 
