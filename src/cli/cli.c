@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "repo/lock.h"
+#include "sources/pg_conn.h"
 #include "sources/pq_lib.h"
 
 enum {
@@ -322,7 +323,7 @@ int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char 
 
 char *cli_scrub_conninfo(char *arg)
 {
-    char *copy = ob_xstrdup(arg);
+    char *copy = pg_conninfo_from_arg(arg);
     /* Without libpq the command fails as soon as it connects, with the
      * reason; until then there is nothing to parse the string with. */
     ob_err lerr = OB_ERR_INIT;

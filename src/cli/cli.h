@@ -128,7 +128,8 @@ void cli_strv_push(char ***v, size_t *n, const char *s);
 /* --tag K=V: check the form and append; -1 (after a usage message) if bad. */
 int cli_add_tag(const cli_command *cmd, char ***tags, size_t *ntags, const char *arg);
 
-/* A conninfo/URI given on our command line: return a copy, and overwrite
+/* A conninfo/URI or a bare database name given on our command line: return
+ * it as a connection string (pg_conninfo_from_arg), and overwrite
  * any password in the original (argv) so /proc/PID/cmdline stops showing
  * it.  Passwords belong in PGPASSWORD or ~/.pgpass; this limits the damage. */
 char *cli_scrub_conninfo(char *arg);

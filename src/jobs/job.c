@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/util.h"
 #include "repo/retention.h"
+#include "sources/pg_conn.h"
 
 size_t job_split_list(const char *s, char ***out)
 {
@@ -86,7 +87,8 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
 
     const char *set = config_get(s, "set");
     j->set = ob_xstrdup(set && *set ? set : j->name);
-    j->dbname = dup_or_null(config_get(s, "dbname"));
+    const char *dbname = config_get(s, "dbname");
+    j->dbname = dbname ? pg_conninfo_from_arg(dbname) : NULL;
     j->pgdata = dup_or_null(config_get(s, "pgdata"));
     j->archive_get_command = dup_or_null(config_get(s, "archive-get-command"));
     j->dump_command = dup_or_null(config_get(s, "dump-command"));

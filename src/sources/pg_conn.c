@@ -71,6 +71,26 @@ char *pg_conn_value(PGconn *c, const char *sql, ob_err *err)
     return v;
 }
 
+char *pg_conninfo_from_arg(const char *arg)
+{
+    /* libpq's recognized_connection_string(), which is not exported. */
+    if (strncmp(arg, "postgresql://", 13) == 0 || strncmp(arg, "postgres://", 11) == 0 ||
+        strchr(arg, '='))
+        return ob_xstrdup(arg);
+    ob_buf b = OB_BUF_INIT;
+    ob_buf_printf(&b, "dbname='");
+    for (const char *c = arg; *c; c++) {
+        if (*c == '\\' || *c == '\'')
+            ob_buf_putc(&b, '\\');
+        ob_buf_putc(&b, (uint8_t)*c);
+    }
+    ob_buf_printf(&b, "'");
+    ob_buf_putc(&b, '\0');
+    char *out = ob_xstrdup((const char *)b.data);
+    ob_buf_free(&b);
+    return out;
+}
+
 /* Rebuilt from libpq's own parse (so URIs work as well as key=value
  * strings), every value single-quoted with ' and \ escaped, which is what
  * the key=value syntax asks for. */

@@ -16,6 +16,12 @@ int pg_conn_exec(PGconn *c, const char *sql, ob_err *err);
 /* One value (first row, first column; "" for no row or NULL); caller
  * frees.  NULL with err set on failure. */
 char *pg_conn_value(PGconn *c, const char *sql, ob_err *err);
+/* A --dbname or `dbname =` value as libpq's own tools read it: a URI or a
+ * string with '=' is a connection string, anything else is a database name
+ * (psql -d NAME, pg_dump -d NAME).  Returns a malloc'd connection string
+ * ("dbname='NAME'" for a bare name), which every conninfo parser here can
+ * read; a bare name passed on unchanged would fail to parse. */
+char *pg_conninfo_from_arg(const char *arg);
 /* conninfo (key=value words or a postgresql:// URI; NULL: "") with key set
  * to value, as a key=value string; caller frees.  NULL with err set when
  * conninfo does not parse or key is not a libpq keyword. */

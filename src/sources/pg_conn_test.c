@@ -147,9 +147,32 @@ static void test_own_pg_dump_wins(void **state)
     expect_program(f, 90624, f->wrapper_bin, "pg_dump");
 }
 
+/* A bare word is a database name (as psql -d takes it); a URI or any
+ * string with '=' is a connection string and passes unchanged. */
+static void test_conninfo_from_arg(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"opscore", "dbname='opscore'"},
+        {"it's\\x", "dbname='it\\'s\\\\x'"},
+        {"", "dbname=''"},
+        {"host=/tmp dbname=x", "host=/tmp dbname=x"},
+        {"postgresql://u@localhost/db", "postgresql://u@localhost/db"},
+        {"postgres://localhost", "postgres://localhost"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = pg_conninfo_from_arg(cases[i].in);
+        assert_string_equal(s, cases[i].out);
+        free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conninfo_from_arg),
         cmocka_unit_test(test_wrapper_same_major),
         cmocka_unit_test(test_wrapper_newer_major),
         cmocka_unit_test(test_absent_from_path),

@@ -26,7 +26,7 @@ docs=$(pg_sql -d appdb "SELECT count(*) FROM documents")
 [ "$docs" = 20000 ] || fail "make_app_db made $docs documents"
 
 info "backup db (human output)"
-expect_code 0 ob backup db --dbname "dbname=appdb"
+expect_code 0 ob backup db --dbname appdb  # a bare name, as psql -d and pg_dump -d take it
 grep -Eq '^snapshot [0-9a-f]{8} saved' "$T/out" || { cat "$T/out"; problem "backup db does not print 'snapshot XXXXXXXX saved: ...'"; }
 
 info "backup db --json"
@@ -126,7 +126,7 @@ done
 [ $connected = 1 ] || { cat "$T/sleeper.out"; fail "the background session did not connect to appdb"; }
 dbs_before=$(pg_databases)
 start=$(date -u +%Y%m%d%H%M%S)
-expect_code 0 ob restore db latest --replace --dbname dbname=appdb
+expect_code 0 ob restore db latest --replace --dbname appdb
 end=$(date -u +%Y%m%d%H%M%S)
 now=$(pg_checksum appdb)
 if [ "$now" != "$orig" ]; then
