@@ -81,6 +81,11 @@ typedef struct storage_posix {
         unsigned users; /* reads using fd now; it is closed only at 0 */
         uint64_t used;  /* fd_tick of the last use */
     } fds[STORAGE_POSIX_FDS];
+    /* Object directories (data/ab) whose own entry this handle has synced
+     * into their parent, so that each costs one extra fsync per process. */
+    pthread_mutex_t dirs_mu;
+    char **synced_dirs;
+    size_t nsynced;
 } storage_posix;
 
 static const storage_ops storage_posix_ops;
@@ -479,9 +484,43 @@ static void storage_posix_write_abort(storage *s, void *state)
         storage_posix_write_free(state);
 }
 
+/*
+ * Make sure dir's own entry in its parent is durable before an object in
+ * dir is reported durable.  mkdirs syncs the parent of a directory it
+ * creates, but a writer that finds the directory already there (made a
+ * moment ago by another thread or process that has not synced it yet)
+ * would otherwise report its object durable while a crash could still lose
+ * the directory and the object with it.  Syncing the parent once per
+ * directory and handle closes that window at the cost of one fsync per
+ * new directory.  The root itself is the repository's, made by init.
+ */
+static int storage_posix_sync_dir_entry(storage_posix *sp, const char *dir, size_t show,
+                                        ob_err *err)
+{
+    if (strlen(dir) <= strlen(sp->root))
+        return 0;
+    pthread_mutex_lock(&sp->dirs_mu);
+    int known = 0;
+    for (size_t i = 0; i < sp->nsynced && !known; i++)
+        known = strcmp(sp->synced_dirs[i], dir) == 0;
+    pthread_mutex_unlock(&sp->dirs_mu);
+    if (known)
+        return 0;
+    char *parent = storage_posix_dirname(dir);
+    int rc = storage_posix_fsync_dir(parent, show, err);
+    free(parent);
+    if (rc < 0)
+        return -1;
+    pthread_mutex_lock(&sp->dirs_mu);
+    sp->synced_dirs = ob_xrealloc(sp->synced_dirs, (sp->nsynced + 1) * sizeof *sp->synced_dirs);
+    sp->synced_dirs[sp->nsynced++] = ob_xstrdup(dir);
+    pthread_mutex_unlock(&sp->dirs_mu);
+    return 0;
+}
+
 static int storage_posix_write_commit(storage *s, void *state, int flags, ob_err *err)
 {
-    (void)s;
+    storage_posix *sp = (storage_posix *)s;
     storage_posix_write *pw = state;
     const char *name = pw->name;
     int rc = -1, r;
@@ -515,7 +554,8 @@ static int storage_posix_write_commit(storage *s, void *state, int flags, ob_err
     /* Without this the rename may not survive a crash.  If it fails the new
      * object is visible but not known durable; reporting the failure is the
      * honest answer (the caller may retry a plain put, which is harmless). */
-    if (storage_posix_fsync_dir(pw->dir, pw->show, err) < 0) {
+    if (storage_posix_fsync_dir(pw->dir, pw->show, err) < 0 ||
+        storage_posix_sync_dir_entry(sp, pw->dir, pw->show, err) < 0) {
         ob_err_prefix(err, "object %s", name);
         goto out;
     }
@@ -900,6 +940,10 @@ static void storage_posix_close(storage *s)
         free(sp->fds[i].name);
     }
     pthread_mutex_destroy(&sp->fd_mu);
+    for (size_t i = 0; i < sp->nsynced; i++)
+        free(sp->synced_dirs[i]);
+    free(sp->synced_dirs);
+    pthread_mutex_destroy(&sp->dirs_mu);
     free(sp->root);
     free(sp->base.url);
     free(sp);
@@ -966,6 +1010,7 @@ int storage_posix_open(const char *root, int create, storage **out, ob_err *err)
     sp->base.url = ob_xstrdup(root);
     sp->root = r;
     pthread_mutex_init(&sp->fd_mu, NULL);
+    pthread_mutex_init(&sp->dirs_mu, NULL);
     for (int i = 0; i < STORAGE_POSIX_FDS; i++)
         sp->fds[i].fd = -1;
     *out = &sp->base;
