@@ -297,6 +297,18 @@ static int storage_posix_publish_new(const char *tmp, const char *path, const ch
         return 0;
     }
     int e = errno;
+    if (e == EEXIST) {
+        /* Over NFS the client may resend a LINK whose reply was lost; the
+         * resent one then fails with EEXIST although the first made the
+         * link.  The name is ours if it is our temporary file's inode
+         * (nobody else can have linked our private .tmp- name). */
+        struct stat a, b;
+        if (stat(tmp, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            unlink(tmp);
+            return 0;
+        }
+    }
     if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP) {
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
             return 0;
