@@ -1442,14 +1442,34 @@ static int s3_write_commit(storage *st, void *state, int flags, ob_err *err)
     }
     ob_hex(sha, sizeof sha, sha_hex);
     if (w->len > S3_MULTIPART_THRESHOLD) {
+        /* The parts' Content-MD5 is computed from what is read back, so
+         * the server's checks cannot see a staged file damaged on the
+         * local disk: compare it with the MD5 taken as the pieces came. */
         ob_buf b = OB_BUF_INIT;
         ob_buf_reserve(&b, (size_t)w->len);
-        ssize_t k = pread(w->fd, b.data, (size_t)w->len, 0);
-        if (k != (ssize_t)w->len)
-            ob_err_errno(err, k < 0 ? errno : EIO, "object %s: reading back the staged upload",
-                         w->name);
-        else
-            rc = s3_put_multipart(s, w->name, b.data, (size_t)w->len, err);
+        size_t got = 0;
+        while (got < (size_t)w->len) {
+            ssize_t k = pread(w->fd, b.data + got, (size_t)w->len - got, (off_t)got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                ob_err_errno(err, k < 0 ? errno : EIO,
+                             "object %s: reading back the staged upload", w->name);
+                break;
+            }
+            got += (size_t)k;
+        }
+        uint8_t again[16];
+        if (got == (size_t)w->len) {
+            s3_md5(b.data, got, again);
+            if (memcmp(again, md5, sizeof md5) != 0)
+                ob_err_set(err, OB_EIO,
+                           "object %s: the staged upload in %s changed on disk before it was "
+                           "sent; nothing was uploaded",
+                           w->name, w->dir);
+            else
+                rc = s3_put_multipart(s, w->name, b.data, (size_t)w->len, err);
+        }
         ob_buf_free(&b);
     } else {
         rc = s3_put_one(s, w->name, NULL, &w->fd, (size_t)w->len, md5, sha_hex, err);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -692,6 +693,47 @@ static void test_s3_multipart(void **state)
     assert_int_equal(err.code, OB_EEXIST);
     ob_err_clear(&err);
     assert_int_equal(storage_delete(f->s, "data/mp/big", &err), 0);
+
+    /* Written piece by piece, it is staged in a file and read back for the
+     * parts: a staged file damaged on disk before the upload is refused,
+     * not uploaded with parts that match their own (wrong) MD5. */
+    char *tmp = ob_xstrdup("/tmp/ob-s3-stage-XXXXXX");
+    assert_non_null(mkdtemp(tmp));
+    char *old = getenv("TMPDIR") ? ob_xstrdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", tmp, 1);
+    storage_write *w;
+    assert_int_equal(storage_write_open(f->s, "data/mp/staged", &w, &err), 0);
+    if (old)
+        setenv("TMPDIR", old, 1);
+    else
+        unsetenv("TMPDIR");
+    free(old);
+    for (size_t off = 0; off < n; off += (size_t)1 << 20)
+        assert_int_equal(storage_write_append(w, data + off, (size_t)1 << 20, &err), 0);
+    int staged = -1;
+    for (int fd = 3; fd < 1024 && staged < 0; fd++) {
+        char *link = ob_xasprintf("/proc/self/fd/%d", fd);
+        char target[4096];
+        ssize_t k = readlink(link, target, sizeof target - 1);
+        free(link);
+        if (k > 0) {
+            target[k] = '\0';
+            if (strncmp(target, tmp, strlen(tmp)) == 0)
+                staged = fd;
+        }
+    }
+    assert_true(staged >= 0);
+    uint8_t flipped = (uint8_t)(data[12345] ^ 0x40);
+    assert_int_equal(pwrite(staged, &flipped, 1, 12345), 1);
+    assert_int_equal(storage_write_commit(w, 0, &err), -1);
+    assert_int_equal(err.code, OB_EIO);
+    assert_non_null(strstr(ob_err_msg(&err), "changed on disk"));
+    ob_err_clear(&err);
+    assert_int_equal(storage_stat(f->s, "data/mp/staged", &size, &err), -1);
+    assert_int_equal(err.code, OB_ENOTFOUND);
+    ob_err_clear(&err);
+    rmdir(tmp);
+    free(tmp);
     free(data);
 }
 
