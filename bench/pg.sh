@@ -173,6 +173,44 @@ pg_set_archive_command() { # cmd [nowait]
     [ "${2:-}" = nowait ] || sleep 1
 }
 
+# pgBackRest's options for a repository in the bucket of the HTTPS S3
+# server scenario E started (S3_PORT, S3_CA_FILE, the key pair): the array
+# PGBR_S3, for pgbr_conf's key=value arguments.
+pgbr_s3_opts() {
+    PGBR_S3=(repo1-type=s3 "repo1-s3-bucket=$S3_BUCKET" repo1-s3-endpoint=127.0.0.1
+        "repo1-storage-port=$S3_PORT" "repo1-storage-ca-file=$S3_CA_FILE"
+        repo1-s3-region=us-east-1 repo1-s3-uri-style=path
+        "repo1-s3-key=$S3_ACCESS_KEY" "repo1-s3-key-secret=$S3_SECRET_KEY")
+}
+
+# opsbackup's global options for repository NAME, as words (the array
+# OB_REPO_ARGS) and as one shell-quoted string for archive_command and
+# restore_command (OB_REPO_ARGS_Q).  Locally: -r $WORK/repos/NAME.  With
+# REPO_STORE=s3: a config file only postgres reads, whose [repo.bench]
+# holds the bucket prefix, endpoint, CA and key pair, because those
+# commands run in the PostgreSQL server's environment, not ours.
+ob_repo_args() { # name
+    if [ "$REPO_STORE" = s3 ]; then
+        local conf="$WORK/pg/$1.opsbackup.conf"
+        {
+            echo "[repo.bench]"
+            echo "url = s3://$S3_BUCKET/$1"
+            echo "endpoint = $S3_ENDPOINT"
+            echo "region = us-east-1"
+            echo "path-style = true"
+            echo "ca-file = $S3_CA_FILE"
+            echo "access-key-id = $S3_ACCESS_KEY"
+            echo "secret-access-key = $S3_SECRET_KEY"
+        } >"$conf"
+        chown postgres: "$conf"
+        chmod 600 "$conf"
+        OB_REPO_ARGS=(-c "$conf" -r bench)
+    else
+        OB_REPO_ARGS=(-r "$WORK/repos/$1")
+    fi
+    OB_REPO_ARGS_Q=$(printf '%q ' "${OB_REPO_ARGS[@]}")
+}
+
 # A pgBackRest configuration: CONF for a repository REPO, stanza "bench" on
 # the bench cluster, encrypted with the bench password.  Extra [global]
 # lines follow as arguments.

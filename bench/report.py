@@ -45,6 +45,9 @@ STEPS = {
     ("E", "phys-full"): "physical: full backup",
     ("E", "phys-incr"): "physical: backup after locality mutation (incr)",
     ("E", "phys-restore"): "physical: restore + start + verify",
+    ("E", "wal-segment"): "WAL: mean per archived segment",
+    ("E", "wal-catch-up"): "WAL: catch-up after pgbench stops",
+    ("E", "wal-backlog"): "WAL: drain a backlog of waiting segments",
     ("E", "other"): "not measured",
 }
 # Scenario E runs C's steps as files-STEP, A's as db-STEP and B's as
@@ -260,6 +263,8 @@ def targets(rows):
       "bytes_added", None, tools=("pgbackrest-zst",))
     t("E physical restore + start over S3: wall (no target; ratio to pgBackRest zst)", "E",
       "phys-restore", "wall_s", None, tools=("pgbackrest-zst",))
+    t("E WAL mean time per archived segment over S3 (no target; ratio to pgBackRest zst)", "E",
+      "wal-segment", "wall_s", None, tools=("pgbackrest-zst",))
     ob = find(rows, "D", "catch-up", "opsbackup")
     desc = "D segments waiting when pgbench stops ≤ 2 (absolute, not a ratio)"
     m = re.search(r"waiting at pgbench end: (\d+)", ob["note"]) if ob else None

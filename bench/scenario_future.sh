@@ -5,7 +5,4 @@
 #
 # Still to add:
 #   - gen_attachments.py's `mutate --mutation 2` (the file-tree counterpart
-#     of the locality mutation) is unused so far;
-#   - D (WAL archiving under load) over S3: archive-push per segment to the
-#     bucket, pgBackRest against opsbackup, with d_run's archive_commands
-#     taken from b_archive_command's S3 forms.
+#     of the locality mutation) is unused so far.

@@ -76,25 +76,9 @@ b_pgbr_conf() { echo "$WORK/pg/$B_NAME-$1.conf"; }
 # opsbackup's repository arguments, as words (the array B_OB_REPO) and as
 # one shell-quoted string for archive_command (B_OB_REPO_Q).
 b_ob_repo_set() {
-    if [ "$REPO_STORE" = s3 ]; then
-        local conf="$WORK/pg/$B_NAME-opsbackup.opsbackup.conf"
-        {
-            echo "[repo.bench]"
-            echo "url = s3://$S3_BUCKET/$B_NAME-opsbackup"
-            echo "endpoint = $S3_ENDPOINT"
-            echo "region = us-east-1"
-            echo "path-style = true"
-            echo "ca-file = $S3_CA_FILE"
-            echo "access-key-id = $S3_ACCESS_KEY"
-            echo "secret-access-key = $S3_SECRET_KEY"
-        } >"$conf"
-        chown postgres: "$conf"
-        chmod 600 "$conf"
-        B_OB_REPO=(-c "$conf" -r bench)
-    else
-        B_OB_REPO=(-r "$WORK/repos/$B_NAME-opsbackup")
-    fi
-    B_OB_REPO_Q=$(printf '%q ' "${B_OB_REPO[@]}")
+    ob_repo_args "$B_NAME-opsbackup"
+    B_OB_REPO=("${OB_REPO_ARGS[@]}")
+    B_OB_REPO_Q=$OB_REPO_ARGS_Q
 }
 
 b_archive_command() { # tool | all:TOOLS
@@ -218,10 +202,8 @@ b_init() { # tool
         [ "$tool" = pg_basebackup ] && die "pg_basebackup has no S3 repository in this harness"
         repo_remove "$B_NAME-$tool"
         path="/$B_NAME-$tool" # pgBackRest's repo1-path: a prefix in the bucket
-        s3=(repo1-type=s3 "repo1-s3-bucket=$S3_BUCKET" repo1-s3-endpoint=127.0.0.1
-            "repo1-storage-port=$S3_PORT" "repo1-storage-ca-file=$S3_CA_FILE"
-            repo1-s3-region=us-east-1 repo1-s3-uri-style=path
-            "repo1-s3-key=$S3_ACCESS_KEY" "repo1-s3-key-secret=$S3_SECRET_KEY")
+        pgbr_s3_opts
+        s3=("${PGBR_S3[@]}")
     else
         rm -rf "$path"
         install -d -o postgres -m 0700 "$path"

@@ -29,6 +29,9 @@
 #   opsbackup       -c CONF -r bench, CONF's [repo.bench] holding url,
 #                   endpoint, path-style, ca-file and the key pair
 # Both verify the server's certificate (a self-signed one made for the run).
+# Then D's steps on the same HTTPS server (wal-segment, wal-catch-up,
+# wal-backlog: d_run_all with REPO_STORE=s3): pgbench writes while each
+# tool's archive-push sends every segment into the bucket.
 # Not run: borg (no S3 backend); tar, pg_dump -Z9 and pg_basebackup, the
 # guide's scripts (they write local files); pgBackRest gz (zst is the one
 # issue 10 compares with).
@@ -40,6 +43,7 @@
 E_FILES_TOOLS="restic opsbackup"
 E_DB_TOOLS="pg_dump-Z0-null restic opsbackup"
 E_PHYS_TOOLS="pgbackrest-zst opsbackup"
+E_WAL_TOOLS="pgbackrest-zst opsbackup"
 
 S3_PID=""
 
@@ -154,7 +158,7 @@ scenario_E() {
     record_unavailable E other borg peer "no S3 backend" "not available"
     s3_bench_stop
 
-    # B's steps over HTTPS: pgBackRest speaks nothing else.  Both tools
+    # B's and D's steps over HTTPS: pgBackRest speaks nothing else.  Both tools
     # verify the server's certificate against S3_CA_FILE.
     if ob_has_command archive-push; then
         s3_bench_start "$WORK/s3/data-tls" tls || die "cannot start the HTTPS S3 server"
@@ -162,6 +166,7 @@ scenario_E() {
         REPO_STORE=s3
         [ "${BENCH_S3_LOG:-0}" = 1 ] && S3_REQLOG="$WORK/s3/server.log"
         b_run E phys- E-phys "$E_PHYS_TOOLS"
+        d_run_all E wal- E-wal "$E_WAL_TOOLS"
         S3_REQLOG=""
         if [ "${BENCH_S3_LOG:-0}" = 1 ]; then
             cp "$WORK/s3/server.log" "$OUT/s3-server-phys.log"
