@@ -88,11 +88,15 @@ static void warn_entry(backup_ctx *c, const char *path, const char *what, int er
         ob_warn("%s: %s (skipped; the snapshot will be marked incomplete)", path, what);
 }
 
-/* Reading one data region of a file: pread up to its end. */
+/* Reading one data region of a file: pread up to its end.  read_errno
+ * records a failed pread, so a read error (EIO from a bad sector or a
+ * network filesystem: the file's problem) can be told from a repository
+ * error (the backup's problem) when stream_store fails. */
 typedef struct region_reader {
     int fd;
     uint64_t next, end;
     backup_ctx *c;
+    int read_errno;
 } region_reader;
 
 static ssize_t region_read(void *ud, uint8_t *buf, size_t len)
@@ -106,6 +110,8 @@ static ssize_t region_read(void *ud, uint8_t *buf, size_t len)
         ssize_t k = pread(rr->fd, buf, len, (off_t)rr->next);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k < 0)
+            rr->read_errno = errno;
         if (k > 0) {
             rr->next += (uint64_t)k;
             rr->c->prog.bytes_read += (uint64_t)k;
@@ -121,22 +127,28 @@ static void chunk_tick(void *ud, uint64_t bytes)
 }
 
 /* Chunk and store bytes [start, end) of fd.  *reached is the offset
- * actually reached (less than end if the file shrank while we read). */
+ * actually reached (less than end if the file shrank while we read).  On
+ * failure *read_errno is non-zero if reading the file failed (err then says
+ * where), zero if storing failed. */
 static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tree_node *n,
-                        size_t *ext_cap, uint64_t *reached, ob_err *err)
+                        size_t *ext_cap, uint64_t *reached, int *read_errno, ob_err *err)
 {
-    region_reader rr = {fd, start, end, c};
+    region_reader rr = {fd, start, end, c, 0};
     stream_sink sink = {c->w, c->ck, c->buf, c->buf_cap, chunk_tick, c};
     uint64_t got = 0;
-    if (stream_store(&sink, region_read, &rr, "file", start, n, ext_cap, &got, err) < 0)
+    *read_errno = 0;
+    if (stream_store(&sink, region_read, &rr, "file", start, n, ext_cap, &got, err) < 0) {
+        *read_errno = rr.read_errno;
         return -1;
+    }
     *reached = start + got;
     return 0;
 }
 
 /* Read a regular file's data regions (holes are skipped: SEEK_DATA /
  * SEEK_HOLE) into extents.  Returns 1 if the file could not be read (a
- * warning was logged), 0 on success, -1 on a repository error. */
+ * warning was logged; the caller drops the node, extents and all), 0 on
+ * success, -1 on a repository error. */
 static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
 {
     /* O_NONBLOCK: if the file was swapped for a FIFO since its lstat, the
@@ -172,7 +184,22 @@ static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
         if (hole < 0 || (uint64_t)hole > size)
             hole = (off_t)size;
         uint64_t reached = 0;
-        rc = chunk_region(c, fd, (uint64_t)data, (uint64_t)hole, n, &ext_cap, &reached, err);
+        int read_errno = 0;
+        rc = chunk_region(c, fd, (uint64_t)data, (uint64_t)hole, n, &ext_cap, &reached,
+                          &read_errno, err);
+        if (rc < 0 && read_errno) {
+            /* EIO (a bad sector, a flaky NFS server) is this file's
+             * problem, not the backup's: like any unreadable entry it is
+             * left out with a warning and the snapshot is saved marked
+             * incomplete (restic and borg skip such a file too).  Not kept
+             * from the parent snapshot: that would present an old version
+             * as this backup's.  What was stored of it stays unreferenced
+             * until a prune. */
+            warn_entry(c, path, ob_err_msg(err), 0);
+            ob_err_clear(err);
+            rc = 1;
+            break;
+        }
         if (rc < 0) {
             ob_err_prefix(err, "%s", path);
             break;

@@ -1,5 +1,5 @@
 /*
- * faultfs.c — an LD_PRELOAD shim that makes a file system misbehave in two
+ * faultfs.c — an LD_PRELOAD shim that makes a file system misbehave in
  * ways a backup must notice, for tests/integration/test_backup_edges.sh:
  *
  *   FAULTFS_TRUNC=PATH FAULTFS_TRUNC_AT=N
@@ -7,7 +7,10 @@
  *       the file is truncated to N bytes (a log rotated mid-backup);
  *   FAULTFS_READDIR=PATH
  *       listing directory PATH fails with EIO after its third entry (a
- *       disk or NFS error part way through a listing).
+ *       disk or NFS error part way through a listing);
+ *   FAULTFS_EIO=PATH FAULTFS_EIO_AT=N
+ *       reads of PATH return at most 1 MiB each, and those at offset N or
+ *       beyond (default 0) fail with EIO (a bad sector).
  *
  *   cc -shared -fPIC -o faultfs.so tests/tools/faultfs.c -ldl
  *
@@ -42,6 +45,17 @@ static ssize_t faulty_pread(int fd, void *b, size_t len, off_t off)
     static int reads;
     if (!real)
         real = (ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread64");
+    const char *eio = getenv("FAULTFS_EIO");
+    if (fd_is(fd, eio)) {
+        if (len > (1u << 20))
+            len = 1u << 20;
+        const char *at = getenv("FAULTFS_EIO_AT");
+        if (off >= (off_t)atoll(at ? at : "0")) {
+            errno = EIO;
+            return -1;
+        }
+        return real(fd, b, len, off);
+    }
     const char *path = getenv("FAULTFS_TRUNC");
     if (!fd_is(fd, path))
         return real(fd, b, len, off);
