@@ -9,6 +9,14 @@
  *
  * An unchanged file (same size, mtime, ctime and inode as in the parent
  * snapshot, and all its chunks still in the index) is not read at all.
+ *
+ * Below each PATH nothing is looked up by its full path (session 13): every
+ * directory is held open and its entries are stat'ed, opened and listed
+ * relative to it (fstatat, openat, fdopendir).  A directory replaced by a
+ * symlink between its lstat and its listing is then not followed out of the
+ * tree (O_NOFOLLOW, and its dev/inode must be the ones lstat saw), and trees
+ * whose full paths exceed PATH_MAX are backed up whole.  Full paths are
+ * still built, on the heap, for messages, excludes and the filter.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -146,17 +154,19 @@ static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tre
 }
 
 /* Read a regular file's data regions (holes are skipped: SEEK_DATA /
- * SEEK_HOLE) into extents.  Returns 1 if the file could not be read (a
+ * SEEK_HOLE) into extents.  The file is entry `name` of directory dfd;
+ * path is for messages.  Returns 1 if the file could not be read (a
  * warning was logged; the caller drops the node, extents and all), 0 on
  * success, -1 on a repository error. */
-static int read_file(backup_ctx *c, const char *path, tree_node *n, ob_err *err)
+static int read_file(backup_ctx *c, int dfd, const char *name, const char *path, tree_node *n,
+                     ob_err *err)
 {
     /* O_NONBLOCK: if the file was swapped for a FIFO since its lstat, the
      * open must not wait for a writer (fstat below then refuses it); it
      * changes nothing for a regular file. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
     if (fd < 0 && errno == EPERM)
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         /* Removed since the directory was listed (PostgreSQL drops and
          * truncates relations all the time): as if never seen. */
@@ -244,7 +254,7 @@ static int same_file(const tree_node *a, const tree_node *b)
            a->inode == b->inode;
 }
 
-static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tree,
+static int backup_dir(backup_ctx *c, int fd, const char *path, const uint8_t *parent_tree,
                       uint8_t id[OB_ID_LEN], ob_err *err);
 
 static int save_empty_tree(backup_ctx *c, uint8_t id[OB_ID_LEN], ob_err *err)
@@ -256,13 +266,55 @@ static int save_empty_tree(backup_ctx *c, uint8_t id[OB_ID_LEN], ob_err *err)
     return rc;
 }
 
-/* Fill node n for the entry at path (already lstat'ed).  old: the same
- * entry in the parent snapshot, or NULL.  empty_dir: a directory whose
- * contents the filter leaves out. */
-static int backup_entry(backup_ctx *c, const char *path, const char *name, const struct stat *st,
-                        const tree_node *old, int empty_dir, tree_node *n, ob_err *err)
+/* Open directory `name` of dfd for listing, the one *st describes.  A
+ * directory is opened with O_NOFOLLOW unless `follow` says the filter
+ * follows this symlink on purpose (a tablespace, a symlinked pg_wal), and
+ * must be the very inode stat saw: otherwise it was replaced since (by a
+ * symlink to /etc, say), and following it would back up something outside
+ * the tree as if it were inside.  Returns the descriptor; -1 if it vanished
+ * (nothing said) or was replaced (a warning): the entry is dropped; -2 if
+ * it cannot be opened (a warning): it is kept with an empty listing. */
+static int open_dir(backup_ctx *c, int dfd, const char *name, const char *path,
+                    const struct stat *st, int follow)
 {
-    if (fsmeta_capture(path, name, st, n, err) < 0) {
+    int fd = openat(dfd, name,
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+    if (fd < 0) {
+        /* Removed since its lstat (DROP DATABASE during a physical backup
+         * removes base/OID): as if never seen, like a vanished file. */
+        if (errno == ENOENT)
+            return -1;
+        if (errno == ELOOP || errno == ENOTDIR) {
+            warn_entry(c, path, "was a directory, is no longer one (replaced while being backed "
+                       "up; not followed)", 0);
+            return -1;
+        }
+        warn_entry(c, path, errno == EMFILE ? "cannot list directory (one descriptor is held "
+                                              "per directory level: raise ulimit -n)"
+                                            : "cannot list directory",
+                   errno);
+        return -2;
+    }
+    struct stat now;
+    if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino) {
+        warn_entry(c, path, "was replaced by another directory while being backed up (not "
+                   "followed)", 0);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Fill node n for entry `name` of directory dfd (already lstat'ed, or
+ * stat'ed if `follow`: a symlink the filter follows on purpose); path is
+ * its full path, for messages.  old: the same entry in the parent
+ * snapshot, or NULL.  empty_dir: a directory whose contents the filter
+ * leaves out. */
+static int backup_entry(backup_ctx *c, int dfd, const char *path, const char *name,
+                        const struct stat *st, const tree_node *old, int empty_dir, int follow,
+                        tree_node *n, ob_err *err)
+{
+    if (fsmeta_capture_at(dfd, name, path, name, st, n, err) < 0) {
         /* Removed since it was listed, between the lstat and reading its
          * extended attributes or link target (PostgreSQL drops relations
          * and their forks during a physical backup): as if never seen, as
@@ -279,10 +331,14 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
         if (empty_dir)
             return save_empty_tree(c, n->subtree, err);
         const uint8_t *ptree = old && old->type == TREE_DIR ? old->subtree : NULL;
-        int rc = backup_dir(c, path, ptree, n->subtree, err);
-        if (rc == 1)
-            c->prog.dirs--; /* vanished before it could be listed */
-        return rc;
+        int fd = open_dir(c, dfd, name, path, st, follow);
+        if (fd == -1) {
+            c->prog.dirs--; /* vanished or replaced before it could be listed */
+            return 1;
+        }
+        if (fd == -2) /* unlistable: store an empty listing, the directory itself is restored */
+            return save_empty_tree(c, n->subtree, err);
+        return backup_dir(c, fd, path, ptree, n->subtree, err);
     }
     case TREE_FILE:
         c->prog.files++;
@@ -306,7 +362,7 @@ static int backup_entry(backup_ctx *c, const char *path, const char *name, const
                 return 0;
             }
         }
-        return read_file(c, path, n, err);
+        return read_file(c, dfd, name, path, n, err);
     default:
         return 0;
     }
@@ -317,20 +373,20 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tree,
+/* Back up the directory open as fd (taken over: closed here), whose full
+ * path is path.  It stays open until its entries are done: they are all
+ * reached through it. */
+static int backup_dir(backup_ctx *c, int fd, const char *path, const uint8_t *parent_tree,
                       uint8_t id[OB_ID_LEN], ob_err *err)
 {
-    DIR *d = opendir(path);
+    DIR *d = fdopendir(fd);
     if (!d) {
-        /* Removed since its lstat (DROP DATABASE during a physical backup
-         * removes base/OID): as if never seen, like a vanished file; the
-         * caller drops the entry (1). */
-        if (errno == ENOENT)
-            return 1;
         warn_entry(c, path, "cannot list directory", errno);
+        close(fd);
         /* Store an empty listing so the directory itself is restored. */
         return save_empty_tree(c, id, err);
     }
+    int dfd = dirfd(d);
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -351,7 +407,6 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
     if (errno)
         warn_entry(c, path, "reading the directory (entries after the error are missing)",
                    errno);
-    closedir(d);
     if (n > 1)
         qsort(names, n, sizeof *names, name_cmp);
 
@@ -386,7 +441,7 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
                 free(child);
                 continue;
             }
-            if (lstat(child, &st) < 0) {
+            if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno != ENOENT) /* vanished since readdir: not an error */
                     warn_entry(c, child, "cannot stat", errno);
                 free(child);
@@ -402,15 +457,19 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
                 free(child);
                 continue;
             }
-            if ((f & FILES_FOLLOW) && S_ISLNK(st.st_mode) && stat(child, &st) < 0) {
+            /* Followed on purpose (the filter's FILES_FOLLOW: tablespaces,
+             * a symlinked pg_wal): its target is what gets backed up, and
+             * open_dir checks it is still the one stat saw. */
+            int follow = (f & FILES_FOLLOW) && S_ISLNK(st.st_mode);
+            if (follow && fstatat(dfd, names[i], &st, 0) < 0) {
                 warn_entry(c, child, "cannot follow symlink", errno);
                 free(child);
                 continue;
             }
             const tree_node *prev = tree_find(&old, names[i], strlen(names[i]));
             tree_node *node = tree_add(&t);
-            int r = backup_entry(c, child, names[i], &st, prev, (f & 3) == FILES_EMPTY_DIR,
-                                 node, err);
+            int r = backup_entry(c, dfd, child, names[i], &st, prev, (f & 3) == FILES_EMPTY_DIR,
+                                 follow, node, err);
             if (r == 0 && (f & FILES_FOLLOW) && S_ISDIR(st.st_mode))
                 node->type = TREE_DIR; /* fsmeta saw the symlink's name, not its type */
             if (r == 1) {
@@ -425,6 +484,7 @@ static int backup_dir(backup_ctx *c, const char *path, const uint8_t *parent_tre
         }
     }
     free(last);
+    closedir(d);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -528,6 +588,13 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
     size_t dlen = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
     int rc = 0;
     size_t i = 0;
+    /* dir itself, opened when a PATH in it is reached: the walk below a
+     * PATH goes through descriptors (see the top of this file).  dir is
+     * resolved following symlinks, as the PATH given resolves.  O_PATH:
+     * only search permission is needed, as for the lstat of a path through
+     * it (postgres backs up its data directory inside a directory it may
+     * not list). */
+    int dfd = -1;
     while (i < npaths && rc == 0) {
         /* Group the PATHs that share the next component. */
         const char *rest = paths[i] + dlen + 1;
@@ -542,11 +609,15 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
         const tree_node *prev = tree_find(&old, name, clen);
         struct stat st;
         int is_target = !slash; /* a PATH itself, backed up entirely */
-        if (lstat(full, &st) < 0) {
+        if (is_target && dfd < 0 &&
+            (dfd = open(dlen ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            rc = ob_err_errno(err, errno, "%s", dlen ? dir : "/");
+        } else if (is_target ? fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0
+                             : lstat(full, &st) < 0) {
             rc = ob_err_errno(err, errno, "%s", full);
         } else if (is_target) {
             tree_node *node = tree_add(&t);
-            int r = backup_entry(c, full, name, &st, prev, 0, node, err);
+            int r = backup_entry(c, dfd, full, name, &st, prev, 0, 0, node, err);
             if (r == 1)
                 rc = ob_err_set(err, OB_EIO,
                                 "%s: cannot be read (removed while being backed up, or see the "
@@ -579,6 +650,8 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
         free(full);
         i = j;
     }
+    if (dfd >= 0)
+        close(dfd);
     tree_free(&old);
     if (rc == 0)
         rc = treeio_save(c->w, &t, id, err);
@@ -673,14 +746,12 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
         /* Only a root "/" PATH is itself the root directory. */
         const uint8_t *ptree = parent && !o->no_parent ? parent->tree : NULL;
         if (n == 1 && strcmp(paths[0], "/") == 0) {
-            struct stat st;
-            if (lstat("/", &st) < 0) {
-                rc = ob_err_errno(err, errno, "/");
+            int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) {
+                rc = ob_err_errno(err, errno, "/ cannot be listed");
             } else {
                 c.prog.dirs++;
-                rc = backup_dir(&c, "/", ptree, snap->tree, err);
-                if (rc == 1)
-                    rc = ob_err_set(err, OB_EIO, "/ cannot be listed");
+                rc = backup_dir(&c, fd, "/", ptree, snap->tree, err);
                 ob_sha256_update(c.digest, snap->tree, OB_ID_LEN);
             }
         } else {

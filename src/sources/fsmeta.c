@@ -197,12 +197,13 @@ static int type_of(mode_t m)
  * result is strictly shorter than it.  st_size is only a hint: the link may
  * be replaced between lstat and readlink, and some filesystems (procfs)
  * report 0. */
-static int read_link(const char *path, off_t hint, uint8_t **target, size_t *len, ob_err *err)
+static int read_link(int dirfd, const char *name, const char *path, off_t hint, uint8_t **target,
+                     size_t *len, ob_err *err)
 {
     size_t cap = hint > 0 && (uint64_t)hint < FSMETA_LINK_MAX ? (size_t)hint + 1 : 128;
     for (;;) {
         char *buf = ob_xmalloc(cap);
-        ssize_t n = readlink(path, buf, cap);
+        ssize_t n = readlinkat(dirfd, name, buf, cap);
         if (n < 0) {
             int e = errno;
             free(buf);
@@ -224,13 +225,13 @@ static int read_link(const char *path, off_t hint, uint8_t **target, size_t *len
 
 /* The NUL-separated list of xattr names.  *len 0 means none (including
  * filesystems without xattr support). */
-static int list_xattrs(const char *path, char **list, size_t *len, ob_err *err)
+static int list_xattrs(const char *sys, const char *path, char **list, size_t *len, ob_err *err)
 {
     *list = NULL;
     *len = 0;
     size_t cap = 0;
     for (;;) {
-        ssize_t need = llistxattr(path, NULL, 0);
+        ssize_t need = llistxattr(sys, NULL, 0);
         if (need < 0) {
             int e = errno;
             if (e == ENOTSUP)
@@ -244,7 +245,7 @@ static int list_xattrs(const char *path, char **list, size_t *len, ob_err *err)
         if (cap < (size_t)need)
             cap = (size_t)need;
         char *buf = ob_xmalloc(cap);
-        ssize_t got = llistxattr(path, buf, cap);
+        ssize_t got = llistxattr(sys, buf, cap);
         if (got >= 0) {
             *list = buf;
             *len = (size_t)got;
@@ -263,12 +264,13 @@ static int list_xattrs(const char *path, char **list, size_t *len, ob_err *err)
 
 /* Read one value.  Returns 1 with the value, 0 if the attribute vanished
  * since it was listed (skip it), -1 on error. */
-static int get_xattr(const char *path, const char *name, uint8_t **val, size_t *len, ob_err *err)
+static int get_xattr(const char *sys, const char *path, const char *name, uint8_t **val,
+                     size_t *len, ob_err *err)
 {
     size_t cap = 0;
     int e;
     for (;;) {
-        ssize_t need = lgetxattr(path, name, NULL, 0);
+        ssize_t need = lgetxattr(sys, name, NULL, 0);
         if (need < 0) {
             e = errno;
             break;
@@ -276,7 +278,7 @@ static int get_xattr(const char *path, const char *name, uint8_t **val, size_t *
         if (cap < (size_t)need)
             cap = (size_t)need;
         uint8_t *buf = ob_xmalloc(cap ? cap : 1);
-        ssize_t got = lgetxattr(path, name, buf, cap);
+        ssize_t got = lgetxattr(sys, name, buf, cap);
         if (got >= 0) {
             *val = buf;
             *len = (size_t)got;
@@ -313,13 +315,14 @@ static void free_xattrs(tree_xattr *x, size_t n)
     free(x);
 }
 
-static int read_xattrs(const char *path, tree_xattr **out, size_t *count, ob_err *err)
+static int read_xattrs(const char *sys, const char *path, tree_xattr **out, size_t *count,
+                       ob_err *err)
 {
     *out = NULL;
     *count = 0;
     char *list;
     size_t len;
-    if (list_xattrs(path, &list, &len, err) < 0)
+    if (list_xattrs(sys, path, &list, &len, err) < 0)
         return -1;
     size_t max = 0;
     for (size_t i = 0; i < len; i++)
@@ -335,7 +338,7 @@ static int read_xattrs(const char *path, tree_xattr **out, size_t *count, ob_err
             continue;
         uint8_t *val = NULL;
         size_t vlen = 0;
-        int rc = get_xattr(path, name, &val, &vlen, err);
+        int rc = get_xattr(sys, path, name, &val, &vlen, err);
         if (rc < 0) {
             free_xattrs(x, n);
             free(list);
@@ -363,6 +366,12 @@ static int read_xattrs(const char *path, tree_xattr **out, size_t *count, ob_err
 int fsmeta_capture(const char *path, const char *name, const struct stat *st, tree_node *node,
                    ob_err *err)
 {
+    return fsmeta_capture_at(AT_FDCWD, path, path, name, st, node, err);
+}
+
+int fsmeta_capture_at(int dirfd, const char *entry, const char *path, const char *name,
+                      const struct stat *st, tree_node *node, ob_err *err)
+{
     int type = type_of(st->st_mode);
     if (!type)
         return ob_err_set(err, OB_EFAIL, "%s: unsupported file type (mode 0%o)", path,
@@ -372,11 +381,20 @@ int fsmeta_capture(const char *path, const char *name, const struct stat *st, tr
      * it was. */
     uint8_t *target = NULL;
     size_t target_len = 0;
-    if (type == TREE_SYMLINK && read_link(path, st->st_size, &target, &target_len, err) < 0)
+    if (type == TREE_SYMLINK &&
+        read_link(dirfd, entry, path, st->st_size, &target, &target_len, err) < 0)
         return -1;
+    /* No l*xattr call takes a directory descriptor (before Linux 6.13), so
+     * an entry below dirfd is named through /proc/self/fd/<dirfd>, which is
+     * the directory we hold and not a lookup of its path again (the same
+     * route as apply_xattrs takes); the l* calls do not follow a symlink in
+     * the last component. */
+    char *sys = dirfd == AT_FDCWD ? NULL : ob_xasprintf("/proc/self/fd/%d/%s", dirfd, entry);
     tree_xattr *xattrs;
     size_t nxattrs;
-    if (read_xattrs(path, &xattrs, &nxattrs, err) < 0) {
+    int xrc = read_xattrs(sys ? sys : entry, path, &xattrs, &nxattrs, err);
+    free(sys);
+    if (xrc < 0) {
         free(target);
         return -1;
     }

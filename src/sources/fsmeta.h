@@ -31,6 +31,14 @@
 int fsmeta_capture(const char *path, const char *name, const struct stat *st, tree_node *node,
                    ob_err *err);
 
+/* The same for entry `entry` (one name component) inside directory dirfd,
+ * as a walk that holds its directories open calls it: nothing is looked up
+ * by its full path, so it works where full paths exceed PATH_MAX and a directory
+ * swapped for a symlink on the way cannot redirect it.  `path` is only
+ * shown in messages.  dirfd may be AT_FDCWD (entry is then a path). */
+int fsmeta_capture_at(int dirfd, const char *entry, const char *path, const char *name,
+                      const struct stat *st, tree_node *node, ob_err *err);
+
 /* Apply ownership, xattrs, mode and times of node to entry `name` inside
  * directory dirfd.  If fd >= 0 it is an open descriptor of that entry
  * (files, directories) and is used instead of the name.  Order: owner,

@@ -10,7 +10,12 @@
  *       disk or NFS error part way through a listing);
  *   FAULTFS_EIO=PATH FAULTFS_EIO_AT=N
  *       reads of PATH return at most 1 MiB each, and those at offset N or
- *       beyond (default 0) fail with EIO (a bad sector).
+ *       beyond (default 0) fail with EIO (a bad sector);
+ *   FAULTFS_SWAP=DIR FAULTFS_SWAP_TO=TARGET
+ *       the first time the process opens DIR as a directory (opendir, or
+ *       open/openat with O_DIRECTORY, relative names resolved through the
+ *       directory descriptor), DIR is first renamed to DIR.swapped and a
+ *       symlink DIR -> TARGET put in its place (a racing attacker).
  *
  *   cc -shared -fPIC -o faultfs.so tests/tools/faultfs.c -ldl
  *
@@ -20,6 +25,8 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,3 +93,83 @@ static void *faulty_readdir(DIR *d, const char *sym)
 
 struct dirent *readdir(DIR *d) { return faulty_readdir(d, "readdir"); }
 struct dirent64 *readdir64(DIR *d) { return faulty_readdir(d, "readdir64"); }
+
+/* ---- FAULTFS_SWAP ------------------------------------------------------ */
+
+static int swapped;
+
+/* path (relative to dirfd unless absolute) names FAULTFS_SWAP: swap it for
+ * the symlink, once. */
+static void maybe_swap(int dirfd, const char *path)
+{
+    const char *dir = getenv("FAULTFS_SWAP"), *to = getenv("FAULTFS_SWAP_TO");
+    if (!dir || !*dir || !to || !path || __atomic_load_n(&swapped, __ATOMIC_SEQ_CST))
+        return;
+    char full[8192];
+    if (path[0] == '/' || dirfd == AT_FDCWD) {
+        snprintf(full, sizeof full, "%s", path);
+    } else {
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+        ssize_t n = readlink(link, full, sizeof full - 1);
+        if (n < 0)
+            return;
+        full[n] = '\0';
+        snprintf(full + n, sizeof full - (size_t)n, "/%s", path);
+    }
+    if (strcmp(full, dir) != 0 || __atomic_exchange_n(&swapped, 1, __ATOMIC_SEQ_CST))
+        return;
+    char moved[8300];
+    snprintf(moved, sizeof moved, "%s.swapped", dir);
+    if (rename(dir, moved) != 0 || symlink(to, dir) != 0)
+        perror("faultfs: swap");
+}
+
+DIR *opendir(const char *path)
+{
+    static DIR *(*real)(const char *);
+    if (!real)
+        real = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+    maybe_swap(AT_FDCWD, path);
+    return real(path);
+}
+
+#define FAULTFS_OPEN(name)                                                         \
+    int name(const char *path, int flags, ...)                                     \
+    {                                                                              \
+        static int (*real)(const char *, int, ...);                                \
+        if (!real)                                                                 \
+            real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #name);       \
+        mode_t mode = 0;                                                           \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                       \
+            va_list ap;                                                            \
+            va_start(ap, flags);                                                   \
+            mode = (mode_t)va_arg(ap, int);                                        \
+            va_end(ap);                                                            \
+        }                                                                          \
+        if (flags & O_DIRECTORY)                                                   \
+            maybe_swap(AT_FDCWD, path);                                            \
+        return real(path, flags, mode);                                            \
+    }
+FAULTFS_OPEN(open)
+FAULTFS_OPEN(open64)
+
+#define FAULTFS_OPENAT(name)                                                       \
+    int name(int dirfd, const char *path, int flags, ...)                          \
+    {                                                                              \
+        static int (*real)(int, const char *, int, ...);                           \
+        if (!real)                                                                 \
+            real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name);  \
+        mode_t mode = 0;                                                           \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                       \
+            va_list ap;                                                            \
+            va_start(ap, flags);                                                   \
+            mode = (mode_t)va_arg(ap, int);                                        \
+            va_end(ap);                                                            \
+        }                                                                          \
+        if (flags & O_DIRECTORY)                                                   \
+            maybe_swap(dirfd, path);                                               \
+        return real(dirfd, path, flags, mode);                                     \
+    }
+FAULTFS_OPENAT(openat)
+FAULTFS_OPENAT(openat64)

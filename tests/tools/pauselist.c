@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +25,30 @@
 #include <unistd.h>
 
 static int paused;
+
+/* A name relative to a directory descriptor (the backup walks and the
+ * restore writes through them) is matched as the full path it resolves to
+ * as well, so a PAUSELIST_SUFFIX with a '/' still finds it. */
+static void maybe_pause(const char *path);
+static void maybe_pause_at(int dirfd, const char *path)
+{
+    maybe_pause(path);
+    if (!path || path[0] == '/' || dirfd == AT_FDCWD || paused)
+        return;
+    char link[64], dir[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = readlink(link, dir, sizeof dir - 1);
+    if (n < 0)
+        return;
+    dir[n] = '\0';
+    size_t len = (size_t)n + 1 + strlen(path) + 1;
+    char *full = malloc(len);
+    if (!full)
+        return;
+    snprintf(full, len, "%s/%s", dir, path);
+    maybe_pause(full);
+    free(full);
+}
 
 static void maybe_pause(const char *path)
 {
@@ -82,7 +107,7 @@ FORWARD(open64)
             mode = (mode_t)va_arg(ap, int);                                        \
             va_end(ap);                                                            \
         }                                                                          \
-        maybe_pause(path);                                                         \
+        maybe_pause_at(dirfd, path);                                               \
         return real(dirfd, path, flags, mode);                                     \
     }
 
@@ -94,7 +119,7 @@ int __openat_2(int dirfd, const char *path, int flags)
     static int (*real)(int, const char *, int);
     if (!real)
         real = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "__openat_2");
-    maybe_pause(path);
+    maybe_pause_at(dirfd, path);
     return real(dirfd, path, flags);
 }
 
