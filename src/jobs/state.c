@@ -83,11 +83,12 @@ int state_record_run(const char *dir, const char *job, json_t *run, ob_err *err)
         bump(st, "consecutive_failures");
         json_object_set(st, "last_failure", run);
     }
-    /* A run whose only problems were findings (exit 3: verify mismatch,
-     * repository over its size-limit) still backed up everything: for the
-     * age of the data it counts as a success. */
-    json_int_t code = json_integer_value(json_object_get(run, "exit_code"));
-    if (ok || code == 3)
+    /* Only a run that exited 0 is a success.  A run with findings (exit
+     * 3: the new backup did not verify, a repository is over its
+     * size-limit) is a problem the operator has to act on; counting it as
+     * a success would reset the job's age and keep `status`, /health and
+     * the stale alert quiet while every new backup fails its verify. */
+    if (ok)
         json_object_set(st, "last_success", run);
     json_object_set(st, "last_run", run);
     json_t *verify = json_object_get(run, "verify");

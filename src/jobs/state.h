@@ -36,7 +36,8 @@ int state_load(const char *dir, const char *job, json_t **out, ob_err *err);
 /* Fold one run summary (as `run --json` prints it: "ok", "started",
  * "finished", "duration_seconds", "steps", ...) into the job's state and
  * write it.  Creates the directory (0700) if needed.  last_success is a
- * run with exit code 0 or 3 (only findings: the data was backed up). */
+ * run with exit code 0 only: a run with findings (exit 3, e.g. a verify
+ * that failed) is not a success, whatever it saved. */
 int state_record_run(const char *dir, const char *job, json_t *run, ob_err *err);
 
 /* Take the job's run lock without waiting: OB_ELOCKED (naming the pid
