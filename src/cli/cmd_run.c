@@ -4,9 +4,11 @@
  *   backup (to the job's first repository, copied to the others in the
  *   same step, so every repository holds the same snapshot)
  *   -> verify, if the job asks for it (a restore into a scratch database
- *      for db jobs, a full read-back for the others)
+ *      for db jobs, a full read-back for the others), on every repository
+ *      that got the backup: each holds its own copy, and a copy that does
+ *      not restore is as bad as a backup that does not
  *   -> retention: forget --prune on each repository that got the backup,
- *      unless the backup is incomplete or did not verify
+ *      unless the backup is incomplete or did not verify (on any of them)
  *   -> size check of each repository against [notify] size-limit
  *   -> the job's state (jobs/state.h), the notification, one summary.
  *
@@ -56,6 +58,9 @@ typedef struct run_state {
     int only_findings;     /* every failure so far was a finding (exit 3) */
     char *failed_step, *error;
     char *snapshot;        /* the snapshot this run made (or found unchanged) */
+    char **snap_ids;       /* per j->repos[i]: the ID of the backup there (a copy has
+                            * an ID of its own), NULL where it is not */
+    int verify_failed;     /* the backup did not verify on some repository */
     json_t *backup;        /* the backup step's JSON (snapshot) */
     json_t *verify;
     json_t *repositories;
@@ -134,6 +139,12 @@ static json_t *run_step(run_state *rs, const char *name, const char *repo_name, 
     return run_step_judged(rs, name, repo_name, args, nargs, 1, ok);
 }
 
+/* A snapshot ID as the copy reports it, not a note like "(already there)". */
+static int is_snapshot_id(const char *s)
+{
+    return *s && s[strspn(s, "0123456789abcdef")] == '\0';
+}
+
 static void backup_args(const job *j, char ***v, size_t *n)
 {
     step_argv_push(v, n, "backup");
@@ -176,7 +187,8 @@ static void backup_args(const job *j, char ***v, size_t *n)
 
 /* Backup to the first repository, copied to the others by the same
  * command (-r A -r B: the source is read once).  Returns the set of
- * repositories that hold the snapshot, as a mask over j->repos. */
+ * repositories that hold the snapshot, as a mask over j->repos, and
+ * notes in rs->snap_ids the snapshot's ID in each of them. */
 static unsigned char *step_backup(run_state *rs)
 {
     const job *j = rs->j;
@@ -194,6 +206,7 @@ static unsigned char *step_backup(run_state *rs)
     json_t *out = run_step_judged(rs, "backup", j->repos[0], args, n, 0, &ok);
     step_argv_free(args, n);
     unsigned char *have = ob_xcalloc(j->nrepos, 1);
+    rs->snap_ids = ob_xcalloc(j->nrepos, sizeof *rs->snap_ids);
     json_t *rec = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
     const char *id = json_string_value(json_object_get(out, "id"));
     if (!id) {
@@ -221,6 +234,7 @@ static unsigned char *step_backup(run_state *rs)
     json_object_set_new(rec, "ok", json_true());
     json_object_del(rec, "error");
     have[0] = 1;
+    rs->snap_ids[0] = ob_xstrdup(id);
     /* The copies: one line each in the summary, as steps of their own. */
     json_t *copies = json_object_get(out, "copies"), *c;
     size_t k;
@@ -236,9 +250,14 @@ static unsigned char *step_backup(run_state *rs)
         json_array_append_new(rs->steps, rec);
         if (!cok)
             run_fail(rs, step, why ? why : "copy failed", 0);
+        const char *cid = json_string_value(json_object_get(c, "snapshot"));
         for (size_t i = 1; i < j->nrepos; i++)
-            if (cok && name && strcmp(name, j->repos[i]) == 0)
+            if (cok && name && strcmp(name, j->repos[i]) == 0) {
                 have[i] = 1;
+                /* "(already there)" is no ID: that copy is not verified. */
+                if (cid && is_snapshot_id(cid) && !rs->snap_ids[i])
+                    rs->snap_ids[i] = ob_xstrdup(cid);
+            }
         free(step);
     }
     return have;
@@ -305,43 +324,103 @@ static char *verify_finding(const json_t *out)
     return NULL;
 }
 
-static void step_verify(run_state *rs)
+/* Verify the backup in repository i (its own snapshot ID there); returns
+ * the verify's record for the job state. */
+static json_t *verify_one(run_state *rs, size_t i)
 {
     const job *j = rs->j;
     char **args = NULL;
     size_t n = 0;
     step_argv_push(&args, &n, "verify");
     step_argv_push(&args, &n, j->kind == JOB_DB ? "db" : "files");
-    step_argv_push(&args, &n, rs->snapshot);
-    for (size_t i = 0; j->kind == JOB_DB && i < j->nverify_sql; i++) {
+    step_argv_push(&args, &n, rs->snap_ids[i]);
+    for (size_t k = 0; j->kind == JOB_DB && k < j->nverify_sql; k++) {
         step_argv_push(&args, &n, "--check-sql");
-        step_argv_push(&args, &n, j->verify_sql[i]);
+        step_argv_push(&args, &n, j->verify_sql[k]);
     }
     int ok;
-    json_t *out = run_step(rs, "verify", j->repos[0], args, n, &ok);
+    char *step = ob_xasprintf("verify on %s", j->repos[i]);
+    json_t *out = run_step(rs, step, j->repos[i], args, n, &ok);
     step_argv_free(args, n);
     json_t *last = json_array_get(rs->steps, json_array_size(rs->steps) - 1);
     char *finding = !ok && out ? verify_finding(out) : NULL;
     if (finding) {
         json_object_set_new(last, "error", json_string(finding));
-        if (rs->failed_step && strcmp(rs->failed_step, "verify") == 0) {
+        if (rs->failed_step && strcmp(rs->failed_step, step) == 0) {
             free(rs->error);
             rs->error = finding;
         } else {
             free(finding);
         }
     }
+    if (!ok)
+        rs->verify_failed = 1;
+    free(step);
+    json_t *v = json_pack("{s:s, s:s, s:b, s:O*}", "repository", j->repos[i], "snapshot",
+                          rs->snap_ids[i], "ok", ok, "seconds", json_object_get(last, "seconds"));
+    if (out)
+        json_object_set(v, "result", out);
+    else
+        json_object_set(v, "error", json_object_get(last, "error"));
+    return v;
+}
+
+/* Verify on every repository that holds the backup.  The job state keeps
+ * one verify record: ok only if every repository verified, with the first
+ * repository's result and time at the top (what `dr plan` estimates a
+ * restore from) and each repository's outcome under "repositories". */
+static void step_verify(run_state *rs)
+{
+    const job *j = rs->j;
+    json_t *per = json_array();
+    json_t *first = NULL;
+    int all_ok = 1;
+    for (size_t i = 0; i < j->nrepos && !run_stop_signal; i++) {
+        if (!rs->snap_ids[i]) {
+            json_array_append_new(rs->steps,
+                                  json_pack("{s:s+, s:s, s:b, s:s}", "step", "verify on ",
+                                            j->repos[i], "repository", j->repos[i], "skipped", 1,
+                                            "reason", "the repository did not get this run's "
+                                            "backup"));
+            continue;
+        }
+        json_t *v = verify_one(rs, i);
+        if (!json_is_true(json_object_get(v, "ok")))
+            all_ok = 0;
+        if (!first)
+            first = v;
+        json_array_append_new(per, v);
+    }
+    if (!first) {
+        json_decref(per);
+        return;
+    }
     char *now = NULL;
     int64_t sec;
     ob_time_now(&sec, NULL);
     now = ob_time_rfc3339(sec, 0);
-    rs->verify = json_pack("{s:s, s:s, s:b, s:O*}", "time", now, "snapshot", rs->snapshot, "ok",
-                           ok, "seconds", json_object_get(last, "seconds"));
+    rs->verify = json_pack("{s:s, s:s, s:b, s:O*, s:o}", "time", now, "snapshot", rs->snapshot,
+                           "ok", all_ok, "seconds", json_object_get(first, "seconds"),
+                           "repositories", per);
     free(now);
-    if (out)
-        json_object_set(rs->verify, "result", out);
+    json_t *r = json_object_get(first, "result");
+    if (r)
+        json_object_set(rs->verify, "result", r);
     else
-        json_object_set(rs->verify, "error", json_object_get(last, "error"));
+        json_object_set(rs->verify, "error", json_object_get(first, "error"));
+    if (!all_ok) {
+        /* Which repository failed is in the error of the step that failed;
+         * say it in the verify record too. */
+        size_t k;
+        json_t *v;
+        json_array_foreach(per, k, v)
+        {
+            if (!json_is_true(json_object_get(v, "ok"))) {
+                json_object_set(rs->verify, "failed_repository", json_object_get(v, "repository"));
+                break;
+            }
+        }
+    }
 }
 
 /* Every repository of the job against [notify] size-limit. */
@@ -532,10 +611,12 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     unsigned char *have = step_backup(&rs);
     /* Verify before retention: a backup that verify rejects must not make
      * room for itself by forgetting the older ones that still pass. */
-    int failed_before = rs.failed;
     if (rs.snapshot && j->verify && !run_stop_signal)
         step_verify(&rs);
-    if (rs.snapshot && !run_stop_signal && rs.failed && !failed_before) {
+    /* Decided by the verify itself, not by "something failed since the
+     * backup": a copy that failed before a failed verify must not let
+     * retention run on the repositories that did get the backup. */
+    if (rs.snapshot && !run_stop_signal && rs.verify_failed) {
         json_array_append_new(rs.steps,
                               json_pack("{s:s, s:b, s:b, s:s}", "step", "retention", "ok", 0,
                                         "skipped", 1, "error",
@@ -599,6 +680,9 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     free(rs.failed_step);
     free(rs.error);
     free(rs.snapshot);
+    for (size_t k = 0; rs.snap_ids && k < j->nrepos; k++)
+        free(rs.snap_ids[k]);
+    free(rs.snap_ids);
     job_free(j);
     return code;
 }

@@ -60,6 +60,37 @@ cat "$OPSBACKUP_PASSWORD_FILE"
 EOF
 chmod 755 "$T/pwcmd"
 
+info "a good run verifies on every repository"
+OPSBACKUP_PASSWORD_COMMAND="$T/pwcmd" OPSBACKUP_PASSWORD_FILE= expect_code 0 job --json run multi
+cp "$T/out" "$T/run1.json"
+steps=$(json_get "$T/run1.json" '" ".join(s["step"].replace(" ", "_") + "=" + ("ok" if s.get("ok") else "failed") for s in j["steps"])')
+[ "$steps" = "backup=ok copy_to_offsite=ok verify_on_local=ok verify_on_offsite=ok" ] \
+    || problem "steps of a good run: $steps"
+[ "$(json_get "$T/run1.json" '[s.get("repository") for s in j["verify"]["repositories"]]')" = "['local', 'offsite']" ] \
+    || problem "the verify record does not list both repositories"
+
+info "a copy that does not read back fails the verify on its repository"
+# Run 2 stores nothing new in offsite (same data): its snapshot there
+# refers to the packs written by run 1, which are now damaged.
+for f in $(find "$T/offsite/data" -type f); do
+    size=$(stat -c %s "$f")
+    printf 'XXXXXXXXXXXXXXXX' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+done
+set +e
+job --json run multi >"$T/out" 2>"$T/err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || problem "a run whose backup does not read back from offsite exited 0"
+cp "$T/out" "$T/run2.json"
+[ "$(json_get "$T/run2.json" 'j.get("failed_step")')" = "verify on offsite" ] \
+    || problem "failed_step is '$(json_get "$T/run2.json" 'j.get("failed_step")')', want 'verify on offsite'"
+[ "$(json_get "$T/run2.json" '[s["step"] for s in j["steps"] if s["step"].startswith("verify") and s.get("ok")]')" = "['verify on local']" ] \
+    || problem "verify on local should pass while offsite fails"
+[ "$(json_get "$T/run2.json" 'j["verify"].get("failed_repository")')" = offsite ] \
+    || problem "the verify record does not name offsite as the failed repository"
+[ "$(state multi 'j["last_success"]["started"] == j["last_run"]["started"]')" = False ] \
+    || problem "the failed run became last_success"
+
 info "a run with findings (exit 3) is not a success"
 rm -rf "$T/offsite"
 "$OPSBACKUP" -r "$T/offsite" init --kdf-n 1024 >/dev/null

@@ -93,13 +93,13 @@ EOF
 )
 }
 
-info "run db: backup, copy, forget on both, verify"
+info "run db: backup, copy, verify on both, forget on both"
 expect_code 0 job --json run db
 cp "$T/out" "$T/run1.json"
-check_run "$T/run1.json" "" 0 backup=ok "copy to offsite=ok" verify=ok "forget on local=ok" \
-    "forget on offsite=ok"
+check_run "$T/run1.json" "" 0 backup=ok "copy to offsite=ok" "verify on local=ok" \
+    "verify on offsite=ok" "forget on local=ok" "forget on offsite=ok"
 id=$(json_get "$T/run1.json" 'j["snapshot"]')
-[ "$(json_get "$T/run1.json" '[x for x in j["steps"] if x["step"] == "verify"][0]["result"]["checks"][0]["result"][0][0]')" = "$docs" ] \
+[ "$(json_get "$T/run1.json" '[x for x in j["steps"] if x["step"] == "verify on offsite"][0]["result"]["checks"][0]["result"][0][0]')" = "$docs" ] \
     || problem "verify-sql result is not the row count $docs"
 for r in local offsite; do
     "$OPSBACKUP" -r "$T/$r" --json snapshots --set db >"$T/s.json"
@@ -147,16 +147,16 @@ assert_grep "no job 'nosuchjob'" "$T/err"
 info "failing step: copy (offsite unreachable) -> offsite left alone"
 write_config "$T/missing-offsite" 100GB 'SELECT COUNT(*) FROM documents'
 expect_code 1 job --json run db
-check_run "$T/out" "copy to offsite" 1 backup=ok "copy to offsite=failed" verify=ok \
-    "forget on local=ok" "forget on offsite=skipped"
+check_run "$T/out" "copy to offsite" 1 backup=ok "copy to offsite=failed" "verify on local=ok" \
+    "verify on offsite=skipped" "forget on local=ok" "forget on offsite=skipped"
 write_config "$T/offsite" 100GB 'SELECT COUNT(*) FROM documents'
 
 info "failing step: forget (an unreadable snapshot makes prune refuse)"
 bad="$T/offsite/snapshots/$(printf 'ab%.0s' $(seq 32))"
 echo garbage >"$bad"
 expect_code 1 job --json run db
-check_run "$T/out" "forget on offsite" 1 backup=ok "copy to offsite=ok" verify=ok \
-    "forget on local=ok" "forget on offsite=failed"
+check_run "$T/out" "forget on offsite" 1 backup=ok "copy to offsite=ok" "verify on local=ok" \
+    "verify on offsite=ok" "forget on local=ok" "forget on offsite=failed"
 grep -q 'cannot be read' "$T/out" || problem "forget's error is not in the summary"
 rm -f "$bad"
 
@@ -164,7 +164,8 @@ info "failing step: verify (a check query fails) -> exit 3, and retention is ski
 write_config "$T/offsite" 100GB 'SELECT COUNT(*) FROM no_such_table'
 n_before=$(snap_count local db)
 expect_code 3 job --json run db
-check_run "$T/out" verify 3 backup=ok "copy to offsite=ok" verify=failed retention=skipped
+check_run "$T/out" "verify on local" 3 backup=ok "copy to offsite=ok" "verify on local=failed" \
+    "verify on offsite=failed" retention=skipped
 [ "$(snap_count local db)" = $((n_before + 1)) ] \
     || problem "a run whose backup did not verify forgot older backups ($n_before -> $(snap_count local db))"
 grep -q 'no_such_table.*does not exist' "$T/out" || problem "the verify error does not quote the failed check"
