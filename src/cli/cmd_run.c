@@ -649,6 +649,17 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
         "failed_step", rs.failed_step, "error", rs.error, "steps", rs.steps, "verify",
         rs.verify ? rs.verify : json_null(), "repositories",
         rs.repositories ? rs.repositories : json_array());
+    /* When the data of this run's backup was taken: what the job's age
+     * (its RPO) is about, not when the run ended after copy, verify and
+     * retention.  An unchanged config snapshot is older than this run, but
+     * the run found the source equal to it at its start. */
+    if (rs.snapshot) {
+        const char *st = json_string_value(json_object_get(rs.backup, "time"));
+        int unchanged = json_is_true(json_object_get(rs.backup, "unchanged"));
+        json_object_set_new(sum, "snapshot_time",
+                            json_string(st && !unchanged ? st : json_string_value(json_object_get(
+                                                                    sum, "started"))));
+    }
     if (stats) {
         json_object_set(sum, "bytes_added", json_object_get(stats, "bytes_added"));
         json_object_set(sum, "bytes_total", json_object_get(stats, "bytes"));

@@ -46,6 +46,16 @@ static int64_t time_of(const json_t *o, const char *key)
     return sec;
 }
 
+int64_t monitor_success_time(const json_t *last_success)
+{
+    /* The RPO is about the data: a job whose hourly backup takes 50 min of
+     * copy and verify after its snapshot is 50 min older than its end
+     * says.  State written before snapshot_time existed: the run's start,
+     * which is at most a step earlier than its snapshot. */
+    int64_t t = time_of(last_success, "snapshot_time");
+    return t >= 0 ? t : time_of(last_success, "started");
+}
+
 static void collect_job(json_t *doc, const job *j, const char *sdir, time_t now)
 {
     json_t *jd = json_pack("{s:s, s:s, s:s, s:[]}", "name", j->name, "kind", j->kind_name, "set",
@@ -91,7 +101,7 @@ static void collect_job(json_t *doc, const job *j, const char *sdir, time_t now)
     }
     int64_t max_age = job_max_age(j, now);
     json_object_set_new(jd, "max_age_seconds", json_integer(max_age));
-    int64_t done = time_of(json_object_get(st, "last_success"), "finished");
+    int64_t done = monitor_success_time(json_object_get(st, "last_success"));
     int stale = 0;
     if (done >= 0) {
         int64_t age = (int64_t)now - done;
@@ -321,7 +331,8 @@ char *monitor_metrics_text(const json_t *doc)
         {"opsbackup_job_failures_total", "counter", "Failed runs of the job.", "failures_total"},
         {"opsbackup_job_consecutive_failures", "gauge", "Failed runs since the last success.",
          "consecutive_failures"},
-        {"opsbackup_job_age_seconds", "gauge", "Seconds since the job's last success ended.",
+        {"opsbackup_job_age_seconds", "gauge",
+         "Seconds since the snapshot of the job's last successful run was taken.",
          "age_seconds"},
         {"opsbackup_job_max_age_seconds", "gauge",
          "Age after which the job is stale (its rpo, else 2x its schedule interval).",
@@ -402,7 +413,7 @@ void monitor_print_status(FILE *f, const json_t *doc)
     json_array_foreach(json_object_get(doc, "jobs"), i, jd)
     {
         const json_t *ls = json_object_get(jd, "last_success"), *lr = json_object_get(jd, "last_run");
-        int64_t done = time_of(ls, "finished");
+        int64_t done = monitor_success_time(ls);
         char *when = done >= 0 ? ob_time_local(done) : ob_xstrdup("never");
         const json_t *age = json_object_get(jd, "age_seconds");
         char *a = age ? ob_human_duration((double)json_integer_value(age)) : ob_xstrdup("-");

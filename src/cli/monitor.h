@@ -11,8 +11,10 @@
  *              "runs_total", "failures_total", "consecutive_failures",
  *              "last_run": {"started", "finished", "ok", "duration_seconds",
  *                           "failed_step", "error", "snapshot", "bytes_added"},
- *              "last_success": {"finished", "snapshot", "bytes_added", ...},
- *              "age_seconds" (since the last success's end; absent if none),
+ *              "last_success": {"finished", "snapshot", "snapshot_time",
+ *                               "bytes_added", ...} (a run that exited 0),
+ *              "age_seconds" (since the last success's snapshot_time: when
+ *                             its data was taken; absent if none),
  *              "max_age_seconds" (0: no limit), "stale": BOOL,
  *              "last_verify": {"time", "ok", "snapshot", "seconds"},
  *              "history": [{"started", "duration_seconds", "ok", "bytes_added",
@@ -49,6 +51,11 @@ int monitor_collect(cli_ctx *ctx, time_t now, int with_sizes, json_t **out, ob_e
 json_t *monitor_repo(cli_ctx *ctx, const char *name, int with_size, char **problem);
 /* [notify] size-limit in bytes; 0 when unset. */
 unsigned long long monitor_size_limit(const config *c);
+
+/* When the data of a job's last success (its state's "last_success") was
+ * taken, Unix seconds: its snapshot_time, else its start (state written by
+ * older versions); -1 if none. */
+int64_t monitor_success_time(const json_t *last_success);
 
 /* Prometheus text exposition format (version 0.0.4) of a document. */
 char *monitor_metrics_text(const json_t *doc);

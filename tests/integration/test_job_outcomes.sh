@@ -69,6 +69,30 @@ steps=$(json_get "$T/run1.json" '" ".join(s["step"].replace(" ", "_") + "=" + ("
 [ "$(json_get "$T/run1.json" '[s.get("repository") for s in j["verify"]["repositories"]]')" = "['local', 'offsite']" ] \
     || problem "the verify record does not list both repositories"
 
+info "status measures the age from the snapshot time, not from the end of the run"
+snap_time=$("$OPSBACKUP" -r "$T/local" --json snapshots --set multi | python3 -c '
+import json, sys, datetime
+s = json.load(sys.stdin)[-1]["time"]
+print(int(datetime.datetime.fromisoformat(s.replace("Z", "+00:00")[:19] + "+00:00").timestamp()))')
+before=$(date +%s)
+expect_code 0 job --json status
+report_problems "age" < <(python3 - "$T/out" "$snap_time" "$before" "$T/run1.json" <<'EOF'
+import json, sys, datetime
+doc = json.load(open(sys.argv[1]))
+snap, before = int(sys.argv[2]), int(sys.argv[3])
+run = json.load(open(sys.argv[4]))
+def ts(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+if ts(run["finished"]) - snap < 3:
+    print(f"the run did not take 3 s after its snapshot (finished {run['finished']}): test setup")
+jd = {x["name"]: x for x in doc["jobs"]}["multi"]
+age = jd.get("age_seconds")
+if age is None or age < before - snap:
+    print(f"age_seconds {age} is less than the {before - snap} s since the snapshot was taken")
+if int(ts(jd.get("last_success", {}).get("snapshot_time", "1970-01-01T00:00:00Z"))) != snap:
+    print(f"last_success.snapshot_time {jd.get('last_success', {}).get('snapshot_time')} is not the snapshot's time")
+EOF
+)
+
 info "a copy that does not read back fails the verify on its repository"
 # Run 2 stores nothing new in offsite (same data): its snapshot there
 # refers to the packs written by run 1, which are now damaged.
