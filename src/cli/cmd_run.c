@@ -83,7 +83,7 @@ static void run_fail(run_state *rs, const char *step, const char *error, int fin
  * output (borrowed from the record, may be NULL) or NULL when it failed
  * (*ok = 0). */
 static json_t *run_step_judged(run_state *rs, const char *name, const char *repo_name,
-                               char **args, size_t nargs, int judge, int *ok)
+                               char **args, size_t nargs, char *const *env, int judge, int *ok)
 {
     char **argv = NULL;
     size_t n = 0;
@@ -103,7 +103,7 @@ static json_t *run_step_judged(run_state *rs, const char *name, const char *repo
     if (repo_name)
         json_object_set_new(rec, "repository", json_string(repo_name));
     *ok = 0;
-    if (step_run(argv, rs->env, &res, &err) < 0) {
+    if (step_run(argv, env, &res, &err) < 0) {
         json_object_set_new(rec, "ok", json_false());
         json_object_set_new(rec, "error", json_string(ob_err_msg(&err)));
         run_fail(rs, name, ob_err_msg(&err), 0);
@@ -136,7 +136,7 @@ static json_t *run_step_judged(run_state *rs, const char *name, const char *repo
 static json_t *run_step(run_state *rs, const char *name, const char *repo_name, char **args,
                         size_t nargs, int *ok)
 {
-    return run_step_judged(rs, name, repo_name, args, nargs, 1, ok);
+    return run_step_judged(rs, name, repo_name, args, nargs, rs->env, 1, ok);
 }
 
 /* A snapshot ID as the copy reports it, not a note like "(already there)". */
@@ -203,7 +203,7 @@ static unsigned char *step_backup(run_state *rs)
     /* Judged here: a backup that saved its snapshot but could not copy it
      * everywhere exits 1, yet the backup step itself succeeded; the copy
      * steps below carry the failure. */
-    json_t *out = run_step_judged(rs, "backup", j->repos[0], args, n, 0, &ok);
+    json_t *out = run_step_judged(rs, "backup", j->repos[0], args, n, rs->env, 0, &ok);
     step_argv_free(args, n);
     unsigned char *have = ob_xcalloc(j->nrepos, 1);
     rs->snap_ids = ob_xcalloc(j->nrepos, sizeof *rs->snap_ids);
@@ -268,6 +268,21 @@ static void step_retention(run_state *rs, const unsigned char *have)
     const job *j = rs->j;
     if (j->keep_forever || j->nkeep_args == 0)
         return; /* nothing to forget: every snapshot is kept */
+    /* keep-daily and the other buckets are calendar days, weeks, ... of
+     * the job's own timezone, the one its schedule runs in: a 02:00 Tokyo
+     * backup is 17:00 UTC of the day before, and bucketed in UTC two runs
+     * could share a "day" while another day has none.  forget buckets in
+     * the TZ of its process, so the step gets TZ=ZONE (the zone passed
+     * config_check's cron_tz_check: an IANA name). */
+    char **env = NULL;
+    size_t nenv = 0;
+    for (size_t k = 0; rs->env && rs->env[k]; k++)
+        step_argv_push(&env, &nenv, rs->env[k]);
+    if (j->timezone) {
+        char *tz = ob_xasprintf("TZ=%s", j->timezone);
+        step_argv_push(&env, &nenv, tz);
+        free(tz);
+    }
     for (size_t i = 0; i < j->nrepos && !run_stop_signal; i++) {
         char *step = ob_xasprintf("forget on %s", j->repos[i]);
         if (!have[i]) {
@@ -290,10 +305,11 @@ static void step_retention(run_state *rs, const unsigned char *have)
             step_argv_push(&args, &n, j->keep_args[k]);
         step_argv_push(&args, &n, "--prune");
         int ok;
-        run_step(rs, step, j->repos[i], args, n, &ok);
+        run_step_judged(rs, step, j->repos[i], args, n, env, 1, &ok);
         step_argv_free(args, n);
         free(step);
     }
+    step_argv_free(env, nenv);
 }
 
 /* What a failed verify found, from its JSON (it reports findings on

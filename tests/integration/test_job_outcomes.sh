@@ -139,4 +139,19 @@ if not any("multi" in p and "failed" in p for p in doc["problems"]):
 EOF
 )
 
+info "retention buckets days in the job's timezone"
+# Pacific/Kiritimati is UTC+14.  Days in UTC: Jan 9 | Jan 10 (05:00, 12:00);
+# in Kiritimati: Jan 10 02:00 | Jan 10 19:00 | Jan 11 02:00.
+for t in '2026-01-09 12:00:00' '2026-01-10 05:00:00' '2026-01-10 12:00:00'; do
+    "$OPSBACKUP" -r "$T/local" backup files --set tz --time "$t" "$T/data" >/dev/null
+done
+expect_code 0 job --json run tz
+"$OPSBACKUP" -r "$T/local" --json snapshots --set tz >"$T/snaps.json"
+kept=$(json_get "$T/snaps.json" '" ".join(sorted(s["time"][:13] for s in j if s["time"] < "2026-02"))')
+# keep-daily = 3 with the run's own snapshot as day 1: Kiritimati keeps
+# Jan 11 02:00 and Jan 10 19:00 (UTC 12:00 and 05:00); UTC would keep
+# Jan 10 12:00 and Jan 9 12:00.
+[ "$kept" = "2026-01-10T05 2026-01-10T12" ] \
+    || problem "kept '$kept', want the snapshots of 2026-01-10 05:00 and 12:00 UTC (two Kiritimati days)"
+
 finish
