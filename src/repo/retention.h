@@ -17,7 +17,9 @@
  *   weekly, monthly, yearly) with count N keeps the newest snapshot of each
  *   of the N newest buckets (hours, days, ISO weeks, months, years) that
  *   have snapshots; buckets are computed in local time (the TZ environment
- *   variable applies).  If a time rule still has buckets left when the
+ *   variable applies; `run JOB` sets it to the job's timezone).  An hour
+ *   is a local hour at one UTC offset: the two 02:xx hours of a DST
+ *   fall-back are two buckets.  If a time rule still has buckets left when the
  *   oldest snapshot of the group is reached, that oldest snapshot is kept
  *   too ("oldest daily"), so a young group keeps its full history.
  * - keep-within D keeps snapshots strictly newer than (newest snapshot of

@@ -459,6 +459,29 @@ static void test_buckets_follow_local_time(void **state)
     expect(f, "-kk");
 }
 
+/* Europe/Berlin falls back on 2024-10-27 at 03:00 CEST to 02:00 CET: the
+ * local hour 02:xx comes twice (00:xx UTC at +02:00, 01:xx UTC at +01:00).
+ * They are two real hours, so keep-hourly keeps one snapshot of each. */
+static void test_keep_hourly_dst_fall_back(void **state)
+{
+    fixture *f = *state;
+    addt(f, "2024-10-26 23:30:00"); /* 0: 01:30 CEST */
+    addt(f, "2024-10-27 00:10:00"); /* 1: 02:10 CEST, first 02:xx */
+    addt(f, "2024-10-27 00:50:00"); /* 2: 02:50 CEST */
+    addt(f, "2024-10-27 01:10:00"); /* 3: 02:10 CET, second 02:xx */
+    addt(f, "2024-10-27 01:50:00"); /* 4: 02:50 CET */
+    set(f, "keep-hourly", "2");
+    setenv("TZ", "Europe/Berlin", 1);
+    tzset();
+    run(f);
+    setenv("TZ", "UTC", 1);
+    tzset();
+    /* 4 is the newest of the CET 02:xx (hourly 1), 2 of the CEST 02:xx
+     * (hourly 2); merged, 2 would be dropped and 0 kept as hourly 2. */
+    expect(f, "--k-k");
+    expect_reasons(f, 2, "hourly 2");
+}
+
 static void test_no_snapshots(void **state)
 {
     fixture *f = *state;
@@ -493,6 +516,7 @@ int main(void)
         T(test_combination),
         T(test_unlimited),
         T(test_buckets_follow_local_time),
+        T(test_keep_hourly_dst_fall_back),
         T(test_no_snapshots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
