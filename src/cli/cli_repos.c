@@ -141,22 +141,29 @@ static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char
         goto out;
     }
     cp = repo_copier_new(ctx->r, dst, w);
-    if (repo_copy_already(cp, s, have, nhave)) {
+    int already = repo_copy_already(cp, s, have, nhave);
+    if (!already && (repo_copier_copy(cp, s, &d, err) < 0 || repo_writer_flush(w, err) < 0))
+        goto out;
+    /* A physical backup is restorable only with its WAL.  Copied before
+     * the snapshot is saved (as `copy` does), so a copy that dies in
+     * between leaves no snapshot that looks complete without its WAL; and
+     * also when the snapshot is already there, because what put it there
+     * (a copy that died after saving it, before this order) may not have
+     * copied the WAL. */
+    uint64_t wal = 0;
+    if (strcmp(s->kind, "db-physical") == 0 && pg_wal_copy(ctx->r, dst, &wal, err) < 0)
+        goto out;
+    if (already) {
         *id_out = ob_xstrdup("(already there)");
         rc = 0;
         goto out;
     }
-    if (repo_copier_copy(cp, s, &d, err) < 0 || repo_writer_flush(w, err) < 0 ||
-        repo_lock_lost(lock, err) || snapshot_save(dst, d, err) < 0)
+    if (repo_lock_lost(lock, err) || snapshot_save(dst, d, err) < 0)
         goto out;
     repo_writer_stats ws;
     repo_writer_get_stats(w, &ws);
     *added = ws.bytes_added;
     *id_out = ob_xstrdup(d->id);
-    uint64_t wal = 0;
-    /* A physical backup is restorable only with its WAL. */
-    if (strcmp(s->kind, "db-physical") == 0 && pg_wal_copy(ctx->r, dst, &wal, err) < 0)
-        goto out;
     rc = 0;
 out:
     snapshot_free(d);
