@@ -385,7 +385,7 @@ static json_t *verify_one(run_state *rs, size_t i)
  * one verify record: ok only if every repository verified, with the first
  * repository's result and time at the top (what `dr plan` estimates a
  * restore from) and each repository's outcome under "repositories". */
-static void step_verify(run_state *rs)
+static void step_verify(run_state *rs, const unsigned char *have)
 {
     const job *j = rs->j;
     json_t *per = json_array();
@@ -393,11 +393,15 @@ static void step_verify(run_state *rs)
     int all_ok = 1;
     for (size_t i = 0; i < j->nrepos && !run_stop_signal; i++) {
         if (!rs->snap_ids[i]) {
-            json_array_append_new(rs->steps,
-                                  json_pack("{s:s+, s:s, s:b, s:s}", "step", "verify on ",
-                                            j->repos[i], "repository", j->repos[i], "skipped", 1,
-                                            "reason", "the repository did not get this run's "
-                                            "backup"));
+            /* have[i] without an ID: the copy found the snapshot already
+             * there (an unchanged config snapshot) and does not say under
+             * which ID. */
+            json_array_append_new(
+                rs->steps,
+                json_pack("{s:s+, s:s, s:b, s:s}", "step", "verify on ", j->repos[i],
+                          "repository", j->repos[i], "skipped", 1, "reason",
+                          have[i] ? "the snapshot was already there; its ID there is not known"
+                                  : "the repository did not get this run's backup"));
             continue;
         }
         json_t *v = verify_one(rs, i);
@@ -628,7 +632,7 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
     /* Verify before retention: a backup that verify rejects must not make
      * room for itself by forgetting the older ones that still pass. */
     if (rs.snapshot && j->verify && !run_stop_signal)
-        step_verify(&rs);
+        step_verify(&rs, have);
     /* Decided by the verify itself, not by "something failed since the
      * backup": a copy that failed before a failed verify must not let
      * retention run on the repositories that did get the backup. */
