@@ -43,7 +43,7 @@ typedef struct notify_event {
     const char *job;        /* job name ("db"), or "dr", or "test" */
     const char *host;       /* NULL: gethostname() */
     int ok;                 /* 1 success, 0 failure */
-    const char *step;       /* the failed step ("backup", "copy to offsite", "forget", "verify") or NULL */
+    const char *step;       /* the failed step ("backup", "copy to offsite", "verify on local", "forget on local") or NULL */
     const char *error;      /* that step's error message, or NULL */
     const char *summary;    /* human multi-line summary of the run (may be NULL) */
     json_t *details;        /* borrowed jansson object: the run's JSON summary (may be NULL) */
