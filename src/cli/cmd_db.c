@@ -683,6 +683,7 @@ static int verify_files(cli_ctx *ctx, int argc, char **argv)
         if (c.prog)
             cli_progress_update(c.prog, c.bytes, c.files, "files", 1);
         if (wrc < 0) {
+            ob_err_prefix(&err, "snapshot %.8s", s->id);
             rc = cli_fail(ctx, &err);
         } else {
             rc = c.errors ? CLI_PROBLEM : CLI_OK;

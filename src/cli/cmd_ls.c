@@ -140,8 +140,10 @@ int cmd_ls(cli_ctx *ctx, int argc, char **argv)
     } else {
         if (c.json)
             c.arr = json_array();
-        if (files_walk(ctx->r, s->tree, ls_visit, &c, &err) < 0)
+        if (files_walk(ctx->r, s->tree, ls_visit, &c, &err) < 0) {
+            ob_err_prefix(&err, "snapshot %.8s", s->id);
             rc = cli_fail(ctx, &err);
+        }
         if (c.json) {
             if (rc == CLI_OK)
                 cli_print_json(c.arr);
@@ -335,6 +337,8 @@ int cmd_diff(cli_ctx *ctx, int argc, char **argv)
         if (files_diff(ctx->r, s1->tree, s2->tree, diff_visit, &c, &err) < 0) {
             if (c.err.code != OB_OK)
                 ob_err_move(&err, &c.err);
+            else
+                ob_err_prefix(&err, "comparing snapshots %.8s and %.8s", s1->id, s2->id);
             rc = cli_fail(ctx, &err);
             json_decref(c.arr);
         } else if (c.json) {

@@ -196,16 +196,36 @@ static char *chunk_problem(check_ctx *c, const uint8_t id[OB_ID_LEN])
     return why;
 }
 
-/* Walk one tree: returns how many files and directories below it lost
- * data (memoised per tree in seen_trees: raw_len holds the count, offset
- * is 1 when the tree itself does not load).  *load_failed is set when this
- * tree cannot be read. */
+static void report_too_deep(check_ctx *c, const char *snap, const char *path)
+{
+    report(c, CHECK_ERROR,
+           "snapshot %.8s, directory %s: directories nest more than %d levels deep there, the "
+           "most a snapshot may hold (docs/FORMAT.md 12.6): the snapshot is damaged or was "
+           "crafted, and restore refuses it",
+           snap, path, TREE_MAX_DEPTH);
+}
+
+/* Walk one tree, which is at level depth of its snapshot (the root tree
+ * is 0): returns how many files and directories below it lost data
+ * (memoised per tree in seen_trees: raw_len holds the count, offset is 1
+ * when the tree itself does not load, length the tree's height).
+ * *load_failed is set when this tree cannot be read; *height is how many
+ * levels of trees it has below it, as far as the walk went.  Nothing
+ * below TREE_MAX_DEPTH is walked: the recursion is bounded by it. */
 static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
-                           const uint8_t id[OB_ID_LEN], int *load_failed)
+                           const uint8_t id[OB_ID_LEN], uint32_t depth, int *load_failed,
+                           uint32_t *height)
 {
     const index_entry *memo = repo_index_lookup(c->seen_trees, id);
     if (memo) {
         *load_failed = memo->offset == 1;
+        *height = memo->length;
+        /* A tree shared with another snapshot (or place) where it sat
+         * higher: it may reach too deep from here. */
+        if (depth + memo->length > TREE_MAX_DEPTH) {
+            report_too_deep(c, snap, path);
+            return (uint64_t)memo->raw_len + 1;
+        }
         return memo->raw_len;
     }
     index_entry mark;
@@ -214,6 +234,7 @@ static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
     repo_index_add(c->seen_trees, &mark);
     c->res->trees++;
     *load_failed = 0;
+    *height = 0;
 
     tree t;
     tree_init(&t);
@@ -232,9 +253,17 @@ static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
         const tree_node *n = &t.nodes[i];
         char *p = strcmp(path, "/") == 0 ? ob_xasprintf("/%s", n->name)
                                          : ob_xasprintf("%s/%s", path, n->name);
-        if (n->type == TREE_DIR) {
+        if (n->type == TREE_DIR && depth >= TREE_MAX_DEPTH) {
+            report_too_deep(c, snap, p);
+            damaged++;
+            if (*height < 1)
+                *height = 1;
+        } else if (n->type == TREE_DIR) {
             int sub_failed;
-            damaged += check_tree(c, snap, p, n->subtree, &sub_failed);
+            uint32_t sub_height;
+            damaged += check_tree(c, snap, p, n->subtree, depth + 1, &sub_failed, &sub_height);
+            if (sub_height + 1 > *height)
+                *height = sub_height + 1;
         } else if (n->type == TREE_FILE) {
             for (size_t k = 0; k < n->nextents; k++) {
                 char *why = chunk_problem(c, n->extents[k].id);
@@ -255,6 +284,7 @@ static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
     /* Re-found: the adds below invalidated earlier pointers. */
     index_entry *m = repo_index_lookup_mut(c->seen_trees, id);
     m->raw_len = damaged > UINT32_MAX ? UINT32_MAX : (uint32_t)damaged;
+    m->length = *height;
     return damaged;
 }
 
@@ -290,7 +320,8 @@ static int check_snapshots(check_ctx *c, storage_names l)
         }
         c->res->snapshots++;
         int root_failed = 0;
-        uint64_t damaged = check_tree(c, s->id, "/", s->tree, &root_failed);
+        uint32_t height;
+        uint64_t damaged = check_tree(c, s->id, "/", s->tree, 0, &root_failed, &height);
         if (damaged) {
             check_affected *a = add_affected(c, s->id);
             a->time = ob_time_rfc3339(s->time_sec, s->time_nsec);

@@ -139,8 +139,11 @@ static int copy_blob(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t ds
     return 0;
 }
 
+/* depth: the tree's level in its snapshot (the root tree is 0).  One
+ * stack frame per level, so a tree nested deeper than the format allows (a
+ * damaged or crafted source) is refused rather than followed. */
 static int copy_tree(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t dst_id[OB_ID_LEN],
-                     ob_err *err)
+                     int depth, ob_err *err)
 {
     uint8_t id[OB_ID_LEN];
     if (mapped(c, id, src_id, dst_id))
@@ -153,8 +156,14 @@ static int copy_tree(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t ds
     int rc = treeio_load(c->src, id, &t, err);
     for (size_t i = 0; rc == 0 && i < t.n; i++) {
         tree_node *n = &t.nodes[i];
-        if (n->type == TREE_DIR)
-            rc = copy_tree(c, n->subtree, n->subtree, err);
+        if (n->type == TREE_DIR && depth >= TREE_MAX_DEPTH)
+            rc = ob_err_set(err, OB_ECORRUPT,
+                            "directories nest more than %d levels deep (down to one named "
+                            "%s), the most a snapshot may hold (docs/FORMAT.md 12.6): the "
+                            "snapshot is damaged or was crafted",
+                            TREE_MAX_DEPTH, (const char *)n->name);
+        else if (n->type == TREE_DIR)
+            rc = copy_tree(c, n->subtree, n->subtree, depth + 1, err);
         for (size_t k = 0; rc == 0 && k < n->nextents; k++)
             rc = copy_blob(c, n->extents[k].id, n->extents[k].id, err);
     }
@@ -212,7 +221,7 @@ int repo_copier_copy(repo_copier *c, const snapshot *s, snapshot **out, ob_err *
     json_object_set_new(d->extra, "copied_from",
                         json_pack("{s:s, s:s}", "repository", repo_id(c->src), "snapshot",
                                   s->id));
-    if (copy_tree(c, s->tree, d->tree, err) < 0) {
+    if (copy_tree(c, s->tree, d->tree, 0, err) < 0) {
         snapshot_free(d);
         return ob_err_prefix(err, "copying snapshot %.8s", s->id);
     }

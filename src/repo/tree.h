@@ -21,6 +21,18 @@
 
 #define TREE_ID_LEN 32
 
+/* How deep directories may nest in a snapshot: the root tree is level 0, a
+ * directory node in it leads to a tree at level 1, and no tree may be below
+ * level TREE_MAX_DEPTH (docs/FORMAT.md §12.6, D59).  Every reader that walks
+ * trees refuses deeper ones.  Why a limit at all: trees come from the
+ * repository, which may be damaged or hostile, and a walker that recursed
+ * (or a restore that keeps one directory descriptor open per level) could
+ * otherwise be driven to a stack overflow or out of descriptors.  512 is
+ * far above any real file system's nesting, and a restore at that depth
+ * stays well inside the default limit of 1024 open files.  A backup leaves
+ * out directories below it, with a warning (files_backup.c). */
+#define TREE_MAX_DEPTH 512
+
 enum tree_node_type {
     TREE_FILE = 1,
     TREE_DIR = 2,

@@ -327,6 +327,22 @@ static int backup_entry(backup_ctx *c, int dfd, const char *path, const char *na
     forget_atime(n);
     switch (n->type) {
     case TREE_DIR: {
+        /* A snapshot holds trees down to TREE_MAX_DEPTH levels and every
+         * reader refuses deeper ones (a crafted tree must not exhaust the
+         * stack): a directory whose listing would sit deeper is left out,
+         * loudly, rather than stored in a snapshot restore would refuse.
+         * Its listing's level is the number of components of its path. */
+        size_t level = 0;
+        for (const char *p = path; *p; p++)
+            level += *p == '/';
+        if (level > TREE_MAX_DEPTH) {
+            char *why = ob_xasprintf("a directory nested more than %d levels deep, the most a "
+                                     "snapshot may hold",
+                                     TREE_MAX_DEPTH);
+            warn_entry(c, path, why, 0);
+            free(why);
+            return 1;
+        }
         c->prog.dirs++;
         if (empty_dir)
             return save_empty_tree(c, n->subtree, err);

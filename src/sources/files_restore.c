@@ -50,6 +50,7 @@ typedef struct rdir {
     char *path;            /* snapshot path, "/" for the root */
     int fd;                /* -1 until created / opened */
     dir_times *dt;         /* NULL until a file of it is queued */
+    int depth;             /* 0 for the target; at most TREE_MAX_DEPTH */
 } rdir;
 
 typedef struct hardlink {
@@ -820,7 +821,19 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     if (n->type == TREE_DIR) {
         if (!may_include_below(c, path) || (c->o->skip && c->o->skip(c->o->skip_ud, path)))
             goto out;
-        rdir child = {d, name, path, -1, NULL};
+        /* Each level is a stack frame of the walker and an open
+         * descriptor until its subtree is done: a crafted snapshot nested
+         * tens of thousands deep would overflow the stack (or run out of
+         * descriptors first), so it is refused at the format's limit. */
+        if (d->depth >= TREE_MAX_DEPTH) {
+            rc = ob_err_set(err, OB_ECORRUPT,
+                            "snapshot %.8s: directory %s is nested more than %d levels deep, "
+                            "the most a snapshot may hold (docs/FORMAT.md 12.6): the snapshot "
+                            "is damaged or was crafted; nothing below it is restored",
+                            c->s->id, path, TREE_MAX_DEPTH);
+            goto out;
+        }
+        rdir child = {d, name, path, -1, NULL, d->depth + 1};
         int want_self = included(c, path);
         if (want_self && !c->o->dry_run) {
             rc = rdir_open(c, &child, err);
@@ -928,7 +941,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
         if (pthread_create(&c.threads[started], NULL, restore_worker, &c) != 0)
             break;
     c.nthreads = started;
-    rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd, NULL};
+    rdir root = {NULL, NULL, ob_xstrdup("/"), c.target_fd, NULL, 0};
     int rc = started ? restore_tree(&c, &root, o->root ? o->root : s->tree, err)
                      : ob_err_set(err, OB_EFAIL, "cannot start restore threads");
     /* Whatever happened, let queued files finish (or be dropped after a

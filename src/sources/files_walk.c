@@ -14,8 +14,20 @@ static char *join(const char *dir, const char *name)
     return strcmp(dir, "/") == 0 ? ob_xasprintf("/%s", name) : ob_xasprintf("%s/%s", dir, name);
 }
 
-static int walk_tree(repo *r, const char *dir, const uint8_t id[OB_ID_LEN], files_visit_cb cb,
-                     void *ud, ob_err *err)
+/* The walkers recurse once per level: trees deeper than the format allows
+ * (a damaged or crafted snapshot) are refused before they are entered, so
+ * the stack is bounded by TREE_MAX_DEPTH frames.  depth is the level of
+ * the tree being walked (the root tree is 0). */
+static int too_deep(const char *path, ob_err *err)
+{
+    return ob_err_set(err, OB_ECORRUPT,
+                      "directory %s is nested more than %d levels deep, the most a snapshot "
+                      "may hold (docs/FORMAT.md 12.6): the snapshot is damaged or was crafted",
+                      path, TREE_MAX_DEPTH);
+}
+
+static int walk_tree(repo *r, const char *dir, const uint8_t id[OB_ID_LEN], int depth,
+                     files_visit_cb cb, void *ud, ob_err *err)
 {
     tree t;
     tree_init(&t);
@@ -27,7 +39,8 @@ static int walk_tree(repo *r, const char *dir, const uint8_t id[OB_ID_LEN], file
         if (stop < 0)
             rc = -1;
         else if (stop == 0 && n->type == TREE_DIR)
-            rc = walk_tree(r, path, n->subtree, cb, ud, err);
+            rc = depth >= TREE_MAX_DEPTH ? too_deep(path, err)
+                                         : walk_tree(r, path, n->subtree, depth + 1, cb, ud, err);
         free(path);
     }
     tree_free(&t);
@@ -36,7 +49,7 @@ static int walk_tree(repo *r, const char *dir, const uint8_t id[OB_ID_LEN], file
 
 int files_walk(repo *r, const uint8_t root[OB_ID_LEN], files_visit_cb cb, void *ud, ob_err *err)
 {
-    return walk_tree(r, "/", root, cb, ud, err);
+    return walk_tree(r, "/", root, 0, cb, ud, err);
 }
 
 static int same_content(const tree_node *a, const tree_node *b)
@@ -69,7 +82,7 @@ static int same_meta(const tree_node *a, const tree_node *b)
 
 /* Report every entry below a tree as added or removed. */
 static int diff_all(repo *r, char change, const char *dir, const uint8_t id[OB_ID_LEN],
-                    files_diff_cb cb, void *ud, ob_err *err)
+                    int depth, files_diff_cb cb, void *ud, ob_err *err)
 {
     tree t;
     tree_init(&t);
@@ -79,7 +92,9 @@ static int diff_all(repo *r, char change, const char *dir, const uint8_t id[OB_I
         char *path = join(dir, (const char *)n->name);
         rc = cb(change, path, change == '-' ? n : NULL, change == '+' ? n : NULL, ud);
         if (rc == 0 && n->type == TREE_DIR)
-            rc = diff_all(r, change, path, n->subtree, cb, ud, err);
+            rc = depth >= TREE_MAX_DEPTH
+                     ? too_deep(path, err)
+                     : diff_all(r, change, path, n->subtree, depth + 1, cb, ud, err);
         free(path);
     }
     tree_free(&t);
@@ -87,7 +102,8 @@ static int diff_all(repo *r, char change, const char *dir, const uint8_t id[OB_I
 }
 
 static int diff_tree(repo *r, const char *dir, const uint8_t a[OB_ID_LEN],
-                     const uint8_t b[OB_ID_LEN], files_diff_cb cb, void *ud, ob_err *err)
+                     const uint8_t b[OB_ID_LEN], int depth, files_diff_cb cb, void *ud,
+                     ob_err *err)
 {
     if (memcmp(a, b, OB_ID_LEN) == 0)
         return 0; /* identical subtrees: nothing below differs */
@@ -113,12 +129,16 @@ static int diff_tree(repo *r, const char *dir, const uint8_t a[OB_ID_LEN],
         if (c < 0) {
             rc = cb('-', path, x, NULL, ud);
             if (rc == 0 && x->type == TREE_DIR)
-                rc = diff_all(r, '-', path, x->subtree, cb, ud, err);
+                rc = depth >= TREE_MAX_DEPTH
+                         ? too_deep(path, err)
+                         : diff_all(r, '-', path, x->subtree, depth + 1, cb, ud, err);
             i++;
         } else if (c > 0) {
             rc = cb('+', path, NULL, y, ud);
             if (rc == 0 && y->type == TREE_DIR)
-                rc = diff_all(r, '+', path, y->subtree, cb, ud, err);
+                rc = depth >= TREE_MAX_DEPTH
+                         ? too_deep(path, err)
+                         : diff_all(r, '+', path, y->subtree, depth + 1, cb, ud, err);
             j++;
         } else {
             if (x->type != y->type) {
@@ -126,8 +146,12 @@ static int diff_tree(repo *r, const char *dir, const uint8_t a[OB_ID_LEN],
             } else if (x->type == TREE_DIR) {
                 if (!same_meta(x, y))
                     rc = cb('U', path, x, y, ud);
-                if (rc == 0)
-                    rc = diff_tree(r, path, x->subtree, y->subtree, cb, ud, err);
+                /* (Identical subtrees return at once, however deep.) */
+                if (rc == 0 && memcmp(x->subtree, y->subtree, OB_ID_LEN) != 0)
+                    rc = depth >= TREE_MAX_DEPTH
+                             ? too_deep(path, err)
+                             : diff_tree(r, path, x->subtree, y->subtree, depth + 1, cb, ud,
+                                         err);
             } else if (!same_content(x, y)) {
                 rc = cb('M', path, x, y, ud);
             } else if (!same_meta(x, y)) {
@@ -146,7 +170,7 @@ static int diff_tree(repo *r, const char *dir, const uint8_t a[OB_ID_LEN],
 int files_diff(repo *r, const uint8_t a[OB_ID_LEN], const uint8_t b[OB_ID_LEN],
                files_diff_cb cb, void *ud, ob_err *err)
 {
-    return diff_tree(r, "/", a, b, cb, ud, err);
+    return diff_tree(r, "/", a, b, 0, cb, ud, err);
 }
 
 /* Length of a valid UTF-8 sequence at s (0 if invalid). */
