@@ -54,7 +54,6 @@
 #include "core/crypto.h"
 
 #define CHUNKER_MIN_MIN 64u
-#define CHUNKER_MAX_MAX (64u * 1024 * 1024)
 
 struct chunker {
     chunker_params p;

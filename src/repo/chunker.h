@@ -31,6 +31,10 @@ typedef struct chunker_params {
 #define CHUNKER_DB_MIN (64u * 1024)
 #define CHUNKER_DB_AVG (128u * 1024)
 #define CHUNKER_DB_MAX (1024u * 1024)
+/* The largest chunk, so the largest data blob, the format allows (any
+ * repository's max_size; FORMAT.md 8.1).  Readers bound by it what a tree
+ * says about a chunk's length before acting on it. */
+#define CHUNKER_MAX_MAX (64u * 1024 * 1024)
 
 typedef struct chunker chunker;
 

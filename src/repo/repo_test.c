@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2484,6 +2485,99 @@ static void test_backup_vanished_entry(void **state)
     free(src);
 }
 
+/* A file node whose one extent claims len bytes of a 5-byte chunk:
+ * what a crafted tree can say (tree_decode checks only that len is not 0
+ * and fits in size). */
+static void rt_craft_long_extent(rt_fx *f, uint32_t len, snapshot **out)
+{
+    repo_writer *w = NULL;
+    uint8_t blob[OB_ID_LEN], root[OB_ID_LEN];
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    MUST(repo_writer_add(w, REPO_BLOB_DATA, "hello", 5, blob, NULL, E));
+    tree t;
+    tree_init(&t);
+    tree_node *n = tree_add(&t);
+    tree_node_set_name(n, "f", 1);
+    n->type = TREE_FILE;
+    n->mode = 0644;
+    n->nlink = 1;
+    n->size = len;
+    n->extents = ob_xcalloc(1, sizeof *n->extents);
+    n->nextents = 1;
+    n->extents[0].len = len;
+    memcpy(n->extents[0].id, blob, OB_ID_LEN);
+    MUST(treeio_save(w, &t, root, E));
+    tree_free(&t);
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    snapshot *s = snapshot_new("files");
+    snapshot_add_path(s, "/f");
+    memcpy(s->tree, root, OB_ID_LEN);
+    MUST(snapshot_save(f->r, s, E));
+    *out = s;
+}
+
+/* The delta restore reads a file's old bytes back into a buffer the size
+ * of each extent (extent_present): a tree's 4 GiB extent length must be
+ * refused with a clear error, not reserved.  The restore runs in a child
+ * whose address space is limited to 1 GiB more than it uses, so the
+ * reservation itself would fail it (not under ASan, whose shadow memory
+ * needs terabytes of address space). */
+static void test_restore_delta_extent_too_long(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("long-extent");
+    snapshot *s = NULL;
+    rt_craft_long_extent(f, UINT32_MAX - 15, &s);
+    char *target = ob_xasprintf("%s/target", f->dir);
+    char *old = ob_xasprintf("%s/f", target);
+    assert_int_equal(mkdir(target, 0700), 0);
+    FILE *fp = fopen(old, "w");
+    assert_non_null(fp);
+    fputs("old bytes", fp);
+    fclose(fp);
+    files_restore_opts o = {.target = target, .delta = 1};
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!RT_ASAN) {
+            long pages = 0;
+            FILE *sm = fopen("/proc/self/statm", "r");
+            if (!sm || fscanf(sm, "%ld", &pages) != 1)
+                _exit(10);
+            fclose(sm);
+            rlim_t cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+            struct rlimit rl = {cur + ((rlim_t)1 << 30), cur + ((rlim_t)1 << 30)};
+            if (setrlimit(RLIMIT_AS, &rl) < 0)
+                _exit(11);
+        }
+        files_restore_stats st;
+        ob_err e = OB_ERR_INIT;
+        int rc = files_restore(f->r, s, &o, &st, &e);
+        if (rc != -1 || e.code != OB_ECORRUPT || !strstr(ob_err_msg(&e), "64 MiB")) {
+            fprintf(stderr, "files_restore -> %d, code %d: %s\n", rc, e.code, ob_err_msg(&e));
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status))
+        fail_msg("the restore died of signal %d (the 4 GiB reservation?)", WTERMSIG(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* The file already there is left as it was. */
+    fp = fopen(old, "r");
+    assert_non_null(fp);
+    char buf[32] = {0};
+    assert_non_null(fgets(buf, sizeof buf, fp));
+    fclose(fp);
+    assert_string_equal(buf, "old bytes");
+    snapshot_free(s);
+    free(old);
+    free(target);
+}
+
 /* test_tree_packs: for each pack, the types of its blobs (bit 1 << type). */
 typedef struct rt_tp {
     uint32_t types[64];
@@ -3441,6 +3535,10 @@ static void test_snapshot_find_and_order(void **state)
 int main(void)
 {
     ob_log_set_level(OB_LOG_ERROR);
+    /* RT_FILTER=PATTERN (cmocka's * and ?): only the tests it names, to
+     * run one while working on it. */
+    if (getenv("RT_FILTER"))
+        cmocka_set_test_filter(getenv("RT_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_key_open_and_wrong_password, rt_teardown),
         cmocka_unit_test_teardown(test_key_add_remove, rt_teardown),
@@ -3468,6 +3566,7 @@ int main(void)
         cmocka_unit_test_teardown(test_read_window_no_overlap, rt_teardown),
         cmocka_unit_test_teardown(test_tree_packs, rt_teardown),
         cmocka_unit_test_teardown(test_backup_vanished_entry, rt_teardown),
+        cmocka_unit_test_teardown(test_restore_delta_extent_too_long, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),

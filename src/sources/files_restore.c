@@ -28,6 +28,7 @@
 
 #include "core/util.h"
 #include "core/log.h"
+#include "repo/chunker.h"
 #include "repo/treeio.h"
 #include "sources/files.h"
 #include "sources/fsmeta.h"
@@ -289,7 +290,9 @@ static int apply_meta(restore_ctx *c, int dirfd, const char *name, int fd, const
 }
 
 /* Delta: does the file already hold extent e?  (Read it and compare
- * keyed IDs: the same test that deduplicated it.) */
+ * keyed IDs: the same test that deduplicated it.)  e->len comes from the
+ * tree and sizes the buffer: write_file has checked it against the
+ * largest chunk the format allows. */
 static int extent_present(restore_ctx *c, int fd, const tree_extent *e, ob_buf *tmp)
 {
     ob_buf_reset(tmp);
@@ -435,6 +438,20 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
     int rc = 0;
     uint64_t kept = 0, end = 0;
     file_sink w = {.fd = fd, .path = path, .batch = batch};
+    /* An extent's length is a tree's word (tree_decode checks only that
+     * it is not 0 and fits in the file's size, which may be anything): a
+     * crafted 4 GiB would have each worker reserve that much to read the
+     * old bytes back (extent_present).  No chunk is longer than the
+     * format's maximum, so a longer extent is refused before anything is
+     * allocated or written. */
+    for (size_t i = 0; i < n->nextents; i++)
+        if (n->extents[i].len > CHUNKER_MAX_MAX)
+            return ob_err_set(err, OB_ECORRUPT,
+                              "restoring %s: the tree gives the chunk at offset %llu a length "
+                              "of %u bytes, more than the %u bytes (64 MiB) a chunk may have "
+                              "(docs/FORMAT.md 8.1): the snapshot is damaged or was crafted",
+                              path, (unsigned long long)n->extents[i].offset, n->extents[i].len,
+                              CHUNKER_MAX_MAX);
     ob_buf_reset(batch);
     /* Every extent is read: READ_GROUP at a time, so that blobs lying back
      * to back in a pack come with one read (repo_read_blobs). */
