@@ -26,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/crypto.h"
 #include "core/util.h"
 #include "core/log.h"
 #include "repo/chunker.h"
@@ -56,6 +57,8 @@ typedef struct rdir {
 
 typedef struct hardlink {
     uint64_t dev, inode;
+    uint64_t size;
+    uint8_t content[OB_ID_LEN]; /* hardlink_content of the name restored */
     char *relpath;         /* relative to the target, as restored */
     dev_t st_dev;          /* what the first name was created as */
     ino_t st_ino;
@@ -127,6 +130,29 @@ static int unsafe(const char *path, const char *name)
 {
     (void)path;
     return !tree_name_is_safe((const uint8_t *)name, strlen(name));
+}
+
+/* A digest of what a file node says its content is: its extents (offset,
+ * length, chunk) in order.  Names of one hard-link group have the same
+ * extents (FORMAT.md 12.6); equal (dev, inode) alone is only what the tree
+ * claims, and a damaged or crafted snapshot could give an unrelated file
+ * the same pair, which linking would silently restore with another file's
+ * bytes.  A digest keeps the table small for files of many extents. */
+static void hardlink_content(const tree_node *n, uint8_t out[OB_ID_LEN])
+{
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < n->nextents; i++) {
+        const tree_extent *e = &n->extents[i];
+        uint8_t rec[12];
+        for (int k = 0; k < 8; k++)
+            rec[k] = (uint8_t)(e->offset >> (8 * k));
+        for (int k = 0; k < 4; k++)
+            rec[8 + k] = (uint8_t)(e->len >> (8 * k));
+        ob_buf_append(&b, rec, sizeof rec);
+        ob_buf_append(&b, e->id, OB_ID_LEN);
+    }
+    ob_sha256(b.len ? (const void *)b.data : "", b.len, out);
+    ob_buf_free(&b);
 }
 
 /* Open (creating if needed) a directory chain down to d. */
@@ -590,11 +616,20 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
 {
     const char *name = (const char *)n->name;
     /* Hard links: a later name of an inode already restored is linked (the
-     * first name exists as soon as it is created, written or not). */
+     * first name exists as soon as it is created, written or not), if the
+     * two nodes agree on the content too.  One that does not is restored
+     * as a file of its own, with a warning, and is itself a name later
+     * ones may link to. */
+    uint8_t content[OB_ID_LEN];
     if (n->nlink > 1) {
+        hardlink_content(n, content);
+        const hardlink *differs = NULL;
         for (size_t i = 0; i < c->nlinks; i++) {
             hardlink *h = &c->links[i];
-            if (h->dev == n->dev && h->inode == n->inode) {
+            if (h->dev == n->dev && h->inode == n->inode &&
+                (h->size != n->size || memcmp(h->content, content, OB_ID_LEN) != 0)) {
+                differs = h;
+            } else if (h->dev == n->dev && h->inode == n->inode) {
                 if (remove_entry(d->fd, name, path, err) < 0)
                     return -1;
                 if (linkat(c->target_fd, h->relpath, d->fd, name, 0) < 0)
@@ -615,6 +650,18 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
                 }
                 return 0;
             }
+        }
+        if (differs) {
+            char *disp = files_path_display(path), *first = files_path_display(differs->relpath);
+            ob_warn("%s: recorded as a hard link of /%s (same device and inode) but with other "
+                    "content (size or chunks differ): the snapshot is inconsistent; restored as "
+                    "a separate file",
+                    disp, first);
+            free(disp);
+            free(first);
+            pthread_mutex_lock(&c->mu);
+            c->st->warnings++;
+            pthread_mutex_unlock(&c->mu);
         }
     }
     if (worker_failed(c, err))
@@ -680,6 +727,8 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         hardlink *h = &c->links[c->nlinks++];
         h->dev = n->dev;
         h->inode = n->inode;
+        h->size = n->size;
+        memcpy(h->content, content, OB_ID_LEN);
         h->relpath = rel_path(d, name);
         h->st_dev = fst.st_dev;
         h->st_ino = fst.st_ino;

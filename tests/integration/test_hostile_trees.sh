@@ -2,7 +2,9 @@
 # Crafted snapshots whose trees are valid blob by blob but hostile in shape
 # (tests/tools/obcraft.c writes them): directories nested far deeper than the
 # format allows (TREE_MAX_DEPTH, docs/FORMAT.md 12.6), which every reader of
-# trees must refuse with a clear error and a non-zero exit, never a crash.
+# trees must refuse with a clear error and a non-zero exit, never a crash;
+# and names recorded as one hard-link group (same device and inode) whose
+# contents differ, which restore must not link together.
 . "$(dirname "$0")/lib.sh"
 
 OBCRAFT="$OPSBACKUP_TEST_TOOLS/obcraft"
@@ -70,5 +72,17 @@ sid=$(json_get "$T/out" 'j["id"]' 2>/dev/null) || sid=latest
 rc_of ob restore files "$sid" --target "$T/back"
 [ "$RC" = 0 ] || { tail -c 300 "$T/err"; problem "the snapshot of a deep source does not restore: exit $RC"; }
 [ "$(cat "$T/back$src/top.txt" 2>/dev/null)" = shallow ] || problem "the deep source's top file was not restored"
+
+info "a hard-link group whose names disagree on content"
+hl=$(craft hardlink-mismatch) || fail "obcraft hardlink-mismatch failed"
+rc_of ob restore files "$hl" --target "$T/hl"
+[ "$RC" = 0 ] || { cat "$T/err"; problem "restoring the inconsistent hard-link group: exit $RC"; }
+[ "$(cat "$T/hl/a" 2>/dev/null)" = "the group's content" ] || problem "a: wrong content"
+[ "$(cat "$T/hl/b" 2>/dev/null)" = "the group's content" ] || problem "b: wrong content"
+[ "$(cat "$T/hl/c" 2>/dev/null)" = "other content, same inode" ] ||
+    problem "c got $(cat "$T/hl/c" 2>/dev/null | head -c 40): linked to a on device and inode alone"
+[ "$(stat -c %i "$T/hl/a")" = "$(stat -c %i "$T/hl/b")" ] || problem "a and b (same content) are not linked"
+[ "$(stat -c %i "$T/hl/a")" != "$(stat -c %i "$T/hl/c")" ] || problem "c is linked to a"
+grep -q "/c: recorded as a hard link of /a" "$T/err" || { cat "$T/err"; problem "no warning about c"; }
 
 finish

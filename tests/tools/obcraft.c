@@ -24,6 +24,10 @@
  *                  symlink one first (two IDs, in that order)
  *   deep N         N directories "d" nested inside each other, a file at
  *                  the bottom (legal, but deep: recursion must not crash)
+ *   hardlink-mismatch  files "a", "b" and "c" recorded as one hard-link
+ *                  group (same dev and inode, nlink 3); a and b have the
+ *                  same content, c other content (an inconsistent tree:
+ *                  c must not be linked to a)
  *   ok             a harmless file "ok.txt" (control case)
  *
  * Exit status: 0 success, 1 failure, 2 usage.
@@ -49,7 +53,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: obcraft REPO PASSWORD_FILE MODE [ARG]\n"
             "modes: dotdot slash dot dup nested-dotdot abs-symlink DIR dir-link\n"
-            "       abs-symlink-then-dir DIR deep N ok\n");
+            "       abs-symlink-then-dir DIR deep N hardlink-mismatch ok\n");
 }
 
 static void node_common(tree_node *n, const char *name, int type, uint32_t mode)
@@ -168,6 +172,19 @@ static int build(repo_writer *w, const char *mode, const char *arg, uint8_t root
             t = level;
         } else {
             tree_free(&level);
+        }
+    } else if (strcmp(mode, "hardlink-mismatch") == 0) {
+        const char *names[] = {"a", "b", "c"};
+        const char *contents[] = {"the group's content\n", "the group's content\n",
+                                  "other content, same inode\n"};
+        for (int i = 0; rc == 0 && i < 3; i++) {
+            rc = add_file(w, &t, names[i], contents[i], err);
+            if (rc == 0) {
+                tree_node *n = &t.nodes[t.n - 1];
+                n->dev = 42;
+                n->inode = 4242;
+                n->nlink = 3;
+            }
         }
     } else if (strcmp(mode, "ok") == 0) {
         rc = add_file(w, &t, "ok.txt", "harmless\n", err);
