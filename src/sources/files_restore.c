@@ -74,6 +74,7 @@ typedef struct restore_ctx {
     size_t nlinks, links_cap;
     int xattr_warned;
     unsigned long tmp_seq;   /* temporary names (restore_file); walker only */
+    uint8_t *include_hit;    /* per --include pattern: it took an entry; walker only */
     /* worker pool for file contents */
     pthread_mutex_t mu;
     pthread_cond_t cv_job, cv_done;
@@ -195,26 +196,49 @@ static char *rel_path(const rdir *d, const char *name)
     return r;
 }
 
+/* Does --include pattern pat take path? */
+static int include_matches(const char *pat, const char *path)
+{
+    if (fnmatch(pat, path, 0) == 0)
+        return 1;
+    /* Anything below an included directory is included. */
+    size_t pl = strlen(path);
+    for (size_t k = pl; k > 1; k--)
+        if (path[k - 1] == '/') {
+            char *pre = ob_xstrndup(path, k - 1);
+            int m = fnmatch(pat, pre, 0) == 0;
+            free(pre);
+            if (m)
+                return 1;
+        }
+    return 0;
+}
+
 static int included(const restore_ctx *c, const char *path)
 {
     if (c->o->nincludes == 0)
         return 1;
-    for (size_t i = 0; i < c->o->nincludes; i++) {
-        const char *pat = c->o->includes[i];
-        if (fnmatch(pat, path, 0) == 0)
+    for (size_t i = 0; i < c->o->nincludes; i++)
+        if (include_matches(c->o->includes[i], path))
             return 1;
-        /* Anything below an included directory is included. */
-        size_t pl = strlen(path);
-        for (size_t k = pl; k > 1; k--)
-            if (path[k - 1] == '/') {
-                char *pre = ob_xstrndup(path, k - 1);
-                int m = fnmatch(pat, pre, 0) == 0;
-                free(pre);
-                if (m)
-                    return 1;
-            }
-    }
     return 0;
+}
+
+/* included() for an entry of the snapshot, noting every pattern that takes
+ * it: a pattern that takes nothing in the whole snapshot is an error at
+ * the end (a typo must not pass for a successful restore of 0 files).
+ * Patterns already noted are only tried while none has taken the path. */
+static int included_entry(restore_ctx *c, const char *path)
+{
+    if (c->o->nincludes == 0)
+        return 1;
+    int yes = 0;
+    for (size_t i = 0; i < c->o->nincludes; i++)
+        if ((!yes || !c->include_hit[i]) && include_matches(c->o->includes[i], path)) {
+            yes = 1;
+            c->include_hit[i] = 1;
+        }
+    return yes;
 }
 
 /* Could anything below directory `path` be included? */
@@ -900,7 +924,7 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
             goto out;
         }
         rdir child = {d, name, path, -1, NULL, d->depth + 1};
-        int want_self = included(c, path);
+        int want_self = included_entry(c, path);
         if (want_self && !c->o->dry_run) {
             rc = rdir_open(c, &child, err);
         }
@@ -930,7 +954,7 @@ static int restore_node(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         free(child.path);
         goto out;
     }
-    if (!included(c, path))
+    if (!included_entry(c, path))
         goto out;
     note(c, "restore", path);
     if (n->type == TREE_FILE)
@@ -996,6 +1020,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
          * a dry run never creates or writes through it. */
         c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
+    c.include_hit = ob_xcalloc(o->nincludes ? o->nincludes : 1, 1);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv_job, NULL);
     pthread_cond_init(&c.cv_done, NULL);
@@ -1047,6 +1072,28 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
      * the user must also learn which directory (file system) that was. */
     if (rc < 0 && o->target && !strstr(ob_err_msg(err), o->target))
         ob_err_prefix(err, "restoring into %s", o->target);
+    /* Every pattern must have taken something: what the others took is
+     * restored (and stays), but the restore is not a success. */
+    if (rc == 0) {
+        ob_buf none = OB_BUF_INIT;
+        size_t nnone = 0;
+        for (size_t i = 0; i < o->nincludes; i++)
+            if (!c.include_hit[i]) {
+                char *disp = files_path_display(o->includes[i]);
+                ob_buf_printf(&none, "%s'%s'", nnone++ ? ", " : "", disp);
+                free(disp);
+            }
+        if (nnone)
+            rc = ob_err_set(err, OB_EFAIL,
+                            "--include %s %s matched nothing in snapshot %.8s (a pattern matches "
+                            "a whole path in the snapshot, such as /app/storage/file, with "
+                            "* ? [...] as in fnmatch, and a directory it matches brings "
+                            "everything below it; `opsbackup ls %.8s` lists the paths)",
+                            nnone > 1 ? "patterns" : "pattern", (const char *)none.data, s->id,
+                            s->id);
+        ob_buf_free(&none);
+    }
+    free(c.include_hit);
     if (rc == 0 && o->progress) {
         files_progress p = {st->files, st->dirs, st->bytes, 0, 0, 0, NULL};
         o->progress(&p, 1, o->progress_ud);

@@ -51,8 +51,27 @@ only_paths "$T/i2" "${anc[@]}" "$rs/app" "$rs/app/sub" "$rs/app/sub/d.log" "$rs/
     problem "--include '*.log' --include $src/top.txt restored other paths"
 cmp -s "$src/app/sub/d.log" "$T/i2$src/app/sub/d.log" || problem "--include '*.log': d.log differs"
 cmp -s "$src/top.txt" "$T/i2$src/top.txt" || problem "--include top.txt: it differs"
-ob restore files "$s1" --target "$T/i3" --include "$src/nothing-here" >/dev/null
+
+info "--include that matches nothing: exit 1, naming the pattern and the snapshot"
+run_rc ob restore files "$s1" --target "$T/i3" --include "$src/nothing-here"
+[ "$RC" = 1 ] || problem "--include of an absent path: exit $RC, expected 1"
+grep -q -- "--include pattern '$src/nothing-here' matched nothing in snapshot ${s1:0:8}" "$T/err" ||
+    { cat "$T/err"; problem "--include of an absent path: no message naming the pattern and snapshot"; }
 [ -z "$(ls -A "$T/i3" 2>/dev/null)" ] || { find "$T/i3"; problem "--include of an absent path restored something"; }
+run_rc ob restore files "$s1" --target "$T/i3" --include "$src/nothing-here" --dry-run
+[ "$RC" = 1 ] || problem "--dry-run --include of an absent path: exit $RC, expected 1"
+# Several patterns: each one that matched nothing is named; what the others
+# matched is restored.
+run_rc ob restore files "$s1" --target "$T/i4" --include '*.nope' --include "$src/top.txt" \
+    --include "$src/app/absent"
+[ "$RC" = 1 ] || problem "--include with two patterns matching nothing: exit $RC, expected 1"
+grep -q -- "--include patterns '\*.nope', '$src/app/absent' matched nothing in snapshot ${s1:0:8}" "$T/err" ||
+    { cat "$T/err"; problem "--include: the patterns that matched nothing are not all named"; }
+grep -q "top.txt'" "$T/err" && problem "--include: a pattern that matched is reported as matching nothing"
+cmp -s "$src/top.txt" "$T/i4$src/top.txt" || problem "--include: what the matching pattern took was not restored"
+# A pattern that matches only through a directory it takes counts too.
+run_rc ob restore files "$s1" --target "$T/i5" --include "$src/app" --include '*.log'
+[ "$RC" = 0 ] || { cat "$T/err"; problem "--include $src/app --include '*.log': exit $RC"; }
 
 info "--dry-run writes nothing"
 ob restore files "$s1" --target "$T/dry" --dry-run >"$T/dry.out"
