@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "repo/writer.h"
 #include "sources/pg_archive.h"
 #include "sources/pg_conn.h"
+#include "sources/pg_sql.h"
 #include "sources/pq_lib.h"
 #include "sources/stream.h"
 
@@ -754,6 +756,206 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
     return rc;
 }
 
+/* ---- --roles: the globals, only for what this cluster lacks ----------- */
+
+/* A set of names (roles, tablespaces); small, so a list. */
+typedef struct pg_names {
+    char **v;
+    size_t n;
+} pg_names;
+
+static int pg_names_has(const pg_names *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void pg_names_add(pg_names *l, const char *name)
+{
+    l->v = ob_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = ob_xstrdup(name);
+}
+
+static void pg_names_free(pg_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* The first column of every row of sql. */
+static int pg_names_load(PGconn *c, const char *sql, pg_names *out, ob_err *err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        ob_err_set(err, OB_EFAIL, "PostgreSQL: %s (while running: %s)", m, sql);
+        free(m);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_names_add(out, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* A stored stream, whole, in memory (through a memfd: the globals hold
+ * password hashes, which must not land in a file). */
+static int pg_stream_to_buf(repo *r, const tree_node *n, const char *what, ob_buf *out,
+                            ob_err *err)
+{
+    int fd = memfd_create("opsbackup-globals", MFD_CLOEXEC);
+    if (fd < 0)
+        return ob_err_errno(err, errno, "reading %s", what);
+    int rc = stream_restore(r, n, fd, what, NULL, err);
+    if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
+        rc = ob_err_errno(err, errno, "reading %s", what);
+    uint8_t tmp[65536];
+    ssize_t k;
+    while (rc == 0 && (k = stream_read_fd(&fd, tmp, sizeof tmp)) != 0) {
+        if (k < 0) {
+            rc = ob_err_errno(err, errno, "reading %s", what);
+            break;
+        }
+        ob_buf_append(out, tmp, (size_t)k);
+    }
+    ob_wipe(tmp, sizeof tmp);
+    close(fd);
+    return rc;
+}
+
+/* Run one statement of the globals; a failure is a warning naming label
+ * (the statement's first words: the text may carry a password hash). */
+static int pg_globals_exec(PGconn *c, const char *sql, const char *label)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) {
+        char *m = ob_xstrdup(PQresultErrorMessage(r));
+        m[strcspn(m, "\n")] = '\0';
+        ob_warn("--roles: %s failed: %s", label, m);
+        free(m);
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* restore db --roles: the roles (and tablespaces) of pg_dumpall
+ * --globals-only that this cluster does not have, with their attributes,
+ * settings, comments and memberships.  A role or tablespace that exists is
+ * left exactly as it is: pg_dumpall writes CREATE ROLE x; ALTER ROLE x WITH
+ * ... PASSWORD ...; so replaying the script would reset its password and
+ * attributes to the backup's even though the CREATE fails.  A membership
+ * (GRANT g TO m) is restored when its member is a role created here; one
+ * for an existing member would change that role, so it is reported, not
+ * run.  A statement that fails is a warning: the role it concerns may not
+ * matter for the data, and pg_restore fails clearly when it does. */
+static int pg_restore_globals(repo *r, const tree_node *globals, const pg_restore_opts *o,
+                              ob_err *err)
+{
+    ob_buf script = OB_BUF_INIT;
+    if (pg_stream_to_buf(r, globals, PG_GLOBALS_NAME, &script, err) < 0) {
+        ob_wipe(script.data, script.len);
+        ob_buf_free(&script);
+        return -1;
+    }
+    PGconn *c = pg_conn_open(o->conninfo, "postgres", err);
+    pg_names roles = {0}, spaces = {0}, created = {0}, created_ts = {0}, failed = {0};
+    size_t pos = 0, kept = 0, skipped_members = 0;
+    char *stmt;
+    int rc = -1;
+    if (!c || pg_names_load(c, "SELECT rolname FROM pg_catalog.pg_roles", &roles, err) < 0 ||
+        pg_names_load(c, "SELECT spcname FROM pg_catalog.pg_tablespace", &spaces, err) < 0)
+        goto out;
+    while (pg_sql_next((const char *)script.data, script.len, &pos, &stmt)) {
+        pg_sql_global g;
+        pg_sql_global_classify(stmt, &g);
+        const char *name = g.object;
+        switch (g.kind) {
+        case PG_SQL_G_SESSION:
+            pg_globals_exec(c, stmt, g.label);
+            break;
+        case PG_SQL_G_ROLE_CREATE:
+        case PG_SQL_G_ROLE:
+            if (pg_names_has(&roles, name)) {
+                if (g.kind == PG_SQL_G_ROLE_CREATE)
+                    kept++;
+                break;
+            }
+            if (pg_names_has(&failed, name))
+                break;
+            if (!pg_names_has(&created, name)) {
+                /* pg_dumpall leaves out CREATE ROLE for the role it ran
+                 * as (only ALTER ROLE): create it before its ALTER. */
+                char *q = pg_sql_quote_ident(name);
+                char *create = ob_xasprintf("CREATE ROLE %s", q);
+                char *label = ob_xasprintf("CREATE ROLE %s", q);
+                int crc = pg_globals_exec(c, g.kind == PG_SQL_G_ROLE_CREATE ? stmt : create,
+                                          g.kind == PG_SQL_G_ROLE_CREATE ? g.label : label);
+                pg_names_add(crc == 0 ? &created : &failed, name);
+                free(q);
+                free(create);
+                free(label);
+                if (crc < 0 || g.kind == PG_SQL_G_ROLE_CREATE)
+                    break;
+            }
+            pg_globals_exec(c, stmt, g.label);
+            break;
+        case PG_SQL_G_MEMBERSHIP:
+        case PG_SQL_G_GRANT: {
+            size_t mine = 0;
+            for (size_t i = 0; i < g.nnames; i++)
+                mine += pg_names_has(&created, g.names[i]);
+            if (mine == g.nnames) {
+                pg_globals_exec(c, stmt, g.label);
+            } else if (g.kind == PG_SQL_G_MEMBERSHIP) {
+                skipped_members++;
+                ob_warn("--roles: not restored, as it would change an existing role (run it "
+                        "yourself if you want it): %s", g.label);
+            }
+            break;
+        }
+        case PG_SQL_G_TABLESPACE_CREATE:
+            if (pg_names_has(&spaces, name))
+                break;
+            if (pg_globals_exec(c, stmt, g.label) == 0)
+                pg_names_add(&created_ts, name);
+            break;
+        case PG_SQL_G_TABLESPACE:
+            if (pg_names_has(&created_ts, name))
+                pg_globals_exec(c, stmt, g.label);
+            break;
+        case PG_SQL_G_OTHER:
+            ob_warn("--roles: skipped a statement of the stored globals that is not about a "
+                    "role or tablespace this restore created: %s ...",
+                    g.label);
+            break;
+        }
+        pg_sql_global_free(&g);
+        ob_wipe(stmt, strlen(stmt));
+        free(stmt);
+    }
+    if (!o->quiet)
+        ob_info("--roles: created %zu role(s), kept %zu existing role(s) unchanged%s", created.n,
+                kept, skipped_members ? " (memberships of existing roles not restored)" : "");
+    rc = 0;
+out:
+    pg_names_free(&roles);
+    pg_names_free(&spaces);
+    pg_names_free(&created);
+    pg_names_free(&created_ts);
+    pg_names_free(&failed);
+    PQfinish(c);
+    ob_wipe(script.data, script.len);
+    ob_buf_free(&script);
+    return rc;
+}
+
 static char *timestamp_suffix(void)
 {
     time_t now = time(NULL);
@@ -786,12 +988,7 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
         if (!globals) {
             rc = ob_err_set(err, OB_EUSAGE, "snapshot %.8s holds no globals (roles)", s->id);
         } else {
-            /* Roles that already exist make psql report errors and go on:
-             * that is the point (existing roles are kept). */
-            char *extra[] = {"-X", "-q", "-d", "postgres", "-f", "-", NULL};
-            char **argv = build_argv(NULL, "psql", extra, err);
-            rc = argv ? stream_to_command(r, globals, argv, env, "psql (roles)", err) : -1;
-            proc_argv_free(argv);
+            rc = pg_restore_globals(r, globals, o, err);
         }
     }
     if (rc == 0)
