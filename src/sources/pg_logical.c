@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1046,7 +1047,38 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
     return 0;
 }
 
-/* Swap new into live's name in one transaction, keeping live as old. */
+/* The signals that end opsbackup (default action) or a job run, blocked
+ * around the swap: a SIGTERM or ^C between ALLOW_CONNECTIONS false and the
+ * renames used to leave the live database refusing every connection. */
+static void pg_swap_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+/* One of those signals is waiting to be delivered. */
+static int pg_swap_signal_pending(void)
+{
+    sigset_t pending, ours;
+    pg_swap_signals(&ours);
+    if (sigpending(&pending) < 0)
+        return 0;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&ours, sig) == 1 && sigismember(&pending, sig) == 1)
+            return sig;
+    return 0;
+}
+
+/* Swap new into live's name, keeping live as old.  The caller blocks the
+ * swap signals (pg_swap_signals) around this: it either completes or is
+ * rolled back, never stops half way.  While the sessions on live are asked
+ * to leave (up to 10 s) a pending signal rolls back at once (connections
+ * allowed again, nothing renamed); the renames and the re-allowing of
+ * connections on old are one transaction, so they cannot be split by
+ * anything, SIGKILL included.  On any failure live accepts connections
+ * again; if even that fails, err says what to run. */
 static int swap_databases(PGconn *c, const char *live, const char *newdb, const char *old,
                           ob_err *err)
 {
@@ -1060,14 +1092,21 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
                               "pid <> pg_backend_pid()",
                               lit);
     char *swap = ob_xasprintf("BEGIN; ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s RENAME TO "
-                              "%s; COMMIT",
-                              l, o, n, l);
-    char *reallow = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", o);
+                              "%s; ALTER DATABASE %s WITH ALLOW_CONNECTIONS true; COMMIT",
+                              l, o, n, l, o);
     char *undo = ob_xasprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", l);
     int rc = pg_conn_exec(c, noconn, err);
     if (rc == 0) {
         /* Sessions get up to 10 s to go after being asked. */
         for (int i = 0; i < 100 && rc == 0; i++) {
+            int sig = pg_swap_signal_pending();
+            if (sig) {
+                rc = ob_err_set(err, OB_EFAIL,
+                                "interrupted by signal %d while the sessions on %s were asked "
+                                "to leave; nothing was swapped",
+                                sig, live);
+                break;
+            }
             ob_err e = OB_ERR_INIT;
             pg_conn_exec(c, kick, &e);
             ob_err_clear(&e);
@@ -1087,12 +1126,12 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
         if (rc < 0) {
             ob_err e = OB_ERR_INIT;
             pg_conn_exec(c, "ROLLBACK", &e);
-            pg_conn_exec(c, undo, &e);
             ob_err_clear(&e);
-        } else {
-            ob_err e = OB_ERR_INIT;
-            if (pg_conn_exec(c, reallow, &e) < 0)
-                ob_warn("%s", ob_err_msg(&e));
+            if (pg_conn_exec(c, undo, &e) < 0)
+                ob_err_prefix(err,
+                              "database %s still refuses connections (%s); run as a superuser "
+                              "'%s' to allow them again; the swap failed because",
+                              live, ob_err_msg(&e), undo);
             ob_err_clear(&e);
         }
     }
@@ -1104,7 +1143,6 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
     free(kick);
     free(left);
     free(swap);
-    free(reallow);
     free(undo);
     return rc;
 }
@@ -1174,15 +1212,33 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
     if (restore_into(r, s, o, admin, env, newdb, err) < 0)
         goto out;
     if (o->replace) {
-        if (swap_databases(admin, live, newdb, old, err) < 0) {
-            ob_err_prefix(err, "restored into %s, but could not swap it with %s (the live "
-                               "database is unchanged)",
+        /* The swap and its cleanup run with SIGINT/SIGTERM/SIGHUP held
+         * back (swap_databases).  Only this thread runs here: restore db
+         * starts no threads of its own and the restore's are joined. */
+        sigset_t block, saved;
+        pg_swap_signals(&block);
+        pthread_sigmask(SIG_BLOCK, &block, &saved);
+        int src = swap_databases(admin, live, newdb, old, err);
+        if (src < 0) {
+            ob_err_prefix(err, "restored into %s, but could not swap it with %s (nothing "
+                               "was renamed; the restored copy is dropped)",
                           newdb, live);
             ob_err e = OB_ERR_INIT;
             drop_db(admin, newdb, &e);
             ob_err_clear(&e);
-            goto out;
         }
+        if (pg_swap_signal_pending()) {
+            /* Said now: unblocking delivers the signal, which ends us. */
+            if (src < 0)
+                ob_error("%s", ob_err_msg(err));
+            else
+                ob_warn("the swap was finished before the signal was handled: %s holds the "
+                        "restored data, the previous database is kept as %s",
+                        live, old);
+        }
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (src < 0)
+            goto out;
         res->database = live;
         res->previous = old;
         live = old = NULL;

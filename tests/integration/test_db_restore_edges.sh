@@ -56,4 +56,56 @@ grep -q 'SCRAM' "$T/err" "$T/out" && problem "restore db --roles printed a passw
 pg_db_exists edb_roles && [ "$(pg_sql -d edb_roles "SELECT count(*) FROM t")" = 100 ] ||
     problem "restore db --roles did not restore the data"
 
+info "SIGTERM while --replace swaps never leaves the live database refusing connections"
+pg_sql "CREATE DATABASE sigdb"
+pg_sql -d sigdb "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 100)"
+expect_code 0 ob --json backup db --dbname sigdb
+sigsnap=$(json_get "$T/out" 'j["id"]')
+pg_sql -d sigdb "INSERT INTO t VALUES (0)"
+# A session that outlives pg_terminate_backend for a few seconds: its
+# backend waits in pclose() for a program that ignores SIGTERM (the whole
+# process group is signalled).  --replace waits for it with the live
+# database's ALLOW_CONNECTIONS off: the window the signal must hit.
+"$PGBIN/psql" -X -d sigdb -c "COPY (SELECT 1) TO PROGRAM 'trap \"\" TERM; sleep 6'" >"$T/blocker.out" 2>&1 &
+bg_track $!
+for _ in $(seq 100); do
+    [ "$(pg_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = 'sigdb' AND query LIKE '%TO PROGRAM%' AND pid <> pg_backend_pid()")" = 1 ] && break
+    sleep 0.05
+done
+"$OPSBACKUP" -r "$REPO" restore db "$sigsnap" --replace --dbname sigdb >"$T/sig.out" 2>"$T/sig.err" &
+restorer=$!
+bg_track $restorer
+hit=0
+for _ in $(seq 400); do
+    if [ "$(pg_sql "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = f ]; then
+        kill -TERM $restorer
+        hit=1
+        break
+    fi
+    kill -0 $restorer 2>/dev/null || break
+    sleep 0.02
+done
+set +e
+wait $restorer
+sigrc=$?
+set -e
+[ $hit = 1 ] || { cat "$T/sig.err" >&2; fail "never saw sigdb refusing connections during --replace (exit $sigrc)"; }
+info "(restore db --replace got SIGTERM while sigdb refused connections; exit $sigrc)"
+[ "$(pg_sql "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = t ] ||
+    problem "after SIGTERM during the swap, database sigdb refuses connections (datallowconn false)"
+rows=$(pg_sql -d sigdb "SELECT count(*) FROM t" 2>&1) || problem "cannot connect to sigdb after SIGTERM during the swap: $rows"
+kept=$(pg_sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'sigdb\_before\_restore\_%'")
+# Either rolled back (the live data as it was, nothing kept) or completed
+# (the backup's rows, the old database kept); never in between.
+if [ "$rows" = 101 ] && [ "$kept" = 0 ]; then
+    assert_grep "interrupted by signal" "$T/sig.err"
+elif [ "$rows" = 100 ] && [ "$kept" = 1 ]; then
+    :
+else
+    problem "after SIGTERM during the swap: sigdb has $rows rows and $kept kept database(s)"
+fi
+[ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname LIKE 'sigdb\_restore\_%'")" = 0 ] ||
+    problem "SIGTERM during the swap left the temporary sigdb_restore_* database"
+[ "$sigrc" = 143 ] || problem "restore db --replace ended with $sigrc after SIGTERM, not 143"
+
 finish
