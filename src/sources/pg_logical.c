@@ -1198,6 +1198,18 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
                        live, live);
             goto out;
         }
+        /* Where the live database will go must be free now, not found
+         * taken after a restore of an hour. */
+        if (db_exists(admin, old, &exists, err) < 0)
+            goto out;
+        if (exists) {
+            ob_err_set(err, OB_EEXIST,
+                       "database %s already exists, and --replace would keep the current %s "
+                       "under that name; drop or rename it, or retry in a second (the name "
+                       "holds the time); nothing was restored",
+                       old, live);
+            goto out;
+        }
     } else {
         newdb = ob_xstrdup(o->target_db);
     }

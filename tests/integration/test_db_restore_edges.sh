@@ -108,4 +108,27 @@ fi
     problem "SIGTERM during the swap left the temporary sigdb_restore_* database"
 [ "$sigrc" = 143 ] || problem "restore db --replace ended with $sigrc after SIGTERM, not 143"
 
+info "a taken NAME_before_restore_<time> is refused before anything is restored"
+pg_sql "CREATE DATABASE takendb"
+pg_sql -d takendb "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
+expect_code 0 ob --json backup db --dbname takendb
+takensnap=$(json_get "$T/out" 'j["id"]')
+# The name holds the second the restore starts (local time): take the next few.
+for k in 0 1 2 3 4 5 6 7; do
+    pg_sql "CREATE DATABASE \"takendb_before_restore_$(date -d "+$k sec" +%Y%m%d%H%M%S)\""
+done
+dbs_before=$(pg_databases)
+cat >"$T/marking_pg_restore" <<EOF
+#!/bin/sh
+touch "$T/pg_restore.ran"
+exec "$PGBIN/pg_restore" "\$@"
+EOF
+chmod 755 "$T/marking_pg_restore"
+run_rc ob restore db "$takensnap" --replace --dbname takendb --restore-command "$T/marking_pg_restore"
+[ "$RC" != 0 ] || problem "restore db --replace with takendb_before_restore_<now> taken exited 0"
+grep -q 'takendb_before_restore_[0-9]* already exists' "$T/err" ||
+    problem "restore db --replace with a taken _before_restore_ name does not say so: $(cat "$T/err")"
+[ -e "$T/pg_restore.ran" ] && problem "restore db --replace ran pg_restore before finding its _before_restore_ name taken"
+[ "$(pg_databases)" = "$dbs_before" ] || problem "the refused --replace changed the list of databases"
+
 finish
