@@ -966,11 +966,27 @@ static char *timestamp_suffix(void)
                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* NAME + suffix within PostgreSQL's 63-byte identifier limit. */
-static char *db_name_with(const char *name, const char *suffix)
+/* NAME + suffix within PostgreSQL's 63-byte identifier limit (NAMEDATALEN
+ * - 1), NAME cut at a character boundary of c's client encoding: a
+ * multibyte character cut in half is an invalid name the server rejects
+ * (a Japanese database name of 14 characters or more did). */
+static char *db_name_with(PGconn *c, const char *name, const char *suffix)
 {
-    size_t room = 63 - strlen(suffix);
-    return ob_xasprintf("%.*s%s", (int)(strlen(name) < room ? strlen(name) : room), name, suffix);
+    size_t len = strlen(name), room = 63 - strlen(suffix), keep = 0;
+    if (len <= room) {
+        keep = len;
+    } else {
+        int enc = PQclientEncoding(c);
+        while (keep < room) {
+            int k = PQmblen(name + keep, enc);
+            if (k < 1)
+                k = 1;
+            if (keep + (size_t)k > room)
+                break;
+            keep += (size_t)k;
+        }
+    }
+    return ob_xasprintf("%.*s%s", (int)keep, name, suffix);
 }
 
 static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PGconn *admin,
@@ -1185,8 +1201,8 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
         }
         char *sfx_new = ob_xasprintf("_restore_%s", suffix);
         char *sfx_old = ob_xasprintf("_before_restore_%s", suffix);
-        newdb = db_name_with(live, sfx_new);
-        old = db_name_with(live, sfx_old);
+        newdb = db_name_with(admin, live, sfx_new);
+        old = db_name_with(admin, live, sfx_old);
         free(sfx_new);
         free(sfx_old);
         if (db_exists(admin, live, &exists, err) < 0)

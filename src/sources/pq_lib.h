@@ -19,7 +19,7 @@
     X(PQparameterStatus) X(PQdb) X(PQexec) X(PQexecParams) X(PQresultStatus)                  \
     X(PQresultErrorMessage) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetisnull)            \
     X(PQclear) X(PQescapeLiteral) X(PQescapeIdentifier) X(PQfreemem) X(PQconninfoParse)       \
-    X(PQconninfoFree)
+    X(PQconninfoFree) X(PQclientEncoding) X(PQmblen)
 
 /* Written once, by the first pq_lib_load, and only read afterwards. */
 typedef struct pq_lib {
@@ -54,6 +54,8 @@ int pq_lib_load(ob_err *err);
 #define PQfreemem (pq_lib_fns.PQfreemem)
 #define PQconninfoParse (pq_lib_fns.PQconninfoParse)
 #define PQconninfoFree (pq_lib_fns.PQconninfoFree)
+#define PQclientEncoding (pq_lib_fns.PQclientEncoding)
+#define PQmblen (pq_lib_fns.PQmblen)
 #endif
 
 #endif

@@ -131,4 +131,20 @@ grep -q 'takendb_before_restore_[0-9]* already exists' "$T/err" ||
 [ -e "$T/pg_restore.ran" ] && problem "restore db --replace ran pg_restore before finding its _before_restore_ name taken"
 [ "$(pg_databases)" = "$dbs_before" ] || problem "the refused --replace changed the list of databases"
 
+info "a multibyte database name is cut at a character boundary for the temporary names"
+# 2 + 20 × 3 = 62 bytes: with _restore_<time> (23 bytes) 40 bytes of it are
+# kept, with _before_restore_<time> 33: both fall inside a character.
+mbdb="ab$(printf '漢%.0s' $(seq 20))"
+pg_sql "CREATE DATABASE \"$mbdb\""
+pg_sql -d "$mbdb" "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)"
+expect_code 0 ob --json backup db --dbname "$mbdb"
+mbsnap=$(json_get "$T/out" 'j["id"]')
+pg_sql -d "$mbdb" "INSERT INTO t VALUES (0)"
+run_rc ob restore db "$mbsnap" --replace --dbname "$mbdb"
+[ "$RC" = 0 ] || problem "restore db --replace of a 62-byte Japanese database name exited $RC: $(cat "$T/err")"
+[ "$(pg_sql -d "$mbdb" "SELECT count(*) FROM t")" = 10 ] || problem "restore db --replace of $mbdb did not restore its rows"
+kept=$(pg_sql "SELECT datname FROM pg_database WHERE datname LIKE 'ab%\_before\_restore\_%'")
+[ "$kept" = "ab$(printf '漢%.0s' $(seq 10))_before_restore_${kept##*_}" ] ||
+    problem "the kept database is named '$kept', not ab + 10 characters + _before_restore_<time>"
+
 finish
