@@ -737,6 +737,29 @@ static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err
 }
 
 /* Feed a stored stream to a command's stdin; the command must exit 0. */
+/* stream_restore into a child's stdin with SIGPIPE held back.  opsbackup
+ * does not ignore SIGPIPE, so a command that stopped reading early
+ * (pg_restore --exit-on-error failing on an early statement of a large
+ * dump) killed us outright: exit 141, no message, and the half-made
+ * database left behind.  Blocked, the write fails with EPIPE instead; the
+ * SIGPIPE that leaves pending for this thread is taken before the mask is
+ * restored. */
+static int stream_to_pipe(repo *r, const tree_node *n, int fd, const char *what, ob_err *err)
+{
+    sigset_t pipe_set, saved, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
+    int rc = stream_restore(r, n, fd, what, NULL, err);
+    if (sigismember(&saved, SIGPIPE) != 1 && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        (void)sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return rc;
+}
+
 static int stream_to_command(repo *r, const tree_node *n, char **argv, char **env,
                              const char *what, ob_err *err)
 {
@@ -745,7 +768,7 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
     if (proc_start(&po, &p, err) < 0)
         return -1;
     ob_err werr = OB_ERR_INIT;
-    int wrc = stream_restore(r, n, proc_stdin(p), what, NULL, &werr);
+    int wrc = stream_to_pipe(r, n, proc_stdin(p), what, &werr);
     /* The command's own complaint explains a broken pipe better than EPIPE. */
     int rc = proc_wait_ok(p, what, err);
     if (rc == 0 && wrc < 0) {

@@ -7,6 +7,8 @@
 #   - a taken NAME_before_restore_<time> is refused before anything is restored;
 #   - a multibyte database name is cut at a character boundary for the
 #     temporary names;
+#   - a restore command that stops reading early is an error (it killed
+#     opsbackup with SIGPIPE, leaving the half-made database);
 #   - --replace and --target-db keep the database's own properties (GRANT /
 #     REVOKE on it, ALTER DATABASE SET, ALTER ROLE IN DATABASE SET, COMMENT,
 #     connection limit).
@@ -146,5 +148,27 @@ run_rc ob restore db "$mbsnap" --replace --dbname "$mbdb"
 kept=$(pg_sql "SELECT datname FROM pg_database WHERE datname LIKE 'ab%\_before\_restore\_%'")
 [ "$kept" = "ab$(printf '漢%.0s' $(seq 10))_before_restore_${kept##*_}" ] ||
     problem "the kept database is named '$kept', not ab + 10 characters + _before_restore_<time>"
+
+info "a restore command that stops reading early is an error, not a SIGPIPE death"
+# pg_restore --exit-on-error failing on an early statement stops reading a
+# dump larger than the pipe: opsbackup died of SIGPIPE (exit 141), saying
+# nothing and leaving the half-made database.
+pg_sql "CREATE DATABASE pipedb"
+pg_sql -d pipedb "CREATE TABLE t AS SELECT i, md5(i::text) AS m FROM generate_series(1, 100000) i"
+expect_code 0 ob --json backup db --dbname pipedb
+pipesnap=$(json_get "$T/out" 'j["id"]')
+printf '#!/bin/sh\necho "early: injected failure" >&2\nexit 1\n' >"$T/early_exit"
+chmod 755 "$T/early_exit"
+for mode in "--target-db pipedb_copy" "--replace --dbname pipedb"; do
+    dbs_before=$(pg_databases)
+    set +e
+    # shellcheck disable=SC2086
+    ob restore db "$pipesnap" $mode --restore-command "$T/early_exit" >"$T/out" 2>"$T/err"
+    RC=$?
+    set -e
+    [ "$RC" = 1 ] || problem "restore db $mode with a restore command exiting early ended with $RC, not 1"
+    grep -q 'early: injected failure' "$T/err" || problem "restore db $mode does not show the restore command's error: $(cat "$T/err")"
+    [ "$(pg_databases)" = "$dbs_before" ] || problem "restore db $mode with a restore command exiting early left: $(LC_ALL=C comm -13 <(echo "$dbs_before") <(pg_databases) | tr '\n' ' ')"
+done
 
 finish
