@@ -780,6 +780,109 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
     return rc;
 }
 
+/* ---- the database's own properties ------------------------------------ */
+
+/* Feeds a stored stream into a command's stdin on its own thread while the
+ * caller reads the command's stdout: either side alone could block on a
+ * full pipe with the other waiting for it. */
+typedef struct pg_feed_job {
+    repo *r;
+    const tree_node *n;
+    proc *p;
+    int rc;
+    ob_err err;
+} pg_feed_job;
+
+static void *pg_feed_thread(void *arg)
+{
+    pg_feed_job *j = arg;
+    j->rc = stream_to_pipe(j->r, j->n, proc_stdin(j->p), PG_DUMP_NAME, &j->err);
+    /* EOF for a reader that wants the whole archive; only this thread
+     * touches the stdin side until it is joined. */
+    proc_close_stdin(j->p);
+    return NULL;
+}
+
+/* What `pg_restore --create --schema-only` writes for the dump (to stdout:
+ * no file, so a --restore-command running pg_restore in a container works
+ * as it does for the restore).  It reads only the archive's table of
+ * contents and then stops reading: the feeder's broken pipe is expected. */
+static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_opts *o,
+                             char **env, ob_buf *out, ob_err *err)
+{
+    char *extra[] = {"--create", "--schema-only", "--file=-", NULL};
+    char **argv = build_argv(o->restore_command, "pg_restore", extra, err);
+    if (!argv)
+        return -1;
+    proc_opts po = {argv, env, 1, 1};
+    proc *p;
+    int rc = proc_start(&po, &p, err);
+    proc_argv_free(argv);
+    if (rc < 0)
+        return -1;
+    pg_feed_job job = {r, dump, p, 0, OB_ERR_INIT};
+    pthread_t th;
+    int started = pthread_create(&th, NULL, pg_feed_thread, &job) == 0;
+    if (!started)
+        job.rc = ob_err_set(&job.err, OB_EFAIL, "cannot start a thread to feed pg_restore");
+    uint8_t tmp[65536];
+    int fd = proc_stdout(p);
+    ssize_t k;
+    while (started && (k = stream_read_fd(&fd, tmp, sizeof tmp)) > 0)
+        ob_buf_append(out, tmp, (size_t)k);
+    if (started)
+        pthread_join(th, NULL);
+    rc = proc_wait_ok(p, "pg_restore --create --schema-only (the database's own settings)", err);
+    if (rc == 0 && !started) {
+        ob_err_move(err, &job.err);
+        rc = -1;
+    }
+    ob_err_clear(&job.err);
+    proc_free(p);
+    return rc;
+}
+
+/* The database's own properties from the dump, applied to newdb: its
+ * GRANTs / REVOKEs, ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ...
+ * SET, COMMENT, SECURITY LABEL and connection limit.  pg_dump stores them
+ * in the archive, but pg_restore emits them only with --create, which
+ * would create the database under its old name; so they are taken from
+ * pg_restore --create's script, renamed (pg_sql_db_property) and run here,
+ * with the script's session settings, on a connection of their own.  Any
+ * failure fails the restore, as any pg_restore error does
+ * (--exit-on-error). */
+static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_restore_opts *o,
+                                    char **env, const char *newdb, ob_err *err)
+{
+    ob_buf script = OB_BUF_INIT;
+    if (pg_restore_script(r, dump, o, env, &script, err) < 0) {
+        ob_buf_free(&script);
+        return -1;
+    }
+    PGconn *c = pg_conn_open(o->conninfo, "postgres", err);
+    int rc = c ? 0 : -1, applied = 0;
+    size_t pos = 0;
+    char *stmt;
+    while (rc == 0 && pg_sql_next((const char *)script.data, script.len, &pos, &stmt)) {
+        char *renamed = NULL;
+        pg_sql_db_kind kind = pg_sql_db_property(stmt, newdb, &renamed);
+        if (kind != PG_SQL_DB_OTHER) {
+            rc = pg_conn_exec(c, renamed ? renamed : stmt, err);
+            if (rc < 0)
+                ob_err_prefix(err, "applying the database's own settings from the dump to %s",
+                              newdb);
+            applied += kind == PG_SQL_DB_PROPERTY;
+        }
+        free(renamed);
+        free(stmt);
+    }
+    if (rc == 0)
+        ob_debug("%d database-level setting(s) from the dump applied to %s", applied, newdb);
+    PQfinish(c);
+    ob_buf_free(&script);
+    return rc;
+}
+
 /* ---- --roles: the globals, only for what this cluster lacks ----------- */
 
 /* A set of names (roles, tablespaces); small, so a list. */
@@ -1074,6 +1177,8 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
         proc_argv_free(argv);
     }
     free(dbarg);
+    if (rc == 0)
+        rc = pg_restore_db_properties(r, dump, o, env, newdb, err);
     tree_free(&t);
     if (rc < 0) {
         /* Never leave a half-restored database behind. */

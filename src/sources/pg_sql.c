@@ -347,3 +347,52 @@ void pg_sql_global_free(pg_sql_global *g)
     free(g->label);
     memset(g, 0, sizeof *g);
 }
+
+/* ---- the database's own properties in pg_restore --create output ------ */
+
+pg_sql_db_kind pg_sql_db_property(const char *stmt, const char *newname, char **out)
+{
+    *out = NULL;
+    pg_sql_tok *t;
+    size_t n;
+    pg_sql_tokens(stmt, &t, &n);
+    pg_sql_db_kind kind = PG_SQL_DB_OTHER;
+    size_t name = 0; /* the token naming the database */
+    if (pg_sql_is(t, n, 0, "set") || pg_sql_is(t, n, 0, "reset") ||
+        (pg_sql_is(t, n, 0, "select") && strstr(stmt, "set_config"))) {
+        kind = PG_SQL_DB_SESSION;
+    } else if (pg_sql_is(t, n, 0, "alter") && pg_sql_is(t, n, 1, "database") &&
+               pg_sql_is_name(t, n, 2)) {
+        /* SET, RESET, CONNECTION LIMIT [=] n, WITH CONNECTION LIMIT n. */
+        size_t k = pg_sql_is(t, n, 3, "with") ? 4 : 3;
+        if (pg_sql_is(t, n, 3, "set") || pg_sql_is(t, n, 3, "reset") ||
+            pg_sql_is(t, n, k, "connection")) {
+            kind = PG_SQL_DB_PROPERTY;
+            name = 2;
+        }
+    } else if (pg_sql_is(t, n, 0, "alter") &&
+               (pg_sql_is(t, n, 1, "role") || pg_sql_is(t, n, 1, "user")) &&
+               pg_sql_is_name(t, n, 2) && pg_sql_is(t, n, 3, "in") &&
+               pg_sql_is(t, n, 4, "database") && pg_sql_is_name(t, n, 5)) {
+        kind = PG_SQL_DB_PROPERTY;
+        name = 5;
+    } else if (pg_sql_is(t, n, 0, "comment") || pg_sql_is(t, n, 0, "security") ||
+               pg_sql_is(t, n, 0, "grant") || pg_sql_is(t, n, 0, "revoke")) {
+        /* COMMENT ON DATABASE x, SECURITY LABEL [FOR p] ON DATABASE x,
+         * GRANT / REVOKE privileges ON DATABASE x: the first ON decides. */
+        size_t i = 1;
+        while (i < n && !pg_sql_is(t, n, i, "on"))
+            i++;
+        if (pg_sql_is(t, n, i + 1, "database") && pg_sql_is_name(t, n, i + 2)) {
+            kind = PG_SQL_DB_PROPERTY;
+            name = i + 2;
+        }
+    }
+    if (kind == PG_SQL_DB_PROPERTY) {
+        char *q = pg_sql_quote_ident(newname);
+        *out = ob_xasprintf("%.*s%s%s", (int)t[name].start, stmt, q, stmt + t[name].end);
+        free(q);
+    }
+    pg_sql_tokens_free(t, n);
+    return kind;
+}

@@ -72,6 +72,26 @@ typedef struct pg_sql_global {
 void pg_sql_global_classify(const char *stmt, pg_sql_global *out);
 void pg_sql_global_free(pg_sql_global *g);
 
+/* What pg_restore --create writes for the database itself, which a
+ * restore without --create never runs (so --replace and --target-db lost
+ * them): COMMENT ON DATABASE, SECURITY LABEL ON DATABASE, ALTER DATABASE
+ * ... SET / RESET / CONNECTION LIMIT, ALTER ROLE ... IN DATABASE ... SET,
+ * GRANT / REVOKE ... ON DATABASE.  For such a statement: PG_SQL_DB_PROPERTY
+ * with *out the statement naming the database newname instead (the name
+ * right after DATABASE replaced, so a role or a string that happens to
+ * hold the old name is left alone).  PG_SQL_DB_SESSION for a SET / RESET /
+ * SELECT set_config, which pg_restore's script relies on (*out NULL; run
+ * it as it is).  PG_SQL_DB_OTHER for anything else, CREATE DATABASE and
+ * ALTER DATABASE ... OWNER TO / IS_TEMPLATE / ALLOW_CONNECTIONS included
+ * (the owner is set when the database is created; a restored copy stays
+ * an ordinary database anyone allowed may connect to). */
+typedef enum pg_sql_db_kind {
+    PG_SQL_DB_OTHER = 0,
+    PG_SQL_DB_PROPERTY,
+    PG_SQL_DB_SESSION,
+} pg_sql_db_kind;
+pg_sql_db_kind pg_sql_db_property(const char *stmt, const char *newname, char **out);
+
 /* name as a double-quoted identifier ("" doubled), always quoted: a bare
  * name could be a keyword (a role named user); the caller frees. */
 char *pg_sql_quote_ident(const char *name);

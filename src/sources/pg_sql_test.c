@@ -152,6 +152,49 @@ static void test_unterminated(void **state)
     pg_sql_tokens_free(t, n);
 }
 
+static void test_db_property(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        pg_sql_db_kind kind;
+        const char *out;
+    } cases[] = {
+        {"COMMENT ON DATABASE \"app db\" IS 'app db''s comment'", PG_SQL_DB_PROPERTY,
+         "COMMENT ON DATABASE \"new\"\"db\" IS 'app db''s comment'"},
+        {"ALTER DATABASE appdb CONNECTION LIMIT = 11", PG_SQL_DB_PROPERTY,
+         "ALTER DATABASE \"new\"\"db\" CONNECTION LIMIT = 11"},
+        {"ALTER DATABASE appdb SET search_path TO 'appdb', 'public'", PG_SQL_DB_PROPERTY,
+         "ALTER DATABASE \"new\"\"db\" SET search_path TO 'appdb', 'public'"},
+        /* A role named like the database keeps its name. */
+        {"ALTER ROLE appdb IN DATABASE appdb SET work_mem TO '9MB'", PG_SQL_DB_PROPERTY,
+         "ALTER ROLE appdb IN DATABASE \"new\"\"db\" SET work_mem TO '9MB'"},
+        {"REVOKE CONNECT,TEMPORARY ON DATABASE appdb FROM PUBLIC", PG_SQL_DB_PROPERTY,
+         "REVOKE CONNECT,TEMPORARY ON DATABASE \"new\"\"db\" FROM PUBLIC"},
+        {"GRANT CONNECT ON DATABASE appdb TO appdb", PG_SQL_DB_PROPERTY,
+         "GRANT CONNECT ON DATABASE \"new\"\"db\" TO appdb"},
+        {"SECURITY LABEL FOR p ON DATABASE appdb IS 'x'", PG_SQL_DB_PROPERTY,
+         "SECURITY LABEL FOR p ON DATABASE \"new\"\"db\" IS 'x'"},
+        {"SET standard_conforming_strings = on", PG_SQL_DB_SESSION, NULL},
+        {"SELECT pg_catalog.set_config('search_path', '', false)", PG_SQL_DB_SESSION, NULL},
+        {"CREATE DATABASE appdb WITH TEMPLATE = template0", PG_SQL_DB_OTHER, NULL},
+        {"ALTER DATABASE appdb OWNER TO opscore", PG_SQL_DB_OTHER, NULL},
+        {"ALTER DATABASE appdb IS_TEMPLATE = true", PG_SQL_DB_OTHER, NULL},
+        {"GRANT SELECT ON TABLE public.database TO app_reader", PG_SQL_DB_OTHER, NULL},
+        {"COMMENT ON TABLE public.t IS 'ON DATABASE appdb'", PG_SQL_DB_OTHER, NULL},
+        {"CREATE TABLE t (i int)", PG_SQL_DB_OTHER, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        assert_int_equal(pg_sql_db_property(cases[i].in, "new\"db", &out), cases[i].kind);
+        if (cases[i].out)
+            assert_string_equal(out, cases[i].out);
+        else
+            assert_null(out);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_quote_ident),
         cmocka_unit_test(test_unterminated),
+        cmocka_unit_test(test_db_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

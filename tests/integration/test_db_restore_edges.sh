@@ -171,4 +171,49 @@ for mode in "--target-db pipedb_copy" "--replace --dbname pipedb"; do
     [ "$(pg_databases)" = "$dbs_before" ] || problem "restore db $mode with a restore command exiting early left: $(LC_ALL=C comm -13 <(echo "$dbs_before") <(pg_databases) | tr '\n' ' ')"
 done
 
+info "--replace and --target-db keep the database's own properties"
+# pg_restore writes these only with --create (GRANT/REVOKE on the database,
+# ALTER DATABASE SET, ALTER ROLE IN DATABASE SET, COMMENT, connection limit).
+# The name needs quoting, and the new names differ from the archive's.
+propdb='Prop"db'
+pg_sql "CREATE DATABASE \"Prop\"\"db\""
+pg_sql "REVOKE CONNECT, TEMPORARY ON DATABASE \"Prop\"\"db\" FROM PUBLIC;
+GRANT CONNECT ON DATABASE \"Prop\"\"db\" TO grp;
+ALTER DATABASE \"Prop\"\"db\" SET search_path = app, public;
+ALTER ROLE grp IN DATABASE \"Prop\"\"db\" SET work_mem = '3MB';
+COMMENT ON DATABASE \"Prop\"\"db\" IS 'プロパティ ''quoted''';
+ALTER DATABASE \"Prop\"\"db\" CONNECTION LIMIT 17"
+pg_sql -d "$propdb" "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
+# db_props NAME: connection limit, privileges (sorted), comment, and the
+# database's settings for everyone and per role.
+db_props() {
+    local lit=${1//\'/\'\'}
+    pg_sql "SELECT datconnlimit || ' | ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(datacl) x), '-')
+                || ' | ' || coalesce(shobj_description(oid, 'pg_database'), '-') FROM pg_database WHERE datname = '$lit'"
+    pg_sql "SELECT coalesce(r.rolname, '*') || ' ' || s.setconfig::text FROM pg_db_role_setting s
+            JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole
+            WHERE d.datname = '$lit' ORDER BY 1"
+}
+props_orig=$(db_props "$propdb")
+info "(properties: $(echo "$props_orig" | tr '\n' ';'))"
+expect_code 0 ob --json backup db --dbname "$propdb"
+propsnap=$(json_get "$T/out" 'j["id"]')
+expect_code 0 ob restore db "$propsnap" --target-db prop_copy
+props_copy=$(db_props prop_copy)
+[ "$props_copy" = "${props_orig//Prop\"db/prop_copy}" ] ||
+    problem "restore db --target-db lost the database's properties: '$props_orig' became '$props_copy'"
+# Change them all on the live database, then --replace brings them back.
+pg_sql "GRANT CONNECT, TEMPORARY ON DATABASE \"Prop\"\"db\" TO PUBLIC;
+REVOKE CONNECT ON DATABASE \"Prop\"\"db\" FROM grp;
+ALTER DATABASE \"Prop\"\"db\" RESET search_path;
+ALTER ROLE grp IN DATABASE \"Prop\"\"db\" RESET work_mem;
+COMMENT ON DATABASE \"Prop\"\"db\" IS NULL;
+ALTER DATABASE \"Prop\"\"db\" CONNECTION LIMIT -1"
+[ "$(db_props "$propdb")" != "$props_orig" ] || fail "changing the properties of $propdb changed nothing"
+run_rc ob restore db "$propsnap" --replace --dbname "$propdb"
+[ "$RC" = 0 ] || problem "restore db --replace of $propdb exited $RC: $(cat "$T/err")"
+props_now=$(db_props "$propdb")
+[ "$props_now" = "$props_orig" ] ||
+    problem "restore db --replace lost the database's properties: '$props_orig' became '$props_now'"
+
 finish
