@@ -736,7 +736,6 @@ static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err
     return rc;
 }
 
-/* Feed a stored stream to a command's stdin; the command must exit 0. */
 /* stream_restore into a child's stdin with SIGPIPE held back.  opsbackup
  * does not ignore SIGPIPE, so a command that stopped reading early
  * (pg_restore --exit-on-error failing on an early statement of a large
@@ -760,6 +759,7 @@ static int stream_to_pipe(repo *r, const tree_node *n, int fd, const char *what,
     return rc;
 }
 
+/* Feed a stored stream to a command's stdin; the command must exit 0. */
 static int stream_to_command(repo *r, const tree_node *n, char **argv, char **env,
                              const char *what, ob_err *err)
 {
@@ -823,8 +823,10 @@ static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_op
     pg_feed_job job = {r, dump, p, 0, OB_ERR_INIT};
     pthread_t th;
     int started = pthread_create(&th, NULL, pg_feed_thread, &job) == 0;
-    if (!started)
+    if (!started) {
         job.rc = ob_err_set(&job.err, OB_EFAIL, "cannot start a thread to feed pg_restore");
+        proc_close_stdin(p); /* so it ends instead of waiting for the dump */
+    }
     uint8_t tmp[65536];
     int fd = proc_stdout(p);
     ssize_t k;
@@ -836,6 +838,9 @@ static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_op
     if (rc == 0 && !started) {
         ob_err_move(err, &job.err);
         rc = -1;
+    } else if (rc < 0 && job.rc < 0) {
+        /* pg_restore's "unexpected end of file" may come from us. */
+        ob_warn("while feeding the dump to pg_restore: %s", ob_err_msg(&job.err));
     }
     ob_err_clear(&job.err);
     proc_free(p);
