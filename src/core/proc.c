@@ -88,8 +88,14 @@ int proc_start(const proc_opts *o, proc **out, ob_err *err)
         return ob_err_errno(err, e, "starting %s", o->argv[0]);
     }
     if (pid == 0) {
-        /* Child: only async-signal-safe calls from here. */
+        /* Child: only async-signal-safe calls from here.  A program we
+         * run gets the signal dispositions and mask it expects, not ours:
+         * restore db blocks SIGINT/SIGTERM while pg_restore runs, and a
+         * pg_restore that inherited the mask could not be stopped. */
         signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         int devnull = open("/dev/null", O_RDWR);
         dup2(o->pipe_stdin ? in[0] : devnull, STDIN_FILENO);
         dup2(o->pipe_stdout ? outp[1] : errfd, STDOUT_FILENO);
@@ -117,6 +123,7 @@ int proc_start(const proc_opts *o, proc **out, ob_err *err)
     return 0;
 }
 
+pid_t proc_pid(const proc *p) { return p->pid; }
 int proc_stdin(const proc *p) { return p->in_fd; }
 int proc_stdout(const proc *p) { return p->out_fd; }
 

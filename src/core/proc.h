@@ -14,6 +14,7 @@
 #define OB_PROC_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/err.h"
 
@@ -27,6 +28,7 @@ typedef struct proc_opts {
 } proc_opts;
 
 int proc_start(const proc_opts *o, proc **out, ob_err *err);
+pid_t proc_pid(const proc *p);
 int proc_stdin(const proc *p);    /* -1 if not piped or closed */
 int proc_stdout(const proc *p);   /* -1 if not piped */
 void proc_close_stdin(proc *p);   /* signal EOF to the child */

@@ -268,6 +268,13 @@ static void renew_locked(repo_lock *l)
 static void *renewer(void *arg)
 {
     repo_lock *l = arg;
+    /* Signals are for the thread doing the command's work (restore db
+     * takes SIGINT/SIGTERM there to clean up): a process-directed one must
+     * never be delivered here, where its default action would end the
+     * process mid-way. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_mutex_lock(&l->mu);
     while (!l->stop && !l->lost) {
         struct timespec ts;

@@ -736,6 +736,96 @@ static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err
     return rc;
 }
 
+/* The signals that end opsbackup (default action) or a job run, blocked
+ * for the whole of a restore db: a SIGTERM or ^C between ALLOW_CONNECTIONS
+ * false and the renames used to leave the live database refusing every
+ * connection, and one during pg_restore left NAME_restore_<time> (or the
+ * half-made --target-db database) behind. */
+static void pg_swap_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+/* ---- a restore interrupted by a signal -------------------------------- */
+
+/* While pg_restore runs, the signals above are blocked in every thread and
+ * taken by a watcher thread (sigtimedwait), which notes the signal and
+ * stops the pg_restore running then (SIGTERM); one started after that is
+ * stopped as it registers.  The restore then fails as on any pg_restore
+ * error, drops its database, and pg_logical_restore says why and raises
+ * the signal again, so the process still ends by it (exit 130, 143...). */
+typedef struct pg_interrupt {
+    pthread_mutex_t mu;
+    pid_t child; /* the command running now, 0 if none */
+    int sig;     /* the signal taken, 0 if none */
+    int done;    /* the watcher is to stop */
+    pthread_t th;
+    int started;
+} pg_interrupt;
+
+static void *pg_interrupt_watch(void *arg)
+{
+    pg_interrupt *in = arg;
+    sigset_t set;
+    pg_swap_signals(&set);
+    for (;;) {
+        pthread_mutex_lock(&in->mu);
+        int done = in->done;
+        pthread_mutex_unlock(&in->mu);
+        if (done)
+            return NULL;
+        struct timespec poll = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &poll);
+        if (sig > 0) {
+            pthread_mutex_lock(&in->mu);
+            in->sig = sig;
+            if (in->child > 0)
+                kill(in->child, SIGTERM);
+            pthread_mutex_unlock(&in->mu);
+            return NULL;
+        }
+    }
+}
+
+/* Start watching; the caller has blocked the signals (threads it starts
+ * later inherit that).  Without a watcher (no thread) the signals simply
+ * stay pending until the caller unblocks them. */
+static void pg_interrupt_start(pg_interrupt *in)
+{
+    memset(in, 0, sizeof *in);
+    pthread_mutex_init(&in->mu, NULL);
+    in->started = pthread_create(&in->th, NULL, pg_interrupt_watch, in) == 0;
+}
+
+/* Stop watching; returns the signal taken, 0 if none. */
+static int pg_interrupt_stop(pg_interrupt *in)
+{
+    if (in->started) {
+        pthread_mutex_lock(&in->mu);
+        in->done = 1;
+        pthread_mutex_unlock(&in->mu);
+        pthread_join(in->th, NULL);
+    }
+    pthread_mutex_destroy(&in->mu);
+    return in->sig;
+}
+
+/* p is the command running now (NULL: none any more).  A command that
+ * starts after the signal was taken is stopped at once. */
+static void pg_interrupt_child(pg_interrupt *in, const proc *p)
+{
+    if (!in)
+        return;
+    pthread_mutex_lock(&in->mu);
+    in->child = p ? proc_pid(p) : 0;
+    if (p && in->sig)
+        kill(in->child, SIGTERM);
+    pthread_mutex_unlock(&in->mu);
+}
+
 /* stream_restore into a child's stdin with SIGPIPE held back.  opsbackup
  * does not ignore SIGPIPE, so a command that stopped reading early
  * (pg_restore --exit-on-error failing on an early statement of a large
@@ -761,16 +851,18 @@ static int stream_to_pipe(repo *r, const tree_node *n, int fd, const char *what,
 
 /* Feed a stored stream to a command's stdin; the command must exit 0. */
 static int stream_to_command(repo *r, const tree_node *n, char **argv, char **env,
-                             const char *what, ob_err *err)
+                             const char *what, pg_interrupt *in, ob_err *err)
 {
     proc_opts po = {argv, env, 1, 0};
     proc *p;
     if (proc_start(&po, &p, err) < 0)
         return -1;
+    pg_interrupt_child(in, p);
     ob_err werr = OB_ERR_INIT;
     int wrc = stream_to_pipe(r, n, proc_stdin(p), what, &werr);
     /* The command's own complaint explains a broken pipe better than EPIPE. */
     int rc = proc_wait_ok(p, what, err);
+    pg_interrupt_child(in, NULL);
     if (rc == 0 && wrc < 0) {
         ob_err_move(err, &werr);
         rc = -1;
@@ -808,7 +900,7 @@ static void *pg_feed_thread(void *arg)
  * as it does for the restore).  It reads only the archive's table of
  * contents and then stops reading: the feeder's broken pipe is expected. */
 static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_opts *o,
-                             char **env, ob_buf *out, ob_err *err)
+                             char **env, pg_interrupt *in, ob_buf *out, ob_err *err)
 {
     char *extra[] = {"--create", "--schema-only", "--file=-", NULL};
     char **argv = build_argv(o->restore_command, "pg_restore", extra, err);
@@ -820,6 +912,7 @@ static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_op
     proc_argv_free(argv);
     if (rc < 0)
         return -1;
+    pg_interrupt_child(in, p);
     pg_feed_job job = {r, dump, p, 0, OB_ERR_INIT};
     pthread_t th;
     int started = pthread_create(&th, NULL, pg_feed_thread, &job) == 0;
@@ -835,6 +928,7 @@ static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_op
     if (started)
         pthread_join(th, NULL);
     rc = proc_wait_ok(p, "pg_restore --create --schema-only (the database's own settings)", err);
+    pg_interrupt_child(in, NULL);
     if (rc == 0 && !started) {
         ob_err_move(err, &job.err);
         rc = -1;
@@ -857,10 +951,11 @@ static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_op
  * failure fails the restore, as any pg_restore error does
  * (--exit-on-error). */
 static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_restore_opts *o,
-                                    char **env, const char *newdb, ob_err *err)
+                                    char **env, const char *newdb, pg_interrupt *in,
+                                    ob_err *err)
 {
     ob_buf script = OB_BUF_INIT;
-    if (pg_restore_script(r, dump, o, env, &script, err) < 0) {
+    if (pg_restore_script(r, dump, o, env, in, &script, err) < 0) {
         ob_buf_free(&script);
         return -1;
     }
@@ -1121,7 +1216,7 @@ static char *db_name_with(PGconn *c, const char *name, const char *suffix)
 }
 
 static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PGconn *admin,
-                        char **env, const char *newdb, ob_err *err)
+                        char **env, const char *newdb, pg_interrupt *in, ob_err *err)
 {
     tree t;
     tree_init(&t);
@@ -1169,7 +1264,15 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
             char *jarg = ob_xasprintf("--jobs=%d", o->jobs);
             char *extra[] = {dbarg, "--exit-on-error", "--no-password", jarg, tmpfile, NULL};
             char **argv = build_argv(NULL, "pg_restore", extra, err);
-            rc = argv ? proc_run_ok(argv, env, "pg_restore", err) : -1;
+            proc_opts po = {argv, env, 0, 0};
+            proc *p = NULL;
+            rc = argv ? proc_start(&po, &p, err) : -1;
+            if (rc == 0) {
+                pg_interrupt_child(in, p);
+                rc = proc_wait_ok(p, "pg_restore", err);
+                pg_interrupt_child(in, NULL);
+                proc_free(p);
+            }
             free(jarg);
             proc_argv_free(argv);
         }
@@ -1178,12 +1281,12 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
     } else {
         char *extra[] = {dbarg, "--exit-on-error", "--no-password", NULL};
         char **argv = build_argv(o->restore_command, "pg_restore", extra, err);
-        rc = argv ? stream_to_command(r, dump, argv, env, "pg_restore", err) : -1;
+        rc = argv ? stream_to_command(r, dump, argv, env, "pg_restore", in, err) : -1;
         proc_argv_free(argv);
     }
     free(dbarg);
     if (rc == 0)
-        rc = pg_restore_db_properties(r, dump, o, env, newdb, err);
+        rc = pg_restore_db_properties(r, dump, o, env, newdb, in, err);
     tree_free(&t);
     if (rc < 0) {
         /* Never leave a half-restored database behind. */
@@ -1194,17 +1297,6 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
         return -1;
     }
     return 0;
-}
-
-/* The signals that end opsbackup (default action) or a job run, blocked
- * around the swap: a SIGTERM or ^C between ALLOW_CONNECTIONS false and the
- * renames used to leave the live database refusing every connection. */
-static void pg_swap_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGHUP);
 }
 
 /* One of those signals is waiting to be delivered. */
@@ -1317,7 +1409,14 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
         env_free(env);
         return -1;
     }
-    int rc = -1, exists = 0;
+    /* From here until the end the restore's signals are held back: taken
+     * by the watcher while pg_restore runs, pending during the swap (see
+     * pg_swap_signals).  Only this thread runs now: the restore's threads
+     * start later and inherit the mask. */
+    sigset_t block, saved;
+    pg_swap_signals(&block);
+    pthread_sigmask(SIG_BLOCK, &block, &saved);
+    int rc = -1, exists = 0, sig = 0;
     char *live = NULL, *newdb = NULL, *old = NULL, *suffix = timestamp_suffix();
     if (o->replace) {
         /* The database to replace: the conninfo's, else the snapshot's. */
@@ -1370,15 +1469,31 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
                    newdb);
         goto out;
     }
-    if (restore_into(r, s, o, admin, env, newdb, err) < 0)
+    pg_interrupt in;
+    pg_interrupt_start(&in);
+    int irc = restore_into(r, s, o, admin, env, newdb, &in, err);
+    sig = pg_interrupt_stop(&in);
+    if (sig) {
+        /* restore_into dropped its database if pg_restore failed; if the
+         * signal came just after it had finished, the copy goes too. */
+        if (irc == 0) {
+            ob_err e = OB_ERR_INIT;
+            if (drop_db(admin, newdb, &e) < 0)
+                ob_warn("could not drop the restored database %s: %s", newdb, ob_err_msg(&e));
+            ob_err_clear(&e);
+        }
+        ob_err_clear(err);
+        ob_err_set(err, OB_EFAIL,
+                   "interrupted by signal %d (%s) while restoring into %s; the incomplete "
+                   "database was dropped%s",
+                   sig, strsignal(sig), newdb, o->replace ? " and nothing was swapped" : "");
+        goto out;
+    }
+    if (irc < 0)
         goto out;
     if (o->replace) {
         /* The swap and its cleanup run with SIGINT/SIGTERM/SIGHUP held
-         * back (swap_databases).  Only this thread runs here: restore db
-         * starts no threads of its own and the restore's are joined. */
-        sigset_t block, saved;
-        pg_swap_signals(&block);
-        pthread_sigmask(SIG_BLOCK, &block, &saved);
+         * back (swap_databases), pending until the end. */
         int src = swap_databases(admin, live, newdb, old, err);
         if (src < 0) {
             ob_err_prefix(err, "restored into %s, but could not swap it with %s (nothing "
@@ -1388,16 +1503,10 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
             drop_db(admin, newdb, &e);
             ob_err_clear(&e);
         }
-        if (pg_swap_signal_pending()) {
-            /* Said now: unblocking delivers the signal, which ends us. */
-            if (src < 0)
-                ob_error("%s", ob_err_msg(err));
-            else
-                ob_warn("the swap was finished before the signal was handled: %s holds the "
-                        "restored data, the previous database is kept as %s",
-                        live, old);
-        }
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (pg_swap_signal_pending() && src == 0)
+            ob_warn("the swap was finished before the signal was handled: %s holds the "
+                    "restored data, the previous database is kept as %s",
+                    live, old);
         if (src < 0)
             goto out;
         res->database = live;
@@ -1417,6 +1526,14 @@ out:
     free(suffix);
     env_free(env);
     PQfinish(admin);
+    if (rc < 0 && (sig || pg_swap_signal_pending())) {
+        /* Said now: the signal ends us as soon as it is unblocked (one
+         * the watcher took is raised again for that). */
+        ob_error("%s", ob_err_msg(err));
+        if (sig)
+            raise(sig);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;
 }
 

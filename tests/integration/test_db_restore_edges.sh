@@ -110,6 +110,45 @@ fi
     problem "SIGTERM during the swap left the temporary sigdb_restore_* database"
 [ "$sigrc" = 143 ] || problem "restore db --replace ended with $sigrc after SIGTERM, not 143"
 
+info "SIGTERM while pg_restore runs drops the half-made database and ends by the signal"
+# The restore command waits (its stdin left alone, not handed to sleep) so
+# that the signal lands while pg_restore is the running command; opsbackup
+# must stop it, drop what it created and still end by SIGTERM (143).
+cat >"$T/slow_pg_restore" <<EOF
+#!/bin/sh
+touch "$T/slow.started"
+sleep 20 </dev/null
+exec "$PGBIN/pg_restore" "\$@"
+EOF
+chmod 755 "$T/slow_pg_restore"
+for mode in "--target-db intrdb" "--replace --dbname sigdb"; do
+    rm -f "$T/slow.started"
+    # shellcheck disable=SC2086 # mode is two or three words
+    "$OPSBACKUP" -r "$REPO" restore db "$sigsnap" $mode --restore-command "$T/slow_pg_restore" \
+        >"$T/intr.out" 2>"$T/intr.err" &
+    restorer=$!
+    bg_track $restorer
+    for _ in $(seq 200); do
+        [ -e "$T/slow.started" ] && break
+        sleep 0.05
+    done
+    [ -e "$T/slow.started" ] || fail "restore db $mode never started its restore command"
+    started=$(date +%s)
+    kill -TERM $restorer
+    set +e
+    wait $restorer
+    intrrc=$?
+    set -e
+    [ $(($(date +%s) - started)) -lt 15 ] ||
+        problem "restore db $mode took until its restore command ended to stop after SIGTERM"
+    [ "$intrrc" = 143 ] || problem "restore db $mode ended with $intrrc after SIGTERM, not 143"
+    assert_grep "interrupted by signal 15" "$T/intr.err"
+    [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'intrdb' OR datname LIKE 'sigdb\_restore\_%'")" = 0 ] ||
+        problem "SIGTERM during restore db $mode left a database behind: $(pg_databases | tr '\n' ' ')"
+done
+[ "$(pg_sql -d sigdb "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = t ] ||
+    problem "sigdb refuses connections after an interrupted --replace"
+
 info "a taken NAME_before_restore_<time> is refused before anything is restored"
 pg_sql "CREATE DATABASE takendb"
 pg_sql -d takendb "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
