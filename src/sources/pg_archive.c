@@ -52,6 +52,7 @@ enum {
 typedef struct toc_entry {
     int64_t id;
     char *key;      /* "schema.table" for COPY table data, else NULL */
+    char *dbsql;    /* the SQL of a database-level entry (pg_archive_db_settings) */
     uint64_t rows;
     int has_data;   /* hadDumper: the data section has a block for it */
     int seen;
@@ -66,6 +67,8 @@ struct pg_archive_counter {
     unsigned isz, osz;
     toc_entry *ent;  /* sorted by id */
     size_t nent;
+    char *encoding;  /* the ENCODING entry's client_encoding, or NULL */
+    int std_strings; /* the STDSTRINGS entry: standard_conforming_strings on */
     uint8_t ib[9];   /* an int being assembled across feeds */
     unsigned ibn;
     uint8_t tail[5]; /* the last bytes of the current table's data */
@@ -74,6 +77,9 @@ struct pg_archive_counter {
     toc_entry *cur;
     uint64_t left;
 };
+
+static void entries_free(toc_entry *e, size_t n);
+static void try_head(pg_archive_counter *c, int at_end);
 
 /* Give up with the reason msg (taken over); the first reason stays. */
 static void fail(pg_archive_counter *c, char *msg)
@@ -99,18 +105,47 @@ void pg_archive_counter_free(pg_archive_counter *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nent; i++)
-        free(c->ent[i].key);
-    free(c->ent);
+    entries_free(c->ent, c->nent);
     ob_buf_free(&c->pre);
     free(c->why);
     free(c->version);
+    free(c->encoding);
     free(c);
 }
 
 const char *pg_archive_counter_dump_version(const pg_archive_counter *c)
 {
     return c->version;
+}
+
+int pg_archive_counter_toc_read(const pg_archive_counter *c)
+{
+    return c->state == ST_FAILED ? -1 : c->state != ST_HEAD;
+}
+
+int pg_archive_db_settings(pg_archive_counter *c, char **sql, char **encoding,
+                           int *std_strings, char **why)
+{
+    *sql = *encoding = *why = NULL;
+    *std_strings = 0;
+    if (c->state == ST_HEAD) /* all of a short archive was fed: parse it */
+        try_head(c, 1);
+    if (c->state == ST_FAILED || c->state == ST_HEAD) {
+        *why = ob_xstrdup(c->why ? c->why : "the table of contents was not read");
+        return -1;
+    }
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; i < c->nent; i++)
+        if (c->ent[i].dbsql) {
+            ob_buf_append(&b, c->ent[i].dbsql, strlen(c->ent[i].dbsql));
+            ob_buf_putc(&b, '\n');
+        }
+    ob_buf_putc(&b, '\0');
+    *sql = ob_xstrdup((const char *)b.data);
+    ob_buf_free(&b);
+    *encoding = ob_xstrdup(c->encoding ? c->encoding : "UTF8");
+    *std_strings = c->std_strings;
+    return 0;
 }
 
 /* ---- header and TOC -------------------------------------------------- */
@@ -165,16 +200,45 @@ static int cmp_entry(const void *a, const void *b)
 
 static void entries_free(toc_entry *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(e[i].key);
+        free(e[i].dbsql);
+    }
     free(e);
 }
 
-/* One TOC entry into e (e->key set only for COPY table data). */
-static int parse_entry(ob_rd *r, unsigned ver, unsigned isz, unsigned osz, toc_entry *e)
+/* Is (desc, tag) an entry pg_restore emits only with --create: the
+ * database's own properties, and the comment, ACL and security label on
+ * the database (pg_dump tags those "DATABASE name")? */
+static int is_db_level(const uint8_t *desc, int64_t descn, const uint8_t *tag, int64_t tagn)
 {
-    const uint8_t *s, *tag = NULL, *desc = NULL, *copy = NULL, *ns = NULL;
-    int64_t n, had, tagn = -1, descn = -1, copyn = -1, nsn = -1, v;
+#define IS(lit) (descn == (int64_t)sizeof lit - 1 && memcmp(desc, lit, sizeof lit - 1) == 0)
+    if (IS("DATABASE PROPERTIES"))
+        return 1;
+    int on_db = tagn > 9 && memcmp(tag, "DATABASE ", 9) == 0;
+    return on_db && (IS("COMMENT") || IS("ACL") || IS("SECURITY LABEL"));
+#undef IS
+}
+
+/* The value of "SET name = 'value';" as pg_dump writes the ENCODING and
+ * STDSTRINGS entries; NULL if defn is not of that form. */
+static char *set_value(const uint8_t *defn, int64_t n)
+{
+    const char *q = memchr(defn, '\'', (size_t)n);
+    if (!q)
+        return NULL;
+    const char *e = memchr(q + 1, '\'', (size_t)n - (size_t)(q + 1 - (const char *)defn));
+    return e ? ob_xasprintf("%.*s", (int)(e - q - 1), q + 1) : NULL;
+}
+
+/* One TOC entry into e (e->key set only for COPY table data, e->dbsql
+ * only for a database-level entry); the ENCODING and STDSTRINGS entries
+ * into c. */
+static int parse_entry(pg_archive_counter *c, ob_rd *r, unsigned ver, unsigned isz,
+                       unsigned osz, toc_entry *e)
+{
+    const uint8_t *s, *tag = NULL, *desc = NULL, *copy = NULL, *ns = NULL, *defn = NULL;
+    int64_t n, had, tagn = -1, descn = -1, copyn = -1, nsn = -1, defnn = -1, v;
     TRY(rd_int(r, isz, &e->id));
     TRY(rd_int(r, isz, &had));
     TRY(rd_str(r, isz, &s, &n)); /* tableoid */
@@ -182,7 +246,7 @@ static int parse_entry(ob_rd *r, unsigned ver, unsigned isz, unsigned osz, toc_e
     TRY(rd_str(r, isz, &tag, &tagn));
     TRY(rd_str(r, isz, &desc, &descn));
     TRY(rd_int(r, isz, &v)); /* section */
-    TRY(rd_str(r, isz, &s, &n)); /* defn */
+    TRY(rd_str(r, isz, &defn, &defnn));
     TRY(rd_str(r, isz, &s, &n)); /* dropStmt */
     TRY(rd_str(r, isz, &copy, &copyn));
     TRY(rd_str(r, isz, &ns, &nsn));
@@ -202,6 +266,17 @@ static int parse_entry(ob_rd *r, unsigned ver, unsigned isz, unsigned osz, toc_e
         memcmp(desc, "TABLE DATA", 10) == 0 && copyn >= 5 && memcmp(copy, "COPY ", 5) == 0)
         e->key = ob_xasprintf("%.*s.%.*s", (int)nsn, (const char *)ns, (int)tagn,
                               (const char *)tag);
+    if (defnn > 0 && descn >= 0 && is_db_level(desc, descn, tag, tagn))
+        e->dbsql = ob_xasprintf("%.*s", (int)defnn, (const char *)defn);
+    if (defnn > 0 && descn == 8 && memcmp(desc, "ENCODING", 8) == 0) {
+        free(c->encoding);
+        c->encoding = set_value(defn, defnn);
+    }
+    if (defnn > 0 && descn == 10 && memcmp(desc, "STDSTRINGS", 10) == 0) {
+        char *on = set_value(defn, defnn);
+        c->std_strings = on && strcmp(on, "on") == 0;
+        free(on);
+    }
     return P_OK;
 }
 
@@ -264,7 +339,7 @@ static int parse_head(pg_archive_counter *c, size_t *used)
         return P_SHORT;
     toc_entry *e = ob_xcalloc((size_t)count ? (size_t)count : 1, sizeof *e);
     for (int64_t i = 0; i < count; i++) {
-        int rc = parse_entry(&r, ver, isz, osz, &e[i]);
+        int rc = parse_entry(c, &r, ver, isz, osz, &e[i]);
         if (rc != P_OK) {
             entries_free(e, (size_t)i + 1);
             if (rc == P_BAD)

@@ -1,6 +1,7 @@
 /*
  * pg_archive.h — reads a pg_dump custom-format archive as it streams past
- * and counts the rows of each table's COPY data.
+ * and counts the rows of each table's COPY data; also hands out the
+ * database-level statements its table of contents holds (restore db).
  *
  * `backup db` records every table's exact row count (verify compares the
  * restored database with it).  Counting with SELECT count(*) scans every
@@ -37,6 +38,23 @@ void pg_archive_counter_feed(pg_archive_counter *c, const uint8_t *p, size_t n);
 /* "pg_dump (PostgreSQL) 15.18" from the archive header once it has been
  * fed (any archive version), else NULL.  Owned by the counter. */
 const char *pg_archive_counter_dump_version(const pg_archive_counter *c);
+
+/* 1 once the header and table of contents have been read, 0 before, -1
+ * if the archive could not be read (pg_archive_counter_finish says why). */
+int pg_archive_counter_toc_read(const pg_archive_counter *c);
+
+/* Once the table of contents is read (or all of a short archive fed): the
+ * SQL pg_dump stored for the
+ * database itself — its "DATABASE PROPERTIES" (ALTER DATABASE ... SET,
+ * ALTER ROLE ... IN DATABASE ... SET, CONNECTION LIMIT, IS_TEMPLATE) and
+ * the COMMENT, ACL and SECURITY LABEL entries on the database — in dump ID
+ * order, as one text in the archive's encoding (*sql, caller frees; "" if
+ * none); that encoding (*encoding, caller frees; "UTF8" if the archive
+ * does not say) and whether its strings are standard-conforming.  These
+ * are what pg_restore emits only with --create.  -1 with *why (caller
+ * frees) if the table of contents could not be read. */
+int pg_archive_db_settings(pg_archive_counter *c, char **sql, char **encoding,
+                           int *std_strings, char **why);
 
 /* After the whole stream: 0 with *counts = {"schema.table": rows} for
  * every table whose COPY data the archive holds (a table dumped as INSERT

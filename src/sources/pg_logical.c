@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -874,104 +875,118 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
 
 /* ---- the database's own properties ------------------------------------ */
 
-/* Feeds a stored stream into a command's stdin on its own thread while the
- * caller reads the command's stdout: either side alone could block on a
- * full pipe with the other waiting for it. */
-typedef struct pg_feed_job {
-    repo *r;
-    const tree_node *n;
-    proc *p;
-    int rc;
-    ob_err err;
-} pg_feed_job;
-
-static void *pg_feed_thread(void *arg)
+/* The dump's database-level SQL (pg_archive_db_settings): GRANT / REVOKE
+ * on the database, ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ...
+ * SET, COMMENT, SECURITY LABEL and connection limit, which pg_restore
+ * emits only with --create (it would create the database under its old
+ * name).  They are read from the archive's table of contents, which comes
+ * first in the stream, so only its first blobs are read; nothing else of
+ * the dump is parsed.  (An earlier version took them from the whole
+ * schema script of `pg_restore --create --schema-only`, where the bodies
+ * of BEGIN ATOMIC functions split into statements that looked like
+ * session settings and ran as the restoring user.)  1 with the SQL, 0 if
+ * the archive is not one pg_archive reads (the caller warns), -1 on a
+ * repository error. */
+static int read_db_settings(repo *r, const tree_node *dump, char **sql, char **encoding,
+                            int *std_strings, char **why, ob_err *err)
 {
-    pg_feed_job *j = arg;
-    j->rc = stream_to_pipe(j->r, j->n, proc_stdin(j->p), PG_DUMP_NAME, &j->err);
-    /* EOF for a reader that wants the whole archive; only this thread
-     * touches the stdin side until it is joined. */
-    proc_close_stdin(j->p);
-    return NULL;
-}
-
-/* What `pg_restore --create --schema-only` writes for the dump (to stdout:
- * no file, so a --restore-command running pg_restore in a container works
- * as it does for the restore).  It reads only the archive's table of
- * contents and then stops reading: the feeder's broken pipe is expected. */
-static int pg_restore_script(repo *r, const tree_node *dump, const pg_restore_opts *o,
-                             char **env, pg_interrupt *in, ob_buf *out, ob_err *err)
-{
-    char *extra[] = {"--create", "--schema-only", "--file=-", NULL};
-    char **argv = build_argv(o->restore_command, "pg_restore", extra, err);
-    if (!argv)
-        return -1;
-    proc_opts po = {argv, env, 1, 1};
-    proc *p;
-    int rc = proc_start(&po, &p, err);
-    proc_argv_free(argv);
-    if (rc < 0)
-        return -1;
-    pg_interrupt_child(in, p);
-    pg_feed_job job = {r, dump, p, 0, OB_ERR_INIT};
-    pthread_t th;
-    int started = pthread_create(&th, NULL, pg_feed_thread, &job) == 0;
-    if (!started) {
-        job.rc = ob_err_set(&job.err, OB_EFAIL, "cannot start a thread to feed pg_restore");
-        proc_close_stdin(p); /* so it ends instead of waiting for the dump */
+    static const uint8_t zeros[4096];
+    pg_archive_counter *ac = pg_archive_counter_new();
+    ob_buf b = OB_BUF_INIT;
+    uint64_t pos = 0;
+    int rc = 0;
+    for (size_t i = 0; i < dump->nextents && pg_archive_counter_toc_read(ac) == 0; i++) {
+        while (pos < dump->extents[i].offset && pg_archive_counter_toc_read(ac) == 0) {
+            uint64_t k = dump->extents[i].offset - pos;
+            k = k > sizeof zeros ? sizeof zeros : k;
+            pg_archive_counter_feed(ac, zeros, (size_t)k);
+            pos += k;
+        }
+        if (repo_read_blob(r, dump->extents[i].id, REPO_BLOB_DATA, &b, err) < 0) {
+            rc = -1;
+            break;
+        }
+        pg_archive_counter_feed(ac, b.data, b.len);
+        pos += b.len;
     }
-    uint8_t tmp[65536];
-    int fd = proc_stdout(p);
-    ssize_t k;
-    while (started && (k = stream_read_fd(&fd, tmp, sizeof tmp)) > 0)
-        ob_buf_append(out, tmp, (size_t)k);
-    if (started)
-        pthread_join(th, NULL);
-    rc = proc_wait_ok(p, "pg_restore --create --schema-only (the database's own settings)", err);
-    pg_interrupt_child(in, NULL);
-    if (rc == 0 && !started) {
-        ob_err_move(err, &job.err);
-        rc = -1;
-    } else if (rc < 0 && job.rc < 0) {
-        /* pg_restore's "unexpected end of file" may come from us. */
-        ob_warn("while feeding the dump to pg_restore: %s", ob_err_msg(&job.err));
-    }
-    ob_err_clear(&job.err);
-    proc_free(p);
+    if (rc == 0)
+        rc = pg_archive_db_settings(ac, sql, encoding, std_strings, why) == 0 ? 1 : 0;
+    ob_buf_free(&b);
+    pg_archive_counter_free(ac);
     return rc;
 }
 
-/* The database's own properties from the dump, applied to newdb: its
- * GRANTs / REVOKEs, ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ...
- * SET, COMMENT, SECURITY LABEL and connection limit.  pg_dump stores them
- * in the archive, but pg_restore emits them only with --create, which
- * would create the database under its old name; so they are taken from
- * pg_restore --create's script, renamed (pg_sql_db_property) and run here,
- * with the script's session settings, on a connection of their own.  Any
- * failure fails the restore, as any pg_restore error does
- * (--exit-on-error). */
-static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_restore_opts *o,
-                                    char **env, const char *newdb, pg_interrupt *in,
-                                    ob_err *err)
+/* sql (in the archive's encoding enc) as UTF-8, converted by the server,
+ * which knows every encoding PostgreSQL has; caller frees. */
+static char *to_utf8(PGconn *c, const char *sql, const char *enc, ob_err *err)
 {
-    ob_buf script = OB_BUF_INIT;
-    if (pg_restore_script(r, dump, o, env, in, &script, err) < 0) {
-        ob_buf_free(&script);
-        return -1;
+    if (strcasecmp(enc, "UTF8") == 0 || strcasecmp(enc, "UTF-8") == 0)
+        return ob_xstrdup(sql);
+    const Oid types[2] = {17 /* bytea */, 25 /* text */};
+    const char *vals[2] = {sql, enc};
+    const int lens[2] = {(int)strlen(sql), 0}, fmts[2] = {1, 0};
+    PGresult *res =
+        PQexecParams(c, "SELECT pg_catalog.convert_from($1, $2)", 2, types, vals, lens, fmts, 0);
+    char *out = NULL;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        out = ob_xstrdup(PQgetvalue(res, 0, 0));
+    else
+        ob_err_set(err, OB_EFAIL, "converting the dump's database settings from %s: %s", enc,
+                   PQresultErrorMessage(res));
+    PQclear(res);
+    return out;
+}
+
+/* Apply the dump's database-level settings to newdb, renamed to it
+ * (pg_sql_db_property), on a connection of their own whose session we set
+ * ourselves (UTF-8, the archive's string syntax, an empty search_path):
+ * no statement of the dump other than those about the database is run.
+ * Any failure fails the restore, as any pg_restore error does
+ * (--exit-on-error): a REVOKE CONNECT FROM PUBLIC silently lost would open
+ * the database to everyone. */
+static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_restore_opts *o,
+                                    const char *newdb, ob_err *err)
+{
+    char *raw = NULL, *enc = NULL, *why = NULL, *sql = NULL;
+    int std_strings = 0;
+    int got = read_db_settings(r, dump, &raw, &enc, &std_strings, &why, err);
+    if (got <= 0) {
+        if (got == 0)
+            ob_warn("the database's own settings (GRANTs on it, ALTER DATABASE ... SET, its "
+                    "comment) were not restored to %s: the dump's table of contents cannot be "
+                    "read (%s); apply them by hand",
+                    newdb, why);
+        free(why);
+        return got;
     }
-    PGconn *c = pg_conn_open(o->conninfo, "postgres", err);
-    int rc = c ? 0 : -1, applied = 0;
+    int rc = 0, applied = 0;
+    PGconn *c = NULL;
+    if (*raw) {
+        c = pg_conn_open(o->conninfo, "postgres", err);
+        rc = c ? 0 : -1;
+        if (rc == 0)
+            rc = pg_conn_exec(c, "SET client_encoding = 'UTF8'", err);
+        if (rc == 0)
+            rc = pg_conn_exec(c, std_strings ? "SET standard_conforming_strings = on"
+                                             : "SET standard_conforming_strings = off",
+                              err);
+        if (rc == 0)
+            rc = pg_conn_exec(c, "SELECT pg_catalog.set_config('search_path', '', false)", err);
+        if (rc == 0 && !(sql = to_utf8(c, raw, enc, err)))
+            rc = -1;
+    }
     size_t pos = 0;
     char *stmt;
-    while (rc == 0 && pg_sql_next((const char *)script.data, script.len, &pos, &stmt)) {
+    while (rc == 0 && sql && pg_sql_next(sql, strlen(sql), &pos, &stmt)) {
         char *renamed = NULL;
-        pg_sql_db_kind kind = pg_sql_db_property(stmt, newdb, &renamed);
-        if (kind != PG_SQL_DB_OTHER) {
+        if (pg_sql_db_property(stmt, newdb, &renamed) == PG_SQL_DB_PROPERTY) {
             rc = pg_conn_exec(c, renamed ? renamed : stmt, err);
             if (rc < 0)
-                ob_err_prefix(err, "applying the database's own settings from the dump to %s",
+                ob_err_prefix(err, "applying the database's own settings from the dump to %s "
+                                   "(restore as a superuser, or create the roles they name "
+                                   "first, e.g. with --roles)",
                               newdb);
-            applied += kind == PG_SQL_DB_PROPERTY;
+            applied++;
         }
         free(renamed);
         free(stmt);
@@ -979,7 +994,9 @@ static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_res
     if (rc == 0)
         ob_debug("%d database-level setting(s) from the dump applied to %s", applied, newdb);
     PQfinish(c);
-    ob_buf_free(&script);
+    free(raw);
+    free(sql);
+    free(enc);
     return rc;
 }
 
@@ -1286,7 +1303,7 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
     }
     free(dbarg);
     if (rc == 0)
-        rc = pg_restore_db_properties(r, dump, o, env, newdb, in, err);
+        rc = pg_restore_db_properties(r, dump, o, newdb, err);
     tree_free(&t);
     if (rc < 0) {
         /* Never leave a half-restored database behind. */

@@ -80,8 +80,8 @@ void pg_sql_global_free(pg_sql_global *g);
  * with *out the statement naming the database newname instead (the name
  * right after DATABASE replaced, so a role or a string that happens to
  * hold the old name is left alone).  PG_SQL_DB_SESSION for a SET / RESET /
- * SELECT set_config, which pg_restore's script relies on (*out NULL; run
- * it as it is).  PG_SQL_DB_OTHER for anything else, CREATE DATABASE and
+ * SELECT set_config (*out NULL): restore db never runs those from a dump,
+ * it sets its connection's session itself.  PG_SQL_DB_OTHER for anything else, CREATE DATABASE and
  * ALTER DATABASE ... OWNER TO / IS_TEMPLATE / ALLOW_CONNECTIONS included
  * (the owner is set when the database is created; a restored copy stays
  * an ordinary database anyone allowed may connect to). */

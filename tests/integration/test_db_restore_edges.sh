@@ -154,9 +154,12 @@ pg_sql "CREATE DATABASE takendb"
 pg_sql -d takendb "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
 expect_code 0 ob --json backup db --dbname takendb
 takensnap=$(json_get "$T/out" 'j["id"]')
-# The name holds the second the restore starts (local time): take the next few.
-for k in 0 1 2 3 4 5 6 7; do
-    pg_sql "CREATE DATABASE \"takendb_before_restore_$(date -d "+$k sec" +%Y%m%d%H%M%S)\""
+# The name holds the second the restore starts (local time): take the next
+# few, counted from one instant (a date per name skipped a second whenever
+# the loop crossed one, and the restore could start in that gap).
+base=$(date +%s)
+for k in $(seq 0 14); do
+    pg_sql "CREATE DATABASE \"takendb_before_restore_$(date -d "@$((base + k))" +%Y%m%d%H%M%S)\""
 done
 dbs_before=$(pg_databases)
 cat >"$T/marking_pg_restore" <<EOF
@@ -254,5 +257,41 @@ run_rc ob restore db "$propsnap" --replace --dbname "$propdb"
 props_now=$(db_props "$propdb")
 [ "$props_now" = "$props_orig" ] ||
     problem "restore db --replace lost the database's properties: '$props_orig' became '$props_now'"
+
+info "only the database's own settings are run from the dump, never pieces of its schema"
+# A BEGIN ATOMIC body is deparsed with bare ';' between its statements; an
+# earlier version split the whole schema script there and ran pieces that
+# mentioned set_config on the postgres database as the restoring user.
+pg_sql "CREATE DATABASE atomdb"
+pg_sql -d atomdb "CREATE TABLE tenants (id text);
+CREATE FUNCTION evil() RETURNS integer LANGUAGE sql BEGIN ATOMIC
+  SELECT 1;
+  SELECT pg_catalog.lo_from_bytea(424242, '\\x70776e6564'::bytea) WHERE 'set_config' <> '';
+  SELECT count(*) FROM public.tenants t WHERE pg_catalog.set_config('app.t', t.id, true) = 'x';
+END"
+pg_sql "COMMENT ON DATABASE atomdb IS 'atomic'"
+expect_code 0 ob --json backup db --dbname atomdb
+atomsnap=$(json_get "$T/out" 'j["id"]')
+run_rc ob restore db "$atomsnap" --target-db atom_copy
+[ "$RC" = 0 ] || problem "restore db of a database with BEGIN ATOMIC functions exited $RC: $(cat "$T/err")"
+[ "$(pg_sql "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = 424242")" = 0 ] ||
+    problem "restore db ran a statement from a function body on the postgres database"
+[ "$(pg_sql "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'atom_copy'")" = atomic ] ||
+    problem "restore db --target-db atom_copy lost the database's comment"
+
+info "a LATIN1 database's settings reach a restored copy with a non-ASCII name"
+pg_sql "CREATE DATABASE latdb ENCODING LATIN1 LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+# (The comment's text is ASCII: shared catalogs keep whatever bytes the
+# writing session sent, so a non-ASCII comment on a LATIN1 database is in
+# no definite encoding; pg_restore --create has the same problem.)
+pg_sql "COMMENT ON DATABASE latdb IS 'latin one'; ALTER DATABASE latdb SET work_mem = '2MB'"
+expect_code 0 ob --json backup db --dbname latdb
+latsnap=$(json_get "$T/out" 'j["id"]')
+run_rc ob restore db "$latsnap" --target-db "thé"
+[ "$RC" = 0 ] || problem "restore db --target-db thé of a LATIN1 database exited $RC: $(cat "$T/err")"
+[ "$(pg_sql "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'thé'")" = "latin one" ] ||
+    problem "the LATIN1 database's comment did not reach its copy thé"
+[ "$(pg_sql "SELECT s.setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'thé'")" = "{work_mem=2MB}" ] ||
+    problem "the LATIN1 database's ALTER DATABASE SET did not reach its copy thé"
 
 finish
