@@ -772,22 +772,35 @@ static void *pg_interrupt_watch(void *arg)
     pg_interrupt *in = arg;
     sigset_t set;
     pg_swap_signals(&set);
+    struct timespec first = {0, 0};
     for (;;) {
         pthread_mutex_lock(&in->mu);
         int done = in->done;
         pthread_mutex_unlock(&in->mu);
         if (done)
             return NULL;
-        struct timespec poll = {0, 100 * 1000 * 1000};
+        struct timespec poll = {0, 100 * 1000 * 1000}, now;
         int sig = sigtimedwait(&set, NULL, &poll);
-        if (sig > 0) {
-            pthread_mutex_lock(&in->mu);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pthread_mutex_lock(&in->mu);
+        if (sig > 0 && !in->sig) {
+            /* The first: ask the running command to stop. */
             in->sig = sig;
-            if (in->child > 0)
+            first = now;
+            if (in->child > 0) {
                 kill(in->child, SIGTERM);
-            pthread_mutex_unlock(&in->mu);
-            return NULL;
+                ob_warn("stopping the restore (signal %d); send it again to kill the restore "
+                        "command at once",
+                        sig);
+            }
+        } else if (in->sig && in->child > 0 && (sig > 0 || now.tv_sec - first.tv_sec >= 10)) {
+            /* A command that ignores SIGTERM (a hung ssh or docker exec)
+             * must not keep the restore from ending: a second signal, or
+             * 10 s, and it is killed. */
+            kill(in->child, SIGKILL);
+            first.tv_sec = now.tv_sec; /* again in 10 s if it is still there */
         }
+        pthread_mutex_unlock(&in->mu);
     }
 }
 
@@ -1549,6 +1562,10 @@ out:
         ob_error("%s", ob_err_msg(err));
         if (sig)
             raise(sig);
+    } else if (rc == 0 && !o->replace && pg_swap_signal_pending()) {
+        ob_warn("the restore into %s was complete before the signal was handled; the "
+                "database is kept",
+                res->database);
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;

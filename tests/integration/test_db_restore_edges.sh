@@ -148,6 +148,38 @@ for mode in "--target-db intrdb" "--replace --dbname sigdb"; do
 done
 [ "$(pg_sql -d sigdb "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = t ] ||
     problem "sigdb refuses connections after an interrupted --replace"
+# A restore command that ignores SIGTERM (a hung ssh or docker exec): a
+# second signal kills it, and the restore still ends and cleans up.
+cat >"$T/deaf_pg_restore" <<EOF
+#!/bin/sh
+trap '' TERM
+touch "$T/deaf.started"
+sleep 30 </dev/null
+exec "$PGBIN/pg_restore" "\$@"
+EOF
+chmod 755 "$T/deaf_pg_restore"
+"$OPSBACKUP" -r "$REPO" restore db "$sigsnap" --target-db deafdb --restore-command "$T/deaf_pg_restore" \
+    >"$T/deaf.out" 2>"$T/deaf.err" &
+restorer=$!
+bg_track $restorer
+for _ in $(seq 200); do
+    [ -e "$T/deaf.started" ] && break
+    sleep 0.05
+done
+started=$(date +%s)
+kill -TERM $restorer
+sleep 1
+kill -TERM $restorer 2>/dev/null || true
+set +e
+wait $restorer
+deafrc=$?
+set -e
+[ $(($(date +%s) - started)) -lt 10 ] ||
+    problem "restore db did not end within 10 s of a second SIGTERM to a command that ignores SIGTERM"
+[ "$deafrc" = 143 ] || problem "restore db with a deaf restore command ended with $deafrc, not 143"
+assert_grep "send it again" "$T/deaf.err"
+[ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'deafdb'")" = 0 ] ||
+    problem "an interrupted restore with a deaf restore command left deafdb behind"
 
 info "a taken NAME_before_restore_<time> is refused before anything is restored"
 pg_sql "CREATE DATABASE takendb"
