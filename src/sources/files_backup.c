@@ -696,7 +696,20 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             rc = -1;
             break;
         }
+        /* Its ancestors are tree levels too, and every reader refuses a
+         * tree deeper than TREE_MAX_DEPTH: such a snapshot could not be
+         * restored, so it is not made. */
+        size_t depth = 0;
+        for (const char *q = paths[n]; *q; q++)
+            depth += *q == '/';
         n++;
+        if (depth > TREE_MAX_DEPTH) {
+            rc = ob_err_set(err, OB_EUSAGE,
+                            "%s: %zu directories deep, more than the %d a snapshot may hold; "
+                            "back up a directory nearer the root",
+                            paths[n - 1], depth, TREE_MAX_DEPTH);
+            break;
+        }
     }
     if (rc == 0) {
         qsort(paths, n, sizeof *paths, str_cmp);

@@ -196,9 +196,20 @@ static char *rel_path(const rdir *d, const char *name)
     return r;
 }
 
-/* Does --include pattern pat take path? */
+/* Does --include pattern pat take path?  A trailing '/' (as shells
+ * complete a directory) means the directory itself: paths in a snapshot
+ * never end with one; "/" alone takes everything. */
 static int include_matches(const char *pat, const char *path)
 {
+    size_t plen = strlen(pat);
+    if (plen == 1 && pat[0] == '/')
+        return 1;
+    if (plen > 1 && pat[plen - 1] == '/') {
+        char *trimmed = ob_xstrndup(pat, plen - 1);
+        int m = include_matches(trimmed, path);
+        free(trimmed);
+        return m;
+    }
     if (fnmatch(pat, path, 0) == 0)
         return 1;
     /* Anything below an included directory is included. */

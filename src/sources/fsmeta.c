@@ -393,6 +393,18 @@ int fsmeta_capture_at(int dirfd, const char *entry, const char *path, const char
     tree_xattr *xattrs;
     size_t nxattrs;
     int xrc = read_xattrs(sys ? sys : entry, path, &xattrs, &nxattrs, err);
+    if (xrc < 0 && sys && err->code == OB_ENOTFOUND) {
+        /* ENOENT through /proc/self/fd while the entry is still there:
+         * /proc is not mounted (a chroot, a minimal container).  Taking
+         * that for a removed entry dropped everything from the backup;
+         * read by the full path instead, as before the walk held its
+         * directories open. */
+        struct stat again;
+        if (fstatat(dirfd, entry, &again, AT_SYMLINK_NOFOLLOW) == 0) {
+            ob_err_clear(err);
+            xrc = read_xattrs(path, path, &xattrs, &nxattrs, err);
+        }
+    }
     free(sys);
     if (xrc < 0) {
         free(target);

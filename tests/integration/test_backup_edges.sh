@@ -177,4 +177,32 @@ def leaf(top):
 sys.exit(0 if leaf(sys.argv[1]) == leaf(sys.argv[2]) == b"at the bottom\n" else 1)
 PY
 
+info "a PATH deeper than a snapshot may hold is refused, not saved unrestorable"
+deep_path="$T/deeppath$(printf '/d%.0s' $(seq 515))"
+mkdir -p "$deep_path"
+echo x >"$deep_path/f"
+run_rc "$OPSBACKUP" -r "$REPO" backup files --set deeppath "$deep_path"
+[ "$RC" = 2 ] || problem "backup of a PATH 515 directories deep exited $RC, expected 2"
+assert_grep "more than the 512 a snapshot may hold" "$T/err"
+expect_code 0 ob --json snapshots --set deeppath
+[ "$(json_get "$T/out" 'len(j)')" = 0 ] || problem "a snapshot was saved for a PATH deeper than 512"
+
+info "without /proc (a chroot, a minimal container) every entry is still backed up"
+# Extended attributes of entries are read through /proc/self/fd/N/NAME; a
+# /proc that is not there made every entry look removed, and the backup
+# saved an empty snapshot with exit 0.
+if command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
+    mkdir -p "$T/noproc/sub"
+    echo one >"$T/noproc/a"
+    echo two >"$T/noproc/sub/b"
+    setfattr -n user.k -v v "$T/noproc/a" 2>/dev/null || true
+    unshare -m sh -c 'mount -t tmpfs none /proc && exec "$@"' sh \
+        "$OPSBACKUP" -r "$REPO" backup files --set noproc "$T/noproc" >"$T/out" 2>"$T/err" ||
+        problem "backup without /proc exited $?: $(cat "$T/err")"
+    expect_code 0 ob restore files latest --set noproc --target "$T/r5"
+    treecmp "$T/noproc" "$T/r5$T/noproc" || problem "a backup taken without /proc does not restore identical"
+else
+    info "(no unshare -m here: the /proc check is skipped)"
+fi
+
 finish

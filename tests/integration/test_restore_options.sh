@@ -45,6 +45,11 @@ only_paths "$T/i1" "${anc[@]}" "$rs/app" "$rs/app/a.txt" "$rs/app/b.txt" "$rs/ap
 treecmp "$src/app" "$T/i1$src/app" || problem "--include $src/app: the subtree differs"
 [ "$(stat -c %Y "$T/i1$src")" = "$(stat -c %Y "$src")" ] || problem "--include: ancestor $src did not get its mtime"
 
+info "--include a directory with a trailing slash (as a shell completes it) takes the same"
+ob restore files "$s1" --target "$T/i1s" --include "$src/app/" >/dev/null
+only_paths "$T/i1s" "${anc[@]}" "$rs/app" "$rs/app/a.txt" "$rs/app/b.txt" "$rs/app/sub" \
+    "$rs/app/sub/c.txt" "$rs/app/sub/d.log" || problem "--include $src/app/ restored other paths"
+
 info "--include a glob and a single file"
 ob restore files "$s1" --target "$T/i2" --include '*.log' --include "$src/top.txt" >/dev/null
 only_paths "$T/i2" "${anc[@]}" "$rs/app" "$rs/app/sub" "$rs/app/sub/d.log" "$rs/top.txt" ||
