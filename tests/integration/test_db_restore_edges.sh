@@ -114,10 +114,14 @@ info "SIGTERM while pg_restore runs drops the half-made database and ends by the
 # The restore command waits (its stdin left alone, not handed to sleep) so
 # that the signal lands while pg_restore is the running command; opsbackup
 # must stop it, drop what it created and still end by SIGTERM (143).
+# The wrappers' sleeps outlive them when they are killed: their PIDs are
+# kept so the test can end them (other tests look for stray sleeps).
 cat >"$T/slow_pg_restore" <<EOF
 #!/bin/sh
+sleep 20 </dev/null &
+echo \$! >>"$T/sleeps"
 touch "$T/slow.started"
-sleep 20 </dev/null
+wait \$!
 exec "$PGBIN/pg_restore" "\$@"
 EOF
 chmod 755 "$T/slow_pg_restore"
@@ -153,8 +157,10 @@ done
 cat >"$T/deaf_pg_restore" <<EOF
 #!/bin/sh
 trap '' TERM
+sleep 20 </dev/null &
+echo \$! >>"$T/sleeps"
 touch "$T/deaf.started"
-sleep 30 </dev/null
+wait \$!
 exec "$PGBIN/pg_restore" "\$@"
 EOF
 chmod 755 "$T/deaf_pg_restore"
@@ -180,6 +186,7 @@ set -e
 assert_grep "send it again" "$T/deaf.err"
 [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'deafdb'")" = 0 ] ||
     problem "an interrupted restore with a deaf restore command left deafdb behind"
+while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$T/sleeps"
 
 info "a taken NAME_before_restore_<time> is refused before anything is restored"
 pg_sql "CREATE DATABASE takendb"
