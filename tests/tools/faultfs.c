@@ -15,7 +15,11 @@
  *       the first time the process opens DIR as a directory (opendir, or
  *       open/openat with O_DIRECTORY, relative names resolved through the
  *       directory descriptor), DIR is first renamed to DIR.swapped and a
- *       symlink DIR -> TARGET put in its place (a racing attacker).
+ *       symlink DIR -> TARGET put in its place (a racing attacker);
+ *   FAULTFS_NOPROC=1
+ *       llistxattr/lgetxattr of a path under /proc/self/fd/ fail with
+ *       ENOENT, as when /proc is not mounted (a chroot, a minimal
+ *       container; unmounting it for real also blinds AddressSanitizer).
  *
  *   cc -shared -fPIC -o faultfs.so tests/tools/faultfs.c -ldl
  *
@@ -31,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static int fd_is(int fd, const char *want)
@@ -173,3 +178,34 @@ FAULTFS_OPEN(open64)
     }
 FAULTFS_OPENAT(openat)
 FAULTFS_OPENAT(openat64)
+
+static int no_proc(const char *path)
+{
+    const char *e = getenv("FAULTFS_NOPROC");
+    return e && strcmp(e, "1") == 0 && strncmp(path, "/proc/self/fd/", 14) == 0;
+}
+
+ssize_t llistxattr(const char *path, char *list, size_t size)
+{
+    static ssize_t (*real)(const char *, char *, size_t);
+    if (!real)
+        real = (ssize_t(*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "llistxattr");
+    if (no_proc(path)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return real(path, list, size);
+}
+
+ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
+{
+    static ssize_t (*real)(const char *, const char *, void *, size_t);
+    if (!real)
+        real = (ssize_t(*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT,
+                                                                            "lgetxattr");
+    if (no_proc(path)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return real(path, name, value, size);
+}
