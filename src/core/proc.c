@@ -151,6 +151,15 @@ static void read_stderr(proc *p)
     p->err_text = s;
 }
 
+void proc_wait_exited(proc *p)
+{
+    proc_close_stdin(p);
+    siginfo_t info;
+    while (!p->reaped && waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR)
+        ;
+}
+
 int proc_wait(proc *p, int *code, ob_err *err)
 {
     proc_close_stdin(p);

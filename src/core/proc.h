@@ -34,6 +34,10 @@ int proc_stdout(const proc *p);   /* -1 if not piped */
 void proc_close_stdin(proc *p);   /* signal EOF to the child */
 /* Wait for exit.  *code: exit status, or 128 + signal number. */
 int proc_wait(proc *p, int *code, ob_err *err);
+/* Wait until the child has exited, without reaping it: its pid stays its
+ * own (no other process can get it) until proc_wait, so whoever may still
+ * signal it can stop doing so first.  Closes its stdin. */
+void proc_wait_exited(proc *p);
 /* Wait, and fail unless the child exited 0: the error says
  * "WHAT failed (exit status N): <its stderr>". */
 int proc_wait_ok(proc *p, const char *what, ob_err *err);

@@ -761,6 +761,7 @@ static void pg_swap_signals(sigset_t *set)
 typedef struct pg_interrupt {
     pthread_mutex_t mu;
     pid_t child; /* the command running now, 0 if none */
+    struct timespec termed; /* when child was sent SIGTERM (tv_sec 0: not yet) */
     int sig;     /* the signal taken, 0 if none */
     int done;    /* the watcher is to stop */
     pthread_t th;
@@ -772,7 +773,6 @@ static void *pg_interrupt_watch(void *arg)
     pg_interrupt *in = arg;
     sigset_t set;
     pg_swap_signals(&set);
-    struct timespec first = {0, 0};
     for (;;) {
         pthread_mutex_lock(&in->mu);
         int done = in->done;
@@ -786,19 +786,20 @@ static void *pg_interrupt_watch(void *arg)
         if (sig > 0 && !in->sig) {
             /* The first: ask the running command to stop. */
             in->sig = sig;
-            first = now;
             if (in->child > 0) {
                 kill(in->child, SIGTERM);
+                in->termed = now;
                 ob_warn("stopping the restore (signal %d); send it again to kill the restore "
                         "command at once",
                         sig);
             }
-        } else if (in->sig && in->child > 0 && (sig > 0 || now.tv_sec - first.tv_sec >= 10)) {
+        } else if (in->sig && in->child > 0 &&
+                   (sig > 0 || (in->termed.tv_sec && now.tv_sec - in->termed.tv_sec >= 10))) {
             /* A command that ignores SIGTERM (a hung ssh or docker exec)
              * must not keep the restore from ending: a second signal, or
-             * 10 s, and it is killed. */
+             * 10 s after its SIGTERM, and it is killed. */
             kill(in->child, SIGKILL);
-            first.tv_sec = now.tv_sec; /* again in 10 s if it is still there */
+            in->termed = now; /* again in 10 s if it is still there */
         }
         pthread_mutex_unlock(&in->mu);
     }
@@ -835,8 +836,11 @@ static void pg_interrupt_child(pg_interrupt *in, const proc *p)
         return;
     pthread_mutex_lock(&in->mu);
     in->child = p ? proc_pid(p) : 0;
-    if (p && in->sig)
+    in->termed.tv_sec = 0;
+    if (p && in->sig) {
         kill(in->child, SIGTERM);
+        clock_gettime(CLOCK_MONOTONIC, &in->termed);
+    }
     pthread_mutex_unlock(&in->mu);
 }
 
@@ -875,8 +879,10 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
     ob_err werr = OB_ERR_INIT;
     int wrc = stream_to_pipe(r, n, proc_stdin(p), what, &werr);
     /* The command's own complaint explains a broken pipe better than EPIPE. */
-    int rc = proc_wait_ok(p, what, err);
+    /* Not signalled once reaped: its pid could be another process's. */
+    proc_wait_exited(p);
     pg_interrupt_child(in, NULL);
+    int rc = proc_wait_ok(p, what, err);
     if (rc == 0 && wrc < 0) {
         ob_err_move(err, &werr);
         rc = -1;
@@ -975,17 +981,46 @@ static int pg_restore_db_properties(repo *r, const tree_node *dump, const pg_res
     int rc = 0, applied = 0;
     PGconn *c = NULL;
     if (*raw) {
-        c = pg_conn_open(o->conninfo, "postgres", err);
+        /* Connected to newdb, as pg_restore --create is: convert_from
+         * converts into the connected database's encoding, and a COMMENT
+         * ON DATABASE is stored in the encoding of the session's database,
+         * so the new database's own (a SQL_ASCII dump's bytes pass as they
+         * are).  Shared catalogs keep the bytes of whichever session wrote
+         * them, though: newdb's name was written in UTF-8 (from postgres),
+         * and a session on a LATIN1 newdb would convert a non-ASCII name to
+         * LATIN1 and not find it.  Then the settings go through postgres
+         * instead, where the name matches and the text is in postgres's
+         * encoding. */
+        c = pg_conn_open(o->conninfo, newdb, err);
         rc = c ? 0 : -1;
+        int ascii = 1;
+        for (const char *q = newdb; *q; q++)
+            ascii &= (unsigned char)*q < 0x80;
+        const char *enc_now = c ? PQparameterStatus(c, "server_encoding") : NULL;
+        int raw_bytes = enc_now && strcmp(enc_now, "SQL_ASCII") == 0;
+        if (rc == 0 && !ascii && !raw_bytes && (!enc_now || strcmp(enc_now, "UTF8") != 0)) {
+            PQfinish(c);
+            c = pg_conn_open(o->conninfo, "postgres", err);
+            rc = c ? 0 : -1;
+            enc_now = c ? PQparameterStatus(c, "server_encoding") : NULL;
+            raw_bytes = enc_now && strcmp(enc_now, "SQL_ASCII") == 0;
+        }
+        /* A SQL_ASCII database converts and checks nothing: its bytes go
+         * both ways as they are (a UTF-8 client would have them checked as
+         * UTF-8 on the way out, and fail). */
         if (rc == 0)
-            rc = pg_conn_exec(c, "SET client_encoding = 'UTF8'", err);
+            rc = pg_conn_exec(c, raw_bytes ? "SET client_encoding = 'SQL_ASCII'"
+                                           : "SET client_encoding = 'UTF8'",
+                              err);
+        if (rc == 0)
+            rc = pg_conn_exec(c, "SET escape_string_warning = off", err);
         if (rc == 0)
             rc = pg_conn_exec(c, std_strings ? "SET standard_conforming_strings = on"
                                              : "SET standard_conforming_strings = off",
                               err);
         if (rc == 0)
             rc = pg_conn_exec(c, "SELECT pg_catalog.set_config('search_path', '', false)", err);
-        if (rc == 0 && !(sql = to_utf8(c, raw, enc, err)))
+        if (rc == 0 && !(sql = raw_bytes ? ob_xstrdup(raw) : to_utf8(c, raw, enc, err)))
             rc = -1;
     }
     size_t pos = 0;
@@ -1299,8 +1334,9 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
             rc = argv ? proc_start(&po, &p, err) : -1;
             if (rc == 0) {
                 pg_interrupt_child(in, p);
-                rc = proc_wait_ok(p, "pg_restore", err);
+                proc_wait_exited(p);
                 pg_interrupt_child(in, NULL);
+                rc = proc_wait_ok(p, "pg_restore", err);
                 proc_free(p);
             }
             free(jarg);

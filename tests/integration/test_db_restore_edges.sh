@@ -318,19 +318,34 @@ run_rc ob restore db "$atomsnap" --target-db atom_copy
 [ "$(pg_sql "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'atom_copy'")" = atomic ] ||
     problem "restore db --target-db atom_copy lost the database's comment"
 
-info "a LATIN1 database's settings reach a restored copy with a non-ASCII name"
+info "a LATIN1 database's settings reach a restored copy, its comment in LATIN1"
 pg_sql "CREATE DATABASE latdb ENCODING LATIN1 LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-# (The comment's text is ASCII: shared catalogs keep whatever bytes the
-# writing session sent, so a non-ASCII comment on a LATIN1 database is in
-# no definite encoding; pg_restore --create has the same problem.)
-pg_sql "COMMENT ON DATABASE latdb IS 'latin one'; ALTER DATABASE latdb SET work_mem = '2MB'"
+# Set from a session on latdb, so the comment is stored in LATIN1; read
+# back from a session on the copy, so it is compared as text.
+pg_sql -d latdb "COMMENT ON DATABASE latdb IS 'café crème'; ALTER DATABASE latdb SET work_mem = '2MB'"
 expect_code 0 ob --json backup db --dbname latdb
 latsnap=$(json_get "$T/out" 'j["id"]')
+run_rc ob restore db "$latsnap" --target-db lat_copy
+[ "$RC" = 0 ] || problem "restore db --target-db lat_copy of a LATIN1 database exited $RC: $(cat "$T/err")"
+[ "$(pg_sql -d lat_copy "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()")" = "café crème" ] ||
+    problem "the LATIN1 database's comment did not reach its copy lat_copy as LATIN1 text"
+[ "$(pg_sql "SELECT s.setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'lat_copy'")" = "{work_mem=2MB}" ] ||
+    problem "the LATIN1 database's ALTER DATABASE SET did not reach its copy lat_copy"
+# A non-ASCII new name (stored in UTF-8 by the session on postgres that
+# created it) still gets the settings.
 run_rc ob restore db "$latsnap" --target-db "thé"
 [ "$RC" = 0 ] || problem "restore db --target-db thé of a LATIN1 database exited $RC: $(cat "$T/err")"
-[ "$(pg_sql "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'thé'")" = "latin one" ] ||
-    problem "the LATIN1 database's comment did not reach its copy thé"
 [ "$(pg_sql "SELECT s.setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'thé'")" = "{work_mem=2MB}" ] ||
     problem "the LATIN1 database's ALTER DATABASE SET did not reach its copy thé"
+
+info "a SQL_ASCII database's comment bytes come back as they were"
+pg_sql "CREATE DATABASE sadb ENCODING SQL_ASCII LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+PGCLIENTENCODING=LATIN1 pg_sql -d sadb "COMMENT ON DATABASE sadb IS 'caf$(printf '\351')'"
+expect_code 0 ob --json backup db --dbname sadb
+sasnap=$(json_get "$T/out" 'j["id"]')
+run_rc ob restore db "$sasnap" --target-db sa_copy
+[ "$RC" = 0 ] || problem "restore db of a SQL_ASCII database with a LATIN1 comment exited $RC: $(cat "$T/err")"
+[ "$(PGCLIENTENCODING=LATIN1 pg_sql -d sa_copy "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()" | od -An -tx1 | tr -d ' \n')" = 636166e90a ] ||
+    problem "the SQL_ASCII database's comment bytes changed in its copy"
 
 finish
