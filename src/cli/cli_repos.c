@@ -120,9 +120,10 @@ int cli_one_repo(cli_ctx *ctx, ob_err *err)
     return 0;
 }
 
-/* Copy s from the open primary repository into repository `name`. */
+/* Copy s from the open primary repository into repository `name`; *id_out
+ * is its ID there, *already_out whether it was there before. */
 static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char **id_out,
-                         uint64_t *added, ob_err *err)
+                         int *already_out, uint64_t *added, ob_err *err)
 {
     storage *st = NULL;
     repo *dst = NULL;
@@ -141,7 +142,12 @@ static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char
         goto out;
     }
     cp = repo_copier_new(ctx->r, dst, w);
-    int already = repo_copy_already(cp, s, have, nhave);
+    /* Already there: its ID there is reported all the same, so that a job
+     * can verify that copy too (an unchanged config snapshot is "already
+     * there" on every later run, and its copy must not go unchecked). */
+    const snapshot *there = repo_copy_find(cp, s, have, nhave);
+    int already = there != NULL;
+    *already_out = already;
     if (!already && (repo_copier_copy(cp, s, &d, err) < 0 || repo_writer_flush(w, err) < 0))
         goto out;
     /* A physical backup is restorable only with its WAL.  Copied before
@@ -154,7 +160,7 @@ static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char
     if (strcmp(s->kind, "db-physical") == 0 && pg_wal_copy(ctx->r, dst, &wal, err) < 0)
         goto out;
     if (already) {
-        *id_out = ob_xstrdup("(already there)");
+        *id_out = ob_xstrdup(there->id);
         rc = 0;
         goto out;
     }
@@ -186,7 +192,8 @@ size_t cli_replicate(cli_ctx *ctx, const snapshot *s, json_t *json)
         ob_err err = OB_ERR_INIT;
         char *id = NULL;
         uint64_t added = 0;
-        if (replicate_one(ctx, s, name, &id, &added, &err) < 0) {
+        int already = 0;
+        if (replicate_one(ctx, s, name, &id, &already, &added, &err) < 0) {
             failed++;
             ob_error("repository %s: snapshot %.8s was not copied: %s",
                     name, s->id, ob_err_msg(&err));
@@ -195,9 +202,13 @@ size_t cli_replicate(cli_ctx *ctx, const snapshot *s, json_t *json)
                                                         "ok", 0, "error", ob_err_msg(&err)));
         } else {
             if (copies)
-                json_array_append_new(copies, json_pack("{s:s, s:b, s:s, s:I}", "repository",
-                                                        name, "ok", 1, "snapshot", id,
-                                                        "bytes_added", (json_int_t)added));
+                json_array_append_new(copies, json_pack("{s:s, s:b, s:s, s:b, s:I}", "repository",
+                                                        name, "ok", 1, "snapshot", id, "already",
+                                                        already, "bytes_added",
+                                                        (json_int_t)added));
+            else if (already && !ctx->quiet)
+                printf("repository %s: snapshot %.8s is already there as %.8s\n", name, s->id,
+                       id);
             else if (!ctx->quiet) {
                 char *b = ob_human_bytes(added);
                 printf("repository %s: snapshot %.8s copied as %.8s (added %s)\n", name, s->id,

@@ -139,7 +139,8 @@ static json_t *run_step(run_state *rs, const char *name, const char *repo_name, 
     return run_step_judged(rs, name, repo_name, args, nargs, rs->env, 1, ok);
 }
 
-/* A snapshot ID as the copy reports it, not a note like "(already there)". */
+/* A snapshot ID as the copy reports it (versions before session 13 put
+ * the note "(already there)" in its place). */
 static int is_snapshot_id(const char *s)
 {
     return *s && s[strspn(s, "0123456789abcdef")] == '\0';
@@ -254,7 +255,7 @@ static unsigned char *step_backup(run_state *rs)
         for (size_t i = 1; i < j->nrepos; i++)
             if (cok && name && strcmp(name, j->repos[i]) == 0) {
                 have[i] = 1;
-                /* "(already there)" is no ID: that copy is not verified. */
+                /* Already there or copied now, this is its ID there. */
                 if (cid && is_snapshot_id(cid) && !rs->snap_ids[i])
                     rs->snap_ids[i] = ob_xstrdup(cid);
             }
@@ -393,9 +394,8 @@ static void step_verify(run_state *rs, const unsigned char *have)
     int all_ok = 1;
     for (size_t i = 0; i < j->nrepos && !run_stop_signal; i++) {
         if (!rs->snap_ids[i]) {
-            /* have[i] without an ID: the copy found the snapshot already
-             * there (an unchanged config snapshot) and does not say under
-             * which ID. */
+            /* have[i] without an ID: a copy that did not say under which
+             * ID (older versions, for a snapshot already there). */
             json_array_append_new(
                 rs->steps,
                 json_pack("{s:s+, s:s, s:b, s:s}", "step", "verify on ", j->repos[i],

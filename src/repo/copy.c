@@ -179,6 +179,12 @@ static int copy_tree(repo_copier *c, const uint8_t src_id[OB_ID_LEN], uint8_t ds
 
 int repo_copy_already(const repo_copier *c, const snapshot *s, snapshot **dst_snaps, size_t n)
 {
+    return repo_copy_find(c, s, dst_snaps, n) != NULL;
+}
+
+const snapshot *repo_copy_find(const repo_copier *c, const snapshot *s, snapshot **dst_snaps,
+                               size_t n)
+{
     const char *src_repo = repo_id(c->src);
     /* s may itself be a copy of a destination snapshot (A -> B, then
      * B -> A): then its original is there already. */
@@ -188,16 +194,16 @@ int repo_copy_already(const repo_copier *c, const snapshot *s, snapshot **dst_sn
     if (own_repo && own_id && strcmp(own_repo, repo_id(c->dst)) == 0)
         for (size_t i = 0; i < n; i++)
             if (strcmp(dst_snaps[i]->id, own_id) == 0)
-                return 1;
+                return dst_snaps[i];
     for (size_t i = 0; i < n; i++) {
         json_t *from = dst_snaps[i]->extra ? json_object_get(dst_snaps[i]->extra, "copied_from")
                                            : NULL;
         const char *r = json_string_value(json_object_get(from, "repository"));
         const char *id = json_string_value(json_object_get(from, "snapshot"));
         if (r && id && strcmp(r, src_repo) == 0 && strcmp(id, s->id) == 0)
-            return 1;
+            return dst_snaps[i];
     }
-    return 0;
+    return NULL;
 }
 
 int repo_copier_copy(repo_copier *c, const snapshot *s, snapshot **out, ob_err *err)

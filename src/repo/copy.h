@@ -40,6 +40,10 @@ void repo_copier_free(repo_copier *c);
 /* Is s (a source snapshot) already in the destination?  dst_snaps is the
  * destination's snapshot list. */
 int repo_copy_already(const repo_copier *c, const snapshot *s, snapshot **dst_snaps, size_t n);
+/* The same, returning the destination's snapshot that is s there (one of
+ * dst_snaps, borrowed), or NULL. */
+const snapshot *repo_copy_find(const repo_copier *c, const snapshot *s, snapshot **dst_snaps,
+                               size_t n);
 
 /* Copy the data and trees of s; *out is the destination's snapshot,
  * not yet saved (save it after repo_writer_flush). */

@@ -9,7 +9,8 @@
 export OPSBACKUP_STATE_DIR="$T/state"
 # Retention and status must not depend on the machine's zone.
 export TZ=UTC
-mkdir -p "$T/data"
+mkdir -p "$T/data" "$T/cfg"
+printf 'KEY=value\n' >"$T/cfg/app.env"
 head -c 300000 /dev/urandom >"$T/data/a.bin"
 printf 'hello\n' >"$T/data/b.txt"
 for r in local offsite; do "$OPSBACKUP" -r "$T/$r" init --kdf-n 1024 >/dev/null; done
@@ -29,6 +30,12 @@ paths = $T/data
 repos = local, offsite
 verify = true
 rpo = 1h
+
+[job.cfgmulti]
+kind = config
+paths = $T/cfg
+repos = local, offsite
+verify = true
 
 [job.tz]
 kind = files
@@ -153,5 +160,25 @@ kept=$(json_get "$T/snaps.json" '" ".join(sorted(s["time"][:13] for s in j if s[
 # Jan 10 12:00 and Jan 9 12:00.
 [ "$kept" = "2026-01-10T05 2026-01-10T12" ] \
     || problem "kept '$kept', want the snapshots of 2026-01-10 05:00 and 12:00 UTC (two Kiritimati days)"
+
+info "a config snapshot already in a repository is verified there on every run"
+# An unchanged config snapshot is "already there" in offsite on every run
+# after the first; its copy must still be verified, under its ID there.
+expect_code 0 job --json run cfgmulti
+expect_code 0 job --json run cfgmulti
+cp "$T/out" "$T/cfg2.json"
+[ "$(json_get "$T/cfg2.json" '[s["step"] for s in j["steps"] if s["step"].startswith("verify") and s.get("ok")]')" = "['verify on local', 'verify on offsite']" ] \
+    || problem "the unchanged config snapshot was not verified on both repositories: $(json_get "$T/cfg2.json" 'j["steps"]')"
+for f in $(find "$T/offsite/data" -type f); do
+    size=$(stat -c %s "$f")
+    printf 'XXXXXXXXXXXXXXXX' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+done
+set +e
+job --json run cfgmulti >"$T/out" 2>"$T/err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || problem "a run whose config snapshot does not read back from offsite exited 0"
+[ "$(json_get "$T/out" 'j.get("failed_step")')" = "verify on offsite" ] \
+    || problem "failed_step is '$(json_get "$T/out" 'j.get("failed_step")')', want 'verify on offsite'"
 
 finish
