@@ -906,31 +906,20 @@ static int stream_to_command(repo *r, const tree_node *n, char **argv, char **en
  * session settings and ran as the restoring user.)  1 with the SQL, 0 if
  * the archive is not one pg_archive reads (the caller warns), -1 on a
  * repository error. */
+static int toc_feed(void *ud, const uint8_t *p, size_t len, ob_err *err)
+{
+    (void)err;
+    pg_archive_counter_feed(ud, p, len);
+    return pg_archive_counter_toc_read(ud) != 0; /* read (or unreadable): stop */
+}
+
 static int read_db_settings(repo *r, const tree_node *dump, char **sql, char **encoding,
                             int *std_strings, char **why, ob_err *err)
 {
-    static const uint8_t zeros[4096];
     pg_archive_counter *ac = pg_archive_counter_new();
-    ob_buf b = OB_BUF_INIT;
-    uint64_t pos = 0;
-    int rc = 0;
-    for (size_t i = 0; i < dump->nextents && pg_archive_counter_toc_read(ac) == 0; i++) {
-        while (pos < dump->extents[i].offset && pg_archive_counter_toc_read(ac) == 0) {
-            uint64_t k = dump->extents[i].offset - pos;
-            k = k > sizeof zeros ? sizeof zeros : k;
-            pg_archive_counter_feed(ac, zeros, (size_t)k);
-            pos += k;
-        }
-        if (repo_read_blob(r, dump->extents[i].id, REPO_BLOB_DATA, &b, err) < 0) {
-            rc = -1;
-            break;
-        }
-        pg_archive_counter_feed(ac, b.data, b.len);
-        pos += b.len;
-    }
+    int rc = stream_each(r, dump, toc_feed, ac, NULL, err);
     if (rc == 0)
         rc = pg_archive_db_settings(ac, sql, encoding, std_strings, why) == 0 ? 1 : 0;
-    ob_buf_free(&b);
     pg_archive_counter_free(ac);
     return rc;
 }
@@ -1096,29 +1085,13 @@ static int pg_names_load(PGconn *c, const char *sql, pg_names *out, ob_err *err)
     return 0;
 }
 
-/* A stored stream, whole, in memory (through a memfd: the globals hold
- * password hashes, which must not land in a file). */
-static int pg_stream_to_buf(repo *r, const tree_node *n, const char *what, ob_buf *out,
-                            ob_err *err)
+/* A stored stream, whole, in memory (the globals hold password hashes,
+ * which must not land in a file; the caller wipes the buffer). */
+static int buf_append_each(void *ud, const uint8_t *p, size_t len, ob_err *err)
 {
-    int fd = memfd_create("opsbackup-globals", MFD_CLOEXEC);
-    if (fd < 0)
-        return ob_err_errno(err, errno, "reading %s", what);
-    int rc = stream_restore(r, n, fd, what, NULL, err);
-    if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
-        rc = ob_err_errno(err, errno, "reading %s", what);
-    uint8_t tmp[65536];
-    ssize_t k;
-    while (rc == 0 && (k = stream_read_fd(&fd, tmp, sizeof tmp)) != 0) {
-        if (k < 0) {
-            rc = ob_err_errno(err, errno, "reading %s", what);
-            break;
-        }
-        ob_buf_append(out, tmp, (size_t)k);
-    }
-    ob_wipe(tmp, sizeof tmp);
-    close(fd);
-    return rc;
+    (void)err;
+    ob_buf_append(ud, p, len);
+    return 0;
 }
 
 /* Run one statement of the globals; a failure is a warning naming label
@@ -1151,7 +1124,7 @@ static int pg_restore_globals(repo *r, const tree_node *globals, const pg_restor
                               ob_err *err)
 {
     ob_buf script = OB_BUF_INIT;
-    if (pg_stream_to_buf(r, globals, PG_GLOBALS_NAME, &script, err) < 0) {
+    if (stream_each(r, globals, buf_append_each, &script, NULL, err) < 0) {
         ob_wipe(script.data, script.len);
         ob_buf_free(&script);
         return -1;

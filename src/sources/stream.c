@@ -91,8 +91,8 @@ static int write_all(int fd, const uint8_t *p, size_t n, const char *what, ob_er
     return 0;
 }
 
-int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
-                   ob_err *err)
+int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64_t *done,
+                ob_err *err)
 {
     static const uint8_t zeros[65536];
     ob_buf b = OB_BUF_INIT;
@@ -102,18 +102,36 @@ int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64
         uint64_t next = i < n->nextents ? n->extents[i].offset : n->size;
         while (pos < next && rc == 0) { /* a hole */
             size_t k = next - pos > sizeof zeros ? sizeof zeros : (size_t)(next - pos);
-            rc = write_all(fd, zeros, k, what, err);
+            rc = fn(ud, zeros, k, err);
             pos += k;
         }
-        if (i == n->nextents || rc < 0)
+        if (i == n->nextents || rc != 0)
             break;
         rc = repo_read_blob(r, n->extents[i].id, REPO_BLOB_DATA, &b, err);
         if (rc == 0)
-            rc = write_all(fd, b.data, b.len, what, err);
+            rc = fn(ud, b.data, b.len, err);
         pos += b.len;
     }
     ob_buf_free(&b);
-    if (written)
-        *written = pos;
-    return rc;
+    if (done)
+        *done = pos;
+    return rc < 0 ? -1 : 0;
+}
+
+typedef struct fd_sink {
+    int fd;
+    const char *what;
+} fd_sink;
+
+static int fd_sink_write(void *ud, const uint8_t *p, size_t len, ob_err *err)
+{
+    const fd_sink *s = ud;
+    return write_all(s->fd, p, len, s->what, err);
+}
+
+int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
+                   ob_err *err)
+{
+    fd_sink s = {fd, what};
+    return stream_each(r, n, fd_sink_write, &s, written, err);
 }

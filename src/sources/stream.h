@@ -40,6 +40,13 @@ typedef struct stream_sink {
 int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
                  uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err);
 
+/* Hand a stored node's contents to fn in order (holes as zeros), every
+ * chunk verified.  fn returns 0 to go on, 1 to stop early (stream_each
+ * then returns 0), -1 with err set to fail. */
+typedef int (*stream_each_fn)(void *ud, const uint8_t *p, size_t len, ob_err *err);
+int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64_t *done,
+                ob_err *err);
+
 /* Write a stored node's contents to fd sequentially (holes as zeros),
  * verifying every chunk.  EPIPE from a reader that stopped is an error. */
 int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
