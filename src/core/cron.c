@@ -11,10 +11,13 @@
 #include "core/cron.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct field_spec {
@@ -310,13 +313,15 @@ int cron_tz_check(const char *tz, ob_err *err)
 {
     if (!tz || !*tz)
         return ob_err_set(err, OB_EUSAGE, "timezone is empty");
-    /* Only zoneinfo names: no absolute paths, no "..", no POSIX TZ rules
-     * (glibc would silently read those as UTC when mistyped). */
+    /* Only zoneinfo names, relative to the zoneinfo directory: no absolute
+     * paths, no "." or ".." components ('.' is not allowed at all), no
+     * empty ones, no POSIX TZ rules.  glibc reads a TZ it cannot open as a
+     * POSIX rule, so a mistyped one would silently be UTC. */
     for (const char *p = tz; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("/_+-", *p))
             return ob_err_set(err, OB_EUSAGE,
                               "timezone '%.40s' is not an IANA name such as Europe/Berlin", tz);
-    if (tz[0] == '/' || strstr(tz, "..") || strstr(tz, "//"))
+    if (tz[0] == '/' || tz[strlen(tz) - 1] == '/' || strstr(tz, "//"))
         return ob_err_set(err, OB_EUSAGE,
                           "timezone '%.40s' is not an IANA name such as Europe/Berlin", tz);
     const char *dir = getenv("TZDIR");
@@ -325,11 +330,40 @@ int cron_tz_check(const char *tz, ob_err *err)
     char *path = NULL;
     if (asprintf(&path, "%s/%s", dir, tz) < 0)
         return ob_err_set(err, OB_EFAIL, "out of memory");
-    int ok = access(path, R_OK) == 0;
+    /* A zone is a TZif file.  Anything else that opens there would reach
+     * glibc, fail to parse, and be UTC: a region ("Europe", a directory)
+     * or one of the database's other files ("leapseconds").  stat follows
+     * the database's own links (GB -> Europe/London). */
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) < 0) {
+        rc = ob_err_set(err, OB_EUSAGE, "unknown timezone '%.40s' (not in %s)", tz, dir);
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "timezone '%.40s' is a directory of %s, not a zone: name a zone in it "
+                        "(ls %s), such as Europe/Berlin",
+                        tz, dir, path);
+    } else {
+        char magic[4] = {0};
+        ssize_t got = -1;
+        /* Only a regular file is opened: a FIFO there must not hang us. */
+        int fd = S_ISREG(st.st_mode) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (S_ISREG(st.st_mode) && fd < 0) {
+            rc = ob_err_errno(err, errno, "timezone '%.40s': cannot read %s", tz, path);
+        } else {
+            if (fd >= 0) {
+                got = read(fd, magic, sizeof magic);
+                close(fd);
+            }
+            if (got != (ssize_t)sizeof magic || memcmp(magic, "TZif", 4) != 0)
+                rc = ob_err_set(err, OB_EUSAGE,
+                                "timezone '%.40s': %s is not a zone file; name a zone such as "
+                                "Europe/Berlin",
+                                tz, path);
+        }
+    }
     free(path);
-    if (!ok)
-        return ob_err_set(err, OB_EUSAGE, "unknown timezone '%.40s' (not in %s)", tz, dir);
-    return 0;
+    return rc;
 }
 
 static long offset_at(time_t t)

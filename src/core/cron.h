@@ -71,7 +71,12 @@ int cron_parse(const char *expr, cron *out, ob_err *err);
  * expression like Feb 31 by weekday-AND rules). */
 int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *err);
 
-/* Is tz a timezone name the system knows?  OB_EUSAGE saying why not. */
+/* Is tz a zone the system knows: a name relative to $TZDIR (default
+ * /usr/share/zoneinfo) of a TZif file there?  A region directory
+ * ("Europe"), a path ("/etc/localtime", "a/../b"), a POSIX rule or one of
+ * the database's other files ("leapseconds") is refused: glibc would read
+ * each as UTC without a word.  OB_EUSAGE (OB_EIO when the file cannot be
+ * read) with a message naming tz and saying why not. */
 int cron_tz_check(const char *tz, ob_err *err);
 
 #endif

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -209,6 +211,51 @@ static void test_errors(void **state)
     assert_int_equal(cron_parse("0 0 30 2 mon", &c, &err), 0);
 }
 
+/* The zone must be a TZif file under $TZDIR: not a directory, not
+ * another kind of file the database ships (leapseconds, zone.tab). */
+static void test_tz_zoneinfo_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cron_test_tz.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/Region", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/Region/City", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("TZif2 and the rest of a zone file", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/leapseconds", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("# Allowance for leap seconds\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/Fifo", dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    setenv("TZDIR", dir, 1);
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(cron_tz_check("Region/City", &err), 0);
+    assert_int_equal(cron_tz_check("Region", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "timezone 'Region' is a directory"));
+    assert_int_equal(cron_tz_check("leapseconds", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "'leapseconds'"));
+    assert_non_null(strstr(ob_err_msg(&err), "not a zone file"));
+    /* Must not block on open. */
+    assert_int_equal(cron_tz_check("Fifo", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "'Fifo'"));
+    assert_int_equal(cron_tz_check("Region/Nowhere", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "unknown timezone 'Region/Nowhere'"));
+    ob_err_clear(&err);
+    unsetenv("TZDIR");
+    const char *made[] = {"Fifo", "leapseconds", "Region/City", "Region"};
+    for (size_t i = 0; i < sizeof made / sizeof *made; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, made[i]);
+        assert_int_equal(remove(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_timezones(void **state)
 {
     (void)state;
@@ -220,6 +267,19 @@ static void test_timezones(void **state)
     assert_int_equal(cron_tz_check("../../etc/passwd", &err), -1);
     assert_int_equal(cron_tz_check("/etc/localtime", &err), -1);
     assert_int_equal(cron_tz_check("CET-1CEST,M3.5.0,M10.5.0/3", &err), -1);
+    /* A region of the zoneinfo database is a directory, not a zone:
+     * TZ=Europe would be read as a POSIX rule, i.e. UTC, without a word. */
+    assert_int_equal(cron_tz_check("Europe", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "'Europe' is a directory"));
+    assert_int_equal(cron_tz_check("America", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "'America'"));
+    assert_int_equal(cron_tz_check("Europe/", &err), -1);
+    assert_int_equal(cron_tz_check("Europe//Berlin", &err), -1);
+    assert_int_equal(cron_tz_check("Europe/./Berlin", &err), -1);
+    assert_int_equal(cron_tz_check("Europe/../Europe/Berlin", &err), -1);
+    assert_non_null(strstr(ob_err_msg(&err), "'Europe/../Europe/Berlin'"));
+    assert_int_equal(cron_tz_check("/usr/share/zoneinfo/Europe/Berlin", &err), -1);
+    ob_err_clear(&err);
     cron c;
     assert_int_equal(cron_parse("@daily", &c, &err), 0);
     time_t t;
@@ -244,7 +304,7 @@ int main(void)
         cmocka_unit_test(test_basic),         cmocka_unit_test(test_calendar),
         cmocka_unit_test(test_dom_dow_rule),  cmocka_unit_test(test_dst_berlin),
         cmocka_unit_test(test_dst_new_york),  cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_timezones),
+        cmocka_unit_test(test_timezones),     cmocka_unit_test(test_tz_zoneinfo_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

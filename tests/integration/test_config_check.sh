@@ -215,6 +215,24 @@ assert_grep "keep-tag alone" "$T/err"
 printf 'keep-last = 3\n' >>"$T/tag.conf"
 expect_code 0 "$OPSBACKUP" -c "$T/tag.conf" config check
 
+info "a timezone must be a zone, not a region directory or a path"
+# TZ=Europe is no zone to glibc: it would be read as a POSIX rule, i.e.
+# UTC, and the job would run and bucket its retention hours off.
+for tz in Europe America Europe/ ../zoneinfo/Europe/Berlin /usr/share/zoneinfo/UTC leapseconds; do
+    printf '[repo.x]\nurl = /tmp/r\n[job.t]\nkind = files\npaths = /tmp\nschedule = 0 2 * * *\ntimezone = %s\n' \
+        "$tz" >"$T/tz.conf"
+    chmod 600 "$T/tz.conf"
+    expect_code 2 "$OPSBACKUP" -c "$T/tz.conf" config check
+    assert_grep "tz.conf:7: timezone '$tz'" "$T/err"
+done
+printf '[repo.x]\nurl = /tmp/r\n[job.t]\nkind = files\npaths = /tmp\nschedule = 0 2 * * *\ntimezone = Europe\n' >"$T/tz.conf"
+expect_code 2 "$OPSBACKUP" -c "$T/tz.conf" config check
+assert_grep "timezone 'Europe' is a directory" "$T/err"
+expect_code 2 "$OPSBACKUP" -c "$T/tz.conf" run t
+assert_grep "timezone 'Europe' is a directory" "$T/err"
+sed -i 's|^timezone = .*|timezone = Europe/Berlin|' "$T/tz.conf"
+expect_code 0 "$OPSBACKUP" -c "$T/tz.conf" config check
+
 info "the example configs pass config check"
 for ex in production development; do
     install -m 600 "$OPSBACKUP_TOP/examples/$ex.conf" "$T/$ex.conf"
