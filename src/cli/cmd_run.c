@@ -17,6 +17,12 @@
  * after a failed backup could delete the last good backups while the new
  * one does not exist, which is the one thing a backup job must never do.
  *
+ * An incomplete backup (saved, but some entries could not be read) is a
+ * failed run, yet its snapshot exists and is what a restore would take:
+ * it is copied and verified like any other; only retention is skipped,
+ * since forgetting complete backups to make room for it could leave no
+ * complete one.
+ *
  * Exit: 0 every step ok; 1 a step failed; 3 the only problems were
  * findings (verify found a mismatch, a repository is over size-limit);
  * 2 the config is wrong.
@@ -61,6 +67,7 @@ typedef struct run_state {
     char **snap_ids;       /* per j->repos[i]: the ID of the backup there (a copy has
                             * an ID of its own), NULL where it is not */
     int verify_failed;     /* the backup did not verify on some repository */
+    long long unread;      /* entries the backup could not read: > 0 is incomplete */
     json_t *backup;        /* the backup step's JSON (snapshot) */
     json_t *verify;
     json_t *repositories;
@@ -186,6 +193,12 @@ static void backup_args(const job *j, char ***v, size_t *n)
     }
 }
 
+/* Does the job forget anything?  Not with keep = forever or no keep-*. */
+static int job_has_retention(const job *j)
+{
+    return !j->keep_forever && j->nkeep_args > 0;
+}
+
 /* Backup to the first repository, copied to the others by the same
  * command (-r A -r B: the source is read once).  Returns the set of
  * repositories that hold the snapshot, as a mask over j->repos, and
@@ -218,22 +231,25 @@ static unsigned char *step_backup(run_state *rs)
     }
     rs->snapshot = ob_xstrdup(id);
     rs->backup = out;
-    /* Saved but incomplete (entries that could not be read): a failure,
-     * and no repository counts as having the backup, so retention does
-     * not make room for it by forgetting complete ones. */
+    /* Saved but incomplete (entries that could not be read): a failure of
+     * the run.  The repositories still hold the snapshot, so it is copied,
+     * verified and counted as theirs like any other; only retention is
+     * skipped for it (cmd_run, below). */
     json_int_t unread = json_integer_value(json_object_get(json_object_get(out, "stats"), "errors"));
     if (unread > 0) {
+        rs->unread = (long long)unread;
         char *why = ob_xasprintf("snapshot %.8s was saved, but %lld entr%s could not be read: it "
-                                 "is incomplete (retention skipped)",
-                                 id, (long long)unread, unread == 1 ? "y" : "ies");
+                                 "is incomplete%s",
+                                 id, rs->unread, unread == 1 ? "y" : "ies",
+                                 job_has_retention(j) ? " (retention skipped)" : "");
         run_fail(rs, "backup", why, 0);
         json_object_set_new(rec, "error", json_string(why));
         json_object_set_new(rec, "ok", json_false());
         free(why);
-        return have;
+    } else {
+        json_object_set_new(rec, "ok", json_true());
+        json_object_del(rec, "error");
     }
-    json_object_set_new(rec, "ok", json_true());
-    json_object_del(rec, "error");
     have[0] = 1;
     rs->snap_ids[0] = ob_xstrdup(id);
     /* The copies: one line each in the summary, as steps of their own. */
@@ -267,7 +283,7 @@ static unsigned char *step_backup(run_state *rs)
 static void step_retention(run_state *rs, const unsigned char *have)
 {
     const job *j = rs->j;
-    if (j->keep_forever || j->nkeep_args == 0)
+    if (!job_has_retention(j))
         return; /* nothing to forget: every snapshot is kept */
     /* keep-daily and the other buckets are calendar days, weeks, ... of
      * the job's own timezone, the one its schedule runs in: a 02:00 Tokyo
@@ -633,15 +649,20 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
      * room for itself by forgetting the older ones that still pass. */
     if (rs.snapshot && j->verify && !run_stop_signal)
         step_verify(&rs, have);
-    /* Decided by the verify itself, not by "something failed since the
-     * backup": a copy that failed before a failed verify must not let
-     * retention run on the repositories that did get the backup. */
-    if (rs.snapshot && !run_stop_signal && rs.verify_failed) {
-        json_array_append_new(rs.steps,
-                              json_pack("{s:s, s:b, s:b, s:s}", "step", "retention", "ok", 0,
-                                        "skipped", 1, "error",
-                                        "skipped: the new backup did not verify, so the older "
-                                        "ones stay"));
+    /* Decided by the backup's own state and the verify itself, not by
+     * "something failed since the backup": a copy that failed before a
+     * failed verify must not let retention run on the repositories that
+     * did get the backup.  A job without retention has nothing to skip. */
+    if (rs.snapshot && !run_stop_signal && (rs.unread || rs.verify_failed) &&
+        job_has_retention(j)) {
+        const char *why =
+            rs.unread && rs.verify_failed
+                ? "skipped: the new backup is incomplete and did not verify, so the older ones stay"
+            : rs.unread ? "skipped: the new backup is incomplete (entries could not be read), so "
+                          "the older ones stay"
+                        : "skipped: the new backup did not verify, so the older ones stay";
+        json_array_append_new(rs.steps, json_pack("{s:s, s:b, s:b, s:s}", "step", "retention",
+                                                  "ok", 0, "skipped", 1, "error", why));
     } else if (rs.snapshot && !run_stop_signal) {
         step_retention(&rs, have);
     }

@@ -181,4 +181,68 @@ set -e
 [ "$(json_get "$T/out" 'j.get("failed_step")')" = "verify on offsite" ] \
     || problem "failed_step is '$(json_get "$T/out" 'j.get("failed_step")')', want 'verify on offsite'"
 
+info "an incomplete backup is verified where it was saved, and retention is skipped"
+# One file fails with EIO (faultfs): the snapshot is saved without it,
+# marked incomplete, and copied.  That snapshot is what a restore would
+# take, so it is verified on both repositories; retention must not make
+# room for it, and every reason shown must be the true one.
+${CC:-cc} -shared -fPIC -o "$T/faultfs.so" "$TOOLS/faultfs.c" -ldl || fail "cannot build faultfs.so"
+mkdir -p "$T/eio"
+head -c 2000000 /dev/urandom >"$T/eio/bad.bin"
+printf 'fine\n' >"$T/eio/good.txt"
+# Repositories of their own: offsite was damaged above.
+for r in eio-local eio-offsite; do "$OPSBACKUP" -r "$T/$r" init --kdf-n 1024 >/dev/null; done
+cat >"$T/eio.conf" <<EOF
+[repo.local]
+url = $T/eio-local
+
+[repo.offsite]
+url = $T/eio-offsite
+
+[job.eio]
+kind = files
+paths = $T/eio
+repos = local, offsite
+verify = true
+keep-last = 1
+EOF
+chmod 600 "$T/eio.conf"
+expect_code 0 "$OPSBACKUP" -c "$T/eio.conf" run eio
+printf 'changed\n' >"$T/eio/good.txt"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/faultfs.so" \
+    FAULTFS_EIO="$T/eio/bad.bin" FAULTFS_EIO_AT=1048576 \
+    expect_code 1 "$OPSBACKUP" -c "$T/eio.conf" --json run eio
+cp "$T/out" "$T/eio.json"
+steps=$(json_get "$T/eio.json" '" ".join(s["step"].replace(" ", "_") + "=" + ("skipped" if s.get("skipped") else "ok" if s.get("ok") else "failed") for s in j["steps"])')
+[ "$steps" = "backup=failed copy_to_offsite=ok verify_on_local=ok verify_on_offsite=ok retention=skipped" ] \
+    || problem "steps of an incomplete run: $steps"
+[ "$(json_get "$T/eio.json" 'j.get("failed_step")')" = backup ] \
+    || problem "failed_step of an incomplete run is '$(json_get "$T/eio.json" 'j.get("failed_step")')'"
+json_get "$T/eio.json" 'j.get("error")' | grep -q 'incomplete' \
+    || problem "the run's error does not say the backup is incomplete: $(json_get "$T/eio.json" 'j.get("error")')"
+json_get "$T/eio.json" '[s.get("reason") or s.get("error") for s in j["steps"] if s.get("skipped")]' | grep -q 'incomplete' \
+    || problem "retention's skip reason does not say the backup is incomplete: $(json_get "$T/eio.json" 'j["steps"]')"
+if grep -q "did not get this run's backup" "$T/eio.json"; then
+    problem "a step claims a repository did not get the backup: $(json_get "$T/eio.json" 'j["steps"]')"
+fi
+[ "$(json_get "$T/eio.json" 'j["verify"] and (j["verify"]["ok"], j["verify"]["snapshot"] == j["snapshot"])')" = "(True, True)" ] \
+    || problem "the verify record is not a passed verify of the incomplete snapshot: $(json_get "$T/eio.json" 'j["verify"]')"
+for r in eio-local eio-offsite; do
+    "$OPSBACKUP" -r "$T/$r" --json snapshots --set eio >"$T/snaps.json"
+    [ "$(json_get "$T/snaps.json" 'len(j), sorted(s["stats"].get("errors", 0) for s in j)')" = "2 [0, 1]" ] \
+        || problem "$r should hold the complete snapshot and the incomplete one: $(cat "$T/snaps.json")"
+done
+[ "$(state eio 'j["last_verify"]["snapshot"] == j["last_run"]["snapshot"]' 2>/dev/null)" = True ] \
+    || problem "the job state's last verify is not the incomplete run's"
+# Without retention (keep = forever) there is nothing to skip, and no
+# message may say retention was skipped.
+sed -i 's/^keep-last = 1$/keep = forever/' "$T/eio.conf"
+printf 'changed again\n' >"$T/eio/good.txt"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" LD_PRELOAD="$T/faultfs.so" \
+    FAULTFS_EIO="$T/eio/bad.bin" FAULTFS_EIO_AT=1048576 \
+    expect_code 1 "$OPSBACKUP" -c "$T/eio.conf" --json run eio
+if grep -qi "retention" "$T/out"; then
+    problem "a run of a job without retention mentions retention: $(json_get "$T/out" 'j["steps"]')"
+fi
+
 finish
