@@ -193,8 +193,9 @@ static int64_t bucket_of(int rule, int64_t t, size_t nr)
         /* The UTC offset is part of the hour: at a fall-back the local
          * hour 02:xx (Berlin) comes twice, an hour apart, and without the
          * offset both would be one bucket, so keep-hourly would keep one
-         * snapshot for two real hours.  Offsets are within +-26 h, so
-         * offset + 100000 fits in the five digits it is given. */
+         * snapshot for two real hours.  Offsets are within +-26 h
+         * (+-93600 s), so offset + 100000 is 6400..193600: positive, and
+         * within the six digits the hour is shifted by (* 1000000). */
         return ((((y * 100 + tm.tm_mon + 1) * 100 + tm.tm_mday) * 100 + tm.tm_hour) * 1000000) +
                (tm.tm_gmtoff + 100000);
     case RETENTION_DAILY: return (y * 100 + tm.tm_mon + 1) * 100 + tm.tm_mday;
