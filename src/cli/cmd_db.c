@@ -641,16 +641,16 @@ static int vf_visit(const char *path, const tree_node *n, void *ud)
     for (size_t i = 0; i < n->nextents; i++) {
         ob_err e = OB_ERR_INIT;
         if (repo_read_blob(c->r, n->extents[i].id, REPO_BLOB_DATA, &c->b, &e) < 0 ||
-            c->b.len != n->extents[i].len) {
+            !tree_extent_bytes(&n->extents[i], c->b.data, c->b.len)) {
             char *d = files_path_display(path);
             ob_error("%s: %s", d,
-                    e.code ? ob_err_msg(&e) : "chunk length differs from the tree");
+                    e.code ? ob_err_msg(&e) : "the chunk is shorter than the tree says");
             free(d);
             c->errors++;
             ob_err_clear(&e);
             break;
         }
-        c->bytes += c->b.len;
+        c->bytes += n->extents[i].len;
     }
     if (c->prog)
         cli_progress_update(c->prog, c->bytes, c->files, "files", 0);

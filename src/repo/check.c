@@ -176,13 +176,19 @@ static int check_packs(check_ctx *c, ob_err *err)
     return 0;
 }
 
-/* Why the data blob id cannot be read back, or NULL if it can (as far as
- * this check knows).  Caller frees. */
-static char *chunk_problem(check_ctx *c, const uint8_t id[OB_ID_LEN])
+/* Why extent x's data blob cannot be read back, or NULL if it can (as far
+ * as this check knows).  Caller frees. */
+static char *chunk_problem(check_ctx *c, const tree_extent *x)
 {
+    const uint8_t *id = x->id;
     const index_entry *ie = repo_index_lookup(c->ix, id);
     if (!ie || INDEX_TYPE(ie->meta) != REPO_BLOB_DATA)
         return ob_xstrdup("is not in the index");
+    /* The tree's extent must lie inside the chunk: what restore checks
+     * when it has the chunk's bytes, known here from the index. */
+    if (x->skip > ie->raw_len || x->len > ie->raw_len - x->skip)
+        return ob_xasprintf("holds %u bytes, but the tree takes %u from byte %u", ie->raw_len,
+                            x->len, x->skip);
     char *pname = pack_object_name(repo_index_pack(c->ix, ie->pack)->id);
     int64_t s = c->ix_stored[ie->pack];
     char *why = NULL;
@@ -266,7 +272,7 @@ static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
                 *height = sub_height + 1;
         } else if (n->type == TREE_FILE) {
             for (size_t k = 0; k < n->nextents; k++) {
-                char *why = chunk_problem(c, n->extents[k].id);
+                char *why = chunk_problem(c, &n->extents[k]);
                 if (why) {
                     char hex[OB_HEX_ID_LEN + 1];
                     ob_hex(n->extents[k].id, OB_ID_LEN, hex);

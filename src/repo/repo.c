@@ -1044,6 +1044,16 @@ static void blob_err_prefix(ob_err *err, const index_entry *e, const char *pname
     ob_err_prefix(err, "blob %.16s in pack %s at offset %u", hex, pname, e->offset);
 }
 
+int repo_blob_raw_len(repo *r, const uint8_t id[OB_ID_LEN], int type, uint32_t *raw_len,
+                      ob_err *err)
+{
+    const index_entry *e = blob_entry(r, id, type, err);
+    if (!e)
+        return -1;
+    *raw_len = e->raw_len;
+    return 0;
+}
+
 int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err)
 {
     const index_entry *e = blob_entry(r, id, type, err);

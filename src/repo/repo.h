@@ -115,6 +115,10 @@ void repo_set_index(repo *r, repo_index *ix);
  * decrypt, decompress and verify its ID.  Every failure names the blob and
  * the pack.  out receives the plaintext. */
 int repo_read_blob(repo *r, const uint8_t id[OB_ID_LEN], int type, ob_buf *out, ob_err *err);
+/* A stored blob's plaintext length, as the index gives it (not read); fails
+ * as repo_read_blob does for a blob it could not read. */
+int repo_blob_raw_len(repo *r, const uint8_t id[OB_ID_LEN], int type, uint32_t *raw_len,
+                      ob_err *err);
 
 /* Read blobs ids[0..n) in order, each opened and checked exactly as
  * repo_read_blob does (same errors), and hand each plaintext to

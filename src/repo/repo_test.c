@@ -38,6 +38,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "repo/check.h"
+#include "repo/chunker.h"
 #include "repo/index.h"
 #include "repo/lock.h"
 #include "repo/pack.h"
@@ -2579,6 +2581,234 @@ static void test_restore_delta_extent_too_long(void **state)
     free(target);
 }
 
+/* ---- super blocks (D64) ------------------------------------------------ */
+
+#define RT_SB ((size_t)1 << 20)
+#define RT_BL ((size_t)32768)
+
+typedef struct rt_sb_file {
+    tree_extent *ext;
+    size_t n;
+} rt_sb_file;
+
+static int rt_sb_visit(const char *path, const tree_node *n, void *ud)
+{
+    rt_sb_file *f = ud;
+    if (n->type == TREE_FILE && strcmp((const char *)n->name, "rel") == 0) {
+        free(f->ext);
+        f->ext = ob_xmalloc((n->nextents ? n->nextents : 1) * sizeof *f->ext);
+        memcpy(f->ext, n->extents, n->nextents * sizeof *f->ext);
+        f->n = n->nextents;
+    }
+    (void)path;
+    return 0;
+}
+
+static void rt_sb_write(const char *path, const uint8_t *data, size_t len)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Back up src as super blocks; the file "rel"'s extents into *out. */
+static snapshot *rt_sb_backup(rt_fx *f, const char *src, const chunker *ck, rt_sb_file *out)
+{
+    files_backup_opts o = {.chunker = ck, .super_block = RT_SB, .parent_strict = 1,
+                           .nthreads = 1};
+    snapshot *snap = NULL;
+    int unchanged = 0;
+    char *paths[] = {(char *)src};
+    MUST(files_backup(f->r, paths, 1, &o, &snap, &unchanged, E));
+    MUST(files_walk(f->r, snap->tree, rt_sb_visit, out, E));
+    return snap;
+}
+
+static void rt_sb_expect(const rt_sb_file *f, size_t i, uint64_t offset, uint32_t len,
+                         uint32_t skip, const uint8_t *id)
+{
+    assert_true(i < f->n);
+    if (f->ext[i].offset != offset || f->ext[i].len != len || f->ext[i].skip != skip)
+        fail_msg("extent %zu is [%llu, +%u) from %u; expected [%llu, +%u) from %u", i,
+                 (unsigned long long)f->ext[i].offset, f->ext[i].len, f->ext[i].skip,
+                 (unsigned long long)offset, len, skip);
+    if (id)
+        assert_memory_equal(f->ext[i].id, id, OB_ID_LEN);
+}
+
+/* Restore s into dir (delta: over what is there) and compare rel with want. */
+static void rt_sb_restore(rt_fx *f, const snapshot *s, const char *dir, int delta,
+                          const uint8_t *want, size_t len, const char *src)
+{
+    files_restore_opts o = {.target = dir, .delta = delta};
+    files_restore_stats st;
+    MUST(files_restore(f->r, s, &o, &st, E));
+    char *p = ob_xasprintf("%s%s/rel", dir, src);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    uint8_t *got = ob_xmalloc(len + 1);
+    assert_int_equal(fread(got, 1, len + 1, fp), len);
+    fclose(fp);
+    assert_memory_equal(got, want, len);
+    free(got);
+    free(p);
+}
+
+/* A file stored as 1 MiB super blocks: a full backup stores one chunk per
+ * super block; an incremental keeps unchanged 32 KiB blocks as slices of
+ * the parent's chunks (version 2 extents with a skip) and stores each run
+ * of changed blocks as one chunk; a super block with less than a quarter
+ * unchanged is stored whole.  Every version restores to its exact bytes,
+ * also by a delta restore over another version, and check finds nothing. */
+static void test_backup_super_blocks(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("superblock");
+    char *src = ob_xasprintf("%s/src", f->dir);
+    char *rel = ob_xasprintf("%s/rel", src);
+    assert_int_equal(mkdir(src, 0700), 0);
+    size_t len1 = 3 * RT_SB + 100000, len2 = 3 * RT_SB + 150000;
+    uint8_t *v1 = ob_xmalloc(len2), *v2, *v3, *v4;
+    uint64_t x = 88172645463325252ull; /* xorshift: incompressible, no repeats */
+    for (size_t i = 0; i < len2; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v1[i] = (uint8_t)x;
+    }
+    chunker *ck = chunker_new_fixed(RT_BL);
+    rt_sb_file e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0};
+
+    /* 1: no parent: a chunk per super block. */
+    rt_sb_write(rel, v1, len1);
+    snapshot *s1 = rt_sb_backup(f, src, ck, &e1);
+    assert_int_equal(e1.n, 4);
+    for (size_t i = 0; i < 3; i++)
+        rt_sb_expect(&e1, i, i * RT_SB, RT_SB, 0, NULL);
+    rt_sb_expect(&e1, 3, 3 * RT_SB, 100000, 0, NULL);
+    sleep(2); /* the reuse rule: a file changed in the parent's second is read again */
+
+    /* 2: a byte in block 1 of super block 1, one in block 0 of super
+     * block 2, and 50,000 bytes appended (the tail's block 3 changes). */
+    v2 = ob_xmalloc(len2);
+    memcpy(v2, v1, len2);
+    v2[RT_SB + RT_BL + 100] ^= 0xff;
+    v2[2 * RT_SB + 5] ^= 0xff;
+    rt_sb_write(rel, v2, len2);
+    snapshot *s2 = rt_sb_backup(f, src, ck, &e2);
+    assert_int_equal(e2.n, 8);
+    rt_sb_expect(&e2, 0, 0, RT_SB, 0, e1.ext[0].id); /* unchanged: kept whole */
+    rt_sb_expect(&e2, 1, RT_SB, RT_BL, 0, e1.ext[1].id);
+    rt_sb_expect(&e2, 2, RT_SB + RT_BL, RT_BL, 0, NULL); /* the changed block */
+    rt_sb_expect(&e2, 3, RT_SB + 2 * RT_BL, RT_SB - 2 * RT_BL, 2 * RT_BL, e1.ext[1].id);
+    rt_sb_expect(&e2, 4, 2 * RT_SB, RT_BL, 0, NULL);
+    rt_sb_expect(&e2, 5, 2 * RT_SB + RT_BL, RT_SB - RT_BL, RT_BL, e1.ext[2].id);
+    rt_sb_expect(&e2, 6, 3 * RT_SB, 3 * RT_BL, 0, e1.ext[3].id);
+    rt_sb_expect(&e2, 7, 3 * RT_SB + 3 * RT_BL, 150000 - 3 * RT_BL, 0, NULL);
+    /* What it stored: the changed blocks, the run at the end, its trees. */
+    uint64_t changed = 2 * RT_BL + (150000 - 3 * RT_BL);
+    assert_true(s2->stats.bytes_added >= changed);
+    assert_true(s2->stats.bytes_added < changed + 4096);
+    sleep(2);
+
+    /* 3: a chain: block 3 of super block 1 changes too; the parent's own
+     * one-block chunk is kept by its ID. */
+    v3 = ob_xmalloc(len2);
+    memcpy(v3, v2, len2);
+    v3[RT_SB + 3 * RT_BL + 7] ^= 0x55;
+    rt_sb_write(rel, v3, len2);
+    snapshot *s3 = rt_sb_backup(f, src, ck, &e3);
+    assert_int_equal(e3.n, 10);
+    rt_sb_expect(&e3, 1, RT_SB, RT_BL, 0, e1.ext[1].id);
+    rt_sb_expect(&e3, 2, RT_SB + RT_BL, RT_BL, 0, e2.ext[2].id);
+    rt_sb_expect(&e3, 3, RT_SB + 2 * RT_BL, RT_BL, 2 * RT_BL, e1.ext[1].id);
+    rt_sb_expect(&e3, 4, RT_SB + 3 * RT_BL, RT_BL, 0, NULL);
+    rt_sb_expect(&e3, 5, RT_SB + 4 * RT_BL, RT_SB - 4 * RT_BL, 4 * RT_BL, e1.ext[1].id);
+    assert_true(s3->stats.bytes_added < RT_BL + 4096);
+    sleep(2);
+
+    /* 4: all but two blocks of super block 0 change: stored whole. */
+    v4 = ob_xmalloc(len2);
+    memcpy(v4, v3, len2);
+    for (size_t b = 2; b < RT_SB / RT_BL; b++)
+        v4[b * RT_BL] ^= 1;
+    rt_sb_write(rel, v4, len2);
+    snapshot *s4 = rt_sb_backup(f, src, ck, &e4);
+    rt_sb_expect(&e4, 0, 0, RT_SB, 0, NULL);
+    assert_memory_not_equal(e4.ext[0].id, e1.ext[0].id, OB_ID_LEN);
+
+    sleep(2);
+
+    /* 5: blocks 0-7 of super block 0 change: one chunk for the run, the
+     * rest kept from snapshot 4's whole chunk. */
+    uint8_t *v5 = ob_xmalloc(len2), *v6 = ob_xmalloc(len2);
+    memcpy(v5, v4, len2);
+    for (size_t b = 0; b < 8; b++)
+        v5[b * RT_BL + 1] ^= 2;
+    rt_sb_write(rel, v5, len2);
+    rt_sb_file e5 = {0}, e6 = {0};
+    snapshot *s5 = rt_sb_backup(f, src, ck, &e5);
+    rt_sb_expect(&e5, 0, 0, 8 * RT_BL, 0, NULL);
+    rt_sb_expect(&e5, 1, 8 * RT_BL, RT_SB - 8 * RT_BL, 8 * RT_BL, e4.ext[0].id);
+    sleep(2);
+
+    /* 6: blocks 9-31 change too.  Block 8 is still snapshot 4's, but one
+     * 32 KiB slice would keep that whole 1 MiB chunk stored: it is stored
+     * again with the run after it.  The run chunk of 5 is kept whole. */
+    memcpy(v6, v5, len2);
+    for (size_t b = 9; b < RT_SB / RT_BL; b++)
+        v6[b * RT_BL + 2] ^= 4;
+    rt_sb_write(rel, v6, len2);
+    snapshot *s6 = rt_sb_backup(f, src, ck, &e6);
+    rt_sb_expect(&e6, 0, 0, 8 * RT_BL, 0, e5.ext[0].id);
+    rt_sb_expect(&e6, 1, 8 * RT_BL, RT_SB - 8 * RT_BL, 0, NULL);
+    assert_memory_not_equal(e6.ext[1].id, e4.ext[0].id, OB_ID_LEN);
+
+    /* Every snapshot restores to its own bytes; a delta restore over
+     * another version too. */
+    char *t1 = ob_xasprintf("%s/t1", f->dir), *t2 = ob_xasprintf("%s/t2", f->dir);
+    rt_sb_restore(f, s1, t1, 0, v1, len1, src);
+    rt_sb_restore(f, s2, t2, 0, v2, len2, src);
+    rt_sb_restore(f, s3, t1, 1, v3, len2, src);
+    rt_sb_restore(f, s2, t1, 1, v2, len2, src);
+    rt_sb_restore(f, s4, t2, 1, v4, len2, src);
+    rt_sb_restore(f, s1, t2, 1, v1, len1, src);
+    rt_sb_restore(f, s6, t2, 1, v6, len2, src);
+    rt_sb_restore(f, s5, t1, 1, v5, len2, src);
+
+    check_opts co = {.read_data = 1, .subset_pct = 100};
+    check_result res;
+    memset(&res, 0, sizeof res);
+    MUST(repo_check(f->r, &co, &res, E));
+    assert_int_equal(res.errors, 0);
+    check_result_free(&res);
+
+    snapshot_free(s1);
+    snapshot_free(s2);
+    snapshot_free(s3);
+    snapshot_free(s4);
+    snapshot_free(s5);
+    snapshot_free(s6);
+    free(e5.ext);
+    free(e6.ext);
+    free(v5);
+    free(v6);
+    free(e1.ext);
+    free(e2.ext);
+    free(e3.ext);
+    free(e4.ext);
+    chunker_free(ck);
+    free(v1);
+    free(v2);
+    free(v3);
+    free(v4);
+    free(t1);
+    free(t2);
+    free(rel);
+    free(src);
+}
+
 /* test_tree_packs: for each pack, the types of its blobs (bit 1 << type). */
 typedef struct rt_tp {
     uint32_t types[64];
@@ -3568,6 +3798,7 @@ int main(void)
         cmocka_unit_test_teardown(test_tree_packs, rt_teardown),
         cmocka_unit_test_teardown(test_backup_vanished_entry, rt_teardown),
         cmocka_unit_test_teardown(test_restore_delta_extent_too_long, rt_teardown),
+        cmocka_unit_test_teardown(test_backup_super_blocks, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),

@@ -5,6 +5,8 @@
  * version is a magic "OBT1", a u32 node count, then each node's fields in a
  * fixed order, all little-endian, with a type-specific tail (extents for
  * files, the child tree ID for directories, the target for symlinks).
+ * Version 2 ("OBT2") differs only in its extents, which also say where in
+ * their chunk they start (a slice of a larger chunk: D64).
  *
  * Canonical means: a given set of entries has exactly one valid encoding.
  * The encoder emits nodes sorted by name and xattrs sorted by name, and the
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #define TREE_MAGIC "OBT1"
+#define TREE_MAGIC2 "OBT2"
 #define TREE_MAGIC_LEN 4
 /* Length prefix meaning "no string" for user/group (an unknown owner name is
  * different from an empty one, and no real string is 4 GiB long). */
@@ -43,6 +46,7 @@
 #define TREE_MIN_NODE (4 + 1 + 4 + 4 + 4 + 4 + 4 + 36 + 8 + 8 + 4 + 8 + 8 + 4)
 #define TREE_MIN_XATTR (4 + 1 + 4)                 /* non-empty name, empty value */
 #define TREE_EXTENT_SIZE (8 + 4 + TREE_ID_LEN)
+#define TREE_EXTENT2_SIZE (8 + 4 + 4 + TREE_ID_LEN)
 
 /* ---- in-memory helpers ---------------------------------------------- */
 
@@ -50,6 +54,7 @@ void tree_init(tree *t)
 {
     t->nodes = NULL;
     t->n = t->cap = 0;
+    t->version = 1;
 }
 
 void tree_node_free(tree_node *n)
@@ -154,6 +159,13 @@ int tree_name_is_safe(const uint8_t *name, size_t len)
     return 1;
 }
 
+const uint8_t *tree_extent_bytes(const tree_extent *e, const uint8_t *chunk, size_t chunk_len)
+{
+    if (e->skip > chunk_len || e->len > chunk_len - e->skip)
+        return NULL;
+    return chunk + e->skip;
+}
+
 /* ---- encoding --------------------------------------------------------- */
 
 static void put_str_opt(ob_buf *out, const char *s)
@@ -177,7 +189,7 @@ static int xattr_ptr_cmp(const void *a, const void *b)
                     strlen(y->name));
 }
 
-static void encode_node(const tree_node *n, ob_buf *out)
+static void encode_node(const tree_node *n, int version, ob_buf *out)
 {
     ob_buf_put_bytes(out, n->name, n->name_len);
     ob_buf_putc(out, n->type);
@@ -217,6 +229,8 @@ static void encode_node(const tree_node *n, ob_buf *out)
         for (size_t i = 0; i < n->nextents; i++) {
             ob_buf_put_u64(out, n->extents[i].offset);
             ob_buf_put_u32(out, n->extents[i].len);
+            if (version >= 2)
+                ob_buf_put_u32(out, n->extents[i].skip);
             ob_buf_append(out, n->extents[i].id, TREE_ID_LEN);
         }
         break;
@@ -231,12 +245,27 @@ static void encode_node(const tree_node *n, ob_buf *out)
     }
 }
 
+/* Version 2 only where it is needed or was asked for: every tree a files
+ * backup writes stays byte for byte what it was, so it deduplicates with
+ * the trees of older snapshots. */
+static int encode_version(const tree *t)
+{
+    if (t->version >= 2)
+        return 2;
+    for (size_t i = 0; i < t->n; i++)
+        for (size_t k = 0; t->nodes[i].type == TREE_FILE && k < t->nodes[i].nextents; k++)
+            if (t->nodes[i].extents[k].skip)
+                return 2;
+    return 1;
+}
+
 void tree_encode(const tree *t, ob_buf *out)
 {
-    ob_buf_append(out, TREE_MAGIC, TREE_MAGIC_LEN);
+    int version = encode_version(t);
+    ob_buf_append(out, version == 2 ? TREE_MAGIC2 : TREE_MAGIC, TREE_MAGIC_LEN);
     ob_buf_put_u32(out, (uint32_t)t->n);
     for (size_t i = 0; i < t->n; i++)
-        encode_node(&t->nodes[i], out);
+        encode_node(&t->nodes[i], version, out);
 }
 
 /* ---- decoding --------------------------------------------------------- */
@@ -347,14 +376,14 @@ static int decode_xattrs(ob_rd *r, tree_node *n, size_t idx, ob_err *err)
     return 0;
 }
 
-static int decode_extents(ob_rd *r, tree_node *n, size_t idx, ob_err *err)
+static int decode_extents(ob_rd *r, tree_node *n, int version, size_t idx, ob_err *err)
 {
     uint32_t count = ob_rd_u32(r);
     if (r->bad)
         return corrupt(err, idx, "truncated");
     if (count == 0)
         return 0;
-    if (count > r->left / TREE_EXTENT_SIZE)
+    if (count > r->left / (version >= 2 ? TREE_EXTENT2_SIZE : TREE_EXTENT_SIZE))
         return corrupt(err, idx, "extent count exceeds the data");
     n->extents = ob_xcalloc(count, sizeof(tree_extent));
     n->nextents = count;
@@ -363,9 +392,15 @@ static int decode_extents(ob_rd *r, tree_node *n, size_t idx, ob_err *err)
         tree_extent *e = &n->extents[i];
         e->offset = ob_rd_u64(r);
         e->len = ob_rd_u32(r);
+        if (version >= 2)
+            e->skip = ob_rd_u32(r);
         ob_rd_copy(r, e->id, TREE_ID_LEN);
         if (r->bad)
             return corrupt(err, idx, "truncated extent");
+        /* Whether skip + len fits in the chunk is for the reader, who
+         * knows the chunk's length; here only that the sum is a number. */
+        if (e->skip > UINT32_MAX - e->len)
+            return corrupt(err, idx, "extent slice runs past 4 GiB");
         /* A zero-length extent carries nothing and would make two
          * encodings of the same file possible. */
         if (e->len == 0)
@@ -386,7 +421,8 @@ static int decode_extents(ob_rd *r, tree_node *n, size_t idx, ob_err *err)
     return 0;
 }
 
-static int decode_node(ob_rd *r, tree_node *n, const tree_node *prev, size_t idx, ob_err *err)
+static int decode_node(ob_rd *r, tree_node *n, const tree_node *prev, int version, size_t idx,
+                       ob_err *err)
 {
     uint32_t nlen;
     const uint8_t *name = ob_rd_bytes(r, &nlen);
@@ -434,7 +470,7 @@ static int decode_node(ob_rd *r, tree_node *n, const tree_node *prev, size_t idx
 
     switch (n->type) {
     case TREE_FILE:
-        return decode_extents(r, n, idx, err);
+        return decode_extents(r, n, version, idx, err);
     case TREE_DIR:
         ob_rd_copy(r, n->subtree, TREE_ID_LEN);
         if (r->bad)
@@ -463,9 +499,11 @@ int tree_decode(const uint8_t *data, size_t len, tree *out, ob_err *err)
     tree_init(out);
     ob_rd r = ob_rd_init(data, len);
     const uint8_t *magic = ob_rd_take(&r, TREE_MAGIC_LEN);
-    if (!magic || memcmp(magic, TREE_MAGIC, TREE_MAGIC_LEN) != 0)
-        return ob_err_set(err, OB_ECORRUPT,
-                          "not a tree (bad magic; expected \"" TREE_MAGIC "\")");
+    if (magic && memcmp(magic, TREE_MAGIC2, TREE_MAGIC_LEN) == 0)
+        out->version = 2;
+    else if (!magic || memcmp(magic, TREE_MAGIC, TREE_MAGIC_LEN) != 0)
+        return ob_err_set(err, OB_ECORRUPT, "not a tree (bad magic; expected \"" TREE_MAGIC
+                                            "\" or \"" TREE_MAGIC2 "\")");
     uint32_t count = ob_rd_u32(&r);
     if (r.bad)
         return ob_err_set(err, OB_ECORRUPT, "tree truncated in its header");
@@ -480,7 +518,7 @@ int tree_decode(const uint8_t *data, size_t len, tree *out, ob_err *err)
         /* n counts the node before decoding so tree_free releases whatever a
          * failed decode_node already attached to it. */
         tree_node *n = &out->nodes[out->n++];
-        if (decode_node(&r, n, i ? &out->nodes[i - 1] : NULL, i, err) < 0) {
+        if (decode_node(&r, n, i ? &out->nodes[i - 1] : NULL, out->version, i, err) < 0) {
             tree_free(out);
             return -1;
         }

@@ -49,12 +49,18 @@ typedef struct tree_xattr {
     size_t value_len;
 } tree_xattr;
 
-/* A file's data: chunk `id` holds bytes [offset, offset + len).  Extents are
- * in increasing offset order and do not overlap; gaps between them (and
- * between the last extent and `size`) are holes. */
+/* A file's data: bytes [skip, skip + len) of chunk `id`'s plaintext are the
+ * file's bytes [offset, offset + len).  Extents are in increasing offset
+ * order and do not overlap; gaps between them (and between the last extent
+ * and `size`) are holes.  skip is 0, and len the whole chunk, except in
+ * version 2 trees, where an extent may be a slice of a larger chunk (a
+ * physical backup's 1 MiB super block, of which an incremental keeps the
+ * 32 KiB blocks that did not change: docs/FORMAT.md 12.2, DECISIONS D64).
+ * Readers check skip + len against the chunk's length. */
 typedef struct tree_extent {
     uint64_t offset;
     uint32_t len;
+    uint32_t skip;
     uint8_t id[TREE_ID_LEN];
 } tree_extent;
 
@@ -81,9 +87,14 @@ typedef struct tree_node {
     uint8_t subtree[TREE_ID_LEN]; /* directories: ID of the child tree blob */
 } tree_node;
 
+/* version: the format version the tree is encoded in, 1 ("OBT1") or 2
+ * ("OBT2", whose extents carry skip).  tree_init sets 1, tree_decode what
+ * it read; tree_encode writes 2 if version is 2 or any extent has a skip,
+ * so decoding and encoding again gives the same bytes. */
 typedef struct tree {
     tree_node *nodes;
     size_t n, cap;
+    int version;
 } tree;
 
 void tree_init(tree *t);
@@ -106,6 +117,12 @@ void tree_encode(const tree *t, ob_buf *out);
  * or on extents that overlap or run past size.  On failure *out is left
  * empty (initialized). */
 int tree_decode(const uint8_t *data, size_t len, tree *out, ob_err *err);
+
+/* The bytes extent e stands for, inside chunk (its chunk's plaintext,
+ * chunk_len bytes), or NULL if the extent does not fit in it: a damaged
+ * tree or the wrong chunk.  Every reader of file contents goes through
+ * this check (tree_decode cannot make it: it does not know the chunk). */
+const uint8_t *tree_extent_bytes(const tree_extent *e, const uint8_t *chunk, size_t chunk_len);
 
 /* Is this a safe single path component? (the rule tree_decode enforces) */
 int tree_name_is_safe(const uint8_t *name, size_t len);

@@ -499,7 +499,7 @@ static void test_reject_extents(void **state)
     tree d;
     ob_err err = OB_ERR_INIT;
 
-    tree_extent ok[] = {{0, 10, {0}}, {10, 10, {1}}, {30, 10, {2}}};
+    tree_extent ok[] = {{0, 10, 0, {0}}, {10, 10, 0, {1}}, {30, 10, 0, {2}}};
     encode_file(&b, 40, ok, 3);
     decode_ok(b.data, b.len, &d, &err);
     tree_free(&d);
@@ -507,32 +507,32 @@ static void test_reject_extents(void **state)
     decode_ok(b.data, b.len, &d, &err);
     tree_free(&d);
 
-    tree_extent overlap[] = {{0, 10, {0}}, {9, 10, {1}}};
+    tree_extent overlap[] = {{0, 10, 0, {0}}, {9, 10, 0, {1}}};
     encode_file(&b, 100, overlap, 2);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
-    tree_extent backwards[] = {{50, 10, {0}}, {0, 10, {1}}};
+    tree_extent backwards[] = {{50, 10, 0, {0}}, {0, 10, 0, {1}}};
     encode_file(&b, 100, backwards, 2);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
-    tree_extent same[] = {{0, 10, {0}}, {0, 10, {0}}};
+    tree_extent same[] = {{0, 10, 0, {0}}, {0, 10, 0, {0}}};
     encode_file(&b, 100, same, 2);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
-    tree_extent past[] = {{0, 10, {0}}, {95, 10, {1}}};
+    tree_extent past[] = {{0, 10, 0, {0}}, {95, 10, 0, {1}}};
     encode_file(&b, 100, past, 2);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
-    tree_extent past_start[] = {{200, 1, {0}}};
+    tree_extent past_start[] = {{200, 1, 0, {0}}};
     encode_file(&b, 100, past_start, 1);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
     /* offset + len would wrap around 2^64 */
-    tree_extent wrap[] = {{UINT64_MAX - 5, 100, {0}}};
+    tree_extent wrap[] = {{UINT64_MAX - 5, 100, 0, {0}}};
     encode_file(&b, UINT64_MAX, wrap, 1);
     expect_fail(b.data, b.len, OB_EUNSAFE);
 
-    tree_extent empty[] = {{0, 0, {0}}};
+    tree_extent empty[] = {{0, 0, 0, {0}}};
     encode_file(&b, 100, empty, 1);
     expect_fail(b.data, b.len, OB_ECORRUPT);
 
@@ -607,9 +607,11 @@ static void test_reject_fields(void **state)
     expect_fail(b.data, b.len, OB_ECORRUPT);
     tree_free(&t);
 
-    /* bad magic / version */
-    static const uint8_t v2[] = {'O', 'B', 'T', '2', 0, 0, 0, 0};
-    expect_fail(v2, sizeof v2, OB_ECORRUPT);
+    /* bad magic / version (2 is known since D64: test_version2) */
+    static const uint8_t v3[] = {'O', 'B', 'T', '3', 0, 0, 0, 0};
+    expect_fail(v3, sizeof v3, OB_ECORRUPT);
+    static const uint8_t v0[] = {'O', 'B', 'T', '0', 0, 0, 0, 0};
+    expect_fail(v0, sizeof v0, OB_ECORRUPT);
     expect_fail(NULL, 0, OB_ECORRUPT);
 
     ob_buf_free(&b);
@@ -711,8 +713,8 @@ static void test_mutations_canonical(void **state)
     n->size = 50;
     n->nextents = 2;
     n->extents = ob_xcalloc(2, sizeof(tree_extent));
-    n->extents[0] = (tree_extent){0, 10, {1}};
-    n->extents[1] = (tree_extent){20, 10, {2}};
+    n->extents[0] = (tree_extent){0, 10, 0, {1}};
+    n->extents[1] = (tree_extent){20, 10, 0, {2}};
     add_xattr(n, "user.a", "x\0y", 3);
     add_xattr(n, "user.b", "", 0);
     n = tree_add(&t);
@@ -801,6 +803,75 @@ static void test_node_helpers(void **state)
     tree_free(&t); /* safe after free */
 }
 
+/* Version 2 (D64): an extent with a skip makes the tree "OBT2", whose
+ * extents carry it; both versions decode and re-encode to their own bytes,
+ * and a tree without a skip stays version 1, byte for byte. */
+static void test_version2(void **state)
+{
+    (void)state;
+    ob_buf b = OB_BUF_INIT, re = OB_BUF_INIT;
+    tree d;
+    ob_err err = OB_ERR_INIT;
+
+    tree_extent v1[] = {{0, 10, 0, {7}}, {10, 10, 0, {8}}};
+    encode_file(&b, 20, v1, 2);
+    assert_memory_equal(b.data, "OBT1", 4);
+    size_t v1_len = b.len;
+
+    tree_extent sl[] = {{0, 10, 0, {7}}, {10, 10, 4096, {7}}};
+    encode_file(&b, 20, sl, 2);
+    assert_memory_equal(b.data, "OBT2", 4);
+    assert_int_equal(b.len, v1_len + 2 * 4); /* a u32 per extent */
+    decode_ok(b.data, b.len, &d, &err);
+    assert_int_equal(d.version, 2);
+    assert_int_equal(d.nodes[0].nextents, 2);
+    assert_int_equal(d.nodes[0].extents[0].skip, 0);
+    assert_int_equal(d.nodes[0].extents[1].skip, 4096);
+    assert_int_equal(d.nodes[0].extents[1].len, 10);
+    assert_int_equal(d.nodes[0].extents[1].id[0], 7);
+    encode(&d, &re);
+    assert_int_equal(re.len, b.len);
+    assert_memory_equal(re.data, b.data, b.len);
+    tree_free(&d);
+
+    /* Asked for, version 2 without any skip: still its own bytes again. */
+    decode_ok(b.data, b.len, &d, &err);
+    d.nodes[0].extents[1].skip = 0;
+    ob_buf_reset(&re);
+    encode(&d, &re);
+    assert_memory_equal(re.data, "OBT2", 4);
+    tree_free(&d);
+    decode_ok(re.data, re.len, &d, &err);
+    assert_int_equal(d.version, 2);
+    assert_int_equal(d.nodes[0].extents[1].skip, 0);
+    tree_free(&d);
+
+    /* skip + len must be a number: past 4 GiB is damage. */
+    tree_extent wrap[] = {{0, 10, UINT32_MAX - 5, {7}}};
+    encode_file(&b, 20, wrap, 1);
+    expect_fail(b.data, b.len, OB_ECORRUPT);
+    /* A version 1 extent's size read as version 2 runs short. */
+    encode_file(&b, 20, v1, 2);
+    memcpy(b.data, "OBT2", 4);
+    expect_fail(b.data, b.len, OB_ECORRUPT);
+    memcpy(b.data, "OBT3", 4);
+    expect_fail(b.data, b.len, OB_ECORRUPT);
+
+    /* What a reader takes from a chunk: inside it, or nothing. */
+    uint8_t chunk[100];
+    for (int i = 0; i < 100; i++)
+        chunk[i] = (uint8_t)i;
+    tree_extent in = {0, 30, 70, {0}}, out = {0, 31, 70, {0}}, far = {0, 1, 100, {0}};
+    assert_ptr_equal(tree_extent_bytes(&in, chunk, sizeof chunk), chunk + 70);
+    assert_null(tree_extent_bytes(&out, chunk, sizeof chunk));
+    assert_null(tree_extent_bytes(&far, chunk, sizeof chunk));
+    tree_extent whole = {0, 100, 0, {0}};
+    assert_ptr_equal(tree_extent_bytes(&whole, chunk, sizeof chunk), chunk);
+
+    ob_buf_free(&b);
+    ob_buf_free(&re);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -814,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_reject_names),
         cmocka_unit_test(test_reject_type),
         cmocka_unit_test(test_reject_extents),
+        cmocka_unit_test(test_version2),
         cmocka_unit_test(test_reject_fields),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_trailing),

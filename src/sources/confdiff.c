@@ -280,12 +280,12 @@ int confdiff_read(repo *r, const tree_node *n, size_t max, ob_buf *out, ob_err *
     for (size_t i = 0; i < n->nextents && rc == 0; i++) {
         const tree_extent *x = &n->extents[i];
         rc = repo_read_blob(r, x->id, REPO_BLOB_DATA, &blob, err);
-        if (rc == 0 && (blob.len != x->len || x->offset > n->size ||
-                        x->len > n->size - x->offset))
+        const uint8_t *bytes = rc == 0 ? tree_extent_bytes(x, blob.data, blob.len) : NULL;
+        if (rc == 0 && (!bytes || x->offset > n->size || x->len > n->size - x->offset))
             rc = ob_err_set(err, OB_ECORRUPT, "%s: an extent does not fit the file size",
                             (const char *)n->name);
         if (rc == 0)
-            memcpy(out->data + x->offset, blob.data, blob.len);
+            memcpy(out->data + x->offset, bytes, x->len);
     }
     ob_wipe(blob.data, blob.cap);
     ob_buf_free(&blob);

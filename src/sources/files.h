@@ -59,6 +59,10 @@ typedef struct files_backup_opts {
     files_filter_fn filter;             /* optional, see files_filter_result */
     void *filter_ud;
     const chunker *chunker;             /* NULL: the repository's files chunker */
+    /* Non-zero: store files as super blocks of this size, in blocks of the
+     * chunker's max_size (a fixed chunker), keeping unchanged blocks from
+     * the parent snapshot as slices (sources/superblock.h; physical). */
+    size_t super_block;
     /* Physical backups: files change while they are read and WAL replay
      * repairs them, so a file that shrinks while read is not worth a
      * warning.  (Every backup reuses a file from its parent only if it

@@ -37,6 +37,7 @@
 #include "sources/files.h"
 #include "sources/fsmeta.h"
 #include "sources/stream.h"
+#include "sources/superblock.h"
 
 typedef struct backup_ctx {
     repo *r;
@@ -49,6 +50,7 @@ typedef struct backup_ctx {
     struct timespec last_progress;
     ob_sha256_ctx *digest;  /* over the PATHs' own nodes, see paths_digest */
     int64_t parent_time;    /* start of the parent backup (its snapshot time) */
+    superblock *sb;         /* o->super_block: files are stored as super blocks */
 } backup_ctx;
 
 static void progress_tick(backup_ctx *c, const char *path)
@@ -134,18 +136,23 @@ static void chunk_tick(void *ud, uint64_t bytes)
     progress_tick(ud, NULL);
 }
 
-/* Chunk and store bytes [start, end) of fd.  *reached is the offset
- * actually reached (less than end if the file shrank while we read).  On
- * failure *read_errno is non-zero if reading the file failed (err then says
- * where), zero if storing failed. */
-static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tree_node *n,
-                        size_t *ext_cap, uint64_t *reached, int *read_errno, ob_err *err)
+/* Chunk and store bytes [start, end) of fd (as super blocks if c->sb;
+ * parent: the file in the parent snapshot, or NULL).  *reached is the
+ * offset actually reached (less than end if the file shrank while we
+ * read).  On failure *read_errno is non-zero if reading the file failed
+ * (err then says where), zero if storing failed. */
+static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end,
+                        const tree_node *parent, tree_node *n, size_t *ext_cap,
+                        uint64_t *reached, int *read_errno, ob_err *err)
 {
     region_reader rr = {fd, start, end, c, 0};
     stream_sink sink = {c->w, c->ck, c->buf, c->buf_cap, chunk_tick, c};
     uint64_t got = 0;
     *read_errno = 0;
-    if (stream_store(&sink, region_read, &rr, "file", start, n, ext_cap, &got, err) < 0) {
+    int rc = c->sb ? superblock_store(c->sb, parent, region_read, &rr, "file", start, end, n,
+                                      ext_cap, chunk_tick, c, &got, err)
+                   : stream_store(&sink, region_read, &rr, "file", start, n, ext_cap, &got, err);
+    if (rc < 0) {
         *read_errno = rr.read_errno;
         return -1;
     }
@@ -155,11 +162,12 @@ static int chunk_region(backup_ctx *c, int fd, uint64_t start, uint64_t end, tre
 
 /* Read a regular file's data regions (holes are skipped: SEEK_DATA /
  * SEEK_HOLE) into extents.  The file is entry `name` of directory dfd;
- * path is for messages.  Returns 1 if the file could not be read (a
- * warning was logged; the caller drops the node, extents and all), 0 on
- * success, -1 on a repository error. */
-static int read_file(backup_ctx *c, int dfd, const char *name, const char *path, tree_node *n,
-                     ob_err *err)
+ * path is for messages; parent is the file in the parent snapshot, or
+ * NULL.  Returns 1 if the file could not be read (a warning was logged;
+ * the caller drops the node, extents and all), 0 on success, -1 on a
+ * repository error. */
+static int read_file(backup_ctx *c, int dfd, const char *name, const char *path,
+                     const tree_node *parent, tree_node *n, ob_err *err)
 {
     /* O_NONBLOCK: if the file was swapped for a FIFO since its lstat, the
      * open must not wait for a writer (fstat below then refuses it); it
@@ -195,7 +203,7 @@ static int read_file(backup_ctx *c, int dfd, const char *name, const char *path,
             hole = (off_t)size;
         uint64_t reached = 0;
         int read_errno = 0;
-        rc = chunk_region(c, fd, (uint64_t)data, (uint64_t)hole, n, &ext_cap, &reached,
+        rc = chunk_region(c, fd, (uint64_t)data, (uint64_t)hole, parent, n, &ext_cap, &reached,
                           &read_errno, err);
         if (rc < 0 && read_errno) {
             /* EIO (a bad sector, a flaky NFS server) is this file's
@@ -378,7 +386,8 @@ static int backup_entry(backup_ctx *c, int dfd, const char *path, const char *na
                 return 0;
             }
         }
-        return read_file(c, dfd, name, path, n, err);
+        return read_file(c, dfd, name, path, old && old->type == TREE_FILE ? old : NULL, n,
+                         err);
     default:
         return 0;
     }
@@ -440,6 +449,10 @@ static int backup_dir(backup_ctx *c, int fd, const char *path, const uint8_t *pa
 
     tree t;
     tree_init(&t);
+    /* Super blocks write version 2 trees throughout, also where no slice
+     * was needed: one kind of snapshot, one tree format (FORMAT.md 12.2). */
+    if (c->sb)
+        t.version = 2;
     int rc = 0;
     size_t plen = strlen(path);
     int root = plen == 1 && path[0] == '/';
@@ -770,6 +783,9 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             memcpy(snap->parent, parent->id, sizeof snap->parent);
         }
         rc = repo_writer_new(r, o->nthreads, &c.w, err);
+        if (rc == 0 && o->super_block)
+            c.sb = superblock_new(r, c.w, o->super_block,
+                                  chunker_get_params(c.ck)->max_size);
     }
     if (rc == 0) {
         /* Only a root "/" PATH is itself the root directory. */
@@ -836,6 +852,7 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             rc = snapshot_save(r, snap, err);
         }
     }
+    superblock_free(c.sb);
     repo_writer_free(c.w);
     free(c.buf);
     if (c.digest) {

@@ -144,11 +144,13 @@ static void hardlink_content(const tree_node *n, uint8_t out[OB_ID_LEN])
     ob_buf b = OB_BUF_INIT;
     for (size_t i = 0; i < n->nextents; i++) {
         const tree_extent *e = &n->extents[i];
-        uint8_t rec[12];
+        uint8_t rec[16];
         for (int k = 0; k < 8; k++)
             rec[k] = (uint8_t)(e->offset >> (8 * k));
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 4; k++) {
             rec[8 + k] = (uint8_t)(e->len >> (8 * k));
+            rec[12 + k] = (uint8_t)(e->skip >> (8 * k));
+        }
         ob_buf_append(&b, rec, sizeof rec);
         ob_buf_append(&b, e->id, OB_ID_LEN);
     }
@@ -350,11 +352,10 @@ static int apply_meta(restore_ctx *c, int dirfd, const char *name, int fd, const
     return 0;
 }
 
-/* Delta: does the file already hold extent e?  (Read it and compare
- * keyed IDs: the same test that deduplicated it.)  e->len comes from the
- * tree and sizes the buffer: write_file has checked it against the
- * largest chunk the format allows. */
-static int extent_present(restore_ctx *c, int fd, const tree_extent *e, ob_buf *tmp)
+/* Delta: read the file's bytes where extent e goes into tmp; 0 if the
+ * file ends before.  e->len comes from the tree and sizes the buffer:
+ * write_file has checked it against the largest chunk the format allows. */
+static int extent_read_old(int fd, const tree_extent *e, ob_buf *tmp)
 {
     ob_buf_reset(tmp);
     ob_buf_reserve(tmp, e->len);
@@ -367,8 +368,18 @@ static int extent_present(restore_ctx *c, int fd, const tree_extent *e, ob_buf *
             return 0;
         got += (size_t)k;
     }
+    tmp->len = got;
+    return 1;
+}
+
+/* Delta: does the file already hold extent e, whose old bytes are in old?
+ * (Compare keyed IDs: the same test that deduplicated it, and no chunk to
+ * read.)  A slice of a larger chunk has no ID of its own: the caller
+ * compares it with the chunk's bytes once it has read them. */
+static int extent_present(restore_ctx *c, const tree_extent *e, const ob_buf *old)
+{
     uint8_t id[OB_ID_LEN];
-    repo_blob_id(c->r, REPO_BLOB_DATA, tmp->data, got, id);
+    repo_blob_id(c->r, REPO_BLOB_DATA, old->data, old->len, id);
     return memcmp(id, e->id, OB_ID_LEN) == 0;
 }
 
@@ -455,14 +466,17 @@ static void writeback_kick(file_sink *w, int force)
     w->kicked = w->written;
 }
 
-/* One extent's plaintext: check its length, then gather or write it. */
-static int sink_extent(file_sink *w, const tree_extent *e, const uint8_t *data, size_t len,
-                       ob_err *err)
+/* One extent's chunk: check it holds the extent, then gather or write the
+ * extent's bytes. */
+static int sink_extent(file_sink *w, const tree_extent *e, const uint8_t *chunk,
+                       size_t chunk_len, ob_err *err)
 {
-    if (len != e->len)
+    const uint8_t *data = tree_extent_bytes(e, chunk, chunk_len);
+    if (!data)
         return ob_err_set(err, OB_ECORRUPT, "restoring %s: chunk at offset %llu is %zu bytes, "
-                          "the tree says %u", w->path, (unsigned long long)e->offset,
-                          len, e->len);
+                          "the tree says %u from byte %u", w->path,
+                          (unsigned long long)e->offset, chunk_len, e->len, e->skip);
+    size_t len = e->len;
     int rc = 0;
     if (w->batch->len && (w->batch_at + w->batch->len != e->offset ||
                           w->batch->len + len > WRITE_BATCH))
@@ -533,13 +547,19 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
         end = e->offset + e->len;
         if (rc < 0)
             break;
-        if (extent_present(c, fd, e, blob)) {
+        int old = extent_read_old(fd, e, ct);
+        if (old && extent_present(c, e, ct)) {
             kept += e->len;
             continue;
         }
         if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, blob, err) < 0) {
             rc = ob_err_prefix(err, "restoring %s", path);
             break;
+        }
+        const uint8_t *want = tree_extent_bytes(e, blob->data, blob->len);
+        if (old && want && memcmp(want, ct->data, e->len) == 0) {
+            kept += e->len;
+            continue;
         }
         rc = sink_extent(&w, e, blob->data, blob->len, err);
     }

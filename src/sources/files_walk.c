@@ -58,6 +58,7 @@ static int same_content(const tree_node *a, const tree_node *b)
         return 0;
     for (size_t i = 0; i < a->nextents; i++)
         if (a->extents[i].offset != b->extents[i].offset ||
+            a->extents[i].len != b->extents[i].len || a->extents[i].skip != b->extents[i].skip ||
             memcmp(a->extents[i].id, b->extents[i].id, OB_ID_LEN) != 0)
             return 0;
     if (a->type == TREE_SYMLINK &&

@@ -222,6 +222,7 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     json_object_set_new(x, "start_lsn", json_string(c->start_lsn));
     json_object_set_new(x, "start_wal", json_string(c->start_wal));
     json_object_set_new(x, "block_size", json_integer(PG_PHYSICAL_BLOCK));
+    json_object_set_new(x, "super_block_size", json_integer(PG_PHYSICAL_SUPER_BLOCK));
     const char *sql = c->version >= 150000
                           ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
                           : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)";
@@ -397,6 +398,7 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
     fo.filter = phys_filter;
     fo.filter_ud = &c;
     fo.chunker = ck;
+    fo.super_block = PG_PHYSICAL_SUPER_BLOCK;
     fo.parent_strict = 1;
     fo.before_commit = phys_stop;
     fo.commit_ud = &c;

@@ -46,6 +46,10 @@
  * backup and twice the memory, for a random-update incremental only 10 %
  * smaller on the bench cluster. */
 #define PG_PHYSICAL_BLOCK 32768
+/* The unit a relation file is compressed in (D64): 1 MiB stores what the
+ * whole file would (bench/results.md), while an incremental still stores
+ * only the PG_PHYSICAL_BLOCK blocks that changed (sources/superblock.h). */
+#define PG_PHYSICAL_SUPER_BLOCK ((size_t)1 << 20)
 
 struct repo_lock;
 

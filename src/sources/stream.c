@@ -15,7 +15,7 @@ ssize_t stream_read_fd(void *fdp, uint8_t *buf, size_t len)
     }
 }
 
-static tree_extent *extent_push(tree_node *n, size_t *cap)
+tree_extent *stream_extent_push(tree_node *n, size_t *cap)
 {
     if (n->nextents == *cap) {
         *cap = *cap ? 2 * *cap : 8;
@@ -62,7 +62,7 @@ int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const cha
         size_t cut = chunker_next(s->ck, s->buf + head, tail - head, eof);
         if (cut == 0)
             cut = tail - head; /* cannot happen with max_size bytes buffered */
-        tree_extent *e = extent_push(n, ext_cap);
+        tree_extent *e = stream_extent_push(n, ext_cap);
         e->offset = pos;
         e->len = (uint32_t)cut;
         if (repo_writer_add(s->w, REPO_BLOB_DATA, s->buf + head, cut, e->id, NULL, err) < 0)
@@ -107,10 +107,16 @@ int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64
         }
         if (i == n->nextents || rc != 0)
             break;
-        rc = repo_read_blob(r, n->extents[i].id, REPO_BLOB_DATA, &b, err);
+        const tree_extent *e = &n->extents[i];
+        rc = repo_read_blob(r, e->id, REPO_BLOB_DATA, &b, err);
+        const uint8_t *bytes = rc == 0 ? tree_extent_bytes(e, b.data, b.len) : NULL;
+        if (rc == 0 && !bytes)
+            rc = ob_err_set(err, OB_ECORRUPT, "the chunk at offset %llu is %zu bytes, shorter "
+                            "than the tree says (%u from %u)", (unsigned long long)e->offset,
+                            b.len, e->len, e->skip);
         if (rc == 0)
-            rc = fn(ud, b.data, b.len, err);
-        pos += b.len;
+            rc = fn(ud, bytes, e->len, err);
+        pos += e->len;
     }
     ob_buf_free(&b);
     if (done)

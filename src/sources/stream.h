@@ -33,6 +33,9 @@ typedef struct stream_sink {
     void *tick_ud;
 } stream_sink;
 
+/* Append a zeroed extent to n, whose extents array has room for *cap. */
+tree_extent *stream_extent_push(tree_node *n, size_t *cap);
+
 /* Chunk everything rd yields into data blobs, appending extents to n
  * starting at file offset `start`.  *ext_cap tracks n->extents' capacity
  * (0 for a node without extents).  *consumed receives the bytes read.
