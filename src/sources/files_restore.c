@@ -441,6 +441,8 @@ static int write_batch(int fd, ob_buf *batch, uint64_t at, const char *path, ob_
 typedef struct file_sink {
     int fd;
     const tree_extent *ext; /* the extents being read, ext[0] first */
+    size_t next;            /* how many */
+    const uint16_t *which;  /* per extent: the index of its chunk in the read */
     const char *path;
     ob_buf *batch;
     uint64_t batch_at, written;
@@ -495,20 +497,53 @@ static int sink_extent(file_sink *w, const tree_extent *e, const uint8_t *chunk,
     return rc;
 }
 
+/* Chunk i of a read: every extent of the group that takes bytes from it
+ * (several, where a physical backup kept slices of one super block). */
 static int sink_blob(void *ud, size_t i, const uint8_t *data, size_t len, ob_err *err)
 {
     file_sink *w = ud;
-    return sink_extent(w, &w->ext[i], data, len, err);
+    int rc = 0;
+    for (size_t k = 0; k < w->next && rc == 0; k++)
+        if (w->which[k] == i)
+            rc = sink_extent(w, &w->ext[k], data, len, err);
+    return rc;
+}
+
+/* Delta: the chunk of extent e, read or (a slice's chunk, used by the
+ * slices around the blocks that changed) kept from the last read.  cache
+ * holds the last slice's chunk, *cache_ok says whether cache_id is its ID. */
+static const ob_buf *delta_chunk(restore_ctx *c, const tree_extent *e, ob_buf *blob,
+                                 ob_buf *cache, uint8_t cache_id[OB_ID_LEN], int *cache_ok,
+                                 ob_err *err)
+{
+    if (*cache_ok && memcmp(cache_id, e->id, OB_ID_LEN) == 0)
+        return cache;
+    uint32_t raw = 0;
+    ob_err ignore = OB_ERR_INIT;
+    int slice = e->skip || (repo_blob_raw_len(c->r, e->id, REPO_BLOB_DATA, &raw, &ignore) == 0 &&
+                            raw > e->len);
+    ob_err_clear(&ignore);
+    ob_buf *into = slice ? cache : blob;
+    if (slice)
+        *cache_ok = 0;
+    if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, into, err) < 0)
+        return NULL;
+    if (slice) {
+        memcpy(cache_id, e->id, OB_ID_LEN);
+        *cache_ok = 1;
+    }
+    return into;
 }
 
 /* Extents handed to one repo_read_blobs call. */
 #define READ_GROUP 256
 
 /* Write a created file's contents and metadata (on a worker).  delta: fd
- * is the existing file; only what differs is written.  blob, ct and batch
- * are the worker's buffers. */
+ * is the existing file; only what differs is written.  blob, ct, batch and
+ * cache are the worker's buffers. */
 static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, const char *path,
-                      int delta, ob_buf *blob, ob_buf *ct, ob_buf *batch, ob_err *err)
+                      int delta, ob_buf *blob, ob_buf *ct, ob_buf *batch, ob_buf *cache,
+                      ob_err *err)
 {
     int rc = 0;
     uint64_t kept = 0, end = 0;
@@ -529,18 +564,34 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
                               CHUNKER_MAX_MAX);
     ob_buf_reset(batch);
     /* Every extent is read: READ_GROUP at a time, so that blobs lying back
-     * to back in a pack come with one read (repo_read_blobs). */
+     * to back in a pack come with one read (repo_read_blobs), and each
+     * chunk once however many of the group's extents are slices of it. */
     for (size_t i = 0; !delta && i < n->nextents && rc == 0; i += READ_GROUP) {
-        size_t k = n->nextents - i < READ_GROUP ? n->nextents - i : READ_GROUP;
+        size_t k = n->nextents - i < READ_GROUP ? n->nextents - i : READ_GROUP, nids = 0;
         const uint8_t *ids[READ_GROUP];
-        for (size_t j = 0; j < k; j++)
-            ids[j] = n->extents[i + j].id;
+        uint16_t which[READ_GROUP];
+        for (size_t j = 0; j < k; j++) {
+            const uint8_t *id = n->extents[i + j].id;
+            size_t u = nids;
+            /* Newest first: a slice's chunk is usually a few extents
+             * back, and most IDs differ in their first byte. */
+            for (size_t b = nids; b > 0 && u == nids; b--)
+                if (memcmp(ids[b - 1], id, OB_ID_LEN) == 0)
+                    u = b - 1;
+            if (u == nids)
+                ids[nids++] = id;
+            which[j] = (uint16_t)u;
+        }
         w.ext = &n->extents[i];
-        rc = repo_read_blobs(c->r, ids, k, REPO_BLOB_DATA, ct, blob, sink_blob, &w, err);
+        w.next = k;
+        w.which = which;
+        rc = repo_read_blobs(c->r, ids, nids, REPO_BLOB_DATA, ct, blob, sink_blob, &w, err);
         if (rc == -1)
             ob_err_prefix(err, "restoring %s", path);
     }
     /* Delta: only extents the file does not hold already, one by one. */
+    uint8_t cache_id[OB_ID_LEN];
+    int cache_ok = 0;
     for (size_t i = 0; delta && i < n->nextents && rc == 0; i++) {
         const tree_extent *e = &n->extents[i];
         rc = clear_gap(fd, end, e->offset, path, err);
@@ -552,16 +603,17 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
             kept += e->len;
             continue;
         }
-        if (repo_read_blob(c->r, e->id, REPO_BLOB_DATA, blob, err) < 0) {
+        const ob_buf *chunk = delta_chunk(c, e, blob, cache, cache_id, &cache_ok, err);
+        if (!chunk) {
             rc = ob_err_prefix(err, "restoring %s", path);
             break;
         }
-        const uint8_t *want = tree_extent_bytes(e, blob->data, blob->len);
+        const uint8_t *want = tree_extent_bytes(e, chunk->data, chunk->len);
         if (old && want && memcmp(want, ct->data, e->len) == 0) {
             kept += e->len;
             continue;
         }
-        rc = sink_extent(&w, e, blob->data, blob->len, err);
+        rc = sink_extent(&w, e, chunk->data, chunk->len, err);
     }
     if (rc < 0)
         rc = -1;
@@ -591,7 +643,7 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
 static void *restore_worker(void *arg)
 {
     restore_ctx *c = arg;
-    ob_buf blob = OB_BUF_INIT, ct = OB_BUF_INIT, batch = OB_BUF_INIT;
+    ob_buf blob = OB_BUF_INIT, ct = OB_BUF_INIT, batch = OB_BUF_INIT, cache = OB_BUF_INIT;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->head && !c->stop)
@@ -610,7 +662,7 @@ static void *restore_worker(void *arg)
 
         ob_err e = OB_ERR_INIT;
         int rc = failed ? -1 : write_file(c, j->dirfd, j->fd, j->n, j->path, j->delta, &blob,
-                                              &ct, &batch, &e);
+                                              &ct, &batch, &cache, &e);
         if (close(j->fd) < 0 && rc == 0)
             rc = ob_err_errno(&e, errno, "closing %s", j->path);
         if (rc == 0 && j->tmp &&
@@ -642,6 +694,7 @@ static void *restore_worker(void *arg)
     ob_buf_free(&blob);
     ob_buf_free(&ct);
     ob_buf_free(&batch);
+    ob_buf_free(&cache);
     return NULL;
 }
 
