@@ -49,6 +49,8 @@
 #include "repo/treeio.h"
 #include "repo/writer.h"
 #include "sources/files.h"
+#include "sources/stream.h"
+#include "sources/superblock.h"
 #include "storage/storage.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -2809,6 +2811,131 @@ static void test_backup_super_blocks(void **state)
     free(src);
 }
 
+typedef struct rt_mem {
+    const uint8_t *p;
+    size_t len, pos;
+} rt_mem;
+
+static ssize_t rt_mem_read(void *ud, uint8_t *buf, size_t len)
+{
+    rt_mem *m = ud;
+    size_t k = m->len - m->pos < len ? m->len - m->pos : len;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    return (ssize_t)k;
+}
+
+static int rt_collect(void *ud, const uint8_t *p, size_t len, ob_err *err)
+{
+    (void)err;
+    ob_buf_append(ud, p, len);
+    return 0;
+}
+
+/* Store data as super blocks (parent: the previous version's node, or
+ * NULL), flush, and check the node's extents give the bytes back.
+ * Returns the parent chunks read. */
+static uint64_t rt_sb_gen(rt_fx *f, const uint8_t *data, size_t len, const tree_node *parent,
+                          tree_node *n)
+{
+    repo_writer *w = NULL;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    superblock *sb = superblock_new(f->r, w, RT_SB, RT_BL);
+    rt_mem m = {data, len, 0};
+    size_t cap = 0;
+    uint64_t got = 0;
+    memset(n, 0, sizeof *n);
+    n->type = TREE_FILE;
+    MUST(superblock_store(sb, parent, rt_mem_read, &m, "mem", 0, len, n, &cap, NULL, NULL, &got,
+                          E));
+    assert_int_equal(got, len);
+    n->size = len;
+    uint64_t reads = superblock_parent_reads(sb);
+    superblock_free(sb);
+    MUST(repo_writer_flush(w, E));
+    repo_writer_free(w);
+    ob_buf back = OB_BUF_INIT;
+    MUST(stream_each(f->r, n, rt_collect, &back, NULL, E));
+    assert_int_equal(back.len, len);
+    assert_memory_equal(back.data, data, len);
+    ob_buf_free(&back);
+    return reads;
+}
+
+/* What an incremental reads back from the parent: nothing for a super
+ * block stored whole and unchanged; for one an earlier incremental left in
+ * slices of its chunk between chunks of changed runs, that chunk once,
+ * whether or not anything changed (the runs are compared by ID); a run
+ * that changed is read to compare its blocks.  (The first version read
+ * the slices' chunk again after every run: 7 reads per super block.) */
+static void test_superblock_parent_reads(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("sb-reads");
+    size_t len = 4 * RT_SB;
+    uint8_t *v = ob_xmalloc(len);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v[i] = (uint8_t)x;
+    }
+    tree_node n1, n2, n3, n4, n5;
+    assert_int_equal(rt_sb_gen(f, v, len, NULL, &n1), 0);
+    assert_int_equal(n1.nextents, 4);
+    assert_int_equal(rt_sb_gen(f, v, len, &n1, &n2), 0); /* unchanged: IDs only */
+    assert_int_equal(n2.nextents, 4);
+    /* Three two-block runs change in every super block. */
+    for (size_t s = 0; s < 4; s++)
+        for (size_t r = 0; r < 3; r++)
+            for (size_t b = 0; b < 2; b++)
+                v[s * RT_SB + (4 + 8 * r + b) * RT_BL + 9] ^= 0x40;
+    assert_int_equal(rt_sb_gen(f, v, len, &n2, &n3), 4); /* each whole chunk once */
+    assert_int_equal(n3.nextents, 4 * 7);                /* slice, run, slice, ... */
+    assert_int_equal(rt_sb_gen(f, v, len, &n3, &n4), 4); /* unchanged: the slices' chunk */
+    assert_int_equal(n4.nextents, 4 * 7);
+    for (size_t i = 0; i < n4.nextents; i++) {
+        assert_int_equal(n4.extents[i].offset, n3.extents[i].offset);
+        assert_int_equal(n4.extents[i].len, n3.extents[i].len);
+        assert_int_equal(n4.extents[i].skip, n3.extents[i].skip);
+        assert_memory_equal(n4.extents[i].id, n3.extents[i].id, OB_ID_LEN);
+    }
+    v[4 * RT_BL + 100] ^= 1; /* the first block of super block 0's first run */
+    assert_int_equal(rt_sb_gen(f, v, len, &n4, &n5), 5);  /* + that run's chunk */
+    tree_node_free(&n1);
+    tree_node_free(&n2);
+    tree_node_free(&n3);
+    tree_node_free(&n4);
+    tree_node_free(&n5);
+    free(v);
+}
+
+static void rt_check_report(int severity, const char *msg, void *ud)
+{
+    if (severity == CHECK_ERROR && strstr(msg, "version 1, whole chunks"))
+        (*(int *)ud)++;
+}
+
+/* check: a version 1 extent shorter than its chunk is damage (no writer
+ * made one), though restore would read the chunk's first bytes. */
+static void test_check_v1_short_extent(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("v1-short");
+    snapshot *s = NULL;
+    rt_craft_long_extent(f, 3, &s); /* 3 bytes of the 5-byte chunk "hello" */
+    int seen = 0;
+    check_opts co = {.report = rt_check_report, .ud = &seen};
+    check_result res;
+    memset(&res, 0, sizeof res);
+    MUST(repo_check(f->r, &co, &res, E));
+    assert_int_equal(res.errors, 1);
+    assert_int_equal(seen, 1);
+    check_result_free(&res);
+    snapshot_free(s);
+}
+
 /* test_tree_packs: for each pack, the types of its blobs (bit 1 << type). */
 typedef struct rt_tp {
     uint32_t types[64];
@@ -3799,6 +3926,8 @@ int main(void)
         cmocka_unit_test_teardown(test_backup_vanished_entry, rt_teardown),
         cmocka_unit_test_teardown(test_restore_delta_extent_too_long, rt_teardown),
         cmocka_unit_test_teardown(test_backup_super_blocks, rt_teardown),
+        cmocka_unit_test_teardown(test_superblock_parent_reads, rt_teardown),
+        cmocka_unit_test_teardown(test_check_v1_short_extent, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),

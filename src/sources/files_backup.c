@@ -449,8 +449,9 @@ static int backup_dir(backup_ctx *c, int fd, const char *path, const uint8_t *pa
 
     tree t;
     tree_init(&t);
-    /* Super blocks write version 2 trees throughout, also where no slice
-     * was needed: one kind of snapshot, one tree format (FORMAT.md 12.2). */
+    /* Super blocks write version 2 for every tree that lists files, also
+     * where no slice was needed (FORMAT.md 12.2); an empty directory's and
+     * the ones above the PATHs stay version 1. */
     if (c->sb)
         t.version = 2;
     int rc = 0;

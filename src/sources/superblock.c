@@ -10,16 +10,33 @@
 
 #include "core/log.h"
 
+/* Parent chunks kept once read: a super block's slices usually come from
+ * one chunk, read once, and the few run chunks compared by bytes (when
+ * their ID differed) do not push it out. */
+#define SB_CACHE 4
+/* Parent extents of one super block whose ID was compared: at most one per
+ * block, and a few straddling its edges. */
+#define SB_MEMO 64
+
+typedef struct sb_chunk {
+    uint8_t id[OB_ID_LEN];
+    int state;                 /* 0 empty, 1 bytes in buf, -1 unusable */
+    ob_buf buf;
+} sb_chunk;
+
 struct superblock {
     repo *r;
     repo_writer *w;
     size_t super_size, block_size;
     uint8_t *buf;              /* one super block of the file */
-    /* The last parent chunk read, for the blocks of a super block that
-     * follow: usually all of them are slices of one parent chunk. */
-    uint8_t chunk_id[OB_ID_LEN];
-    int chunk_state;           /* 0 none, 1 bytes in chunk, -1 unusable */
-    ob_buf chunk;
+    sb_chunk cache[SB_CACHE];
+    size_t cache_next;         /* the entry to replace next */
+    uint64_t reads;            /* parent chunks read (superblock_parent_reads) */
+    /* For the current super block: parent extents lying inside it that
+     * are whole chunks, and whether the new bytes have their ID. */
+    const tree_extent *memo_pe[SB_MEMO];
+    int memo_equal[SB_MEMO];
+    size_t nmemo;
 };
 
 superblock *superblock_new(repo *r, repo_writer *w, size_t super_size, size_t block_size)
@@ -38,8 +55,14 @@ void superblock_free(superblock *sb)
     if (!sb)
         return;
     free(sb->buf);
-    ob_buf_free(&sb->chunk);
+    for (size_t i = 0; i < SB_CACHE; i++)
+        ob_buf_free(&sb->cache[i].buf);
     free(sb);
+}
+
+uint64_t superblock_parent_reads(const superblock *sb)
+{
+    return sb->reads;
 }
 
 /* The parent's extent that holds all of [o, o + len), or NULL.  Extents
@@ -63,33 +86,69 @@ static const tree_extent *parent_cover(const tree_node *p, uint64_t o, size_t le
 }
 
 /* The bytes of the parent's extent e, from the repository (kept for the
- * next call), or NULL if they cannot be had: the block is then simply
+ * next calls), or NULL if they cannot be had: the block is then simply
  * stored again, and the backup does not depend on a parent chunk that
  * cannot be read back. */
 static const uint8_t *parent_bytes(superblock *sb, const tree_extent *e)
 {
-    if (sb->chunk_state == 0 || memcmp(sb->chunk_id, e->id, OB_ID_LEN) != 0) {
-        memcpy(sb->chunk_id, e->id, OB_ID_LEN);
+    sb_chunk *c = NULL;
+    for (size_t i = 0; i < SB_CACHE && !c; i++)
+        if (sb->cache[i].state && memcmp(sb->cache[i].id, e->id, OB_ID_LEN) == 0)
+            c = &sb->cache[i];
+    if (!c) {
+        c = &sb->cache[sb->cache_next++ % SB_CACHE];
+        memcpy(c->id, e->id, OB_ID_LEN);
         ob_err err = OB_ERR_INIT;
-        sb->chunk_state = repo_writer_has(sb->w, e->id) &&
-                                  repo_read_blob(sb->r, e->id, REPO_BLOB_DATA, &sb->chunk,
-                                                 &err) == 0
-                              ? 1
-                              : -1;
-        if (sb->chunk_state < 0 && err.code)
+        sb->reads++;
+        c->state = repo_writer_has(sb->w, e->id) &&
+                           repo_read_blob(sb->r, e->id, REPO_BLOB_DATA, &c->buf, &err) == 0
+                       ? 1
+                       : -1;
+        if (c->state < 0 && err.code)
             ob_debug("parent chunk unusable, its blocks are stored again: %s",
                      ob_err_msg(&err));
         ob_err_clear(&err);
     }
-    if (sb->chunk_state < 0)
+    if (c->state < 0)
         return NULL;
-    return tree_extent_bytes(e, sb->chunk.data, sb->chunk.len);
+    return tree_extent_bytes(e, c->buf.data, c->buf.len);
 }
 
-/* Is block [o, o + len) (bytes data) what the parent had there?  If so
- * *keep is the extent that says so: a slice of the parent's chunk. */
-static int block_kept(superblock *sb, const tree_node *parent, const uint8_t *data, uint64_t o,
-                      size_t len, tree_extent *keep)
+/* pe, a parent extent inside the super block sdata (file offset at, len
+ * bytes): 1 if it is a whole chunk and the new bytes there have its keyed
+ * ID, 0 if it is a whole chunk they differ from, -1 if it is not a whole
+ * chunk.  Decided once per super block, and without reading anything:
+ * after an incremental a super block is slices of one chunk between the
+ * chunks of the runs that changed, and only the slices need the bytes. */
+static int parent_whole_equal(superblock *sb, const tree_extent *pe, const uint8_t *sdata,
+                              uint64_t at, size_t len)
+{
+    if (pe->skip != 0 || pe->offset < at || pe->len > len - (pe->offset - at))
+        return -1;
+    for (size_t i = 0; i < sb->nmemo; i++)
+        if (sb->memo_pe[i] == pe)
+            return sb->memo_equal[i];
+    uint32_t raw = 0;
+    ob_err ignore = OB_ERR_INIT;
+    int r = -1;
+    if (repo_blob_raw_len(sb->r, pe->id, REPO_BLOB_DATA, &raw, &ignore) == 0 && raw == pe->len) {
+        uint8_t id[OB_ID_LEN];
+        repo_blob_id(sb->r, REPO_BLOB_DATA, sdata + (pe->offset - at), pe->len, id);
+        r = memcmp(id, pe->id, OB_ID_LEN) == 0 && repo_writer_has(sb->w, pe->id);
+    }
+    ob_err_clear(&ignore);
+    if (sb->nmemo < SB_MEMO) {
+        sb->memo_pe[sb->nmemo] = pe;
+        sb->memo_equal[sb->nmemo++] = r;
+    }
+    return r;
+}
+
+/* Is block [o, o + len) of the super block sdata (file offset at, slen
+ * bytes) what the parent had there?  If so *keep is the extent that says
+ * so: a slice of the parent's chunk. */
+static int block_kept(superblock *sb, const tree_node *parent, const uint8_t *sdata, uint64_t at,
+                      size_t slen, uint64_t o, size_t len, tree_extent *keep)
 {
     const tree_extent *pe = parent_cover(parent, o, len);
     if (!pe)
@@ -98,20 +157,13 @@ static int block_kept(superblock *sb, const tree_node *parent, const uint8_t *da
     keep->len = (uint32_t)len;
     keep->skip = pe->skip + (uint32_t)(o - pe->offset);
     memcpy(keep->id, pe->id, OB_ID_LEN);
-    /* The parent stored exactly this block as a chunk of its own (a run
-     * of one changed block): its keyed ID says whether the bytes are
-     * equal, with nothing to read. */
-    uint32_t raw = 0;
-    ob_err ignore = OB_ERR_INIT;
-    if (pe->offset == o && pe->len == len && pe->skip == 0 &&
-        repo_blob_raw_len(sb->r, pe->id, REPO_BLOB_DATA, &raw, &ignore) == 0 && raw == len) {
-        uint8_t id[OB_ID_LEN];
-        repo_blob_id(sb->r, REPO_BLOB_DATA, data, len, id);
-        return memcmp(id, pe->id, OB_ID_LEN) == 0 && repo_writer_has(sb->w, pe->id);
-    }
-    ob_err_clear(&ignore);
+    /* The parent stored these bytes as a chunk of their own (a run that
+     * changed): equal IDs, equal bytes, nothing to read.  Different IDs
+     * say only that some block of the run changed: compare the bytes. */
+    if (parent_whole_equal(sb, pe, sdata, at, slen) == 1)
+        return 1;
     const uint8_t *old = parent_bytes(sb, pe);
-    return old && memcmp(old + (o - pe->offset), data, len) == 0;
+    return old && memcmp(old + (o - pe->offset), sdata + (o - at), len) == 0;
 }
 
 static void push(tree_node *n, size_t *cap, const tree_extent *x)
@@ -159,13 +211,14 @@ static int super_one(superblock *sb, const tree_node *parent, const uint8_t *dat
         }
     }
     size_t nblocks = (len + sb->block_size - 1) / sb->block_size;
+    sb->nmemo = 0;
     tree_extent *keep = ob_xcalloc(nblocks, sizeof *keep);
     uint8_t *kept = ob_xcalloc(nblocks, 1);
     size_t kept_bytes = 0;
     for (size_t b = 0; b < nblocks; b++) {
         size_t off = b * sb->block_size;
         size_t bl = len - off < sb->block_size ? len - off : sb->block_size;
-        kept[b] = (uint8_t)block_kept(sb, parent, data + off, at + off, bl, &keep[b]);
+        kept[b] = (uint8_t)block_kept(sb, parent, data, at, len, at + off, bl, &keep[b]);
         if (kept[b])
             kept_bytes += bl;
     }
@@ -173,8 +226,9 @@ static int super_one(superblock *sb, const tree_node *parent, const uint8_t *dat
      * slices keep their whole chunk stored, so one kept block of a 1 MiB
      * chunk would hold 1 MiB for 32 KiB of data for as long as this
      * snapshot exists, and a file changing a little at a time would pile
-     * up such chunks.  (Chunks never span super blocks, so this super
-     * block is all of this snapshot that references the chunk.) */
+     * up such chunks.  (A chunk lies inside one super block, so this
+     * super block is all of this snapshot that references it, unless
+     * another super block has the very same bytes, zeros say.) */
     for (size_t b = 0; b < nblocks; b++) {
         if (kept[b] != 1)
             continue;

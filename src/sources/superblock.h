@@ -17,11 +17,14 @@
  * is kept it is stored whole instead: a few kept blocks are not worth a
  * fragmented file.
  *
- * Blocks are compared byte for byte with the parent's chunk, which is read
- * back from the repository (at most once per chunk in a row: the last one
- * read is kept), or, when the parent stored that block as a chunk of its
- * own, by keyed ID without reading anything.  Nothing needs to be kept
- * about blocks beyond the tree's extents.
+ * Where the parent stored bytes as a chunk of their own (a super block
+ * whole, or a run that changed), their keyed ID decides without reading
+ * anything.  Slices of a parent chunk are compared byte for byte with it,
+ * read back from the repository once per super block (a few chunks are
+ * kept).  So an incremental reads, for each super block of a changed file
+ * that an earlier incremental left in slices, the one chunk the slices
+ * come from, also when nothing in it changed: the price of keeping nothing
+ * about blocks beyond the tree's extents (D64).
  *
  * Ownership: superblock_new's object holds a super_size buffer and the last
  * parent chunk read; it borrows the repo and the writer, and is used by one
@@ -44,6 +47,10 @@ typedef struct superblock superblock;
 /* super_size a multiple of block_size, both > 0. */
 superblock *superblock_new(repo *r, repo_writer *w, size_t super_size, size_t block_size);
 void superblock_free(superblock *sb);
+
+/* Parent chunks read back so far (for tests: an unchanged super block
+ * costs none, a changed one at most one per parent chunk it uses). */
+uint64_t superblock_parent_reads(const superblock *sb);
 
 /* Store the bytes rd yields, which are the file's bytes from offset start
  * on, up to end or the end of the stream, appending extents to n (*ext_cap
