@@ -255,6 +255,61 @@ static int included_entry(restore_ctx *c, const char *path)
 }
 
 /* Could anything below directory `path` be included? */
+static int may_include_below(const restore_ctx *c, const char *path);
+
+/* -1 with err naming the --include patterns that took nothing (include_hit),
+ * plus `after`; 0 if every one took something. */
+static int includes_unmatched(const restore_ctx *c, const char *after, ob_err *err)
+{
+    ob_buf none = OB_BUF_INIT;
+    size_t nnone = 0;
+    for (size_t i = 0; i < c->o->nincludes; i++)
+        if (!c->include_hit[i]) {
+            char *disp = files_path_display(c->o->includes[i]);
+            ob_buf_printf(&none, "%s'%s'", nnone++ ? ", " : "", disp);
+            free(disp);
+        }
+    int rc = 0;
+    if (nnone)
+        rc = ob_err_set(err, OB_EFAIL,
+                        "--include %s %s matched nothing in snapshot %.8s (a pattern matches a "
+                        "whole path in the snapshot, such as /app/storage/file, with * ? [...] "
+                        "as in fnmatch, and a directory it matches brings everything below it; "
+                        "`opsbackup ls %.8s` lists the paths)%s",
+                        nnone > 1 ? "patterns" : "pattern", (const char *)none.data, c->s->id,
+                        c->s->id, after);
+    ob_buf_free(&none);
+    return rc;
+}
+
+/* Do all --include patterns take something?  Walks the snapshot's trees
+ * (only where a pattern could match) until every pattern has, marking
+ * include_hit as the restore would.  Returns 1 if all did, 0 if not, -1
+ * on a repository error.  depth as restore_tree's. */
+static int includes_all_hit(restore_ctx *c, const char *path, const uint8_t id[OB_ID_LEN],
+                            int depth, ob_err *err)
+{
+    tree t;
+    tree_init(&t);
+    if (treeio_load(c->r, id, &t, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < t.n && rc == 0; i++) {
+        const tree_node *n = &t.nodes[i];
+        char *p = strcmp(path, "/") == 0 ? ob_xasprintf("/%s", (const char *)n->name)
+                                         : ob_xasprintf("%s/%s", path, (const char *)n->name);
+        included_entry(c, p);
+        rc = 1;
+        for (size_t k = 0; k < c->o->nincludes && rc == 1; k++)
+            rc = c->include_hit[k];
+        if (rc == 0 && n->type == TREE_DIR && depth < TREE_MAX_DEPTH &&
+            may_include_below(c, p))
+            rc = includes_all_hit(c, p, n->subtree, depth + 1, err);
+        free(p);
+    }
+    tree_free(&t);
+    return rc;
+}
 static int may_include_below(const restore_ctx *c, const char *path)
 {
     if (c->o->nincludes == 0 || included(c, path))
@@ -1091,20 +1146,39 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     c.o = o;
     c.st = st;
     c.target_fd = -1;
+    c.include_hit = ob_xcalloc(o->nincludes ? o->nincludes : 1, 1);
+    /* --delete removes what the snapshot lacks where the patterns reach:
+     * a pattern that takes nothing in the snapshot (a typo) would delete
+     * whatever it matches in the target, and only then fail.  So with
+     * --delete every pattern is checked first, and nothing is touched
+     * unless all take something. */
+    if (o->delete_extra && o->nincludes) {
+        int all = includes_all_hit(&c, "/", o->root ? o->root : s->tree, 0, err);
+        if (all == 0)
+            includes_unmatched(&c, ": nothing was restored or deleted", err);
+        if (all <= 0) {
+            free(c.include_hit);
+            return -1;
+        }
+        memset(c.include_hit, 0, o->nincludes);
+    }
     if (!o->dry_run) {
         /* Like restic and tar -C with mkdir -p: a target whose parents do
          * not exist yet is created whole. */
-        if (ob_mkdir_p(o->target, 0700, err) < 0)
-            return ob_err_prefix(err, "restore target %s", o->target);
-        c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (c.target_fd < 0)
-            return ob_err_errno(err, errno, "opening target directory %s", o->target);
+        int bad = ob_mkdir_p(o->target, 0700, err) < 0
+                      ? ob_err_prefix(err, "restore target %s", o->target)
+                      : 0;
+        if (!bad && (c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+            bad = ob_err_errno(err, errno, "opening target directory %s", o->target);
+        if (bad) {
+            free(c.include_hit);
+            return -1;
+        }
     } else {
         /* Read-only, so --delete --dry-run can list what it would remove;
          * a dry run never creates or writes through it. */
         c.target_fd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
-    c.include_hit = ob_xcalloc(o->nincludes ? o->nincludes : 1, 1);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv_job, NULL);
     pthread_cond_init(&c.cv_done, NULL);
@@ -1158,25 +1232,8 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
         ob_err_prefix(err, "restoring into %s", o->target);
     /* Every pattern must have taken something: what the others took is
      * restored (and stays), but the restore is not a success. */
-    if (rc == 0) {
-        ob_buf none = OB_BUF_INIT;
-        size_t nnone = 0;
-        for (size_t i = 0; i < o->nincludes; i++)
-            if (!c.include_hit[i]) {
-                char *disp = files_path_display(o->includes[i]);
-                ob_buf_printf(&none, "%s'%s'", nnone++ ? ", " : "", disp);
-                free(disp);
-            }
-        if (nnone)
-            rc = ob_err_set(err, OB_EFAIL,
-                            "--include %s %s matched nothing in snapshot %.8s (a pattern matches "
-                            "a whole path in the snapshot, such as /app/storage/file, with "
-                            "* ? [...] as in fnmatch, and a directory it matches brings "
-                            "everything below it; `opsbackup ls %.8s` lists the paths)",
-                            nnone > 1 ? "patterns" : "pattern", (const char *)none.data, s->id,
-                            s->id);
-        ob_buf_free(&none);
-    }
+    if (rc == 0)
+        rc = includes_unmatched(&c, "", err);
     free(c.include_hit);
     if (rc == 0 && o->progress) {
         files_progress p = {st->files, st->dirs, st->bytes, 0, 0, 0, NULL};

@@ -197,4 +197,25 @@ treecmp "$T/v1" "$F$src" || problem "in place with --delete: the backed-up tree 
 [ -e "$F/top-level.txt" ] || problem "in place --delete removed $F/top-level.txt, outside the backed-up path"
 [ -e "$F$T/sibling.txt" ] || problem "in place --delete removed $F$T/sibling.txt, a sibling of the backed-up path"
 
+info "--delete with an --include that matches nothing deletes nothing"
+# The target holds a path the snapshot lacks that the (mistyped) pattern
+# covers: a restore must not delete it and then report the typo.
+D="$T/typo"
+ob restore files "$s1" --target "$D" >/dev/null || fail "restore into $D failed"
+echo "mine" >"$D$src/app/notes.txt"
+cp -a "$D" "$T/typo.before"
+expect_code 1 ob restore files "$s1" --target "$D" --delete --include "$src/app/notes*" \
+    --include "$src/app/a.txt" 2>"$T/err"
+grep -q -- "--include pattern '$src/app/notes\*' matched nothing in snapshot ${s1:0:8}.*nothing was restored or deleted" "$T/err" ||
+    { cat "$T/err"; problem "--delete with an unmatched --include: no clear error"; }
+[ "$(cat "$D$src/app/notes.txt" 2>/dev/null)" = mine ] ||
+    problem "--delete with an unmatched --include deleted $src/app/notes.txt"
+diff -r --no-dereference "$T/typo.before" "$D" >/dev/null || problem "--delete with an unmatched --include changed the target"
+# With every pattern matching, --delete does its work under them.
+echo "changed" >"$D$src/app/a.txt"
+ob restore files "$s1" --target "$D" --delete --include "$src/app" >/dev/null ||
+    problem "--delete --include $src/app failed"
+no_entry "$D$src/app/notes.txt" "--delete --include $src/app kept a file the snapshot lacks"
+cmp -s "$T/v1/app/a.txt" "$D$src/app/a.txt" || problem "--delete --include $src/app did not restore a.txt"
+
 finish
