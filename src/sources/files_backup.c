@@ -386,8 +386,15 @@ static int backup_entry(backup_ctx *c, int dfd, const char *path, const char *na
                 return 0;
             }
         }
-        return read_file(c, dfd, name, path, old && old->type == TREE_FILE ? old : NULL, n,
-                         err);
+        {
+            int r = read_file(c, dfd, name, path, old && old->type == TREE_FILE ? old : NULL, n,
+                              err);
+            if (r == 1) { /* left out (vanished, unreadable): not in the snapshot's count */
+                c->prog.files--;
+                c->prog.bytes -= (uint64_t)st->st_size;
+            }
+            return r;
+        }
     default:
         return 0;
     }

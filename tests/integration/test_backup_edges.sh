@@ -105,6 +105,9 @@ grep -q "bad.bin: .*Input/output error" "$T/err" || problem "the EIO is not repo
 # What `run` reads to skip retention for an incomplete backup (cmd_run.c).
 [ "$(json_get "$T/out" 'j["stats"]["errors"]' 2>/dev/null)" = 1 ] \
     || problem "backup --json does not report the unreadable file in stats.errors: $(cat "$T/out")"
+# The summary counts what the snapshot holds: three files, not the one left out.
+[ "$(json_get "$T/out" '(j["stats"]["files"], j["stats"]["bytes"])' 2>/dev/null)" = "(3, 2200018)" ] \
+    || problem "the summary counts the file left out: $(json_get "$T/out" 'j["stats"]' 2>/dev/null)"
 expect_code 0 ob --json snapshots --set eio
 n_eio=$(json_get "$T/out" 'len(j)')
 if [ "$n_eio" != 1 ]; then
