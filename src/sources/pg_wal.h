@@ -108,7 +108,9 @@ int pg_wal_copy(repo *src, repo *dst, uint64_t *copied, ob_err *err);
 
 /* check: every object under wal/ has a well-formed name; with read_data
  * each is read, authenticated, decompressed and matched against its
- * content ID.  Problems go to report (severity 0 error, 1 warning). */
+ * content ID; every physical snapshot's WAL range (start_wal to stop_wal)
+ * is in the archive.  Problems go to report (severity 0 error, 1
+ * warning). */
 typedef void (*pg_wal_report_fn)(int severity, const char *msg, void *ud);
 typedef struct pg_wal_check_result {
     uint64_t files, files_read, errors, warnings;

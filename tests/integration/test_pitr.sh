@@ -275,6 +275,16 @@ info "check --read-data reads every WAL object"
 expect_code 0 obpg check --read-data
 assert_grep "WAL files" "$T/out"
 
+info "check reports a physical snapshot whose WAL range is gone from the archive"
+START1=$(json_get "$T/base1.json" "j['extra']['start_wal']")
+GONE=$(find "$REPO/wal/${START1:0:8}" -name "$START1-*")
+[ -n "$GONE" ] || fail "the base backup's first segment $START1 is not in the archive"
+mv "$GONE" "$T/gone-segment"
+expect_code 3 obpg check
+assert_grep "snapshot ${BASE1:0:8} (db-physical, .*) cannot be restored: 1 of the WAL segments $START1 to .* is missing from the archive, the first $START1" "$T/err"
+mv "$T/gone-segment" "$GONE"
+expect_code 0 obpg check
+
 info "a corrupted WAL object is detected, not replayed"
 OBJ=$(find "$REPO/wal/00000001" -name "$ARCH-*")
 python3 - "$OBJ" <<'PY'
