@@ -40,10 +40,10 @@
 # restic's local cache ($WORK/cache/restic) is not counted (opsbackup keeps
 # none).
 
-E_FILES_TOOLS="restic opsbackup"
-E_DB_TOOLS="pg_dump-Z0-null restic opsbackup"
-E_PHYS_TOOLS="pgbackrest-zst opsbackup"
-E_WAL_TOOLS="pgbackrest-zst opsbackup"
+E_FILES_TOOLS=${E_FILES_TOOLS-"restic opsbackup"}
+E_DB_TOOLS=${E_DB_TOOLS-"pg_dump-Z0-null restic opsbackup"}
+E_PHYS_TOOLS=${E_PHYS_TOOLS-"pgbackrest-zst opsbackup"}
+E_WAL_TOOLS=${E_WAL_TOOLS-"pgbackrest-zst opsbackup"}
 
 S3_PID=""
 
