@@ -72,6 +72,10 @@ typedef struct restore_ctx {
     int target_fd;
     hardlink *links;
     size_t nlinks, links_cap;
+    /* links by (dev, inode): open addressing, slot = index + 1, 0 empty;
+     * never more than half full.  Walker only. */
+    size_t *link_slots;
+    size_t link_slots_cap;
     int xattr_warned;
     unsigned long tmp_seq;   /* temporary names (restore_file); walker only */
     uint8_t *include_hit;    /* per --include pattern: it took an entry; walker only */
@@ -185,6 +189,39 @@ static int rdir_open(restore_ctx *c, rdir *d, ob_err *err)
         return ob_err_errno(err, errno, "opening directory %s", d->path);
     }
     return 0;
+}
+
+/* The hard-link table: a lookup per multiply-linked file, where a scan of
+ * every name restored so far made a tree of a million hard links take
+ * hours (half a million million comparisons). */
+static size_t link_hash(uint64_t dev, uint64_t inode)
+{
+    uint64_t h = (inode ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+    return (size_t)(h ^ (h >> 32));
+}
+
+static void link_slot_put(size_t *slots, size_t cap, const hardlink *h, size_t index)
+{
+    size_t k = link_hash(h->dev, h->inode) & (cap - 1);
+    while (slots[k])
+        k = (k + 1) & (cap - 1);
+    slots[k] = index + 1;
+}
+
+/* Add c->links[c->nlinks - 1] to the table.  Linear probing without
+ * removals keeps the names of one inode in the order they were added. */
+static void link_index_add(restore_ctx *c)
+{
+    if (2 * c->nlinks > c->link_slots_cap) {
+        size_t cap = c->link_slots_cap ? 2 * c->link_slots_cap : 64;
+        size_t *slots = ob_xcalloc(cap, sizeof *slots);
+        for (size_t i = 0; i + 1 < c->nlinks; i++)
+            link_slot_put(slots, cap, &c->links[i], i);
+        free(c->link_slots);
+        c->link_slots = slots;
+        c->link_slots_cap = cap;
+    }
+    link_slot_put(c->link_slots, c->link_slots_cap, &c->links[c->nlinks - 1], c->nlinks - 1);
 }
 
 /* Path of an entry relative to the target (for hard links). */
@@ -787,12 +824,15 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     if (n->nlink > 1) {
         hardlink_content(n, content);
         const hardlink *differs = NULL;
-        for (size_t i = 0; i < c->nlinks; i++) {
-            hardlink *h = &c->links[i];
-            if (h->dev == n->dev && h->inode == n->inode &&
-                (h->size != n->size || memcmp(h->content, content, OB_ID_LEN) != 0)) {
+        size_t mask = c->link_slots_cap - 1;
+        for (size_t k = c->link_slots_cap ? link_hash(n->dev, n->inode) & mask : 0;
+             c->link_slots_cap && c->link_slots[k]; k = (k + 1) & mask) {
+            hardlink *h = &c->links[c->link_slots[k] - 1];
+            if (h->dev != n->dev || h->inode != n->inode)
+                continue;
+            if (h->size != n->size || memcmp(h->content, content, OB_ID_LEN) != 0) {
                 differs = h;
-            } else if (h->dev == n->dev && h->inode == n->inode) {
+            } else {
                 if (remove_entry(d->fd, name, path, err) < 0)
                     return -1;
                 if (linkat(c->target_fd, h->relpath, d->fd, name, 0) < 0)
@@ -895,6 +935,7 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         h->relpath = rel_path(d, name);
         h->st_dev = fst.st_dev;
         h->st_ino = fst.st_ino;
+        link_index_add(c);
     }
     file_job *j = ob_xcalloc(1, sizeof *j);
     j->dirfd = dfd;
@@ -1225,6 +1266,7 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     for (size_t i = 0; i < c.nlinks; i++)
         free(c.links[i].relpath);
     free(c.links);
+    free(c.link_slots);
     /* Messages name entries by their path in the snapshot ("writing
      * /app/x: No space left on device"); on a full or read-only target
      * the user must also learn which directory (file system) that was. */

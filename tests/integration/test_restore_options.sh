@@ -218,4 +218,19 @@ ob restore files "$s1" --target "$D" --delete --include "$src/app" >/dev/null ||
 no_entry "$D$src/app/notes.txt" "--delete --include $src/app kept a file the snapshot lacks"
 cmp -s "$T/v1/app/a.txt" "$D$src/app/a.txt" || problem "--delete --include $src/app did not restore a.txt"
 
+info "many hard links: each later name is linked to its inode's first"
+# 150 inodes with three names each, in two directories: the restore's
+# hard-link table grows several times (64 slots at first).
+H="$T/hl"
+mkdir -p "$H/a" "$H/b"
+for i in $(seq 1 150); do
+    echo "content $i" >"$H/a/f$i"
+    ln "$H/a/f$i" "$H/b/g$i"
+    ln "$H/a/f$i" "$H/a/h$i"
+done
+ob --json backup files --set hl "$H" >"$T/hl.json"
+ob restore files latest --set hl --target "$T/hlr" >/dev/null || problem "restore of 450 hard-linked names failed"
+treecmp "$H" "$T/hlr$H" >"$T/hl.cmp" || { cat "$T/hl.cmp"; problem "hard links: the restored tree differs (treecmp checks which names share an inode)"; }
+[ "$(stat -c %h "$T/hlr$H/b/g77")" = 3 ] || problem "hard links: g77 has $(stat -c %h "$T/hlr$H/b/g77") links, not 3"
+
 finish
