@@ -366,9 +366,23 @@ static int may_include_below(const restore_ctx *c, const char *path)
 
 /* Remove whatever is at name in dirfd (for replacing in place). */
 static int remove_entry(int dirfd, const char *name, const char *path, ob_err *err);
+static int remove_entry_at(int dirfd, const char *name, const char *path, const char *top,
+                           int depth, ob_err *err);
 
-static int remove_tree_at(int parentfd, const char *name, const char *path, ob_err *err)
+/* Directories a removal descends into at most.  Each level is a stack
+ * frame and an open descriptor: a directory nested deeper in the target
+ * (which anyone who can write there can make) would exhaust either, and a
+ * restore as root must not crash on it; it is left alone with an error. */
+#define REMOVE_MAX_DEPTH 4096
+
+static int remove_tree_at(int parentfd, const char *name, const char *path, const char *top,
+                          int depth, ob_err *err)
 {
+    if (depth >= REMOVE_MAX_DEPTH)
+        return ob_err_set(err, OB_EUNSAFE,
+                          "not removing %s: directories nest more than %d levels deep below "
+                          "it; remove it by hand (rm -rf) and restore again",
+                          top, REMOVE_MAX_DEPTH);
     int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ob_err_errno(err, errno, "opening %s for removal", path);
@@ -393,7 +407,7 @@ static int remove_tree_at(int parentfd, const char *name, const char *path, ob_e
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         char *child = ob_xasprintf("%s/%s", path, de->d_name);
-        rc = remove_entry(dirfd(d), de->d_name, child, err);
+        rc = remove_entry_at(dirfd(d), de->d_name, child, top, depth + 1, err);
         free(child);
     }
     closedir(d);
@@ -404,11 +418,17 @@ static int remove_tree_at(int parentfd, const char *name, const char *path, ob_e
 
 static int remove_entry(int dirfd, const char *name, const char *path, ob_err *err)
 {
+    return remove_entry_at(dirfd, name, path, path, 0, err);
+}
+
+static int remove_entry_at(int dirfd, const char *name, const char *path, const char *top,
+                           int depth, ob_err *err)
+{
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : ob_err_errno(err, errno, "%s", path);
     if (S_ISDIR(st.st_mode))
-        return remove_tree_at(dirfd, name, path, err);
+        return remove_tree_at(dirfd, name, path, top, depth, err);
     if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
         return ob_err_errno(err, errno, "removing %s", path);
     return 0;

@@ -233,4 +233,27 @@ ob restore files latest --set hl --target "$T/hlr" >/dev/null || problem "restor
 treecmp "$H" "$T/hlr$H" >"$T/hl.cmp" || { cat "$T/hl.cmp"; problem "hard links: the restored tree differs (treecmp checks which names share an inode)"; }
 [ "$(stat -c %h "$T/hlr$H/b/g77")" = 3 ] || problem "hard links: g77 has $(stat -c %h "$T/hlr$H/b/g77") links, not 3"
 
+info "a directory to be replaced that nests too deep is left alone with an error"
+# The snapshot has a file where the target has a directory 4,200 levels
+# deep: removing it would take a descriptor (and a stack frame) per level.
+N="$T/deep"
+ob restore files "$s1" --target "$N" >/dev/null || fail "restore into $N failed"
+rm "$N$src/top.txt"
+python3 - "$N$src/top.txt" <<'PY'
+import os, sys
+os.mkdir(sys.argv[1])
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for _ in range(4200):
+    os.mkdir("d", dir_fd=fd)
+    nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+os.close(fd)
+PY
+expect_code 1 ob restore files "$s1" --target "$N"
+grep -q "not removing $src/top.txt: directories nest more than 4096 levels deep below it" "$T/err" ||
+    { cat "$T/err"; problem "a too deep directory to replace: no clear error"; }
+[ -d "$N$src/top.txt/d/d/d" ] || problem "the too deep directory was partly removed"
+rm -rf "$N"
+
 finish
