@@ -200,18 +200,16 @@ static int super_one(superblock *sb, const tree_node *parent, const uint8_t *dat
 {
     if (!parent || parent->nextents == 0)
         return store(sb, data, at, len, n, cap, err);
-    /* Unchanged since the parent stored it whole: one ID, nothing read. */
+    /* Unchanged since the parent stored it whole: one ID, nothing read
+     * (and if it changed, the blocks below know without hashing again). */
+    sb->nmemo = 0;
     const tree_extent *pe = parent_cover(parent, at, len);
-    if (pe && pe->offset == at && pe->len == len && pe->skip == 0) {
-        uint8_t id[OB_ID_LEN];
-        repo_blob_id(sb->r, REPO_BLOB_DATA, data, len, id);
-        if (memcmp(id, pe->id, OB_ID_LEN) == 0 && repo_writer_has(sb->w, id)) {
-            push(n, cap, pe);
-            return 0;
-        }
+    if (pe && pe->offset == at && pe->len == len &&
+        parent_whole_equal(sb, pe, data, at, len) == 1) {
+        push(n, cap, pe);
+        return 0;
     }
     size_t nblocks = (len + sb->block_size - 1) / sb->block_size;
-    sb->nmemo = 0;
     tree_extent *keep = ob_xcalloc(nblocks, sizeof *keep);
     uint8_t *kept = ob_xcalloc(nblocks, 1);
     size_t kept_bytes = 0;
