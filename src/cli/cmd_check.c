@@ -67,8 +67,9 @@ static json_t *affected_json(const check_result *res)
     json_t *v = json_array();
     for (size_t i = 0; i < res->naffected; i++) {
         const check_affected *x = &res->affected[i];
-        json_t *o = json_pack("{s:s, s:s#, s:I, s:b}", "id", x->id, "short_id", x->id, 8,
-                              "damaged", (json_int_t)x->damaged, "unreadable", x->unreadable);
+        json_t *o = json_pack("{s:s, s:s#, s:I, s:b, s:I}", "id", x->id, "short_id", x->id, 8,
+                              "damaged", (json_int_t)x->damaged, "unreadable", x->unreadable,
+                              "wal_missing", (json_int_t)x->wal_missing);
         if (x->time)
             json_object_set_new(o, "time", json_string(x->time));
         if (x->kind)
@@ -92,11 +93,16 @@ static void print_affected(const check_result *res)
         const check_affected *x = &res->affected[i];
         if (!x->time)
             printf("  %.8s  (the snapshot object itself is damaged)\n", x->id);
+        else if (x->wal_missing && !x->damaged && !x->unreadable)
+            printf("  %.8s  %s  %s  %s  (%llu WAL segment%s missing from the archive)\n", x->id,
+                   x->time, x->kind, x->paths, (unsigned long long)x->wal_missing,
+                   x->wal_missing == 1 ? "" : "s");
         else
-            printf("  %.8s  %s  %s  %s  (%s%llu file%s or director%s lost data)\n", x->id,
+            printf("  %.8s  %s  %s  %s  (%s%llu file%s or director%s lost data%s)\n", x->id,
                    x->time, x->kind, x->paths, x->unreadable ? "root tree unreadable; " : "",
                    (unsigned long long)x->damaged, x->damaged == 1 ? "" : "s",
-                   x->damaged == 1 ? "y" : "ies");
+                   x->damaged == 1 ? "y" : "ies",
+                   x->wal_missing ? "; WAL segments missing from the archive" : "");
     }
     printf("every other snapshot restores in full; see docs/RELIABILITY.md, \"Corruption and "
            "repair\"\n");
@@ -188,7 +194,7 @@ static int check_one(cli_ctx *ctx, check_args a)
     if (prog.drawn) /* the summary below replaces the progress line */
         fputs("\r\033[K", stderr);
     a.prog = NULL;
-    if (crc < 0 || pg_wal_check(ctx->r, a.read_data, check_report, &a, &wal, &err) < 0) {
+    if (crc < 0 || pg_wal_check(ctx->r, a.read_data, check_report, &a, &res, &wal, &err) < 0) {
         rc = cli_fail(ctx, &err);
         json_decref(a.problems);
     } else {

@@ -131,7 +131,8 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
     /* Every blob and tree durable before any snapshot names them; and the
      * WAL archive before them too: a copied physical backup is only
      * restorable with its WAL, and a copy that dies in between must not
-     * leave snapshots that look complete (check does not look for WAL). */
+     * leave snapshots without it (check reports such a snapshot since
+     * session 14, but only when someone runs it). */
     if (repo_writer_flush(w, &err) < 0)
         goto fail;
     uint64_t wal = 0;

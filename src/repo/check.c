@@ -299,13 +299,42 @@ static uint64_t check_tree(check_ctx *c, const char *snap, const char *path,
     return damaged;
 }
 
-static check_affected *add_affected(check_ctx *c, const char *id)
+static check_affected *result_add(check_result *res, const char *id)
 {
-    check_result *res = c->res;
     res->affected = ob_xrealloc(res->affected, (res->naffected + 1) * sizeof *res->affected);
     check_affected *a = &res->affected[res->naffected++];
     memset(a, 0, sizeof *a);
     snprintf(a->id, sizeof a->id, "%s", id);
+    return a;
+}
+
+static check_affected *add_affected(check_ctx *c, const char *id)
+{
+    return result_add(c->res, id);
+}
+
+/* What the affected list says of s: when, what, and which paths. */
+static void affected_describe(check_affected *a, const snapshot *s)
+{
+    a->time = ob_time_rfc3339(s->time_sec, s->time_nsec);
+    a->kind = ob_xstrdup(s->kind);
+    ob_buf paths = OB_BUF_INIT;
+    for (size_t k = 0; k < s->npaths; k++) {
+        if (k)
+            ob_buf_append(&paths, ", ", 2);
+        ob_buf_append(&paths, s->paths[k], strlen(s->paths[k]));
+    }
+    a->paths = ob_xstrndup(paths.len ? (const char *)paths.data : "", paths.len);
+    ob_buf_free(&paths);
+}
+
+check_affected *check_result_affected(check_result *res, const snapshot *s)
+{
+    for (size_t i = 0; i < res->naffected; i++)
+        if (strcmp(res->affected[i].id, s->id) == 0)
+            return &res->affected[i];
+    check_affected *a = result_add(res, s->id);
+    affected_describe(a, s);
     return a;
 }
 
@@ -335,16 +364,7 @@ static int check_snapshots(check_ctx *c, storage_names l)
         uint64_t damaged = check_tree(c, s->id, "/", s->tree, 0, &root_failed, &height);
         if (damaged) {
             check_affected *a = add_affected(c, s->id);
-            a->time = ob_time_rfc3339(s->time_sec, s->time_nsec);
-            a->kind = ob_xstrdup(s->kind);
-            ob_buf paths = OB_BUF_INIT;
-            for (size_t k = 0; k < s->npaths; k++) {
-                if (k)
-                    ob_buf_append(&paths, ", ", 2);
-                ob_buf_append(&paths, s->paths[k], strlen(s->paths[k]));
-            }
-            a->paths = ob_xstrndup((const char *)paths.data, paths.len);
-            ob_buf_free(&paths);
+            affected_describe(a, s);
             a->damaged = damaged;
             a->unreadable = root_failed;
         }

@@ -51,6 +51,7 @@ typedef struct check_affected {
     char *paths;           /* its paths joined by ", "; NULL likewise */
     uint64_t damaged;      /* files and directories below it that lost data */
     int unreadable;        /* the snapshot object or its root tree cannot be read */
+    uint64_t wal_missing;  /* physical: WAL segments of its range not archived */
 } check_affected;
 
 typedef struct check_result {
@@ -65,5 +66,10 @@ typedef struct check_result {
  * check_result_free either way. */
 int repo_check(repo *r, const check_opts *o, check_result *res, ob_err *err);
 void check_result_free(check_result *res);
+/* The affected entry of snapshot s in res, added (with s's time, kind and
+ * paths) if it has none yet: for checks outside this module (the WAL
+ * archive's, sources/pg_wal.c). */
+struct snapshot;
+check_affected *check_result_affected(check_result *res, const struct snapshot *s);
 
 #endif

@@ -23,6 +23,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "repo/check.h"
 #include "repo/snapshot.h"
 
 /* WAL is compressed at zstd level 1 whatever the repository's level (D50):
@@ -301,98 +302,149 @@ static int check_cb(const char *obj, uint64_t size, void *ud)
     return 0;
 }
 
-/* No backup spans more WAL than this (16 TiB of it with 1 MiB segments,
- * 256 TiB with the default 16 MiB): a larger range in a snapshot is
- * damage, and is not walked segment by segment. */
-#define PG_WAL_CHECK_MAX_RANGE ((uint64_t)1 << 24)
-
 static int seg_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Of the physical snapshot s's WAL range, how many segments are not in
+ * c->segs (sorted, without duplicates), and the first of them.  Counted
+ * from the archive's names, so a range claimed to be huge costs nothing
+ * more than its two ends. */
+static uint64_t wal_range_missing(const wal_check_ctx *c, const char *start, const char *stop,
+                                  uint64_t segsize, char first_missing[25])
+{
+    size_t lo = 0, hi = c->nsegs;
+    while (lo < hi) { /* first name >= start */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(c->segs[mid], start) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t from = lo;
+    hi = c->nsegs;
+    while (lo < hi) { /* first name > stop */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(c->segs[mid], stop) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t first = pg_wal_segno(start, segsize), last = pg_wal_segno(stop, segsize);
+    uint64_t want = last - first + 1, have = lo - from;
+    if (have >= want)
+        return 0;
+    uint64_t gap = first + have; /* if every name present is in order from the start */
+    for (size_t k = from; k < lo; k++)
+        if (pg_wal_segno(c->segs[k], segsize) != first + (k - from)) {
+            gap = first + (k - from);
+            break;
+        }
+    pg_wal_segment_of((uint32_t)hex_u32(start), gap * segsize, segsize, first_missing);
+    return want - have;
+}
+
+static int snapshot_listed(snapshot **all, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i]->id, id) == 0)
+            return 1;
+    return 0;
 }
 
 /* Does every physical snapshot have the WAL it cannot be restored
  * without, start_wal to stop_wal (a backup's files are only consistent
  * once that range is replayed)?  The backup waited for it, but a WAL
  * expiry run by hand, a copy that failed half way or a lost object can
- * take it away later, and only a restore would tell. */
-static int check_backup_wal(wal_check_ctx *c, ob_err *err)
+ * take it away later, and only a restore would tell.
+ *
+ * `before` was listed before the archive: a backup saves its snapshot only
+ * once its WAL is archived, so one saved while check runs is not judged
+ * against a listing that missed its newest segments.  A snapshot found
+ * short is judged only if it is still there afterwards: forget removes
+ * snapshots first and their WAL after, also while check runs. */
+static int check_backup_wal(wal_check_ctx *c, snapshot **before, size_t nbefore,
+                            check_result *affected, ob_err *err)
 {
-    snapshot **all = NULL;
-    size_t n = 0;
-    if (snapshot_list(c->r, &all, &n, err) < 0)
-        return -1;
-    if (c->nsegs > 1)
+    if (c->nsegs > 1) {
         qsort(c->segs, c->nsegs, sizeof *c->segs, seg_cmp);
-    for (size_t i = 0; i < n; i++) {
-        const snapshot *s = all[i];
+        size_t w = 1;
+        for (size_t i = 1; i < c->nsegs; i++) {
+            if (strcmp(c->segs[i], c->segs[w - 1]) == 0)
+                free(c->segs[i]);
+            else
+                c->segs[w++] = c->segs[i];
+        }
+        c->nsegs = w;
+    }
+    snapshot **after = NULL;
+    size_t nafter = 0;
+    int listed_after = 0, rc = 0;
+    for (size_t i = 0; i < nbefore && rc == 0; i++) {
+        const snapshot *s = before[i];
         if (strcmp(s->kind, "db-physical") != 0 || !s->extra)
             continue;
         const char *start = json_string_value(json_object_get(s->extra, "start_wal"));
         const char *stop = json_string_value(json_object_get(s->extra, "stop_wal"));
         json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
-        if (!start || !stop || strlen(start) != 24 || strlen(stop) != 24 ||
-            !pg_wal_name_valid(start) || !pg_wal_name_valid(stop) || segsize < (1 << 20) ||
-            (segsize & (segsize - 1)) || segsize > ((json_int_t)1 << 30) ||
-            strncmp(start, stop, 8) != 0 || strcmp(start, stop) > 0) {
-            char *m = ob_xasprintf("snapshot %.8s (db-physical) does not say which WAL it needs "
-                                   "(start_wal, stop_wal, wal_segment_size): it cannot be "
-                                   "restored",
-                                   s->id);
-            c->report(0, m, c->ud);
-            free(m);
-            c->res->errors++;
-            continue;
-        }
-        uint64_t first = pg_wal_segno(start, (uint64_t)segsize);
-        uint64_t last = pg_wal_segno(stop, (uint64_t)segsize);
-        if (last - first > PG_WAL_CHECK_MAX_RANGE) {
-            char *m = ob_xasprintf("snapshot %.8s (db-physical) claims to need the WAL from %s "
-                                   "to %s, more than %llu segments: its record is damaged",
-                                   s->id, start, stop,
-                                   (unsigned long long)PG_WAL_CHECK_MAX_RANGE);
-            c->report(0, m, c->ud);
-            free(m);
-            c->res->errors++;
-            continue;
-        }
-        char name[25];
-        memcpy(name, start, 25);
-        size_t missing = 0;
+        uint64_t missing = 0;
         char first_missing[25] = "";
-        for (uint64_t k = first; k <= last; k++) {
-            const char *key = name;
-            if (!bsearch(&key, c->segs, c->nsegs, sizeof *c->segs, seg_cmp) && missing++ == 0)
-                memcpy(first_missing, name, 25);
-            char next[25];
-            pg_wal_next_segment(name, (uint64_t)segsize, next);
-            memcpy(name, next, 25);
+        int bad = !start || !stop || strlen(start) != 24 || strlen(stop) != 24 ||
+                  !pg_wal_name_valid(start) || !pg_wal_name_valid(stop) ||
+                  segsize < (1 << 20) || (segsize & (segsize - 1)) ||
+                  segsize > ((json_int_t)1 << 30) || strncmp(start, stop, 8) != 0 ||
+                  strcmp(start, stop) > 0;
+        if (!bad)
+            missing = wal_range_missing(c, start, stop, (uint64_t)segsize, first_missing);
+        if (!bad && !missing)
+            continue;
+        if (!listed_after) {
+            listed_after = 1;
+            if (snapshot_list(c->r, &after, &nafter, err) < 0)
+                rc = -1;
         }
-        if (missing) {
-            char *t = ob_time_rfc3339(s->time_sec, s->time_nsec);
-            char *m = ob_xasprintf("snapshot %.8s (db-physical, %s) cannot be restored: %zu of "
-                                   "the WAL segments %s to %s it needs %s missing from the "
-                                   "archive, the first %s",
-                                   s->id, t, missing, start, stop,
-                                   missing == 1 ? "is" : "are", first_missing);
-            c->report(0, m, c->ud);
-            free(m);
-            free(t);
-            c->res->errors++;
+        if (rc < 0 || !snapshot_listed(after, nafter, s->id))
+            continue;
+        char *t = ob_time_rfc3339(s->time_sec, s->time_nsec);
+        char *m = bad ? ob_xasprintf("snapshot %.8s (db-physical, %s) does not say which WAL it "
+                                     "needs (start_wal, stop_wal, wal_segment_size): it cannot "
+                                     "be restored",
+                                     s->id, t)
+                      : ob_xasprintf("snapshot %.8s (db-physical, %s) cannot be restored: %llu "
+                                     "of the WAL segments %s to %s it needs %s missing from the "
+                                     "archive, the first %s",
+                                     s->id, t, (unsigned long long)missing, start, stop,
+                                     missing == 1 ? "is" : "are", first_missing);
+        c->report(0, m, c->ud);
+        free(m);
+        free(t);
+        c->res->errors++;
+        if (affected) {
+            check_affected *a = check_result_affected(affected, s);
+            if (bad)
+                a->unreadable = 1;
+            else
+                a->wal_missing = missing;
         }
     }
-    snapshot_list_free(all, n);
-    return 0;
+    snapshot_list_free(after, nafter);
+    return rc;
 }
 
 int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
-                 pg_wal_check_result *res, ob_err *err)
+                 check_result *affected, pg_wal_check_result *res, ob_err *err)
 {
     memset(res, 0, sizeof *res);
     wal_check_ctx c = {r, read_data, report, ud, res, OB_BUF_INIT, NULL, 0, 0};
-    int rc = storage_list(repo_storage(r), "wal/", check_cb, &c, err);
+    snapshot **before = NULL;
+    size_t nbefore = 0;
+    int rc = snapshot_list(r, &before, &nbefore, err);
     if (rc == 0)
-        rc = check_backup_wal(&c, err);
+        rc = storage_list(repo_storage(r), "wal/", check_cb, &c, err);
+    if (rc == 0)
+        rc = check_backup_wal(&c, before, nbefore, affected, err);
+    snapshot_list_free(before, nbefore);
     for (size_t i = 0; i < c.nsegs; i++)
         free(c.segs[i]);
     free(c.segs);

@@ -115,7 +115,10 @@ typedef void (*pg_wal_report_fn)(int severity, const char *msg, void *ud);
 typedef struct pg_wal_check_result {
     uint64_t files, files_read, errors, warnings;
 } pg_wal_check_result;
+struct check_result;
+/* affected (may be NULL): snapshots that cannot be restored are added
+ * (check_result_affected), with wal_missing set. */
 int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
-                 pg_wal_check_result *res, ob_err *err);
+                 struct check_result *affected, pg_wal_check_result *res, ob_err *err);
 
 #endif

@@ -282,6 +282,10 @@ GONE=$(find "$REPO/wal/${START1:0:8}" -name "$START1-*")
 mv "$GONE" "$T/gone-segment"
 expect_code 3 obpg check
 assert_grep "snapshot ${BASE1:0:8} (db-physical, .*) cannot be restored: 1 of the WAL segments $START1 to .* is missing from the archive, the first $START1" "$T/err"
+assert_grep "${BASE1:0:8} .* (1 WAL segment missing from the archive)" "$T/out"
+expect_code 3 obpg check --json
+[ "$(json_get "$T/out" "[(a['id'], a['wal_missing']) for a in j['affected_snapshots']]")" = "[('$BASE1', 1)]" ] ||
+    problem "check --json does not list the snapshot without its WAL as affected: $(cat "$T/out")"
 mv "$T/gone-segment" "$GONE"
 expect_code 0 obpg check
 
