@@ -389,10 +389,14 @@ static int backup_entry(backup_ctx *c, int dfd, const char *path, const char *na
         {
             int r = read_file(c, dfd, name, path, old && old->type == TREE_FILE ? old : NULL, n,
                               err);
-            if (r == 1) { /* left out (vanished, unreadable): not in the snapshot's count */
+            /* The snapshot's count: what was stored (a file that shrank or
+             * grew while read is stored as read), and nothing of a file
+             * left out (vanished, unreadable). */
+            c->prog.bytes -= (uint64_t)st->st_size;
+            if (r == 0)
+                c->prog.bytes += n->size;
+            if (r == 1)
                 c->prog.files--;
-                c->prog.bytes -= (uint64_t)st->st_size;
-            }
             return r;
         }
     default:
