@@ -81,9 +81,14 @@ for _ in $(seq 1 300); do
     [ "$(pg_sql "SELECT coalesce(last_archived_wal >= '$SEG', false) FROM pg_stat_archiver")" = t ] && break
     sleep 0.2
 done
-na=$(find "$REPO_A/wal" -type f | wc -l)
-nb=$(find "$REPO_B/wal" -type f | wc -l)
-echo "WAL objects: repository a $na, repository b $nb"
+# Archived files up to SEG: archive-push also pushes segments that are
+# ready ahead of PostgreSQL's calls (--batch), repository a first, so a
+# segment after SEG may be in a and not yet in b; PostgreSQL's own call
+# for it pushes it to both.
+wal_upto() { find "$1/wal" -type f -printf '%f\n' | awk -v seg="$SEG" 'substr($0, 1, 24) <= seg' | wc -l; }
+na=$(wal_upto "$REPO_A")
+nb=$(wal_upto "$REPO_B")
+echo "WAL objects up to $SEG: repository a $na, repository b $nb"
 [ "$na" -gt 3 ] && [ "$na" = "$nb" ] || problem "WAL not in both repositories (a: $na, b: $nb)"
 find "$REPO_A/wal" -name '*.backup-*' | grep -q . || problem "backup history file not archived"
 
