@@ -291,7 +291,6 @@ static int included_entry(restore_ctx *c, const char *path)
     return yes;
 }
 
-/* Could anything below directory `path` be included? */
 static int may_include_below(const restore_ctx *c, const char *path);
 
 /* -1 with err naming the --include patterns that took nothing (include_hit),
@@ -347,6 +346,8 @@ static int includes_all_hit(restore_ctx *c, const char *path, const uint8_t id[O
     tree_free(&t);
     return rc;
 }
+
+/* Could anything below directory `path` be included? */
 static int may_include_below(const restore_ctx *c, const char *path)
 {
     if (c->o->nincludes == 0 || included(c, path))
