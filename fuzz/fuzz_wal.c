@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
 
     pg_wal_check_result res;
-    if (pg_wal_check(r, 1, report, NULL, &res, &err) == 0 && res.files_read > 1)
+    if (pg_wal_check(r, 1, report, NULL, NULL, &res, &err) == 0 && res.files_read > 1)
         __builtin_trap();
     ob_err_clear(&err);
     uint64_t removed, bytes;
