@@ -664,7 +664,7 @@ static int vf_visit(const char *path, const tree_node *n, void *ud)
             memcpy(c->seen_id[c->nseen % VF_SEEN], x->id, OB_ID_LEN);
             c->seen_len[c->nseen++ % VF_SEEN] = c->b.len;
         }
-        if (len < 0 || x->skip > len || x->len > len - x->skip) {
+        if (len < 0 || !tree_extent_fits(x, (uint64_t)len)) {
             char *d = files_path_display(path);
             ob_error("%s: %s", d,
                     e.code ? ob_err_msg(&e) : "the chunk is shorter than the tree says");

@@ -186,7 +186,7 @@ static char *chunk_problem(check_ctx *c, const tree_extent *x, int version)
         return ob_xstrdup("is not in the index");
     /* The tree's extent must lie inside the chunk: what restore checks
      * when it has the chunk's bytes, known here from the index. */
-    if (x->skip > ie->raw_len || x->len > ie->raw_len - x->skip)
+    if (!tree_extent_fits(x, ie->raw_len))
         return ob_xasprintf("holds %u bytes, but the tree takes %u from byte %u", ie->raw_len,
                             x->len, x->skip);
     /* Restore reads a shorter version 1 extent as the chunk's first bytes

@@ -159,11 +159,14 @@ int tree_name_is_safe(const uint8_t *name, size_t len)
     return 1;
 }
 
+int tree_extent_fits(const tree_extent *e, uint64_t chunk_len)
+{
+    return e->skip <= chunk_len && e->len <= chunk_len - e->skip;
+}
+
 const uint8_t *tree_extent_bytes(const tree_extent *e, const uint8_t *chunk, size_t chunk_len)
 {
-    if (e->skip > chunk_len || e->len > chunk_len - e->skip)
-        return NULL;
-    return chunk + e->skip;
+    return tree_extent_fits(e, chunk_len) ? chunk + e->skip : NULL;
 }
 
 /* ---- encoding --------------------------------------------------------- */

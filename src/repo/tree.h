@@ -123,6 +123,9 @@ int tree_decode(const uint8_t *data, size_t len, tree *out, ob_err *err);
  * tree or the wrong chunk.  Every reader of file contents goes through
  * this check (tree_decode cannot make it: it does not know the chunk). */
 const uint8_t *tree_extent_bytes(const tree_extent *e, const uint8_t *chunk, size_t chunk_len);
+/* Does extent e fit in a chunk of chunk_len bytes (skip + len <= it)?  The
+ * same rule, for a reader that knows only the length (check, verify). */
+int tree_extent_fits(const tree_extent *e, uint64_t chunk_len);
 
 /* Is this a safe single path component? (the rule tree_decode enforces) */
 int tree_name_is_safe(const uint8_t *name, size_t len);
