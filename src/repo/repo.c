@@ -174,7 +174,7 @@ static int config_encode(const char *id, const uint8_t seed[32], ob_buf *out)
     json_t *o = json_pack("{s:i, s:s, s:{s:s, s:o, s:o}, s:{s:s, s:i}, s:i}", "version",
                           REPO_FORMAT_VERSION, "id", id, "chunker", "seed", seed_hex, "files",
                           chunker_json(&files), "db", chunker_json(&db), "compression",
-                          "method", "zstd", "level", 3, "pack_size",
+                          "method", "zstd", "level", REPO_COMPRESSION_LEVEL_DEFAULT, "pack_size",
                           (int)REPO_PACK_SIZE_DEFAULT);
     char *s = json_dumps(o, JSON_SORT_KEYS);
     json_decref(o);

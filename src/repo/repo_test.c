@@ -2013,6 +2013,77 @@ static void test_writer_same_bytes_data_and_tree(void **state)
     rt_fx_free(f);
 }
 
+/* Word-like text from a fixed vocabulary: compressible, and compressed to
+ * different sizes at zstd levels 3 and 4 (rt_fill_text repeats one line,
+ * which every level compresses alike). */
+static void rt_fill_words(uint8_t *p, size_t n, uint64_t seed)
+{
+    static const char *const words[] = {"backup", "restore", "snapshot", "pack", "index",
+                                         "relation", "segment", "archive", "tree", "blob",
+                                         "chunk", "evidence", "attachment", "timeline"};
+    size_t i = 0;
+    while (i < n) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        const char *w = words[(seed >> 33) % (sizeof words / sizeof *words)];
+        for (const char *c = w; *c && i < n; c++)
+            p[i++] = (uint8_t)*c;
+        if (i < n)
+            p[i++] = (seed >> 40) % 7 == 0 ? '\n' : ' ';
+    }
+}
+
+/* A new repository's config says REPO_COMPRESSION_LEVEL_DEFAULT; a writer
+ * compresses at it, and repo_writer_new_level at the level it is given
+ * (D65: logical dumps stay at 3).  The stored length of each blob is what
+ * ob_compress gives at that level, plus the 16-byte tag. */
+static void test_writer_compression_level(void **state)
+{
+    (void)state;
+    enum { LEN = 256 * 1024 };
+    uint8_t *text = ob_xmalloc(LEN);
+    rt_fill_words(text, LEN, 42);
+    size_t want[2];
+    const int levels[2] = {REPO_COMPRESSION_LEVEL_DEFAULT, 3};
+    for (int k = 0; k < 2; k++) {
+        ob_compressor *cz = ob_compressor_new(levels[k]);
+        ob_buf out = OB_BUF_INIT;
+        assert_int_equal(ob_compress(cz, text, LEN, &out), OB_COMP_ZSTD);
+        want[k] = out.len;
+        ob_buf_free(&out);
+        ob_compressor_free(cz);
+    }
+    assert_int_equal(REPO_COMPRESSION_LEVEL_DEFAULT, 4);
+    assert_true(want[0] < want[1]); /* the test tells the two levels apart */
+
+    for (int k = 0; k < 2; k++) {
+        rt_fx *f = rt_fx_new("levels");
+        assert_int_equal(repo_compression_level(f->r), REPO_COMPRESSION_LEVEL_DEFAULT);
+        repo_writer *w;
+        if (k == 0)
+            MUST(repo_writer_new(f->r, 1, &w, E));
+        else
+            MUST(repo_writer_new_level(f->r, 1, 3, &w, E));
+        uint8_t id[OB_ID_LEN];
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, text, LEN, id, NULL, E));
+        MUST(repo_writer_flush(w, E));
+        repo_writer_free(w);
+        rt_fx_reopen(f);
+        assert_int_equal(repo_compression_level(f->r), REPO_COMPRESSION_LEVEL_DEFAULT);
+        MUST(repo_load_index(f->r, E));
+        const index_entry *e = repo_index_lookup(repo_get_index(f->r), id);
+        assert_non_null(e);
+        assert_int_equal(INDEX_COMP(e->meta), OB_COMP_ZSTD);
+        assert_int_equal(e->length, want[k] + 16);
+        ob_buf back = OB_BUF_INIT;
+        MUST(repo_read_blob(f->r, id, REPO_BLOB_DATA, &back, E));
+        assert_int_equal(back.len, LEN);
+        assert_memory_equal(back.data, text, LEN);
+        ob_buf_free(&back);
+        rt_fx_free(f);
+    }
+    free(text);
+}
+
 /* Damage on disk: every failure names the blob and the pack, and damage to
  * one blob does not spread to its neighbours. */
 static void test_read_blob_damaged_pack(void **state)
@@ -3914,6 +3985,7 @@ int main(void)
         cmocka_unit_test_teardown(test_writer_abandoned_then_reused_repo, rt_teardown),
         cmocka_unit_test_teardown(test_writer_same_bytes_data_and_tree, rt_teardown),
         cmocka_unit_test_teardown(test_writer_storage_failure, rt_teardown),
+        cmocka_unit_test_teardown(test_writer_compression_level, rt_teardown),
         cmocka_unit_test_teardown(test_read_blob_damaged_pack, rt_teardown),
         cmocka_unit_test_teardown(test_read_blobs_runs, rt_teardown),
         cmocka_unit_test_teardown(test_concurrent_reads, rt_teardown),

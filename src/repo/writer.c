@@ -266,6 +266,11 @@ static void *worker_main(void *arg)
 
 int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
 {
+    return repo_writer_new_level(r, nthreads, repo_compression_level(r), out, err);
+}
+
+int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err)
+{
     *out = NULL;
     if (repo_load_index(r, err) < 0)
         return -1;
@@ -275,7 +280,7 @@ int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err)
     }
     repo_writer *w = ob_xcalloc(1, sizeof *w);
     w->r = r;
-    w->level = repo_compression_level(r);
+    w->level = level;
     w->ix = repo_get_index(r);
     w->unrecorded = repo_index_new();
     pthread_mutex_init(&w->mu, NULL);

@@ -41,8 +41,13 @@ typedef struct repo_writer_stats {
     uint64_t packs;         /* packs written */
 } repo_writer_stats;
 
-/* nthreads <= 0 means one per online CPU. */
+/* nthreads <= 0 means one per online CPU.  New blobs are compressed at the
+ * repository's level. */
 int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err);
+/* The same, compressing new blobs at zstd `level` instead (a source whose
+ * compression races its producer, D65).  The level is not recorded: any
+ * reader decompresses any level. */
+int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err);
 
 /* Store a blob unless the repository already has one with the same ID.
  * id receives the blob ID; *added (may be NULL) is set to 1 if the blob
