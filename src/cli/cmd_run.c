@@ -655,14 +655,15 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
      * did get the backup.  A job without retention has nothing to skip. */
     if (rs.snapshot && !run_stop_signal && (rs.unread || rs.verify_failed) &&
         job_has_retention(j)) {
+        /* Shaped like every other skipped step: "skipped" and a "reason". */
         const char *why =
             rs.unread && rs.verify_failed
-                ? "skipped: the new backup is incomplete and did not verify, so the older ones stay"
-            : rs.unread ? "skipped: the new backup is incomplete (entries could not be read), so "
-                          "the older ones stay"
-                        : "skipped: the new backup did not verify, so the older ones stay";
-        json_array_append_new(rs.steps, json_pack("{s:s, s:b, s:b, s:s}", "step", "retention",
-                                                  "ok", 0, "skipped", 1, "error", why));
+                ? "the new backup is incomplete and did not verify, so the older ones stay"
+            : rs.unread ? "the new backup is incomplete (entries could not be read), so the "
+                          "older ones stay"
+                        : "the new backup did not verify, so the older ones stay";
+        json_array_append_new(rs.steps, json_pack("{s:s, s:b, s:s}", "step", "retention",
+                                                  "skipped", 1, "reason", why));
     } else if (rs.snapshot && !run_stop_signal) {
         step_retention(&rs, have);
     }

@@ -220,7 +220,7 @@ steps=$(json_get "$T/eio.json" '" ".join(s["step"].replace(" ", "_") + "=" + ("s
     || problem "failed_step of an incomplete run is '$(json_get "$T/eio.json" 'j.get("failed_step")')'"
 json_get "$T/eio.json" 'j.get("error")' | grep -q 'incomplete' \
     || problem "the run's error does not say the backup is incomplete: $(json_get "$T/eio.json" 'j.get("error")')"
-json_get "$T/eio.json" '[s.get("reason") or s.get("error") for s in j["steps"] if s.get("skipped")]' | grep -q 'incomplete' \
+json_get "$T/eio.json" '[(s.get("reason"), "ok" in s, "error" in s) for s in j["steps"] if s.get("skipped")]' | grep -q "incomplete.*', False, False)" \
     || problem "retention's skip reason does not say the backup is incomplete: $(json_get "$T/eio.json" 'j["steps"]')"
 if grep -q "did not get this run's backup" "$T/eio.json"; then
     problem "a step claims a repository did not get the backup: $(json_get "$T/eio.json" 'j["steps"]')"
