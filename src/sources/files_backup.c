@@ -882,8 +882,9 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     *out = snap;
     if (snap->stats.errors && !(unchanged && *unchanged))
         return ob_err_set(err, OB_EIO,
-                          "snapshot %.8s saved, but %llu entries could not be read (see "
-                          "warnings above); it is incomplete",
-                          snap->id, (unsigned long long)snap->stats.errors);
+                          "snapshot %.8s saved, but %llu %s not be read (see warnings "
+                          "above); it is incomplete",
+                          snap->id, (unsigned long long)snap->stats.errors,
+                          snap->stats.errors == 1 ? "entry could" : "entries could");
     return 0;
 }
