@@ -330,13 +330,10 @@ static void run_due(daemon_state *d, time_t now)
         if (!s->next_due || now < s->next_due)
             continue;
         unsigned missed = 0;
-        time_t t = s->next_due, next;
+        time_t last;
         ob_err err = OB_ERR_INIT;
-        while (missed < 100000 && cron_next(&s->j->schedule, t, s->j->timezone, &next, &err) == 0 &&
-               next <= now) {
-            missed++;
-            t = next;
-        }
+        (void)cron_count(&s->j->schedule, s->next_due, now, s->j->timezone, 100000, &missed,
+                         &last, &err); /* an error only stops the count */
         ob_err_clear(&err);
         if (missed)
             ob_warn("job %s: %u scheduled run%s missed (the machine was asleep or the clock "

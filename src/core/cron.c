@@ -406,19 +406,15 @@ static int64_t ceil_minute(int64_t w)
     return r ? w + (60 - r) : w;
 }
 
-int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *err)
+/* cron_next's search, in the zone already entered (tz_enter). */
+static int next_in_zone(const cron *c, time_t after, time_t *out, ob_err *err)
 {
-    if (tz && cron_tz_check(tz, err) < 0)
-        return -1;
     /* Years beyond 9999 are not a schedule anyone means; refusing them
      * keeps the calendar arithmetic below far from time_t overflow. */
     if (after < -2208988800LL || after > 253402300799LL)
         return ob_err_set(err, OB_EUSAGE, "time %lld is outside the years 1900-9999",
                           (long long)after);
     int wildcard = (c->flags & (CRON_MIN_STAR | CRON_HOUR_STAR)) != 0;
-    tz_scope scope;
-    tz_enter(&scope, tz);
-    int rc = -1;
     time_t t = after + 1;
     /* Fixed entries never go back on the wall clock: wall times below
      * `high` were already considered (a fall-back repeats them). */
@@ -435,21 +431,54 @@ int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *
         time_t tx = next_change(t, tW);
         if (!tx) {
             *out = tW;
-            rc = 0;
-            break;
+            return 0;
         }
         long off2 = offset_at(tx);
         if (off2 > off && !wildcard && W < (int64_t)tx + off2) {
             /* W lies in the interval the clock skipped: run at the change. */
             *out = (time_t)ceil_minute(tx);
-            rc = 0;
-            break;
+            return 0;
         }
         high = ceil_minute((int64_t)tx + off);
         t = tx;
     }
+    return ob_err_set(err, OB_EUSAGE, "the schedule matches no time in the next 30 years");
+}
+
+int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *err)
+{
+    if (tz && cron_tz_check(tz, err) < 0)
+        return -1;
+    tz_scope scope;
+    tz_enter(&scope, tz);
+    int rc = next_in_zone(c, after, out, err);
     tz_leave(&scope);
-    if (rc < 0)
-        ob_err_set(err, OB_EUSAGE, "the schedule matches no time in the next 30 years");
+    return rc;
+}
+
+int cron_count(const cron *c, time_t after, time_t until, const char *tz, unsigned max,
+               unsigned *count, time_t *last, ob_err *err)
+{
+    *count = 0;
+    *last = after;
+    if (tz && cron_tz_check(tz, err) < 0)
+        return -1;
+    /* One zone switch for the whole walk: tz_enter and tz_leave each make
+     * glibc read the zone file again. */
+    tz_scope scope;
+    tz_enter(&scope, tz);
+    int rc = 0;
+    time_t t = after, next;
+    while (*count < max) {
+        if (next_in_zone(c, t, &next, err) < 0) {
+            rc = -1;
+            break;
+        }
+        if (next > until)
+            break;
+        (*count)++;
+        t = *last = next;
+    }
+    tz_leave(&scope);
     return rc;
 }

@@ -71,6 +71,13 @@ int cron_parse(const char *expr, cron *out, ob_err *err);
  * expression like Feb 31 by weekday-AND rules). */
 int cron_next(const cron *c, time_t after, const char *tz, time_t *out, ob_err *err);
 
+/* How many fire times lie in (after, until], counting at most max: *count,
+ * and the last of them in *last (after if none).  The same times as calling
+ * cron_next from after on, with one timezone switch for all of them.
+ * Fails as cron_next does, with *count and *last as far as it got. */
+int cron_count(const cron *c, time_t after, time_t until, const char *tz, unsigned max,
+               unsigned *count, time_t *last, ob_err *err);
+
 /* Is tz a zone the system knows: a name relative to $TZDIR (default
  * /usr/share/zoneinfo) of a TZif file there?  A region directory
  * ("Europe"), a path ("/etc/localtime", "a/../b"), a POSIX rule or one of

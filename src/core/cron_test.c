@@ -298,6 +298,56 @@ static void test_timezones(void **state)
     unsetenv("TZ");
 }
 
+/* cron_count gives the times cron_next gives one by one, across both DST
+ * changes of a year in Berlin, stops at max and at until, and fails as
+ * cron_next does for an unknown zone. */
+static void test_count(void **state)
+{
+    (void)state;
+    const char *exprs[] = {"30 2 * * *", "*/7 * * * *", "0 0 1 * *", "15 1-3 * * 0"};
+    for (size_t i = 0; i < sizeof exprs / sizeof *exprs; i++) {
+        cron c;
+        ob_err err = OB_ERR_INIT;
+        assert_int_equal(cron_parse(exprs[i], &c, &err), 0);
+        time_t from = utc("2026-01-01 00:00"), until = utc("2027-01-01 00:00");
+        unsigned want = 0;
+        time_t t = from, next, want_last = from;
+        while (cron_next(&c, t, "Europe/Berlin", &next, &err) == 0 && next <= until) {
+            want++;
+            t = want_last = next;
+        }
+        unsigned n;
+        time_t last;
+        assert_int_equal(cron_count(&c, from, until, "Europe/Berlin", 1000000, &n, &last, &err),
+                         0);
+        assert_int_equal(n, want);
+        assert_true(last == want_last);
+        assert_true(n > 0);
+        /* max stops it at exactly max, on the max-th time. */
+        unsigned k = n / 2 + 1;
+        assert_int_equal(cron_count(&c, from, until, "Europe/Berlin", k, &n, &last, &err), 0);
+        assert_int_equal(n, k);
+        time_t kth = from;
+        for (unsigned j = 0; j < k; j++)
+            assert_int_equal(cron_next(&c, kth, "Europe/Berlin", &kth, &err), 0);
+        assert_true(last == kth);
+    }
+    cron c;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(cron_parse("0 * * * *", &c, &err), 0);
+    unsigned n = 7;
+    time_t last = 0;
+    /* Nothing due: 0, and last is `after`. */
+    assert_int_equal(cron_count(&c, utc("2026-03-01 10:00"), utc("2026-03-01 10:59"), "UTC", 10,
+                                &n, &last, &err),
+                     0);
+    assert_int_equal(n, 0);
+    assert_true(last == utc("2026-03-01 10:00"));
+    assert_int_equal(cron_count(&c, 0, 100000, "Mars/Olympus", 10, &n, &last, &err), -1);
+    assert_int_equal(err.code, OB_EUSAGE);
+    ob_err_clear(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_dom_dow_rule),  cmocka_unit_test(test_dst_berlin),
         cmocka_unit_test(test_dst_new_york),  cmocka_unit_test(test_errors),
         cmocka_unit_test(test_timezones),     cmocka_unit_test(test_tz_zoneinfo_files),
+        cmocka_unit_test(test_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
