@@ -49,6 +49,7 @@
 #include "repo/treeio.h"
 #include "repo/writer.h"
 #include "sources/files.h"
+#include "sources/pg_logical.h"
 #include "sources/stream.h"
 #include "sources/superblock.h"
 #include "storage/storage.h"
@@ -2033,8 +2034,8 @@ static void rt_fill_words(uint8_t *p, size_t n, uint64_t seed)
 }
 
 /* A new repository's config says REPO_COMPRESSION_LEVEL_DEFAULT; a writer
- * compresses at it, and repo_writer_new_level at the level it is given
- * (D65: logical dumps stay at 3).  The stored length of each blob is what
+ * compresses at it, and repo_writer_new_level at the level it is given: a
+ * logical dump's level, 3 (D65).  The stored length of each blob is what
  * ob_compress gives at that level, plus the 16-byte tag. */
 static void test_writer_compression_level(void **state)
 {
@@ -2054,6 +2055,9 @@ static void test_writer_compression_level(void **state)
     }
     assert_int_equal(REPO_COMPRESSION_LEVEL_DEFAULT, 4);
     assert_true(want[0] < want[1]); /* the test tells the two levels apart */
+    assert_int_equal(pg_logical_zstd_level(REPO_COMPRESSION_LEVEL_DEFAULT), 3);
+    assert_int_equal(pg_logical_zstd_level(3), 3);
+    assert_int_equal(pg_logical_zstd_level(1), 1); /* never above the repository's */
 
     for (int k = 0; k < 2; k++) {
         rt_fx *f = rt_fx_new("levels");
@@ -2062,7 +2066,9 @@ static void test_writer_compression_level(void **state)
         if (k == 0)
             MUST(repo_writer_new(f->r, 1, &w, E));
         else
-            MUST(repo_writer_new_level(f->r, 1, 3, &w, E));
+            MUST(repo_writer_new_level(f->r, 1,
+                                       pg_logical_zstd_level(repo_compression_level(f->r)), &w,
+                                       E));
         uint8_t id[OB_ID_LEN];
         MUST(repo_writer_add(w, REPO_BLOB_DATA, text, LEN, id, NULL, E));
         MUST(repo_writer_flush(w, E));
@@ -2527,7 +2533,7 @@ static int rt_vanish_filter(void *ud, const char *path, const char *name, const 
  * never been there, not an unreadable entry:
  * PostgreSQL drops relations and their forks during a physical backup,
  * and a backup that counted one as unreadable refused to save itself
- * ("1 files ... could not be read"; seen in test_crash_points). */
+ * ("1 files ... could not be read", as it said then; seen in test_crash_points). */
 static void test_backup_vanished_entry(void **state)
 {
     (void)state;

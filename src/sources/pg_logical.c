@@ -534,6 +534,11 @@ out:
     return rc;
 }
 
+int pg_logical_zstd_level(int repo_level)
+{
+    return repo_level < PG_LOGICAL_ZSTD_LEVEL ? repo_level : PG_LOGICAL_ZSTD_LEVEL;
+}
+
 int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot **out,
                           ob_err *err)
 {
@@ -546,9 +551,7 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
     tree_init(&t);
     snapshot *snap = d->snap;
 
-    int level = repo_compression_level(r);
-    if (level > PG_LOGICAL_ZSTD_LEVEL)
-        level = PG_LOGICAL_ZSTD_LEVEL;
+    int level = pg_logical_zstd_level(repo_compression_level(r));
     if (repo_writer_new_level(r, d->nthreads, level, &w, err) < 0)
         goto out;
     const chunker *ck = repo_chunker(r, REPO_CHUNK_DB);

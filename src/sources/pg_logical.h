@@ -58,6 +58,10 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
                           ob_err *err);
 void pg_logical_dump_free(pg_logical_dump *d);
 
+/* The zstd level a dump's blobs get in a repository at repo_level: at most
+ * 3, because they are compressed while pg_dump waits on the pipe (D65). */
+int pg_logical_zstd_level(int repo_level);
+
 typedef struct pg_restore_opts {
     const char *conninfo;      /* server to restore to (and db to replace) */
     const char *target_db;     /* create this database */
