@@ -208,10 +208,12 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     phys_ctx *c = ud;
     if (s->stats.errors)
         return ob_err_set(err, OB_EIO,
-                          "%llu files of %s could not be read (see the warnings above); a "
-                          "physical backup without them could not be restored, so it was not "
+                          "%llu %s of %s could not be read (see the warnings above); a "
+                          "physical backup without %s could not be restored, so it was not "
                           "saved",
-                          (unsigned long long)s->stats.errors, c->pgdata);
+                          (unsigned long long)s->stats.errors,
+                          s->stats.errors == 1 ? "file" : "files", c->pgdata,
+                          s->stats.errors == 1 ? "it" : "them");
     json_t *x = s->extra ? s->extra : (s->extra = json_object());
     json_object_set_new(x, "pgdata", json_string(c->pgdata));
     json_object_set_new(x, "pg_version_num", json_integer(c->version));
