@@ -5,7 +5,8 @@
  *
  * In UTC there is no DST rule to argue about, so the answer is checked:
  * strictly later, a whole minute, and matching every field under the
- * Vixie day rule (cron.h).
+ * Vixie day rule (cron.h).  cron_count over the next two days (across the
+ * spring-forward in Berlin) must give what a loop of cron_next gives.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -41,6 +42,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_utc(&c, after, t);
         ob_err_clear(&err);
         if (cron_next(&c, after, "Europe/Berlin", &t, &err) == 0 && t <= after)
+            __builtin_trap();
+        ob_err_clear(&err);
+        const time_t until = after + 2 * 86400;
+        unsigned want = 0, n = 0;
+        time_t at = after, want_last = after, last;
+        while (want < 5000 && cron_next(&c, at, "Europe/Berlin", &t, &err) == 0 && t <= until) {
+            want++;
+            at = want_last = t;
+        }
+        ob_err_clear(&err);
+        if (cron_count(&c, after, until, "Europe/Berlin", 5000, &n, &last, &err) == 0 &&
+            (n != want || last != want_last))
             __builtin_trap();
     }
     ob_err_clear(&err);

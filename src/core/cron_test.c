@@ -334,9 +334,53 @@ static void test_count(void **state)
     }
     cron c;
     ob_err err = OB_ERR_INIT;
-    assert_int_equal(cron_parse("0 * * * *", &c, &err), 0);
     unsigned n = 7;
     time_t last = 0;
+    /* Known answers for 2026 in Berlin: 02:30 every day, also on the day
+     * 02:30 does not exist (run at 03:00) and once on the day it happens
+     * twice; the first of each month at local midnight, which for January
+     * 2026 is 2025-12-31 23:00 UTC (before the range) and for January 2027
+     * is 2026-12-31 23:00 UTC (inside it). */
+    assert_int_equal(cron_parse("30 2 * * *", &c, &err), 0);
+    assert_int_equal(cron_count(&c, utc("2026-01-01 00:00"), utc("2027-01-01 00:00"),
+                                "Europe/Berlin", 1000000, &n, &last, &err),
+                     0);
+    assert_int_equal(n, 365);
+    assert_true(last == utc("2026-12-31 01:30"));
+    assert_int_equal(cron_parse("0 0 1 * *", &c, &err), 0);
+    assert_int_equal(cron_count(&c, utc("2026-01-01 00:00"), utc("2027-01-01 00:00"),
+                                "Europe/Berlin", 1000000, &n, &last, &err),
+                     0);
+    assert_int_equal(n, 12);
+    assert_true(last == utc("2026-12-31 23:00"));
+    /* The process's own zone (NULL) too. */
+    assert_int_equal(cron_parse("*/7 * * * *", &c, &err), 0);
+    unsigned want = 0;
+    time_t t = utc("2026-03-01 00:00"), next, want_last = t;
+    while (cron_next(&c, t, NULL, &next, &err) == 0 && next <= utc("2026-03-02 00:00")) {
+        want++;
+        t = want_last = next;
+    }
+    assert_int_equal(cron_count(&c, utc("2026-03-01 00:00"), utc("2026-03-02 00:00"), NULL,
+                                1000000, &n, &last, &err),
+                     0);
+    assert_int_equal(n, want);
+    assert_true(last == want_last);
+    /* A walk that fails part of the way keeps what it counted: past the
+     * last minute of 9999 there is no next time. */
+    assert_int_equal(cron_parse("*/10 * * * *", &c, &err), 0);
+    assert_int_equal(cron_count(&c, 253402300799LL - 3600, 253402300799LL + 86400, "UTC", 1000,
+                                &n, &last, &err),
+                     -1);
+    assert_int_equal(err.code, OB_EUSAGE);
+    ob_err_clear(&err);
+    /* 23:00, 23:10, ... 23:50 and 10000-01-01 00:00 (cron_next gives
+     * that one too), then the next step starts after 9999 and fails. */
+    assert_int_equal(n, 7);
+    assert_true(last == 253402300800LL);
+    assert_int_equal(cron_parse("0 * * * *", &c, &err), 0);
+    n = 7;
+    last = 0;
     /* Nothing due: 0, and last is `after`. */
     assert_int_equal(cron_count(&c, utc("2026-03-01 10:00"), utc("2026-03-01 10:59"), "UTC", 10,
                                 &n, &last, &err),
