@@ -30,7 +30,8 @@
 /* A dump is compressed at most at zstd level 3, whatever the repository's
  * level (D65): its chunks are compressed while pg_dump waits on the pipe,
  * and on the benchmark's dump level 4 took 0.34 s more (2.23 s against
- * 1.89 s; `pg_dump > /dev/null` alone 1.26 s) to store 2 % less (76.4 against 78.1 MiB). */
+ * 1.89 s; `pg_dump > /dev/null` alone 1.26 s) to store 2 % less (76.4
+ * against 78.1 MiB). */
 #define PG_LOGICAL_ZSTD_LEVEL 3
 
 static char *quote_ident(PGconn *c, const char *s)
