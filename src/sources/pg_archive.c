@@ -34,6 +34,7 @@
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "sources/pg_sql.h"
 
 /* A header and TOC larger than this are not worth holding to save a scan. */
 #define PG_ARCHIVE_TOC_MAX ((size_t)64 << 20)
@@ -263,9 +264,13 @@ static int parse_entry(pg_archive_counter *c, ob_rd *r, unsigned ver, unsigned i
         return P_SHORT;
     e->has_data = had != 0;
     if (e->has_data && tagn >= 0 && nsn >= 0 && descn == 10 &&
-        memcmp(desc, "TABLE DATA", 10) == 0 && copyn >= 5 && memcmp(copy, "COPY ", 5) == 0)
-        e->key = ob_xasprintf("%.*s.%.*s", (int)nsn, (const char *)ns, (int)tagn,
-                              (const char *)tag);
+        memcmp(desc, "TABLE DATA", 10) == 0 && copyn >= 5 && memcmp(copy, "COPY ", 5) == 0) {
+        char *schema = ob_xstrndup((const char *)ns, (size_t)nsn);
+        char *table = ob_xstrndup((const char *)tag, (size_t)tagn);
+        e->key = pg_sql_table_key(schema, table);
+        free(schema);
+        free(table);
+    }
     if (defnn > 0 && descn >= 0 && is_db_level(desc, descn, tag, tagn))
         e->dbsql = ob_xasprintf("%.*s", (int)defnn, (const char *)defn);
     if (defnn > 0 && descn == 8 && memcmp(desc, "ENCODING", 8) == 0) {

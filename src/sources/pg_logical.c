@@ -235,7 +235,7 @@ static json_t *count_rows(PGconn *conn, const PGresult *list, const json_t *stre
     json_t *out = json_object();
     int by_sql = 0;
     for (int i = 0; i < PQntuples(list); i++) {
-        char *key = ob_xasprintf("%s.%s", PQgetvalue(list, i, 0), PQgetvalue(list, i, 1));
+        char *key = pg_sql_table_key(PQgetvalue(list, i, 0), PQgetvalue(list, i, 1));
         json_t *n = streamed ? json_object_get(streamed, key) : NULL;
         if (n) {
             json_object_set(out, key, n);
@@ -1645,11 +1645,10 @@ int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_
     json_t *val;
     json_object_foreach((json_t *)expected, key, val)
     {
-        const char *dot = strchr(key, '.');
         json_int_t want = json_integer_value(val), got = -1;
-        if (dot) {
-            char *ns = ob_xstrndup(key, (size_t)(dot - key));
-            char *qn = quote_ident(c, ns), *qr = quote_ident(c, dot + 1);
+        char *ns, *rel;
+        if (pg_sql_table_key_split(key, &ns, &rel) == 0) {
+            char *qn = quote_ident(c, ns), *qr = quote_ident(c, rel);
             char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
             ob_err e = OB_ERR_INIT;
             char *v = pg_conn_value(c, sql, &e);
@@ -1661,6 +1660,7 @@ int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_
             free(qn);
             free(qr);
             free(ns);
+            free(rel);
         }
         if (got != want)
             mismatches++;

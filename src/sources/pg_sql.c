@@ -217,6 +217,75 @@ char *pg_sql_quote_ident(const char *name)
     return (char *)ob_buf_steal(&b, NULL);
 }
 
+static void pg_sql_key_part(ob_buf *b, const char *part)
+{
+    if (*part && !strpbrk(part, ".\"")) {
+        ob_buf_append(b, part, strlen(part));
+        return;
+    }
+    char *q = pg_sql_quote_ident(part);
+    ob_buf_append(b, q, strlen(q));
+    free(q);
+}
+
+char *pg_sql_table_key(const char *schema, const char *table)
+{
+    ob_buf b = OB_BUF_INIT;
+    pg_sql_key_part(&b, schema);
+    ob_buf_append(&b, ".", 1);
+    pg_sql_key_part(&b, table);
+    return (char *)ob_buf_steal(&b, NULL);
+}
+
+/* A quoted identifier at s (s[0] == '"'): its name (caller frees) and
+ * *end just past the closing quote; NULL when it is not closed. */
+static char *pg_sql_unquote(const char *s, const char **end)
+{
+    ob_buf b = OB_BUF_INIT;
+    for (const char *p = s + 1; *p; p++) {
+        if (*p != '"') {
+            ob_buf_append(&b, p, 1);
+            continue;
+        }
+        if (p[1] == '"') {
+            ob_buf_append(&b, "\"", 1);
+            p++;
+            continue;
+        }
+        *end = p + 1;
+        return (char *)ob_buf_steal(&b, NULL);
+    }
+    ob_buf_free(&b);
+    return NULL;
+}
+
+int pg_sql_table_key_split(const char *key, char **schema, char **table)
+{
+    const char *dot = NULL;
+    char *ns = NULL;
+    if (key[0] == '"')
+        ns = pg_sql_unquote(key, &dot);
+    if (!ns) { /* bare, or a lone '"' of a key written before quoting */
+        dot = strchr(key, '.');
+        if (!dot)
+            return -1;
+        ns = ob_xstrndup(key, (size_t)(dot - key));
+    }
+    if (*dot != '.') {
+        free(ns);
+        return -1;
+    }
+    const char *rest = dot + 1, *end = NULL;
+    char *rel = rest[0] == '"' ? pg_sql_unquote(rest, &end) : NULL;
+    if (rel && *end) { /* not one quoted name: an old key's bare table */
+        free(rel);
+        rel = NULL;
+    }
+    *schema = ns;
+    *table = rel ? rel : ob_xstrdup(rest);
+    return 0;
+}
+
 /* ---- classification of pg_dumpall --globals-only statements ----------- */
 
 static int pg_sql_is(const pg_sql_tok *toks, size_t n, size_t i, const char *word)

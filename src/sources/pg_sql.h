@@ -96,4 +96,18 @@ pg_sql_db_kind pg_sql_db_property(const char *stmt, const char *newname, char **
  * name could be a keyword (a role named user); the caller frees. */
 char *pg_sql_quote_ident(const char *name);
 
+/* A table's key in a db snapshot's row counts ("tables" in its extra):
+ * "schema.table", where a part that is empty or holds a '.' or a '"' is
+ * written as a quoted identifier ("" doubled).  Plain "schema.table" as
+ * before for every ordinary name, but one key per table: schema "a.b" with
+ * table "c" ("\"a.b\".c") no longer collides with schema "a" with table
+ * "b.c" ("a.\"b.c\"").  The caller frees. */
+char *pg_sql_table_key(const char *schema, const char *table);
+
+/* The schema and table of a key from pg_sql_table_key (callers free both).
+ * Also reads keys of snapshots written before quoting: there a bare table
+ * part is everything after the first '.'.  Returns -1 (nothing set) for a
+ * key with no '.' after its schema part. */
+int pg_sql_table_key_split(const char *key, char **schema, char **table);
+
 #endif

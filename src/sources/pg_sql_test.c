@@ -134,6 +134,55 @@ static void test_quote_ident(void **state)
     free(q);
 }
 
+/* key(schema, table) then split(key) gives back schema and table. */
+static void check_key(const char *schema, const char *table, const char *want)
+{
+    char *k = pg_sql_table_key(schema, table), *ns = NULL, *rel = NULL;
+    assert_string_equal(k, want);
+    assert_int_equal(pg_sql_table_key_split(k, &ns, &rel), 0);
+    assert_string_equal(ns, schema);
+    assert_string_equal(rel, table);
+    free(k);
+    free(ns);
+    free(rel);
+}
+
+static void check_old_key(const char *key, const char *schema, const char *table)
+{
+    char *ns = NULL, *rel = NULL;
+    assert_int_equal(pg_sql_table_key_split(key, &ns, &rel), 0);
+    assert_string_equal(ns, schema);
+    assert_string_equal(rel, table);
+    free(ns);
+    free(rel);
+}
+
+static void test_table_key(void **state)
+{
+    (void)state;
+    /* Ordinary names: the plain form every earlier snapshot has. */
+    check_key("public", "accounts", "public.accounts");
+    check_key("Audit Log", "顧客 一覧", "Audit Log.顧客 一覧");
+    /* The pair that collided as "a.b.c" before quoting. */
+    check_key("a.b", "c", "\"a.b\".c");
+    check_key("a", "b.c", "a.\"b.c\"");
+    check_key("we\"ird", "t\".x", "\"we\"\"ird\".\"t\"\".x\"");
+    check_key("s", "", "s.\"\"");
+    check_key("s", "\"", "s.\"\"\"\"");
+    /* Keys of snapshots written before quoting: the table is everything
+     * after the first dot, quotes and all. */
+    check_old_key("public.my.table", "public", "my.table");
+    check_old_key("public.\"x", "public", "\"x");
+    check_old_key("public.\"x\"y", "public", "\"x\"y");
+    check_old_key("\"unclosed.t", "\"unclosed", "t");
+    /* Not a key. */
+    char *ns = NULL, *rel = NULL;
+    assert_int_equal(pg_sql_table_key_split("nodot", &ns, &rel), -1);
+    assert_int_equal(pg_sql_table_key_split("\"a\"b.c", &ns, &rel), -1);
+    assert_null(ns);
+    assert_null(rel);
+}
+
 static void test_unterminated(void **state)
 {
     (void)state;
@@ -201,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_quote_ident),
+        cmocka_unit_test(test_table_key),
         cmocka_unit_test(test_unterminated),
         cmocka_unit_test(test_db_property),
     };
