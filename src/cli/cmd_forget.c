@@ -284,8 +284,13 @@ static json_t *snap_ref_json(const snapshot *s, const retention_decision *d)
 
 static void print_group(const retention_group *g, snapshot **v, const retention_result *res)
 {
-    printf("set %s, kind %s: keeping %zu of %zu snapshot%s\n", *g->set ? g->set : "(none)",
-           g->kind, g->nkeep, g->n, g->n == 1 ? "" : "s");
+    printf("set %s, kind %s", *g->set ? g->set : "(none)", g->kind);
+    if (g->host) {
+        printf(", host %s,", *g->host ? g->host : "(none)");
+        for (size_t k = 0; k < g->npaths; k++)
+            printf(" %s", g->paths[k]);
+    }
+    printf(": keeping %zu of %zu snapshot%s\n", g->nkeep, g->n, g->n == 1 ? "" : "s");
     for (size_t k = 0; k < g->n; k++) {
         const snapshot *s = v[g->items[k]];
         const retention_decision *d = &res->d[g->items[k]];
@@ -449,7 +454,9 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
         if ((a.set && strcmp(s->set, a.set)) || (a.kind && strcmp(s->kind, a.kind)))
             continue;
         v[n] = s;
-        items[n] = (retention_item){s->time_sec, s->id, s->set, s->kind, s->tags, s->ntags};
+        items[n] = (retention_item){.time = s->time_sec, .id = s->id, .set = s->set,
+                                    .kind = s->kind, .host = s->hostname, .tags = s->tags,
+                                    .ntags = s->ntags, .paths = s->paths, .npaths = s->npaths};
         n++;
     }
     if (retention_apply(&a.policy, items, n, &res, &err) < 0)
@@ -466,9 +473,16 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
                 json_array_append_new(d->keep ? keep : remove,
                                       snap_ref_json(v[gr->items[k]], d));
             }
-            json_array_append_new(groups, json_pack("{s:s, s:s, s:o, s:o}", "set", gr->set,
-                                                    "kind", gr->kind, "keep", keep, "remove",
-                                                    remove));
+            json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "set", gr->set, "kind", gr->kind,
+                                  "keep", keep, "remove", remove);
+            if (gr->host) { /* the unnamed set: grouped by host and paths too */
+                json_t *paths = json_array();
+                for (size_t k = 0; k < gr->npaths; k++)
+                    json_array_append_new(paths, json_string(gr->paths[k]));
+                json_object_set_new(o, "host", json_string(gr->host));
+                json_object_set_new(o, "paths", paths);
+            }
+            json_array_append_new(groups, o);
         }
         json_object_set_new(out, "groups", groups);
     } else if (!ctx->quiet) {

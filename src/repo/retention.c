@@ -233,13 +233,31 @@ typedef struct order {
     size_t idx;
 } order;
 
+/* Orders items by their group: set, kind, and in the unnamed set host,
+ * then paths (fewer first, then element by element); 0 when x and y
+ * belong to one group. */
+static int group_cmp(const retention_item *x, const retention_item *y)
+{
+    int c = strcmp(nz(x->set), nz(y->set));
+    if (c || (c = strcmp(nz(x->kind), nz(y->kind))))
+        return c;
+    if (*nz(x->set))
+        return 0; /* a named set is one thing, wherever and whatever it read */
+    if ((c = strcmp(nz(x->host), nz(y->host))))
+        return c;
+    if (x->npaths != y->npaths)
+        return x->npaths < y->npaths ? -1 : 1;
+    for (size_t i = 0; i < x->npaths; i++)
+        if ((c = strcmp(x->paths[i], y->paths[i])))
+            return c;
+    return 0;
+}
+
 static int order_cmp(const void *a, const void *b)
 {
     const order *x = a, *y = b;
-    int c = strcmp(nz(x->it->set), nz(y->it->set));
+    int c = group_cmp(x->it, y->it);
     if (c)
-        return c;
-    if ((c = strcmp(nz(x->it->kind), nz(y->it->kind))))
         return c;
     /* newest first; equal times: the larger ID is "newer", as in the
      * snapshot listing, where ties are ordered by ID */
@@ -334,14 +352,18 @@ int retention_apply(const retention_policy *p, const retention_item *items, size
     qsort(o, n, sizeof *o, order_cmp);
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < n && strcmp(nz(o[j].it->set), nz(o[i].it->set)) == 0 &&
-               strcmp(nz(o[j].it->kind), nz(o[i].it->kind)) == 0)
+        while (j < n && group_cmp(o[j].it, o[i].it) == 0)
             j++;
         out->groups = ob_xrealloc(out->groups, (out->ngroups + 1) * sizeof *out->groups);
         retention_group *g = &out->groups[out->ngroups];
         memset(g, 0, sizeof *g);
         g->set = nz(o[i].it->set);
         g->kind = nz(o[i].it->kind);
+        if (!*g->set) {
+            g->host = nz(o[i].it->host);
+            g->paths = o[i].it->paths;
+            g->npaths = o[i].it->npaths;
+        }
         g->n = j - i;
         g->items = ob_xcalloc(g->n, sizeof *g->items);
         for (size_t k = i; k < j; k++) {

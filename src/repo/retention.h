@@ -11,7 +11,13 @@
  * synthetic times.
  *
  * Semantics are restic's (`restic forget`, 0.17):
- * - Snapshots are grouped by (set, kind); each group is decided alone.
+ * - Snapshots are grouped by (set, kind); each group is decided alone.  A
+ *   named set is the user's (or a job's) word that its snapshots are of one
+ *   thing, whatever host or paths they have.  Snapshots in the unnamed set
+ *   ("") are grouped by (kind, host, paths) too, as restic groups by host
+ *   and paths: two databases backed up by `backup db` with no --set never
+ *   count against each other (keep-last 7 keeps 7 of each), where one group
+ *   could lose every backup of the less recent one (D23).
  * - Within a group, snapshots are taken newest first (ties: larger ID
  *   first).  keep-last N keeps the N newest.  A time rule (hourly, daily,
  *   weekly, monthly, yearly) with count N keeps the newest snapshot of each
@@ -101,9 +107,11 @@ int retention_parse_within(const char *s, retention_within *out, ob_err *err);
 typedef struct retention_item {
     int64_t time;                   /* Unix seconds */
     const char *id;                 /* tie-breaker for equal times; may be NULL */
-    const char *set, *kind;         /* NULL counts as "" */
+    const char *set, *kind, *host;  /* NULL counts as "" */
     char *const *tags;
     size_t ntags;
+    char *const *paths;             /* in the snapshot's order */
+    size_t npaths;
 } retention_item;
 
 typedef struct retention_decision {
@@ -115,6 +123,9 @@ typedef struct retention_decision {
 
 typedef struct retention_group {
     const char *set, *kind;         /* borrowed from the first item */
+    const char *host;               /* unnamed set: the group's host and */
+    char *const *paths;             /* paths; NULL (and 0) in a named set */
+    size_t npaths;
     size_t *items;                  /* item indexes, newest first */
     size_t n, nkeep;
 } retention_group;
@@ -122,7 +133,7 @@ typedef struct retention_group {
 typedef struct retention_result {
     retention_decision *d;          /* one per item, in the caller's order */
     size_t n;
-    retention_group *groups;        /* sorted by set, then kind */
+    retention_group *groups;        /* sorted by set, kind (host, paths) */
     size_t ngroups;
 } retention_result;
 

@@ -381,6 +381,68 @@ static void test_groups_by_set_and_kind(void **state)
     assert_int_equal(f->res.d[2].group, 1);
 }
 
+/* Items with a host and paths (borrowed: the arrays are static). */
+static void add_source(fixture *f, const char *when, const char *set, const char *host,
+                       char *const *paths, size_t npaths)
+{
+    add(f, when, set, "db", NULL, 0);
+    f->items[f->n - 1].host = host;
+    f->items[f->n - 1].paths = paths;
+    f->items[f->n - 1].npaths = npaths;
+}
+
+static void test_groups_by_host_and_paths(void **state)
+{
+    fixture *f = *state;
+    static char *app[] = {"app"}, *billing[] = {"billing"}, *both[] = {"app", "billing"},
+                *rev[] = {"billing", "app"};
+    /* Two databases in the unnamed set: keep-last 1 keeps the newest of
+     * each source.  Grouped by set and kind alone, only item 7 was kept,
+     * and billing's only backup (2) was removed. */
+    add_source(f, "2024-03-01 00:00:00", "", "h1", app, 1);     /* 0 */
+    add_source(f, "2024-03-02 00:00:00", "", "h1", app, 1);     /* 1 */
+    add_source(f, "2024-03-01 12:00:00", "", "h1", billing, 1); /* 2 */
+    add_source(f, "2024-03-03 00:00:00", "", "h1", both, 2);    /* 3 */
+    add_source(f, "2024-03-03 06:00:00", "", "h1", rev, 2);     /* 4: another order */
+    add_source(f, "2024-03-01 00:00:00", "", "h2", app, 1);     /* 5: another host */
+    add_source(f, "2024-03-04 00:00:00", "", NULL, app, 1);     /* 6: NULL host is "" */
+    add_source(f, "2024-03-05 00:00:00", "", "", app, 1);       /* 7 */
+    set(f, "keep-last", "1");
+    run(f);
+    expect(f, "-kkkkk-k");
+    /* sorted by host, then fewer paths first, then the paths */
+    assert_int_equal(f->res.ngroups, 6);
+    assert_string_equal(f->res.groups[0].host, "");
+    assert_int_equal(f->res.groups[0].n, 2);
+    assert_int_equal(f->res.groups[0].items[0], 7);
+    assert_string_equal(f->res.groups[1].host, "h1");
+    assert_string_equal(f->res.groups[1].paths[0], "app");
+    assert_int_equal(f->res.groups[1].npaths, 1);
+    assert_string_equal(f->res.groups[2].paths[0], "billing");
+    assert_int_equal(f->res.groups[3].npaths, 2);
+    assert_string_equal(f->res.groups[3].paths[0], "app");
+    assert_string_equal(f->res.groups[4].paths[0], "billing");
+    assert_string_equal(f->res.groups[5].host, "h2");
+    assert_int_equal(f->res.d[0].group, 1);
+}
+
+static void test_named_set_is_one_group(void **state)
+{
+    fixture *f = *state;
+    static char *a[] = {"/srv/a"}, *b[] = {"/srv/b"};
+    /* A job's history stays one group when its server or paths change. */
+    add_source(f, "2024-03-01 00:00:00", "job", "old-host", a, 1); /* 0 */
+    add_source(f, "2024-03-02 00:00:00", "job", "new-host", b, 1); /* 1 */
+    add_source(f, "2024-03-03 00:00:00", "job", "new-host", a, 1); /* 2 */
+    set(f, "keep-last", "2");
+    run(f);
+    expect(f, "-kk");
+    assert_int_equal(f->res.ngroups, 1);
+    assert_null(f->res.groups[0].host);
+    assert_null(f->res.groups[0].paths);
+    assert_int_equal(f->res.groups[0].npaths, 0);
+}
+
 static void test_forever(void **state)
 {
     fixture *f = *state;
@@ -512,6 +574,8 @@ int main(void)
         T(test_keep_within_hours_and_weeks),
         T(test_keep_tag),
         T(test_groups_by_set_and_kind),
+        T(test_groups_by_host_and_paths),
+        T(test_named_set_is_one_group),
         T(test_forever),
         T(test_combination),
         T(test_unlimited),

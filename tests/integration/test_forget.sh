@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # forget: snapshots at synthetic times (backup --time), each keep rule and
 # combinations checked against hand-computed keep sets (--dry-run --json),
-# grouping by set and kind, refusal without rules, --dry-run touching
+# grouping by set, kind, host and paths, refusal without rules, --dry-run touching
 # nothing, and a real forget removing exactly the computed snapshots.
 . "$(dirname "$0")/lib.sh"
 export TZ=UTC   # buckets are local time; the expectations below are UTC
@@ -127,5 +127,40 @@ EOF
 run_rc ob check
 [ "$RC" = 0 ] || { cat "$T/out" "$T/err"; problem "check after forget exited $RC"; }
 [ -z "$(ls "$REPO/locks" 2>/dev/null)" ] || problem "forget left a lock"
+
+info "the unnamed set: two sources are two groups, keep-last 1 keeps the newest of each"
+# Grouped by set and kind alone, the older source's only snapshot was removed.
+mkdir -p "$T/two a" "$T/two b"
+echo a >"$T/two a/f"
+echo b >"$T/two b/f"
+ob --json backup files --time "2024-04-01 00:00:00" "$T/two a" >"$T/a.json"
+ob --json backup files --time "2024-04-02 00:00:00" "$T/two b" >"$T/b.json"
+ob --json backup files --time "2024-04-03 00:00:00" "$T/two b" >"$T/b2.json"
+a=$(json_get "$T/a.json" 'j["id"]')
+b=$(json_get "$T/b.json" 'j["id"]')
+b2=$(json_get "$T/b2.json" 'j["id"]')
+ob --json forget --keep-last 1 >"$T/two.json"
+report_problems "forget of two sources" < <(python3 - "$T/two.json" "$T/two a" "$T/two b" "$a" "$b" "$b2" <<'EOF'
+import json, socket, sys
+path, pa, pb, a, b, b2 = sys.argv[1:7]
+g = {tuple(x.get("paths", ())): x for x in json.load(open(path))["groups"] if x["set"] == ""}
+for p, keep, remove in ((pa, [a], []), (pb, [b2], [b])):
+    x = g.get((p,))
+    if not x:
+        print(f"no group for {p}: {sorted(g)}")
+        continue
+    got = ([k["id"] for k in x["keep"]], [k["id"] for k in x["remove"]])
+    if got != (keep, remove):
+        print(f"group {p}: kept, removed {got}, expected {(keep, remove)}")
+    if x["kind"] != "files" or x["host"] != socket.gethostname():
+        print(f"group {p}: kind {x['kind']}, host {x['host']}")
+EOF
+)
+ids=$(ob --json snapshots | json_get /dev/stdin '" ".join(s["id"] for s in j)')
+case " $ids " in *" $a "*) ;; *) problem "the only snapshot of '$T/two a' was removed" ;; esac
+case " $ids " in *" $b "*) problem "the older snapshot of '$T/two b' is still there" ;; esac
+ob forget --keep-last 1 --dry-run >"$T/two.txt"
+assert_grep "set (none), kind files, host $(hostname), $T/two a: keeping 1 of 1 snapshot" "$T/two.txt"
+assert_grep "set app, kind files: keeping 1 of" "$T/two.txt"
 
 finish
