@@ -471,11 +471,17 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
         char *total = ob_human_bytes(s->stats.bytes);
         char *added = ob_human_bytes(s->stats.bytes_added);
         char *stored = ob_human_bytes(s->stats.bytes_stored);
-        printf("snapshot %.8s saved: database %s, %zu tables, dump %s; added %s (%s stored) in "
-               "%.1fs\n",
+        const json_t *tables = json_object_get(s->extra, "tables");
+        const json_t *lobjs = json_object_get(tables, PG_LARGE_OBJECTS_KEY);
+        char *lo = lobjs ? ob_xasprintf(", %lld large objects",
+                                        (long long)json_integer_value(lobjs))
+                         : ob_xstrdup("");
+        printf("snapshot %.8s saved: database %s, %zu tables%s, dump %s; added %s (%s stored) "
+               "in %.1fs\n",
                s->id, json_string_value(json_object_get(s->extra, "database")),
-               json_object_size(json_object_get(s->extra, "tables")), total, added, stored,
+               json_object_size(tables) - (lobjs != NULL), lo, total, added, stored,
                s->stats.duration);
+        free(lo);
         free(total);
         free(added);
         free(stored);

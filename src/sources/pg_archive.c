@@ -75,6 +75,7 @@ struct pg_archive_counter {
     uint8_t tail[5]; /* the last bytes of the current table's data */
     unsigned ntail;
     int block;       /* 1 table data, 3 large objects */
+    uint64_t lobjs;  /* large objects seen in blocks of type 3 */
     toc_entry *cur;
     uint64_t left;
 };
@@ -454,8 +455,12 @@ static void feed_data(pg_archive_counter *c, const uint8_t *p, size_t n)
                 break;
             if (v < 0)
                 fail(c, ob_xstrdup("a negative large object ID"));
-            else
-                c->state = v == 0 ? ST_BLOCK : ST_LEN;
+            else if (v == 0)
+                c->state = ST_BLOCK;
+            else {
+                c->lobjs++;
+                c->state = ST_LEN;
+            }
             break;
         case ST_LEN:
             if (!take_int(c, &p, end, &v))
@@ -526,6 +531,11 @@ void pg_archive_counter_feed(pg_archive_counter *c, const uint8_t *p, size_t n)
     ob_buf_append(&c->pre, p, n);
     if (c->pre.len >= c->next_try)
         try_head(c, 0);
+}
+
+uint64_t pg_archive_counter_large_objects(const pg_archive_counter *c)
+{
+    return c->lobjs;
 }
 
 int pg_archive_counter_finish(pg_archive_counter *c, json_t **counts, char **why)

@@ -62,4 +62,8 @@ int pg_archive_db_settings(pg_archive_counter *c, char **sql, char **encoding,
  * frees) saying why the stream could not be read. */
 int pg_archive_counter_finish(pg_archive_counter *c, json_t **counts, char **why);
 
+/* The large objects in the archive's data (each one's OID in a large
+ * object block); meaningful once pg_archive_counter_finish returned 0. */
+uint64_t pg_archive_counter_large_objects(const pg_archive_counter *c);
+
 #endif

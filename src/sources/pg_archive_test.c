@@ -147,8 +147,10 @@ static void build(arch *a, int minor, int compression)
     put_int(a, 0);
 }
 
-/* Feed in pieces of `step` bytes (0: all at once); the counts or NULL. */
-static json_t *count(const ob_buf *b, size_t step, char **why, char **version)
+/* Feed in pieces of `step` bytes (0: all at once); the counts or NULL,
+ * and (lobjs, if not NULL) the large objects counted. */
+static json_t *count_lo(const ob_buf *b, size_t step, char **why, char **version,
+                        uint64_t *lobjs)
 {
     pg_archive_counter *c = pg_archive_counter_new();
     size_t off = 0;
@@ -160,6 +162,8 @@ static json_t *count(const ob_buf *b, size_t step, char **why, char **version)
     json_t *counts = NULL;
     *why = NULL;
     int rc = pg_archive_counter_finish(c, &counts, why);
+    if (lobjs)
+        *lobjs = pg_archive_counter_large_objects(c);
     if (version)
         *version = pg_archive_counter_dump_version(c)
                        ? ob_xstrdup(pg_archive_counter_dump_version(c))
@@ -167,6 +171,11 @@ static json_t *count(const ob_buf *b, size_t step, char **why, char **version)
     pg_archive_counter_free(c);
     assert_int_equal(rc == 0, counts != NULL);
     return counts;
+}
+
+static json_t *count(const ob_buf *b, size_t step, char **why, char **version)
+{
+    return count_lo(b, step, why, version, NULL);
 }
 
 static void assert_counts(json_t *counts)
@@ -187,10 +196,12 @@ static void test_counts_every_split(void **state)
         build(&a, minor, 0);
         for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
             char *why, *version;
-            json_t *c = count(&a.b, steps[i], &why, &version);
+            uint64_t lobjs = 0;
+            json_t *c = count_lo(&a.b, steps[i], &why, &version, &lobjs);
             if (!c)
                 fail_msg("1.%d, pieces of %zu: %s", minor, steps[i], why);
             assert_counts(c);
+            assert_int_equal(lobjs, 2); /* 424201 and the empty 424202 */
             assert_string_equal(version, "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)");
             json_decref(c);
             free(version);

@@ -34,6 +34,10 @@
 #define PG_DUMP_NAME "database.dump"
 #define PG_GLOBALS_NAME "globals.sql"
 
+/* The row-count key under which a db snapshot records its large objects
+ * (pg_largeobject_metadata has one row per large object). */
+#define PG_LARGE_OBJECTS_KEY "pg_catalog.pg_largeobject_metadata"
+
 typedef struct pg_backup_opts {
     const char *conninfo;      /* libpq conninfo or URI; NULL: PG* environment */
     const char *dump_command;  /* command prefix; NULL: "pg_dump" */

@@ -20,7 +20,7 @@
 # Our own client calls use the Debian paths under $PGBIN; PATH is left as
 # it is, so opsbackup finds pg_dump exactly as it would on a user's machine.
 
-PGBIN=/usr/lib/postgresql/15/bin
+export PGBIN=/usr/lib/postgresql/15/bin
 [ -x "$PGBIN/postgres" ] || fail "PostgreSQL 15 server not found in $PGBIN"
 id postgres >/dev/null 2>&1 || fail "no 'postgres' system user"
 
@@ -443,8 +443,16 @@ else:
             p(f"extra.tables lacks {name} (has {sorted(t)[:10]})")
         elif t[name] != n:
             p(f"extra.tables[{name}] = {t[name]!r}, the database has {n}")
+    # The large objects, under the key of their catalog, when there are any.
+    import os, subprocess
+    nlo = int(subprocess.run([os.environ["PGBIN"] + "/psql", "-XAtq", "-d", db, "-c",
+                              "SELECT count(*) FROM pg_largeobject_metadata"],
+                             capture_output=True, text=True, check=True).stdout)
+    lo = "pg_catalog.pg_largeobject_metadata"
+    if t.get(lo, 0) != nlo:
+        p(f"extra.tables[{lo}] = {t.get(lo)!r}, the database has {nlo} large objects")
     for name in t:
-        if name not in want:
+        if name not in want and name != lo:
             p(f"extra.tables has {name}, which is not a table of {db}")
 s = j.get("stats") or {}
 for k in ("bytes", "bytes_added", "bytes_stored"):

@@ -62,6 +62,9 @@ else:
     missing = [n for n in want if n not in text]
     if missing:
         print(f"tables does not cover {missing}")
+    lo = t.get("pg_catalog.pg_largeobject_metadata") if isinstance(t, dict) else None
+    if lo != {"expected": 5, "actual": 5, "ok": True}:
+        print(f"the 5 large objects of appdb: tables['pg_catalog.pg_largeobject_metadata'] = {lo}")
     if isinstance(t, dict) and isinstance(t.get("public.documents"), dict):
         d = t["public.documents"]
         if str(docs) not in json.dumps(d):
@@ -110,6 +113,23 @@ else
     problem "verify --json of the tampered snapshot printed no JSON: $(head -c 300 "$T/out")"
 fi
 no_verify_dbs "verify --json of the tampered snapshot"
+
+info "tampered snapshot: one large object fewer recorded"
+lo=$("$OBTAMPER" "$REPO" "$OPSBACKUP_PASSWORD_FILE" "${new:0:8}" pg_catalog.pg_largeobject_metadata -1) ||
+    fail "obtamper failed"
+run_rc ob --json verify db "${lo:0:8}"
+[ "$RC" -eq 3 ] || problem "verify of the snapshot recording 4 large objects exited $RC, expected 3"
+report_problems "verify --json, large objects" < <(python3 - "$T/out" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+lo = j.get("tables", {}).get("pg_catalog.pg_largeobject_metadata")
+if lo != {"expected": 4, "actual": 5, "ok": False}:
+    print(f"large objects: {lo}, expected 4 recorded, 5 restored, not ok")
+if j.get("mismatches") != 2:
+    print(f"mismatches {j.get('mismatches')}, expected 2 (documents and the large objects)")
+EOF
+)
+no_verify_dbs "verify of the large objects"
 
 info "tables whose schema or name holds a dot or a quote each keep their own count"
 # Keyed "schema.table" bare, schema a.b with table c and schema a with table
