@@ -53,6 +53,8 @@ enum {
 typedef struct toc_entry {
     int64_t id;
     char *key;      /* "schema.table" for COPY table data, else NULL */
+    char *table;    /* the table key of a TABLE or TABLE DATA entry, else NULL */
+    int is_data;    /* table: the entry is TABLE DATA (COPY or INSERTs) */
     char *dbsql;    /* the SQL of a database-level entry (pg_archive_db_settings) */
     uint64_t rows;
     int has_data;   /* hadDumper: the data section has a block for it */
@@ -204,6 +206,7 @@ static void entries_free(toc_entry *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(e[i].key);
+        free(e[i].table);
         free(e[i].dbsql);
     }
     free(e);
@@ -264,14 +267,17 @@ static int parse_entry(pg_archive_counter *c, ob_rd *r, unsigned ver, unsigned i
     if (!ob_rd_take(r, 1u + osz)) /* data offset: flag + offSize bytes */
         return P_SHORT;
     e->has_data = had != 0;
-    if (e->has_data && tagn >= 0 && nsn >= 0 && descn == 10 &&
-        memcmp(desc, "TABLE DATA", 10) == 0 && copyn >= 5 && memcmp(copy, "COPY ", 5) == 0) {
+    int is_table = descn == 5 && memcmp(desc, "TABLE", 5) == 0;
+    e->is_data = descn == 10 && memcmp(desc, "TABLE DATA", 10) == 0;
+    if ((is_table || e->is_data) && tagn >= 0 && nsn >= 0) {
         char *schema = ob_xstrndup((const char *)ns, (size_t)nsn);
         char *table = ob_xstrndup((const char *)tag, (size_t)tagn);
-        e->key = pg_sql_table_key(schema, table);
+        e->table = pg_sql_table_key(schema, table);
         free(schema);
         free(table);
     }
+    if (e->has_data && e->table && e->is_data && copyn >= 5 && memcmp(copy, "COPY ", 5) == 0)
+        e->key = ob_xstrdup(e->table);
     if (defnn > 0 && descn >= 0 && is_db_level(desc, descn, tag, tagn))
         e->dbsql = ob_xasprintf("%.*s", (int)defnn, (const char *)defn);
     if (defnn > 0 && descn == 8 && memcmp(desc, "ENCODING", 8) == 0) {
@@ -531,6 +537,20 @@ void pg_archive_counter_feed(pg_archive_counter *c, const uint8_t *p, size_t n)
     ob_buf_append(&c->pre, p, n);
     if (c->pre.len >= c->next_try)
         try_head(c, 0);
+}
+
+json_t *pg_archive_counter_tables(const pg_archive_counter *c)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < c->nent; i++) {
+        const toc_entry *e = &c->ent[i];
+        if (!e->table)
+            continue;
+        json_t *was = json_object_get(o, e->table);
+        if (!was || (e->is_data && json_is_false(was)))
+            json_object_set_new(o, e->table, json_boolean(e->is_data));
+    }
+    return o;
 }
 
 uint64_t pg_archive_counter_large_objects(const pg_archive_counter *c)

@@ -62,6 +62,14 @@ int pg_archive_db_settings(pg_archive_counter *c, char **sql, char **encoding,
  * frees) saying why the stream could not be read. */
 int pg_archive_counter_finish(pg_archive_counter *c, json_t **counts, char **why);
 
+/* What the table of contents holds of each table, once
+ * pg_archive_counter_finish returned 0: {KEY: true} for a table with a
+ * TABLE DATA entry (COPY or INSERT statements), {KEY: false} for one with
+ * only its TABLE entry (a partitioned parent, or data left out with
+ * --exclude-table-data or --schema-only); a table pg_dump left out (-T)
+ * is absent.  Keys as pg_sql_table_key.  The caller frees. */
+json_t *pg_archive_counter_tables(const pg_archive_counter *c);
+
 /* The large objects in the archive's data (each one's OID in a large
  * object block); meaningful once pg_archive_counter_finish returned 0. */
 uint64_t pg_archive_counter_large_objects(const pg_archive_counter *c);

@@ -122,8 +122,10 @@ static void build(arch *a, int minor, int compression)
 {
     memset(a, 0, sizeof *a);
     a->minor = minor;
-    put_head(a, compression, 5);
+    put_head(a, compression, 7);
     put_toc(a, 3, 0, NULL, "audit", "SCHEMA", NULL);
+    put_toc(a, 30, 0, "public", "documents", "TABLE", NULL);
+    put_toc(a, 31, 0, "public", "parent", "TABLE", NULL); /* no data: partitioned */
     put_toc(a, 40, 1, "public", "documents", "TABLE DATA",
             "COPY public.documents (id, body) FROM stdin;\n");
     put_toc(a, 41, 1, "public", "empty", "TABLE DATA", "COPY public.empty (id) FROM stdin;\n");
@@ -148,9 +150,9 @@ static void build(arch *a, int minor, int compression)
 }
 
 /* Feed in pieces of `step` bytes (0: all at once); the counts or NULL,
- * and (lobjs, if not NULL) the large objects counted. */
+ * and (if not NULL) the large objects counted and the tables of the TOC. */
 static json_t *count_lo(const ob_buf *b, size_t step, char **why, char **version,
-                        uint64_t *lobjs)
+                        uint64_t *lobjs, json_t **tables)
 {
     pg_archive_counter *c = pg_archive_counter_new();
     size_t off = 0;
@@ -164,6 +166,8 @@ static json_t *count_lo(const ob_buf *b, size_t step, char **why, char **version
     int rc = pg_archive_counter_finish(c, &counts, why);
     if (lobjs)
         *lobjs = pg_archive_counter_large_objects(c);
+    if (tables)
+        *tables = rc == 0 ? pg_archive_counter_tables(c) : NULL;
     if (version)
         *version = pg_archive_counter_dump_version(c)
                        ? ob_xstrdup(pg_archive_counter_dump_version(c))
@@ -175,7 +179,7 @@ static json_t *count_lo(const ob_buf *b, size_t step, char **why, char **version
 
 static json_t *count(const ob_buf *b, size_t step, char **why, char **version)
 {
-    return count_lo(b, step, why, version, NULL);
+    return count_lo(b, step, why, version, NULL, NULL);
 }
 
 static void assert_counts(json_t *counts)
@@ -197,11 +201,19 @@ static void test_counts_every_split(void **state)
         for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
             char *why, *version;
             uint64_t lobjs = 0;
-            json_t *c = count_lo(&a.b, steps[i], &why, &version, &lobjs);
+            json_t *tables = NULL;
+            json_t *c = count_lo(&a.b, steps[i], &why, &version, &lobjs, &tables);
             if (!c)
                 fail_msg("1.%d, pieces of %zu: %s", minor, steps[i], why);
             assert_counts(c);
             assert_int_equal(lobjs, 2); /* 424201 and the empty 424202 */
+            /* Data for the three TABLE DATA entries, COPY or INSERTs; the
+             * partitioned parent has only its TABLE entry. */
+            char *got = json_dumps(tables, JSON_SORT_KEYS | JSON_COMPACT);
+            assert_string_equal(got, "{\"audit.inserts\":true,\"public.documents\":true,"
+                                     "\"public.empty\":true,\"public.parent\":false}");
+            free(got);
+            json_decref(tables);
             assert_string_equal(version, "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)");
             json_decref(c);
             free(version);

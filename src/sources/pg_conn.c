@@ -198,3 +198,77 @@ char *pg_client_program(const char *prog, int server_version, const char *path_e
         closedir(d);
     return best_path ? best_path : ob_xstrdup(prog);
 }
+
+/* pg_dump's options that take an argument (PostgreSQL 15's getopt string
+ * and long options): written apart ("-t T", "--table T"), the next word is
+ * theirs. */
+static int pg_dump_short_takes_arg(char c)
+{
+    return c && strchr("deEfFhjnNpStTUZ", c) != NULL;
+}
+
+static int pg_dump_long_takes_arg(const char *name, size_t len)
+{
+    static const char *const with_arg[] = {
+        "compress",     "dbname",      "encoding",           "exclude-schema",
+        "exclude-table", "exclude-table-data", "extra-float-digits", "file",
+        "format",       "host",        "include-foreign-data", "jobs",
+        "lock-wait-timeout", "port",   "role",               "rows-per-insert",
+        "schema",       "section",     "snapshot",           "superuser",
+        "table",        "username",    NULL};
+    for (size_t i = 0; with_arg[i]; i++)
+        if (strlen(with_arg[i]) == len && memcmp(with_arg[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+static int pg_dumpall_keeps_long(const char *name, size_t len)
+{
+    static const char *const keep[] = {"username", "host", "port", "role", "no-password",
+                                       "password", NULL};
+    for (size_t i = 0; keep[i]; i++)
+        if (strlen(keep[i]) == len && memcmp(keep[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+char **pg_dumpall_words(char *const *words, size_t n)
+{
+    size_t k = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *slash = strrchr(words[i], '/');
+        if (strcmp(slash ? slash + 1 : words[i], "pg_dump") == 0)
+            k = i;
+    }
+    if (k == n)
+        return NULL;
+    char **out = ob_xcalloc(n + 2, sizeof *out);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        out[m++] = ob_xstrdup(words[i]);
+    out[m++] = ob_xasprintf("%sall", words[k]);
+    for (size_t i = k + 1; i < n; i++) {
+        const char *w = words[i];
+        int keep = 0, takes_next = 0;
+        if (strncmp(w, "--", 2) == 0 && w[2]) {
+            const char *eq = strchr(w, '=');
+            size_t len = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
+            keep = pg_dumpall_keeps_long(w + 2, len);
+            takes_next = !eq && pg_dump_long_takes_arg(w + 2, len);
+        } else if (w[0] == '-' && w[1]) {
+            keep = strchr("Uhp", w[1]) ? 1 : (strchr("wW", w[1]) && !w[2]);
+            takes_next = !w[2] && pg_dump_short_takes_arg(w[1]);
+        } /* else: a database name given as a word; ours comes as --database */
+        if (takes_next && i + 1 == n)
+            keep = 0; /* its argument is missing: it would take our next word */
+        if (keep)
+            out[m++] = ob_xstrdup(w);
+        if (takes_next && i + 1 < n) {
+            i++;
+            if (keep)
+                out[m++] = ob_xstrdup(words[i]);
+        }
+    }
+    out[m] = NULL;
+    return out;
+}

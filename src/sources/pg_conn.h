@@ -40,4 +40,15 @@ char *pg_conninfo_set(const char *conninfo, const char *key, const char *value, 
 char *pg_client_program(const char *prog, int server_version, const char *path_env,
                         const char *root);
 
+/* The pg_dumpall command for a dump command's words (a prefix such as
+ * `docker compose exec -T postgres pg_dump -U app`): the last word named
+ * pg_dump (any directory) becomes pg_dumpall; of the words after it only
+ * the connection options both programs take are kept (-U/--username,
+ * -h/--host, -p/--port, --role, -w/--no-password, -W/--password), and
+ * pg_dump's other options (-t, --exclude-table-data=..., -Z 0, ...) go, with
+ * their separate arguments, since pg_dumpall refuses most of them.  Returns
+ * a NULL-terminated copy (free with proc_argv_free), or NULL when no word
+ * is pg_dump (a wrapper script: its globals cannot be had). */
+char **pg_dumpall_words(char *const *words, size_t n);
+
 #endif

@@ -169,6 +169,71 @@ static void test_conninfo_from_arg(void **state)
     }
 }
 
+/* words (space-separated) -> pg_dumpall_words joined with spaces, or NULL. */
+static char *dumpall(const char *cmd)
+{
+    char *copy = strdup(cmd), *save = NULL, *words[32];
+    size_t n = 0;
+    for (char *w = strtok_r(copy, " ", &save); w && n < 32; w = strtok_r(NULL, " ", &save))
+        words[n++] = w;
+    char **out = pg_dumpall_words(words, n);
+    free(copy);
+    if (!out)
+        return NULL;
+    ob_buf b = OB_BUF_INIT;
+    for (size_t i = 0; out[i]; i++) {
+        ob_buf_printf(&b, "%s%s", i ? " " : "", out[i]);
+        free(out[i]);
+    }
+    free(out);
+    return (char *)ob_buf_steal(&b, NULL);
+}
+
+static void check_dumpall(const char *cmd, const char *want)
+{
+    char *got = dumpall(cmd);
+    if (!want) {
+        if (got)
+            fail_msg("%s: got '%s', expected none", cmd, got);
+        return;
+    }
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("%s: got '%s', expected '%s'", cmd, got ? got : "(none)", want);
+    free(got);
+}
+
+static void test_dumpall_words(void **state)
+{
+    (void)state;
+    check_dumpall("pg_dump", "pg_dumpall");
+    check_dumpall("/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/15/bin/pg_dumpall");
+    /* OPERATIONS.md's Docker example: the role option after pg_dump stays
+     * (the globals were skipped while the last word had to be pg_dump). */
+    check_dumpall("docker compose -f /srv/c.yaml exec -T postgres pg_dump -U opscore",
+                  "docker compose -f /srv/c.yaml exec -T postgres pg_dumpall -U opscore");
+    check_dumpall("pg_dump -Uapp --host=db -p 5433 -w --role r",
+                  "pg_dumpall -Uapp --host=db -p 5433 -w --role r");
+    check_dumpall("pg_dump --username app --port=1 -W --no-password --password",
+                  "pg_dumpall --username app --port=1 -W --no-password --password");
+    /* pg_dump's own options go, with their arguments written apart. */
+    check_dumpall("pg_dump --exclude-table-data=logs -T gone -t x -n s -Z 0 -U app",
+                  "pg_dumpall -U app");
+    check_dumpall("pg_dump --exclude-table-data logs --no-owner -v mydb --table t -h h",
+                  "pg_dumpall -h h");
+    check_dumpall("pg_dump -d appdb --dbname=x -j 2", "pg_dumpall");
+    /* The last pg_dump word; the one before it is a prefix's argument. */
+    check_dumpall("run-as pg_dump /opt/pg/bin/pg_dump -U a",
+                  "run-as pg_dump /opt/pg/bin/pg_dumpall -U a");
+    /* An option at the end missing its argument is dropped: kept, it would
+     * take the --globals-only that follows as its argument. */
+    check_dumpall("pg_dump -t", "pg_dumpall");
+    check_dumpall("pg_dump -U", "pg_dumpall");
+    check_dumpall("pg_dump -h h --username", "pg_dumpall -h h");
+    /* No word named pg_dump: a wrapper script, or a tool that only ends so. */
+    check_dumpall("/usr/local/bin/mydump -U app", NULL);
+    check_dumpall("my_pg_dump", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_wrapper_newer_major),
         cmocka_unit_test(test_absent_from_path),
         cmocka_unit_test(test_own_pg_dump_wins),
+        cmocka_unit_test(test_dumpall_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -224,21 +224,31 @@ static PGresult *list_tables(PGconn *conn, ob_err *err)
     return r;
 }
 
-/* {"schema.table": rows} for every listed table: from the archive stream's
- * counts (D48) where it has the table, else SELECT count(*) in the dump's
- * snapshot (a partitioned parent, a table dumped as INSERTs, or every
- * table when the stream could not be read).  FROM ONLY so a partitioned
- * parent does not count its partitions' rows twice. */
+/* {KEY: rows} for every listed table (keys: pg_sql_table_key): from the
+ * archive stream's counts (D48) where it has the table; when the stream
+ * was read (toc: pg_archive_counter_tables) 0 for a table whose data the
+ * dump does not hold (a partitioned parent, data left out with
+ * --exclude-table-data in the dump command) and nothing for a table the
+ * dump left out (-T), since the restored database will not have it; else
+ * SELECT count(*) in the dump's snapshot (a table dumped as INSERTs, or
+ * every table when the stream could not be read).  FROM ONLY so a
+ * partitioned parent does not count its partitions' rows twice. */
 static json_t *count_rows(PGconn *conn, const PGresult *list, const json_t *streamed,
-                          ob_err *err)
+                          const json_t *toc, ob_err *err)
 {
     json_t *out = json_object();
-    int by_sql = 0;
+    int by_sql = 0, no_data = 0, left_out = 0;
     for (int i = 0; i < PQntuples(list); i++) {
         char *key = pg_sql_table_key(PQgetvalue(list, i, 0), PQgetvalue(list, i, 1));
         json_t *n = streamed ? json_object_get(streamed, key) : NULL;
-        if (n) {
-            json_object_set(out, key, n);
+        json_t *has = toc ? json_object_get(toc, key) : NULL;
+        if (n || (toc && !json_is_true(has))) {
+            if (n)
+                json_object_set(out, key, n);
+            else if (has)
+                json_object_set_new(out, key, json_integer(0));
+            no_data += !n && has;
+            left_out += !n && !has;
             free(key);
             continue;
         }
@@ -259,8 +269,10 @@ static json_t *count_rows(PGconn *conn, const PGresult *list, const json_t *stre
             return NULL;
         }
     }
-    ob_debug("row counts: %d of %d tables from the dump stream, %d with SELECT count(*)",
-             PQntuples(list) - by_sql, PQntuples(list), by_sql);
+    ob_debug("row counts: %d of %d tables from the dump stream, %d without data in the dump, "
+             "%d not in the dump, %d with SELECT count(*)",
+             PQntuples(list) - by_sql - no_data - left_out, PQntuples(list), no_data, left_out,
+             by_sql);
     return out;
 }
 
@@ -316,9 +328,10 @@ static int dump_to_node(repo_writer *w, const chunker *ck, uint8_t *buf, size_t 
     return rc;
 }
 
-/* pg_dumpall for the globals: the dump command with its last word
- * pg_dump replaced by pg_dumpall (so prefixes such as `docker compose exec
- * -T postgres pg_dump` keep working). */
+/* pg_dumpall for the globals: the dump command with its last word named
+ * pg_dump replaced by pg_dumpall, keeping the connection options after it
+ * (pg_dumpall_words), so prefixes such as `docker compose exec -T postgres
+ * pg_dump -U app` keep working. */
 static char **globals_argv(const char *dump_command, const char *db, int with_passwords,
                            ob_err *err)
 {
@@ -326,21 +339,19 @@ static char **globals_argv(const char *dump_command, const char *db, int with_pa
     size_t n;
     if (proc_split(dump_command ? dump_command : "pg_dump", &words, &n, err) < 0)
         return NULL;
-    size_t len = strlen(words[n - 1]);
-    if (len < 7 || strcmp(words[n - 1] + len - 7, "pg_dump") != 0) {
-        proc_argv_free(words);
+    char **all = pg_dumpall_words(words, n);
+    proc_argv_free(words);
+    if (!all)
         return NULL;
-    }
-    char *all = ob_xasprintf("%sall", words[n - 1]);
-    free(words[n - 1]);
-    words[n - 1] = all;
-    words = ob_xrealloc(words, (n + 4) * sizeof *words);
-    words[n++] = ob_xstrdup("--globals-only");
-    words[n++] = ob_xasprintf("--database=%s", db);
+    for (n = 0; all[n]; n++)
+        ;
+    all = ob_xrealloc(all, (n + 4) * sizeof *all);
+    all[n++] = ob_xstrdup("--globals-only");
+    all[n++] = ob_xasprintf("--database=%s", db);
     if (!with_passwords)
-        words[n++] = ob_xstrdup("--no-role-passwords");
-    words[n] = NULL;
-    return words;
+        all[n++] = ob_xstrdup("--no-role-passwords");
+    all[n] = NULL;
+    return all;
 }
 
 /* Run a command and collect all it prints; it must exit 0. */
@@ -576,7 +587,9 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
     if (pg_archive_counter_finish(d->ac, &streamed, &why) < 0)
         ob_debug("row counts: cannot read them from the dump (%s): counting with SQL", why);
     free(why);
-    counts = count_rows(d->conn, d->tables, streamed, err);
+    json_t *toc = streamed ? pg_archive_counter_tables(d->ac) : NULL;
+    counts = count_rows(d->conn, d->tables, streamed, toc, err);
+    json_decref(toc);
     if (!counts) {
         json_decref(streamed);
         ob_err_prefix(err, "counting rows");
@@ -637,8 +650,8 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
         if (gj->without_pw)
             ob_warn("role passwords are not stored: reading them needs a superuser (pg_authid)");
     } else if (gj->skipped) {
-        ob_warn("the dump command does not end in pg_dump: cluster globals (roles) are not "
-                "stored");
+        ob_warn("the dump command runs no program named pg_dump (a wrapper script?): cluster "
+                "globals (roles) are not stored");
     } else {
         ob_warn("cluster globals (roles) are not stored: %s", ob_err_msg(&gj->err));
     }
