@@ -479,7 +479,7 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
         printf("snapshot %.8s saved: database %s, %zu tables%s, dump %s; added %s (%s stored) "
                "in %.1fs\n",
                s->id, json_string_value(json_object_get(s->extra, "database")),
-               json_object_size(tables) - (lobjs != NULL), lo, total, added, stored,
+               pg_logical_table_count(tables), lo, total, added, stored,
                s->stats.duration);
         free(lo);
         free(total);
@@ -596,11 +596,14 @@ static int verify_db(cli_ctx *ctx, int argc, char **argv)
             json_object_foreach(res.tables, key, v)
             {
                 int ok = json_is_true(json_object_get(v, "ok"));
-                if (!ok || ctx->verbose)
-                    printf("%s table %s: %lld rows, snapshot recorded %lld\n",
-                           ok ? "ok      " : "MISMATCH", key,
-                           (long long)json_integer_value(json_object_get(v, "actual")),
+                if (!ok || ctx->verbose) {
+                    char *what = pg_logical_count_subject(key);
+                    printf("%s %s: %lld%s, snapshot recorded %lld\n", ok ? "ok      " : "MISMATCH",
+                           what, (long long)json_integer_value(json_object_get(v, "actual")),
+                           pg_logical_count_unit(key),
                            (long long)json_integer_value(json_object_get(v, "expected")));
+                    free(what);
+                }
             }
             size_t k;
             json_array_foreach(res.checks, k, v)
@@ -616,10 +619,12 @@ static int verify_db(cli_ctx *ctx, int argc, char **argv)
                            json_string_value(json_object_get(v, "error")));
                 }
             }
-            printf("%s: snapshot %.8s restored in %.1fs, %zu tables compared, %llu problem%s\n",
+            printf("%s: snapshot %.8s restored in %.1fs, %zu tables%s compared, %llu problem%s\n",
                    res.mismatches ? "verify FAILED" : "verify ok", s->id, res.restore_seconds,
-                   json_object_size(res.tables), (unsigned long long)res.mismatches,
-                   res.mismatches == 1 ? "" : "s");
+                   pg_logical_table_count(res.tables),
+                   json_object_get(res.tables, PG_LARGE_OBJECTS_KEY) ? " and the large objects"
+                                                                     : "",
+                   (unsigned long long)res.mismatches, res.mismatches == 1 ? "" : "s");
         }
         pg_verify_result_free(&res);
     }

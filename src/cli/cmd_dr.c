@@ -293,9 +293,8 @@ static json_t *db_check(const job *j, const char *dbname, const json_t *snap, ch
 {
     *problem = NULL;
     json_t *tables, *results;
-    const json_t *expected = json_object_get(json_object_get(snap, "extra"), "tables");
-    int64_t mismatches = pg_logical_compare(j->dbname, dbname, expected, checks, nchecks, &tables,
-                                            &results, err);
+    int64_t mismatches = pg_logical_compare(j->dbname, dbname, json_object_get(snap, "extra"),
+                                            checks, nchecks, &tables, &results, err);
     if (mismatches < 0)
         return NULL;
     /* The first mismatch, for the step's one-line error. */
@@ -307,10 +306,12 @@ static json_t *db_check(const job *j, const char *dbname, const json_t *snap, ch
             continue;
         json_int_t got = json_integer_value(json_object_get(val, "actual"));
         json_int_t want = json_integer_value(json_object_get(val, "expected"));
-        *problem = got < 0 ? ob_xasprintf("table %s of the snapshot is missing in %s", key, dbname)
-                           : ob_xasprintf("table %s has %lld rows in %s, the snapshot recorded "
-                                          "%lld",
-                                          key, (long long)got, dbname, (long long)want);
+        char *what = pg_logical_count_subject(key);
+        *problem = got < 0 ? ob_xasprintf("%s of the snapshot is missing in %s", what, dbname)
+                           : ob_xasprintf("%s: %lld%s in %s, the snapshot recorded %lld", what,
+                                          (long long)got, pg_logical_count_unit(key), dbname,
+                                          (long long)want);
+        free(what);
     }
     size_t i;
     json_array_foreach(results, i, val)
@@ -759,7 +760,7 @@ static void plan_build(dr_ctx *x)
         free(name);
         if (p->j->kind == JOB_DB && p->snap) {
             name = ob_xasprintf("check %s", p->j->name);
-            size_t nt = json_object_size(
+            size_t nt = pg_logical_table_count(
                 json_object_get(json_object_get(p->snap, "extra"), "tables"));
             size_t nc = x->d.ncheck_sql ? x->d.ncheck_sql : p->j->nverify_sql;
             add_step(x, DR_CHECK_DB, name, p, NULL,
@@ -1442,7 +1443,7 @@ static void write_markdown(FILE *f, const json_t *rep)
     {
         any = 1;
         json_int_t mm = json_integer_value(json_object_get(o, "mismatches"));
-        size_t nt = json_object_size(json_object_get(o, "tables"));
+        size_t nt = pg_logical_table_count(json_object_get(o, "tables"));
         json_t *rec = json_object_get(o, "in_recovery");
         if (rec) /* a physical job's restored server */
             fprintf(f, "- restored server of job %s (database %s): %s; replayed the archived "
@@ -1462,10 +1463,14 @@ static void write_markdown(FILE *f, const json_t *rep)
         const char *key;
         json_t *t;
         json_object_foreach(json_object_get(o, "tables"), key, t)
-            if (!json_is_true(json_object_get(t, "ok")))
-                fprintf(f, "  - table %s: %lld rows, the snapshot recorded %lld\n", key,
+            if (!json_is_true(json_object_get(t, "ok"))) {
+                char *what = pg_logical_count_subject(key);
+                fprintf(f, "  - %s: %lld%s, the snapshot recorded %lld\n", what,
                         (long long)json_integer_value(json_object_get(t, "actual")),
+                        pg_logical_count_unit(key),
                         (long long)json_integer_value(json_object_get(t, "expected")));
+                free(what);
+            }
         size_t k;
         json_array_foreach(json_object_get(o, "checks"), k, t)
         {

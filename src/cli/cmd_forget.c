@@ -286,9 +286,9 @@ static void print_group(const retention_group *g, snapshot **v, const retention_
 {
     printf("set %s, kind %s", *g->set ? g->set : "(none)", g->kind);
     if (g->host) {
-        printf(", host %s,", *g->host ? g->host : "(none)");
+        printf(", host %s", *g->host ? g->host : "(none)");
         for (size_t k = 0; k < g->npaths; k++)
-            printf(" %s", g->paths[k]);
+            printf("%s %s", k ? "" : ",", g->paths[k]);
     }
     printf(": keeping %zu of %zu snapshot%s\n", g->nkeep, g->n, g->n == 1 ? "" : "s");
     for (size_t k = 0; k < g->n; k++) {

@@ -42,6 +42,7 @@
 #include "jobs/notify.h"
 #include "jobs/state.h"
 #include "jobs/step.h"
+#include "sources/pg_logical.h"
 
 /* Set by SIGTERM/SIGINT/SIGHUP.  A signal handler can only talk through a
  * flag like this (DECISIONS D36): the running step is either signalled
@@ -337,10 +338,15 @@ static char *verify_finding(const json_t *out)
     json_t *v;
     json_object_foreach((json_t *)json_object_get(out, "tables"), key, v)
     {
-        if (!json_is_true(json_object_get(v, "ok")))
-            return ob_xasprintf("table %s has %lld rows after the restore, the backup recorded %lld",
-                                key, (long long)json_integer_value(json_object_get(v, "actual")),
-                                (long long)json_integer_value(json_object_get(v, "expected")));
+        if (!json_is_true(json_object_get(v, "ok"))) {
+            char *what = pg_logical_count_subject(key);
+            char *f = ob_xasprintf("%s: %lld%s after the restore, the backup recorded %lld", what,
+                                   (long long)json_integer_value(json_object_get(v, "actual")),
+                                   pg_logical_count_unit(key),
+                                   (long long)json_integer_value(json_object_get(v, "expected")));
+            free(what);
+            return f;
+        }
     }
     size_t i;
     json_array_foreach(json_object_get(out, "checks"), i, v)

@@ -199,37 +199,84 @@ char *pg_client_program(const char *prog, int server_version, const char *path_e
     return best_path ? best_path : ob_xstrdup(prog);
 }
 
-/* pg_dump's options that take an argument (PostgreSQL 15's getopt string
- * and long options): written apart ("-t T", "--table T"), the next word is
- * theirs. */
-static int pg_dump_short_takes_arg(char c)
+/* pg_dump's short options as its getopt string has them (PostgreSQL 15;
+ * a ':' follows one that takes an argument). */
+#define PG_DUMP_SHORTOPTS "abBcCd:e:E:f:F:h:j:n:N:Op:RsS:t:T:U:vwWxZ:"
+
+/* pg_dump's long options that take an argument (15 to 17): written apart
+ * ("--table T") the next word is theirs.  Those without one need no entry:
+ * getopt_long's prefix rule is applied to this list and pg_dumpall's. */
+static const char *const pg_dump_long_with_arg[] = {
+    "compress", "dbname", "encoding", "exclude-extension", "exclude-schema", "exclude-table",
+    "exclude-table-and-children", "exclude-table-data", "exclude-table-data-and-children",
+    "extension", "extra-float-digits", "file", "filter", "format", "host",
+    "include-foreign-data", "jobs", "lock-wait-timeout", "port", "role", "rows-per-insert",
+    "schema", "section", "snapshot", "superuser", "sync-method", "table",
+    "table-and-children", "username", NULL};
+
+/* The connection options pg_dumpall shares with pg_dump, kept for the
+ * roles.  Not -W/--password: pg_dumpall would prompt on the terminal
+ * beside pg_dump. */
+static const char *const pg_dumpall_kept[] = {"host", "no-password", "port", "role",
+                                              "username", NULL};
+
+/* Does name[0..len) abbreviate (or equal) opt, as getopt_long reads it? */
+static int pg_opt_abbrev(const char *name, size_t len, const char *opt)
 {
-    return c && strchr("deEfFhjnNpStTUZ", c) != NULL;
+    return len > 0 && strlen(opt) >= len && memcmp(opt, name, len) == 0;
 }
 
-static int pg_dump_long_takes_arg(const char *name, size_t len)
+static int pg_opt_in(const char *name, size_t len, const char *const *list)
 {
-    static const char *const with_arg[] = {
-        "compress",     "dbname",      "encoding",           "exclude-schema",
-        "exclude-table", "exclude-table-data", "extra-float-digits", "file",
-        "format",       "host",        "include-foreign-data", "jobs",
-        "lock-wait-timeout", "port",   "role",               "rows-per-insert",
-        "schema",       "section",     "snapshot",           "superuser",
-        "table",        "username",    NULL};
-    for (size_t i = 0; with_arg[i]; i++)
-        if (strlen(with_arg[i]) == len && memcmp(with_arg[i], name, len) == 0)
+    for (size_t i = 0; list[i]; i++)
+        if (pg_opt_abbrev(name, len, list[i]))
             return 1;
     return 0;
 }
 
-static int pg_dumpall_keeps_long(const char *name, size_t len)
+/* Append word w (a pg_dump option after the pg_dump word) to out if
+ * pg_dumpall takes it too; next is the word after it (NULL at the end).
+ * Returns how many words it used: 1, or 2 when next was its argument. */
+static size_t pg_dumpall_option(const char *w, const char *next, char **out, size_t *m)
 {
-    static const char *const keep[] = {"username", "host", "port", "role", "no-password",
-                                       "password", NULL};
-    for (size_t i = 0; keep[i]; i++)
-        if (strlen(keep[i]) == len && memcmp(keep[i], name, len) == 0)
+    if (strncmp(w, "--", 2) == 0 && w[2]) {
+        const char *eq = strchr(w, '=');
+        size_t len = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
+        int with_arg = !eq && pg_opt_in(w + 2, len, pg_dump_long_with_arg);
+        if (with_arg && !next)
+            return 1; /* its argument is missing: kept, it would take ours */
+        if (pg_opt_in(w + 2, len, pg_dumpall_kept)) {
+            out[(*m)++] = ob_xstrdup(w);
+            if (with_arg)
+                out[(*m)++] = ob_xstrdup(next);
+        }
+        return with_arg ? 2 : 1;
+    }
+    if (w[0] != '-' || !w[1])
+        return 1; /* a database name given as a word; ours comes as --database */
+    /* A cluster of short options ("-vU", "-wUapp"): each letter until one
+     * that takes an argument, which is the rest of the word or the next. */
+    for (const char *c = w + 1; *c; c++) {
+        const char *o = strchr(PG_DUMP_SHORTOPTS, *c);
+        int with_arg = *c != ':' && o && o[1] == ':';
+        if (!with_arg) {
+            if (*c == 'w')
+                out[(*m)++] = ob_xstrdup("-w");
+            continue;
+        }
+        if (!strchr("Uhp", *c))
+            return !c[1] && next ? 2 : 1;
+        if (c[1]) { /* -Uapp */
+            out[(*m)++] = ob_xasprintf("-%s", c);
             return 1;
-    return 0;
+        }
+        if (!next)
+            return 1; /* its argument is missing: kept, it would take ours */
+        out[(*m)++] = ob_xasprintf("-%c", *c);
+        out[(*m)++] = ob_xstrdup(next);
+        return 2;
+    }
+    return 1;
 }
 
 char **pg_dumpall_words(char *const *words, size_t n)
@@ -240,35 +287,22 @@ char **pg_dumpall_words(char *const *words, size_t n)
         if (strcmp(slash ? slash + 1 : words[i], "pg_dump") == 0)
             k = i;
     }
+    /* A wrapper named like it as the last word (my_pg_dump): its
+     * *_pg_dumpall sibling, as before pg_dump's options could follow. */
+    if (k == n && n > 0) {
+        size_t len = strlen(words[n - 1]);
+        if (len >= 7 && strcmp(words[n - 1] + len - 7, "pg_dump") == 0)
+            k = n - 1;
+    }
     if (k == n)
         return NULL;
-    char **out = ob_xcalloc(n + 2, sizeof *out);
+    char **out = ob_xcalloc(2 * n + 2, sizeof *out);
     size_t m = 0;
     for (size_t i = 0; i < k; i++)
         out[m++] = ob_xstrdup(words[i]);
     out[m++] = ob_xasprintf("%sall", words[k]);
-    for (size_t i = k + 1; i < n; i++) {
-        const char *w = words[i];
-        int keep = 0, takes_next = 0;
-        if (strncmp(w, "--", 2) == 0 && w[2]) {
-            const char *eq = strchr(w, '=');
-            size_t len = eq ? (size_t)(eq - w - 2) : strlen(w + 2);
-            keep = pg_dumpall_keeps_long(w + 2, len);
-            takes_next = !eq && pg_dump_long_takes_arg(w + 2, len);
-        } else if (w[0] == '-' && w[1]) {
-            keep = strchr("Uhp", w[1]) ? 1 : (strchr("wW", w[1]) && !w[2]);
-            takes_next = !w[2] && pg_dump_short_takes_arg(w[1]);
-        } /* else: a database name given as a word; ours comes as --database */
-        if (takes_next && i + 1 == n)
-            keep = 0; /* its argument is missing: it would take our next word */
-        if (keep)
-            out[m++] = ob_xstrdup(w);
-        if (takes_next && i + 1 < n) {
-            i++;
-            if (keep)
-                out[m++] = ob_xstrdup(words[i]);
-        }
-    }
+    for (size_t i = k + 1; i < n;)
+        i += pg_dumpall_option(words[i], i + 1 < n ? words[i + 1] : NULL, out, &m);
     out[m] = NULL;
     return out;
 }

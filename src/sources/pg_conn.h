@@ -44,11 +44,13 @@ char *pg_client_program(const char *prog, int server_version, const char *path_e
  * `docker compose exec -T postgres pg_dump -U app`): the last word named
  * pg_dump (any directory) becomes pg_dumpall; of the words after it only
  * the connection options both programs take are kept (-U/--username,
- * -h/--host, -p/--port, --role, -w/--no-password, -W/--password), and
- * pg_dump's other options (-t, --exclude-table-data=..., -Z 0, ...) go, with
- * their separate arguments, since pg_dumpall refuses most of them.  Returns
- * a NULL-terminated copy (free with proc_argv_free), or NULL when no word
- * is pg_dump (a wrapper script: its globals cannot be had). */
+ * -h/--host, -p/--port, --role, -w/--no-password, read as pg_dump's getopt
+ * reads them: "-vUapp", "--user app"), and pg_dump's other options (-t,
+ * --exclude-table-data=..., -Z 0, ...) go, with their arguments, since
+ * pg_dumpall refuses most of them.  With no such word, a last word ending
+ * in pg_dump (my_pg_dump) becomes my_pg_dumpall.  Returns a
+ * NULL-terminated copy (free with proc_argv_free), or NULL when there is
+ * neither (a wrapper script: its globals cannot be had). */
 char **pg_dumpall_words(char *const *words, size_t n);
 
 #endif

@@ -213,13 +213,21 @@ static void test_dumpall_words(void **state)
                   "docker compose -f /srv/c.yaml exec -T postgres pg_dumpall -U opscore");
     check_dumpall("pg_dump -Uapp --host=db -p 5433 -w --role r",
                   "pg_dumpall -Uapp --host=db -p 5433 -w --role r");
-    check_dumpall("pg_dump --username app --port=1 -W --no-password --password",
-                  "pg_dumpall --username app --port=1 -W --no-password --password");
-    /* pg_dump's own options go, with their arguments written apart. */
+    check_dumpall("pg_dump --username app --port=1 --no-password",
+                  "pg_dumpall --username app --port=1 --no-password");
+    /* As getopt reads them: short options together, long ones shortened. */
+    check_dumpall("pg_dump -vU app -wh db -xOp5433", "pg_dumpall -U app -w -h db -p5433");
+    check_dumpall("pg_dump -wUapp --user bob --ho=h --no-pass",
+                  "pg_dumpall -w -Uapp --user bob --ho=h --no-pass");
+    /* -W would make pg_dumpall prompt beside pg_dump. */
+    check_dumpall("pg_dump -W --password -U a", "pg_dumpall -U a");
+    /* pg_dump's own options go, with their arguments however written. */
     check_dumpall("pg_dump --exclude-table-data=logs -T gone -t x -n s -Z 0 -U app",
                   "pg_dumpall -U app");
     check_dumpall("pg_dump --exclude-table-data logs --no-owner -v mydb --table t -h h",
                   "pg_dumpall -h h");
+    check_dumpall("pg_dump -vt tbl -Tx --exclude-table-data-and-children y --filter f -U u",
+                  "pg_dumpall -U u");
     check_dumpall("pg_dump -d appdb --dbname=x -j 2", "pg_dumpall");
     /* The last pg_dump word; the one before it is a prefix's argument. */
     check_dumpall("run-as pg_dump /opt/pg/bin/pg_dump -U a",
@@ -228,10 +236,13 @@ static void test_dumpall_words(void **state)
      * take the --globals-only that follows as its argument. */
     check_dumpall("pg_dump -t", "pg_dumpall");
     check_dumpall("pg_dump -U", "pg_dumpall");
+    check_dumpall("pg_dump -vU", "pg_dumpall");
     check_dumpall("pg_dump -h h --username", "pg_dumpall -h h");
-    /* No word named pg_dump: a wrapper script, or a tool that only ends so. */
+    /* A wrapper ending in pg_dump as the last word: its sibling, as before. */
+    check_dumpall("/usr/local/bin/my_pg_dump", "/usr/local/bin/my_pg_dumpall");
+    /* No word named pg_dump: a wrapper script. */
     check_dumpall("/usr/local/bin/mydump -U app", NULL);
-    check_dumpall("my_pg_dump", NULL);
+    check_dumpall("my_pg_dump -U app", NULL);
 }
 
 int main(void)

@@ -249,6 +249,10 @@ static json_t *count_rows(PGconn *conn, const PGresult *list, const json_t *stre
                 json_object_set_new(out, key, json_integer(0));
             no_data += !n && has;
             left_out += !n && !has;
+            if (!n && !has) /* verify will not compare it: say so */
+                ob_info("table %s is not in the dump (left out by the dump command): its "
+                        "rows are not recorded",
+                        key);
             free(key);
             continue;
         }
@@ -546,6 +550,22 @@ out:
     return rc;
 }
 
+char *pg_logical_count_subject(const char *key)
+{
+    return strcmp(key, PG_LARGE_OBJECTS_KEY) == 0 ? ob_xstrdup("the large objects")
+                                                  : ob_xasprintf("table %s", key);
+}
+
+const char *pg_logical_count_unit(const char *key)
+{
+    return strcmp(key, PG_LARGE_OBJECTS_KEY) == 0 ? "" : " rows";
+}
+
+size_t pg_logical_table_count(const json_t *tables)
+{
+    return json_object_size(tables) - (json_object_get(tables, PG_LARGE_OBJECTS_KEY) != NULL);
+}
+
 int pg_logical_zstd_level(int repo_level)
 {
     return repo_level < PG_LOGICAL_ZSTD_LEVEL ? repo_level : PG_LOGICAL_ZSTD_LEVEL;
@@ -670,6 +690,7 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
     snap->stats.duration =
         (double)(t1.tv_sec - d->t0.tv_sec) + (t1.tv_nsec - d->t0.tv_nsec) / 1e9;
     json_object_set(snap->extra, "tables", counts);
+    json_object_set_new(snap->extra, "table_keys", json_integer(PG_TABLE_KEYS_QUOTED));
     json_object_set_new(snap->extra, "dump_bytes", json_integer((json_int_t)dump_bytes));
     json_object_set_new(snap->extra, "globals", json_boolean(globals));
     if ((lock && repo_lock_lost(lock, err)) || snapshot_save(r, snap, err) < 0)
@@ -725,48 +746,73 @@ static int drop_db(PGconn *c, const char *name, ob_err *err)
 }
 
 /* Create the new database like the original (owner, encoding, locale)
- * where this server allows, else with the server's defaults. */
+ * where this server allows, else with the server's defaults: without the
+ * owner when that role does not exist here (yet), and without the locale
+ * when the server lacks it (a DR server where ja_JP.UTF-8 was never
+ * generated), each said in a warning.  A restore that stops there would
+ * hold back the data for a collation; pg_restore builds the indexes after
+ * the data, so they follow the collation the database got. */
 static int create_db(PGconn *c, const char *name, const snapshot *s, ob_err *err)
 {
     char *id = quote_ident(c, name);
     json_t *x = s->extra;
     const char *owner = json_string_value(json_object_get(x, "owner"));
     const char *enc = json_string_value(json_object_get(x, "encoding"));
-    ob_buf sql = OB_BUF_INIT;
-    ob_buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0", id);
+    char *encoding = NULL, *locale = NULL, *owner_sql = NULL, *coll = NULL;
     if (enc) {
         char *parts = ob_xstrdup(enc), *save = NULL;
-        char *e = strtok_r(parts, "|", &save), *coll = strtok_r(NULL, "|", &save),
-             *ctype = strtok_r(NULL, "|", &save);
-        if (e && coll && ctype) {
-            char *le = quote_literal(c, e), *lc = quote_literal(c, coll),
-                 *lt = quote_literal(c, ctype);
-            ob_buf_printf(&sql, " ENCODING %s LC_COLLATE %s LC_CTYPE %s", le, lc, lt);
+        char *e = strtok_r(parts, "|", &save), *lc = strtok_r(NULL, "|", &save),
+             *ct = strtok_r(NULL, "|", &save);
+        if (e && lc && ct) {
+            char *le = quote_literal(c, e), *qc = quote_literal(c, lc),
+                 *qt = quote_literal(c, ct);
+            encoding = ob_xasprintf(" ENCODING %s", le);
+            locale = ob_xasprintf(" LC_COLLATE %s LC_CTYPE %s", qc, qt);
+            coll = ob_xstrdup(lc);
             free(le);
-            free(lc);
-            free(lt);
+            free(qc);
+            free(qt);
         }
         free(parts);
     }
-    size_t base_len = sql.len;
     if (owner && *owner) {
         char *oid = quote_ident(c, owner);
-        ob_buf_printf(&sql, " OWNER %s", oid);
+        owner_sql = ob_xasprintf(" OWNER %s", oid);
         free(oid);
     }
-    ob_err e1 = OB_ERR_INIT;
-    int rc = pg_conn_exec(c, (const char *)sql.data, &e1);
-    if (rc < 0) {
-        /* The owner role may not exist here (yet): fall back. */
-        sql.len = base_len;
-        sql.data[sql.len] = 0;
-        rc = pg_conn_exec(c, (const char *)sql.data, err);
-        if (rc == 0)
-            ob_warn("database %s created without its original owner: %s", name,
-                    ob_err_msg(&e1));
+    /* Attempt a: bit 0 leaves the owner out, bit 1 the locale; errs[a]
+     * says why attempt a failed. */
+    ob_err errs[4] = {OB_ERR_INIT, OB_ERR_INIT, OB_ERR_INIT, OB_ERR_INIT};
+    int rc = -1, last = 0;
+    for (int a = 0; a < 4 && rc < 0; a++) {
+        if (((a & 1) && !owner_sql) || ((a & 2) && !locale))
+            continue;
+        char *sql = ob_xasprintf("CREATE DATABASE %s TEMPLATE template0%s%s%s", id,
+                                 encoding ? encoding : "", a & 2 ? "" : (locale ? locale : ""),
+                                 a & 1 ? "" : (owner_sql ? owner_sql : ""));
+        rc = pg_conn_exec(c, sql, &errs[a]);
+        free(sql);
+        last = a;
     }
-    ob_err_clear(&e1);
-    ob_buf_free(&sql);
+    if (rc < 0) {
+        ob_err_set(err, errs[last].code, "%s", ob_err_msg(&errs[last]));
+    } else {
+        if (last & 1)
+            ob_warn("database %s created without its original owner: %s", name,
+                    ob_err_msg(&errs[last - 1]));
+        if (last & 2)
+            ob_warn("database %s created with this server's default locale, not LC_COLLATE "
+                    "%s of the backup (%s): text sorts and compares by the default's rules; "
+                    "to keep the original, install that locale (locale-gen), restart "
+                    "PostgreSQL and restore again",
+                    name, coll, ob_err_msg(&errs[errs[last - 2].code != OB_OK ? last - 2 : 0]));
+    }
+    for (int a = 0; a < 4; a++)
+        ob_err_clear(&errs[a]);
+    free(encoding);
+    free(locale);
+    free(owner_sql);
+    free(coll);
     free(id);
     return rc;
 }
@@ -1651,10 +1697,28 @@ static json_t *run_check(PGconn *c, const char *sql, int *ok)
     return o;
 }
 
-int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *expected,
+/* The schema and table of a row-count key (callers free both): quoted
+ * parts when the snapshot says so (table_keys), else as snapshots wrote
+ * them before, bare, the table being everything after the first '.'. */
+static int split_table_key(const char *key, int quoted, char **schema, char **table)
+{
+    if (quoted)
+        return pg_sql_table_key_split(key, schema, table);
+    const char *dot = strchr(key, '.');
+    if (!dot)
+        return -1;
+    *schema = ob_xstrndup(key, (size_t)(dot - key));
+    *table = ob_xstrdup(dot + 1);
+    return 0;
+}
+
+int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *extra,
                            char *const *check_sql, size_t nchecks, json_t **tables,
                            json_t **checks, ob_err *err)
 {
+    const json_t *expected = json_object_get(extra, "tables");
+    int quoted =
+        json_integer_value(json_object_get(extra, "table_keys")) >= PG_TABLE_KEYS_QUOTED;
     *tables = NULL;
     *checks = NULL;
     PGconn *c = pg_conn_open(conninfo, dbname, err);
@@ -1668,7 +1732,7 @@ int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_
     {
         json_int_t want = json_integer_value(val), got = -1;
         char *ns, *rel;
-        if (pg_sql_table_key_split(key, &ns, &rel) == 0) {
+        if (split_table_key(key, quoted, &ns, &rel) == 0) {
             char *qn = quote_ident(c, ns), *qr = quote_ident(c, rel);
             char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
             ob_err e = OB_ERR_INIT;
@@ -1716,7 +1780,7 @@ int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **c
     res->restore_seconds = rr.seconds;
     pg_restore_result_free(&rr);
 
-    int64_t mm = pg_logical_compare(conninfo, res->database, expected, check_sql, nchecks,
+    int64_t mm = pg_logical_compare(conninfo, res->database, s->extra, check_sql, nchecks,
                                     &res->tables, &res->checks, err);
     int rc = mm < 0 ? -1 : 0;
     if (mm > 0)

@@ -37,6 +37,18 @@
 /* The row-count key under which a db snapshot records its large objects
  * (pg_largeobject_metadata has one row per large object). */
 #define PG_LARGE_OBJECTS_KEY "pg_catalog.pg_largeobject_metadata"
+/* How a row-count key reads in a message: "table KEY", or "the large
+ * objects" for PG_LARGE_OBJECTS_KEY (caller frees); and the unit after a
+ * count: " rows" for a table, "" for the large objects. */
+char *pg_logical_count_subject(const char *key);
+const char *pg_logical_count_unit(const char *key);
+/* The tables among a snapshot's row counts (the large objects' key is not
+ * one). */
+size_t pg_logical_table_count(const json_t *tables);
+
+/* extra.table_keys of a db snapshot whose row-count keys quote a part
+ * holding '.' or '"' (pg_sql_table_key); absent before (bare parts). */
+#define PG_TABLE_KEYS_QUOTED 2
 
 typedef struct pg_backup_opts {
     const char *conninfo;      /* libpq conninfo or URI; NULL: PG* environment */
@@ -95,12 +107,13 @@ typedef struct pg_verify_result {
 } pg_verify_result;
 
 /* A live database against a logical snapshot's recorded row counts
- * (expected: its extra.tables) and check SQL, over conninfo with database
- * dbname.  *tables: {"schema.table": {expected, actual, ok}} (actual -1:
- * the table is missing); *checks: [{sql, ok, result | error}] (both the
- * caller's).  Returns the number of mismatches, failed checks included,
- * or -1 (err set) when it cannot connect. */
-int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *expected,
+ * (extra: the snapshot's extra, whose "tables" are compared; NULL: none)
+ * and check SQL, over conninfo with database dbname.  *tables:
+ * {KEY: {expected, actual, ok}} (actual -1: the table is missing);
+ * *checks: [{sql, ok, result | error}] (both the caller's).  Returns the
+ * number of mismatches, failed checks included, or -1 (err set) when it
+ * cannot connect. */
+int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *extra,
                            char *const *check_sql, size_t nchecks, json_t **tables,
                            json_t **checks, ob_err *err);
 

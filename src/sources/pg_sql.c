@@ -259,30 +259,33 @@ static char *pg_sql_unquote(const char *s, const char **end)
     return NULL;
 }
 
+/* One part of a key at s: a quoted identifier, or bare up to the next
+ * '.' (the last part: to the end).  *end just past it; NULL if malformed. */
+static char *pg_sql_key_part_read(const char *s, int last, const char **end)
+{
+    if (*s == '"')
+        return pg_sql_unquote(s, end);
+    const char *e = last ? s + strlen(s) : strchr(s, '.');
+    if (!e || e == s || memchr(s, '"', (size_t)(e - s)) || memchr(s, '.', (size_t)(e - s)))
+        return NULL;
+    *end = e;
+    return ob_xstrndup(s, (size_t)(e - s));
+}
+
 int pg_sql_table_key_split(const char *key, char **schema, char **table)
 {
-    const char *dot = NULL;
-    char *ns = NULL;
-    if (key[0] == '"')
-        ns = pg_sql_unquote(key, &dot);
-    if (!ns) { /* bare, or a lone '"' of a key written before quoting */
-        dot = strchr(key, '.');
-        if (!dot)
-            return -1;
-        ns = ob_xstrndup(key, (size_t)(dot - key));
-    }
-    if (*dot != '.') {
+    const char *end = NULL;
+    char *ns = pg_sql_key_part_read(key, 0, &end);
+    if (!ns)
+        return -1;
+    char *rel = *end == '.' ? pg_sql_key_part_read(end + 1, 1, &end) : NULL;
+    if (!rel || *end) {
         free(ns);
+        free(rel);
         return -1;
     }
-    const char *rest = dot + 1, *end = NULL;
-    char *rel = rest[0] == '"' ? pg_sql_unquote(rest, &end) : NULL;
-    if (rel && *end) { /* not one quoted name: an old key's bare table */
-        free(rel);
-        rel = NULL;
-    }
     *schema = ns;
-    *table = rel ? rel : ob_xstrdup(rest);
+    *table = rel;
     return 0;
 }
 

@@ -105,9 +105,9 @@ char *pg_sql_quote_ident(const char *name);
 char *pg_sql_table_key(const char *schema, const char *table);
 
 /* The schema and table of a key from pg_sql_table_key (callers free both).
- * Also reads keys of snapshots written before quoting: there a bare table
- * part is everything after the first '.'.  Returns -1 (nothing set) for a
- * key with no '.' after its schema part. */
+ * Returns -1 (nothing set) for anything pg_sql_table_key does not write.
+ * Snapshots written before quoting (no extra.table_keys) have bare parts
+ * and are split by their reader (pg_logical.c) at the first '.'. */
 int pg_sql_table_key_split(const char *key, char **schema, char **table);
 
 #endif

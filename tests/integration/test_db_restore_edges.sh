@@ -11,7 +11,9 @@
 #     opsbackup with SIGPIPE, leaving the half-made database);
 #   - --replace and --target-db keep the database's own properties (GRANT /
 #     REVOKE on it, ALTER DATABASE SET, ALTER ROLE IN DATABASE SET, COMMENT,
-#     connection limit).
+#     connection limit);
+#   - a locale the restoring server lacks: the database is made with the
+#     server's default locale and a warning, not refused (session 16).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
@@ -347,5 +349,25 @@ run_rc ob restore db "$sasnap" --target-db sa_copy
 [ "$RC" = 0 ] || problem "restore db of a SQL_ASCII database with a LATIN1 comment exited $RC: $(cat "$T/err")"
 [ "$(PGCLIENTENCODING=LATIN1 pg_sql -d sa_copy "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()" | od -An -tx1 | tr -d ' \n')" = 636166e90a ] ||
     problem "the SQL_ASCII database's comment bytes changed in its copy"
+
+info "a locale this server lacks: restored with the server's default locale and a warning"
+OBTAMPER="$OPSBACKUP_TEST_TOOLS/obtamper"
+[ -x "$OBTAMPER" ] || fail "obtamper not built ($OBTAMPER)"
+pg_sql "CREATE DATABASE locdb OWNER app_owner ENCODING UTF8 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0"
+pg_sql -d locdb "CREATE TABLE words (w text); INSERT INTO words SELECT 'wort ' || i FROM generate_series(1, 50) i"
+expect_code 0 ob --json backup db --dbname locdb
+loc=$(json_get "$T/out" 'j["id"]')
+[ "$(json_get "$T/out" 'j["extra"]["encoding"]')" = "UTF8|C.UTF-8|C.UTF-8" ] ||
+    problem "locdb's snapshot records encoding $(json_get "$T/out" 'j["extra"]["encoding"]')"
+# The backup's server had a locale this one lacks (a DR server where it was
+# never generated): the same snapshot, recording xx_XX.UTF-8.
+loc=$("$OBTAMPER" "$REPO" "$OPSBACKUP_PASSWORD_FILE" "${loc:0:8}" extra encoding \
+    "UTF8|xx_XX.UTF-8|xx_XX.UTF-8") || fail "obtamper failed"
+run_rc ob restore db "${loc:0:8}" --target-db loc_copy
+[ "$RC" = 0 ] || problem "restore db of a snapshot whose locale this server lacks exited $RC: $(cat "$T/err")"
+assert_grep "created with this server's default locale, not LC_COLLATE xx_XX.UTF-8" "$T/err"
+[ "$(pg_sql -d loc_copy "SELECT count(*) FROM words")" = 50 ] || problem "loc_copy does not have the 50 rows of locdb"
+[ "$(pg_sql "SELECT datcollate || ' ' || pg_encoding_to_char(encoding) || ' ' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'loc_copy'")" = "$(pg_sql "SELECT datcollate FROM pg_database WHERE datname = 'template0'") UTF8 app_owner" ] ||
+    problem "loc_copy is not UTF8 with the server's default collation and its owner: $(pg_sql "SELECT datcollate, encoding, datdba FROM pg_database WHERE datname = 'loc_copy'")"
 
 finish

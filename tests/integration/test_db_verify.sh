@@ -153,6 +153,14 @@ if not (t.get("public.documents") or {}).get("ok"):
 EOF
 )
 no_verify_dbs "verify of a dump with exclusions"
+# A snapshot written before quoted keys (no extra.table_keys) is read the
+# old way: bare parts, the table after the first dot.
+old=$("$OBTAMPER" "$REPO" "$OPSBACKUP_PASSWORD_FILE" "${ex:0:8}" extra table_keys none) ||
+    fail "obtamper failed"
+expect_code 0 ob --json verify db "${old:0:8}"
+[ "$(json_get "$T/out" 'j["tables"]["public.documents"]["ok"]')" = True ] ||
+    problem "verify of a snapshot without table_keys: $(head -c 400 "$T/out")"
+no_verify_dbs "verify of a snapshot without table_keys"
 
 info "tables whose schema or name holds a dot or a quote each keep their own count"
 # Keyed "schema.table" bare, schema a.b with table c and schema a with table

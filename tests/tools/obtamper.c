@@ -10,6 +10,11 @@
  * new ID, the hash of its bytes), deletes the original snapshot object
  * "snapshots/<old id>" and prints the new ID on stdout.
  *
+ *   obtamper REPO PASSWORD_FILE SNAPSHOT extra KEY STRING
+ *
+ * The same, setting extra[KEY] to the string STRING instead (a recorded
+ * locale the restoring server lacks, for test_db_restore_edges.sh).
+ *
  *   obtamper REPO PASSWORD_FILE tree SNAPSHOT
  *
  * Prints where SNAPSHOT's root tree blob is stored, "PACK OFFSET LENGTH"
@@ -36,6 +41,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: obtamper REPO PASSWORD_FILE SNAPSHOT TABLE DELTA\n"
+                    "       obtamper REPO PASSWORD_FILE SNAPSHOT extra KEY STRING\n"
                     "       obtamper REPO PASSWORD_FILE tree SNAPSHOT\n");
 }
 
@@ -56,7 +62,10 @@ static int locate_tree(repo *r, const char *ref, ob_err *err)
     return 0;
 }
 
-static int tamper(repo *r, const char *ref, const char *table, long long delta, ob_err *err)
+/* Change snapshot ref: with key, extra[key] = value; else add delta to
+ * extra["tables"][table].  Saved as a new snapshot; the old one goes. */
+static int tamper(repo *r, const char *ref, const char *table, long long delta,
+                  const char *key, const char *value, ob_err *err)
 {
     snapshot *s = NULL;
     if (snapshot_find(r, ref, NULL, NULL, &s, err) < 0)
@@ -64,17 +73,25 @@ static int tamper(repo *r, const char *ref, const char *table, long long delta, 
     char old_id[OB_HEX_ID_LEN + 1];
     memcpy(old_id, s->id, sizeof old_id);
 
-    json_t *tables = s->extra ? json_object_get(s->extra, "tables") : NULL;
-    json_t *count = json_is_object(tables) ? json_object_get(tables, table) : NULL;
-    if (!json_is_integer(count)) {
-        snapshot_free(s);
-        return ob_err_set(err, OB_ENOTFOUND, "snapshot %.8s records no row count for table %s",
-                          old_id, table);
-    }
-    json_int_t n = json_integer_value(count) + (json_int_t)delta;
-    if (json_object_set_new(tables, table, json_integer(n)) < 0) {
-        snapshot_free(s);
-        return ob_err_set(err, OB_EFAIL, "cannot update the row count of %s", table);
+    if (key) {
+        if (!s->extra || json_object_set_new(s->extra, key, json_string(value)) < 0) {
+            snapshot_free(s);
+            return ob_err_set(err, OB_EFAIL, "cannot set extra.%s of snapshot %.8s", key,
+                              old_id);
+        }
+    } else {
+        json_t *tables = s->extra ? json_object_get(s->extra, "tables") : NULL;
+        json_t *count = json_is_object(tables) ? json_object_get(tables, table) : NULL;
+        if (!json_is_integer(count)) {
+            snapshot_free(s);
+            return ob_err_set(err, OB_ENOTFOUND,
+                              "snapshot %.8s records no row count for table %s", old_id, table);
+        }
+        json_int_t n = json_integer_value(count) + (json_int_t)delta;
+        if (json_object_set_new(tables, table, json_integer(n)) < 0) {
+            snapshot_free(s);
+            return ob_err_set(err, OB_EFAIL, "cannot update the row count of %s", table);
+        }
     }
     if (snapshot_save(r, s, err) < 0) {
         snapshot_free(s);
@@ -98,15 +115,16 @@ static int tamper(repo *r, const char *ref, const char *table, long long delta, 
 int main(int argc, char **argv)
 {
     int tree_mode = argc == 5 && strcmp(argv[3], "tree") == 0;
-    if (argc != 6 && !tree_mode) {
+    int extra_mode = argc == 7 && strcmp(argv[4], "extra") == 0;
+    if (argc != 6 && !tree_mode && !extra_mode) {
         usage();
         return 2;
     }
     const char *url = argv[1], *pwfile = argv[2], *ref = argv[3], *table = argv[4];
     char *end = NULL;
     errno = 0;
-    long long delta = tree_mode ? 0 : strtoll(argv[5], &end, 10);
-    if (!tree_mode && (errno || end == argv[5] || *end)) {
+    long long delta = tree_mode || extra_mode ? 0 : strtoll(argv[5], &end, 10);
+    if (!tree_mode && !extra_mode && (errno || end == argv[5] || *end)) {
         usage();
         return 2;
     }
@@ -124,7 +142,8 @@ int main(int argc, char **argv)
     else if (tree_mode)
         rc = locate_tree(r, argv[4], &err);
     else
-        rc = tamper(r, ref, table, delta, &err);
+        rc = tamper(r, ref, table, delta, extra_mode ? argv[5] : NULL,
+                    extra_mode ? argv[6] : NULL, &err);
     free(pw);
     if (r)
         repo_close(r);
