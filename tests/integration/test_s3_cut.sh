@@ -21,10 +21,11 @@ init_repo
 mkdir -p "$T/a" "$T/b"
 head -c 3000000 /dev/urandom >"$T/a/fa"
 head -c 3000000 /dev/urandom >"$T/b/fb"
-ob backup files "$T/a" >/dev/null
-ob backup files "$T/b" >/dev/null
-ob forget --keep-last 1 >/dev/null # one snapshot goes: prune has packs to delete
-ob backup files "$T/a" >/dev/null  # and back: two snapshots again
+# One set: without one, the two directories would be two retention groups.
+ob backup files --set cut "$T/a" >/dev/null
+ob backup files --set cut "$T/b" >/dev/null
+ob forget --set cut --keep-last 1 >/dev/null # one snapshot goes: prune has packs to delete
+ob backup files --set cut "$T/a" >/dev/null  # and back: two snapshots again
 expect_code 0 ob snapshots --json
 [ "$(json_get "$T/out" 'len(j)')" = 2 ] || fail "test setup: $(json_get "$T/out" 'len(j)') snapshots, not 2"
 
