@@ -847,8 +847,12 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
         if (o->progress)
             o->progress(&c.prog, 1, o->progress_ud);
         json_t *pd = parent && parent->extra ? json_object_get(parent->extra, "paths_digest") : NULL;
-        if (o->skip_if_unchanged && parent && c.prog.errors == 0 && json_is_string(pd) &&
-            strcmp(json_string_value(pd), dg_hex) == 0) {
+        /* An incomplete parent is never handed back: what it missed may
+         * read as nothing now (a listing that failed after its last entry),
+         * and handing it back would report this complete run incomplete,
+         * run after run, until something changed. */
+        if (o->skip_if_unchanged && parent && c.prog.errors == 0 && parent->stats.errors == 0 &&
+            json_is_string(pd) && strcmp(json_string_value(pd), dg_hex) == 0) {
             /* Nothing changed: hand back the previous snapshot. */
             for (size_t i = 0; i < nall; i++)
                 if (all[i] == parent)

@@ -74,6 +74,29 @@ run_rc faulty env FAULTFS_READDIR="$T/many" "$OPSBACKUP" -r "$REPO" --json backu
 assert_grep "reading the directory" "$T/err"
 assert_grep "Input/output error" "$T/err"
 
+info "backup config after an incomplete one that read the same: a new, complete snapshot"
+# The listing of cfg/sub fails after its third entry (".", ".." and c1),
+# its last, so the incomplete snapshot holds everything there is, and the
+# next run reads the same tree.  Handed back as "unchanged", that
+# incomplete snapshot made every later run report the backup incomplete (a
+# job's alert) until something changed.
+mkdir -p "$T/cfg/sub"
+echo 1 >"$T/cfg/sub/c1"
+run_rc faulty env FAULTFS_READDIR="$T/cfg/sub" "$OPSBACKUP" -r "$REPO" --json backup config "$T/cfg"
+[ "$RC" = 1 ] || problem "config backup with a failing listing exited $RC, not 1 (incomplete)"
+inc=$(json_get "$T/out" 'j["id"]')
+[ "$(json_get "$T/out" 'j["stats"]["errors"]')" = 1 ] || problem "the first config backup is not incomplete: $(cat "$T/out")"
+expect_code 0 ob ls "${inc:0:8}"
+assert_grep "$T/cfg/sub/c1" "$T/out"
+expect_code 0 ob --json backup config "$T/cfg"
+[ "$(json_get "$T/out" 'j["unchanged"]')" = False ] ||
+    problem "a complete run after an incomplete one was taken for unchanged"
+[ "$(json_get "$T/out" 'j["stats"]["errors"]')" = 0 ] ||
+    problem "the config backup after the incomplete one reports $(json_get "$T/out" 'j["stats"]["errors"]') errors"
+[ "$(json_get "$T/out" 'j["id"]')" != "$inc" ] || problem "no new snapshot after the incomplete one"
+expect_code 0 ob --json backup config "$T/cfg"
+[ "$(json_get "$T/out" 'j["unchanged"]')" = True ] || problem "a third, identical config backup was not unchanged"
+
 info "a file swapped for a FIFO while the backup opens it does not hang it"
 mkdir -p "$T/sw"
 echo "plain file" >"$T/sw/swapme.txt"
