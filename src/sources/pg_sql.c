@@ -141,6 +141,30 @@ int pg_sql_next(const char *script, size_t len, size_t *pos, char **stmt)
     }
 }
 
+/* The quoted identifier at s (s[0] == '"'): its name, "" read as one
+ * quote (caller frees); *end just past the closing quote, *closed 1.  An
+ * unterminated one runs to the end of s (*closed 0). */
+static char *pg_sql_unquote(const char *s, const char **end, int *closed)
+{
+    ob_buf b = OB_BUF_INIT;
+    const char *p = s + 1;
+    *closed = 0;
+    for (; *p; p++) {
+        if (*p != '"') {
+            ob_buf_append(&b, p, 1);
+        } else if (p[1] == '"') {
+            ob_buf_append(&b, "\"", 1);
+            p++;
+        } else {
+            *closed = 1;
+            p++;
+            break;
+        }
+    }
+    *end = p;
+    return (char *)ob_buf_steal(&b, NULL);
+}
+
 static void pg_sql_push(pg_sql_tok **toks, size_t *n, pg_sql_tok_type type, char *text,
                         size_t start, size_t end)
 {
@@ -160,15 +184,11 @@ void pg_sql_tokens(const char *stmt, pg_sql_tok **toks, size_t *n)
         if (pg_sql_is_space(c)) {
             i++;
         } else if (c == '"') {
-            next = pg_sql_skip_quoted(stmt, len, i);
-            ob_buf b = OB_BUF_INIT;
-            size_t stop = next > i + 1 && stmt[next - 1] == '"' ? next - 1 : next;
-            for (size_t k = i + 1; k < stop; k++) {
-                ob_buf_append(&b, stmt + k, 1);
-                if (stmt[k] == '"')
-                    k++; /* "" is one quote */
-            }
-            pg_sql_push(toks, n, PG_SQL_QIDENT, (char *)ob_buf_steal(&b, NULL), i, next);
+            const char *end;
+            int closed;
+            char *name = pg_sql_unquote(stmt + i, &end, &closed);
+            next = (size_t)(end - stmt);
+            pg_sql_push(toks, n, PG_SQL_QIDENT, name, i, next);
             i = next;
         } else if (pg_sql_is_word_start(c) &&
                    !((c == 'E' || c == 'e') && i + 1 < len && stmt[i + 1] == '\'')) {
@@ -237,34 +257,17 @@ char *pg_sql_table_key(const char *schema, const char *table)
     return (char *)ob_buf_steal(&b, NULL);
 }
 
-/* A quoted identifier at s (s[0] == '"'): its name (caller frees) and
- * *end just past the closing quote; NULL when it is not closed. */
-static char *pg_sql_unquote(const char *s, const char **end)
-{
-    ob_buf b = OB_BUF_INIT;
-    for (const char *p = s + 1; *p; p++) {
-        if (*p != '"') {
-            ob_buf_append(&b, p, 1);
-            continue;
-        }
-        if (p[1] == '"') {
-            ob_buf_append(&b, "\"", 1);
-            p++;
-            continue;
-        }
-        *end = p + 1;
-        return (char *)ob_buf_steal(&b, NULL);
-    }
-    ob_buf_free(&b);
-    return NULL;
-}
-
 /* One part of a key at s: a quoted identifier, or bare up to the next
  * '.' (the last part: to the end).  *end just past it; NULL if malformed. */
 static char *pg_sql_key_part_read(const char *s, int last, const char **end)
 {
-    if (*s == '"')
-        return pg_sql_unquote(s, end);
+    if (*s == '"') {
+        int closed;
+        char *name = pg_sql_unquote(s, end, &closed);
+        if (!closed)
+            free(name);
+        return closed ? name : NULL;
+    }
     const char *e = last ? s + strlen(s) : strchr(s, '.');
     if (!e || e == s || memchr(s, '"', (size_t)(e - s)) || memchr(s, '.', (size_t)(e - s)))
         return NULL;
