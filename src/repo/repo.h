@@ -25,8 +25,8 @@
 #define REPO_FORMAT_VERSION 1
 #define REPO_PACK_SIZE_DEFAULT (16u * 1024 * 1024)
 /* zstd level written into a new repository's config (D65); repositories
- * made before D65 say 3 and keep it.  Logical dumps use at most
- * PG_LOGICAL_ZSTD_LEVEL and WAL PG_WAL_ZSTD_LEVEL whatever the config says. */
+ * made before D65 say 3 and keep it.  Logical dumps use PG_LOGICAL_ZSTD_LEVEL
+ * and WAL PG_WAL_ZSTD_LEVEL whatever the config says. */
 #define REPO_COMPRESSION_LEVEL_DEFAULT 4
 
 /* Blob types (stored in packs and indexes). */

@@ -27,13 +27,6 @@
 #include "sources/pq_lib.h"
 #include "sources/stream.h"
 
-/* A dump is compressed at most at zstd level 3, whatever the repository's
- * level (D65): its chunks are compressed while pg_dump waits on the pipe,
- * and on the benchmark's dump level 4 took 0.34 s more (2.23 s against
- * 1.89 s; `pg_dump > /dev/null` alone 1.26 s) to store 2 % less (76.4
- * against 78.1 MiB). */
-#define PG_LOGICAL_ZSTD_LEVEL 3
-
 static char *quote_ident(PGconn *c, const char *s)
 {
     char *q = PQescapeIdentifier(c, s, strlen(s));
@@ -566,11 +559,6 @@ size_t pg_logical_table_count(const json_t *tables)
     return json_object_size(tables) - (json_object_get(tables, PG_LARGE_OBJECTS_KEY) != NULL);
 }
 
-int pg_logical_zstd_level(int repo_level)
-{
-    return repo_level < PG_LOGICAL_ZSTD_LEVEL ? repo_level : PG_LOGICAL_ZSTD_LEVEL;
-}
-
 int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot **out,
                           ob_err *err)
 {
@@ -583,8 +571,7 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
     tree_init(&t);
     snapshot *snap = d->snap;
 
-    int level = pg_logical_zstd_level(repo_compression_level(r));
-    if (repo_writer_new_level(r, d->nthreads, level, &w, err) < 0)
+    if (repo_writer_new_level(r, d->nthreads, PG_LOGICAL_ZSTD_LEVEL, &w, err) < 0)
         goto out;
     const chunker *ck = repo_chunker(r, REPO_CHUNK_DB);
     size_t buf_cap = 2 * (size_t)chunker_get_params(ck)->max_size;

@@ -74,9 +74,10 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
                           ob_err *err);
 void pg_logical_dump_free(pg_logical_dump *d);
 
-/* The zstd level a dump's blobs get in a repository at repo_level: at most
- * 3, because they are compressed while pg_dump waits on the pipe (D65). */
-int pg_logical_zstd_level(int repo_level);
+/* The zstd level a dump's blobs get, whatever the repository's level: they
+ * are compressed while pg_dump waits on the pipe, and on two cores that
+ * CPU is taken from pg_dump and the server (D67). */
+#define PG_LOGICAL_ZSTD_LEVEL 1
 
 typedef struct pg_restore_opts {
     const char *conninfo;      /* server to restore to (and db to replace) */
