@@ -200,8 +200,37 @@ repo_remove() { # name
     if [ "$REPO_STORE" = s3 ]; then
         rm -rf "${S3_DATA:?}/$S3_BUCKET/$1"
     else
-        rm -rf "$WORK/repos/$1"
+        rm -rf "$WORK/repos/$1" "$WORK/repos/$1.round"
     fi
+}
+
+# --- rounds (BENCH_REPEAT) ---------------------------------------------------
+# One run of a command on this machine is not a measurement: the same
+# `pg_dump > /dev/null` took 1.87-3.08 s in six runs in a row (session 17),
+# so a ratio of two single runs is decided by which one drew the slow run.
+# The steps whose targets compare one wall time with another (A's dumps
+# with the reference, B's and C's restores with the peers) run again in
+# rounds 2..BENCH_REPEAT, the tools interleaved, and report.py takes each
+# metric's median over a tool's rounds.  Every round is a whole measured
+# row in results.tsv.
+
+# The rounds after the first: "2 3 ...".  None over S3 (scenario E): it has
+# no wall target, and S3rver's objects are not put back between rounds.
+extra_rounds() {
+    [ "$REPO_STORE" = s3 ] || seq 2 "$BENCH_REPEAT"
+}
+
+# A step that adds to a repository must start every round from the same
+# repository: repo_save keeps a copy of NAME before round 1, repo_reset
+# puts it back before each later round (local repositories only).
+repo_save() { # name
+    rm -rf "$WORK/repos/$1.round"
+    cp -a "$WORK/repos/$1" "$WORK/repos/$1.round"
+}
+
+repo_reset() { # name
+    rm -rf "$WORK/repos/$1"
+    cp -a "$WORK/repos/$1.round" "$WORK/repos/$1"
 }
 
 # Fresh, empty, encrypted repository NAME for TOOL (not timed).

@@ -122,13 +122,46 @@ def num(v):
         return None
 
 
+KEYS = ("wall_s", "cpu_s", "maxrss_kib", "bytes_added", "repo_bytes")
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def aggregate(runs):
+    """One row for a tool's rounds of a step (run.sh's BENCH_REPEAT): each
+    metric is the median over the rounds; a round that failed makes the row
+    FAILED (its own row, so its note says why)."""
+    if len(runs) == 1:
+        return runs[0]
+    bad = [r for r in runs if r["status"] != "ok"]
+    agg = dict(bad[0] if bad else runs[0])
+    agg["runs"] = len(runs)
+    if bad:
+        agg["note"] = "%d of %d rounds; %s" % (len(bad), len(runs), agg.get("note") or "")
+        return agg
+    for k in KEYS:
+        vals = [r[k + "_n"] for r in runs if r[k + "_n"] is not None]
+        agg[k + "_n"] = median(vals) if len(vals) == len(runs) else None
+    walls = [r["wall_s_n"] for r in runs]
+    agg["wall_s"] = "%.2f (%d runs: %.2f–%.2f)" % (agg["wall_s_n"], len(runs), min(walls), max(walls))
+    agg["cpu_s"] = "%.2f" % agg["cpu_s_n"]
+    return agg
+
+
 def load(path):
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    for r in rows:
-        for k in ("wall_s", "cpu_s", "maxrss_kib", "bytes_added", "repo_bytes"):
+        raw = list(csv.DictReader(f, delimiter="\t"))
+    groups = {}  # (scenario, step, tool) -> rows, in the order first seen
+    for r in raw:
+        for k in KEYS:
             r[k + "_n"] = num(r.get(k)) if r.get("status") == "ok" else None
-    return rows
+        r["runs"] = 1
+        groups.setdefault((r["scenario"], r["step"], r["tool"]), []).append(r)
+    return [aggregate(runs) for runs in groups.values()]
 
 
 def mib(v):
@@ -309,7 +342,11 @@ def main():
                "is verified (diff -r, or per-table row counts and row checksums) and a row that "
                "fails is FAILED. Ratio rows: opsbackup ÷ the lowest value among the peers "
                "(restic, borg, pgBackRest) on the same step, named after the ratio; below 1 is "
-               "better for opsbackup. The machine is shared: compare ratios, not seconds.")
+               "better for opsbackup. The machine is shared: compare ratios, not seconds. "
+               "A step a tool ran in several rounds (`BENCH_REPEAT`: A's dumps for the reference "
+               "and opsbackup, B's and C's restores for the peers and opsbackup, interleaved) "
+               "shows each metric's median over its rounds, with the range of its wall times; "
+               "ratios and targets use the medians. results.tsv has every round.")
     out.append("")
     out.append("## Results")
     out.append("")

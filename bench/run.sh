@@ -14,6 +14,9 @@
 #   BENCH_INSTALL=1     install missing Debian packages (0: only check)
 #   BENCH_DROP_CACHES=0 1: drop the page cache before each measured command
 #   BENCH_KEEP=0        1: keep repositories, restores and the cluster
+#   BENCH_REPEAT=3      rounds of the steps whose targets compare wall times
+#                       (A's dumps, B's and C's restores); the report takes
+#                       each metric's median
 #   BENCH_PGPORT=55432  port number of the private cluster's Unix socket
 #   BENCH_WORK=bench/work  BENCH_OUT=bench/out
 #
@@ -39,9 +42,11 @@ done
 
 : "${BENCH_SCALE:=1}" "${BENCH_SEED:=1}" "${BENCH_SCENARIOS:=C A B D E}"
 : "${BENCH_INSTALL:=1}" "${BENCH_DROP_CACHES:=0}" "${BENCH_KEEP:=0}" "${BENCH_PGPORT:=55432}"
+: "${BENCH_REPEAT:=3}"
 : "${BENCH_WORK:=$BENCH_DIR/work}" "${BENCH_OUT:=$BENCH_DIR/out}"
 case $BENCH_SEED in '' | *[!0-9]*) echo "run.sh: BENCH_SEED must be an integer" >&2; exit 2 ;; esac
-export BENCH_SCALE BENCH_SEED BENCH_DROP_CACHES BENCH_KEEP BENCH_PGPORT
+case $BENCH_REPEAT in '' | 0* | *[!0-9]*) echo "run.sh: BENCH_REPEAT must be a positive integer" >&2; exit 2 ;; esac
+export BENCH_SCALE BENCH_SEED BENCH_DROP_CACHES BENCH_KEEP BENCH_PGPORT BENCH_REPEAT
 
 WORK=$BENCH_WORK
 OUT=$BENCH_OUT

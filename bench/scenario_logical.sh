@@ -4,6 +4,8 @@
 # Steps, on the cluster and data set of pg.sh:
 #   initial   first dump into an empty repository
 #   mutation  dump after mutation 1 (1% of accounts updated, 2k documents)
+#             (both: the reference and opsbackup again in BENCH_REPEAT rounds,
+#             a_dump_rounds)
 #   restore   restore of the latest dump into a new database, verified by
 #             comparing per-table row counts and row checksums with the
 #             source (pg_fingerprint)
@@ -94,6 +96,32 @@ a_restore() { # tool
     esac
 }
 
+# a_dump_rounds N STEP TOOLS: every tool's dump, then the rounds after the
+# first (extra_rounds) of the two whose wall times the targets compare: the
+# reference and opsbackup, which starts each round from the repository it
+# had before round 1.  The peers' and the guide's rows are one run each.
+a_dump_rounds() { # n step tools
+    local n=$1 step=$2 tools=$3 tool round ob=0
+    case " $tools " in *" opsbackup "*) [ "$A_OB" = 1 ] && ob=1 ;; esac
+    [ "$ob" = 0 ] || [ "$REPO_STORE" = s3 ] || repo_save "$A_NAME-opsbackup"
+    for tool in $tools; do
+        sync
+        a_dump "$tool" "$n" "$step"
+    done
+    for round in $(extra_rounds); do
+        for tool in $tools; do
+            case $tool in
+            pg_dump-Z0-null) ;;
+            opsbackup) [ "$ob" = 1 ] || continue; repo_reset "$A_NAME-opsbackup" ;;
+            *) continue ;;
+            esac
+            sync
+            a_dump "$tool" "$n" "$step"
+        done
+        log "$A_SCEN/$A_STEP$step: round $round done"
+    done
+}
+
 # a_run SCEN STEP_PREFIX NAME_PREFIX TOOLS: the whole scenario on a fresh
 # cluster, with the repositories wherever repo_url puts them (REPO_STORE).
 a_run() {
@@ -114,18 +142,12 @@ a_run() {
         esac
     done
 
-    for tool in $tools; do
-        sync
-        a_dump "$tool" 1 initial
-    done
+    a_dump_rounds 1 initial "$tools"
 
     pg_mutate 1
     pg_fingerprint "$PG_DB" >"$WORK/pg/fingerprint" || die "fingerprint of $PG_DB failed"
 
-    for tool in $tools; do
-        sync
-        a_dump "$tool" 2 mutation
-    done
+    a_dump_rounds 2 mutation "$tools"
 
     for tool in $tools; do
         sync
