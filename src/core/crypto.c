@@ -268,21 +268,6 @@ int ob_aead_open(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN
     return aead(0, key, nonce, aad, aadlen, ct, ctlen - OB_TAG_LEN, out, tag, err);
 }
 
-int ob_scrypt(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint64_t N,
-              uint32_t r, uint32_t p, uint8_t *out, size_t outlen, ob_err *err)
-{
-    /* Allow up to 4x the nominal memory (128 * N * r) so OpenSSL does not
-     * refuse parameters we wrote ourselves. */
-    uint64_t maxmem = 128ull * N * r * 4 + (1u << 20);
-    if (EVP_PBE_scrypt(pass, passlen, salt, saltlen, N, r, p, maxmem, out, outlen) != 1) {
-        ERR_clear_error();
-        return ob_err_set(err, OB_EFAIL,
-                          "scrypt key derivation failed (N=%llu r=%u p=%u; not enough memory?)",
-                          (unsigned long long)N, r, p);
-    }
-    return 0;
-}
-
 void ob_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

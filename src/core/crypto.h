@@ -62,7 +62,8 @@ int ob_aead_open(const uint8_t key[OB_KEY_LEN], const uint8_t nonce[OB_NONCE_LEN
                  const void *aad, size_t aadlen, const void *ct, size_t ctlen, uint8_t *out,
                  ob_err *err);
 
-/* scrypt with explicit parameters (N a power of two). */
+/* scrypt with explicit parameters (N a power of two); the lanes (p) run on
+ * up to one thread per CPU (scrypt.c, D68). */
 int ob_scrypt(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint64_t N,
               uint32_t r, uint32_t p, uint8_t *out, size_t outlen, ob_err *err);
 
