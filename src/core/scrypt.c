@@ -17,6 +17,7 @@
  */
 #include "core/scrypt.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,12 @@
 
 #include "core/crypto.h"
 
-/* What the threads of one derivation may hold together beyond the first
- * lane table: a slot whose table is larger runs on one thread, so a
- * derivation never needs more than max(one table, 32 MiB) (D51 cut the
- * table to 8 MiB for the backups' memory). */
-#define SCRYPT_PARALLEL_BYTES (32u << 20)
+/* What the tables of one derivation's threads may take together: two
+ * tables of a default slot (8 MiB each, D51, which cut the table for the
+ * backups' memory), and one thread for a slot whose table is 16 MiB or
+ * more.  So a derivation never holds more than max(one table, 16 MiB),
+ * however many CPUs there are. */
+#define SCRYPT_PARALLEL_BYTES (16u << 20)
 
 static uint32_t rotl(uint32_t a, int b)
 {
@@ -163,8 +165,10 @@ int ob_scrypt_threads(const char *pass, size_t passlen, const uint8_t *salt, siz
                       uint64_t N, uint32_t r, uint32_t p, int threads, uint8_t *out,
                       size_t outlen, ob_err *err)
 {
+    /* OpenSSL's PBKDF2 takes int lengths. */
     if (N < 2 || (N & (N - 1)) || r < 1 || p < 1 || threads < 1 || outlen == 0 ||
-        N > SIZE_MAX / 128 / r || (size_t)p > SIZE_MAX / 128 / r)
+        outlen > INT_MAX || passlen > INT_MAX || saltlen > INT_MAX ||
+        N > SIZE_MAX / 128 / r || (uint64_t)p * 128 * r > INT_MAX)
         return ob_err_set(err, OB_EFAIL, "scrypt parameters out of range (N=%llu r=%u p=%u)",
                           (unsigned long long)N, r, p);
     if ((uint32_t)threads > p)

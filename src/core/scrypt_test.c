@@ -127,6 +127,9 @@ static void test_bad_parameters(void **state)
     ob_err_clear(&err);
     assert_int_equal(ob_scrypt_threads("pw", 2, s, 4, 16, 1, 1, 0, out, 32, &err), -1);
     ob_err_clear(&err);
+    /* More lane bytes than OpenSSL's PBKDF2 takes (an int). */
+    assert_int_equal(ob_scrypt_threads("pw", 2, s, 4, 16, 8, 1u << 22, 1, out, 32, &err), -1);
+    ob_err_clear(&err);
 }
 
 int main(void)
