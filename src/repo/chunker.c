@@ -161,6 +161,12 @@ const chunker_params *chunker_get_params(const chunker *c)
 
 size_t chunker_next(const chunker *c, const uint8_t *data, size_t len, int eof)
 {
+    return chunker_next_from(c, data, len, eof, 0);
+}
+
+size_t chunker_next_from(const chunker *c, const uint8_t *data, size_t len, int eof,
+                         size_t scanned)
+{
     const size_t min = c->p.min_size, avg = c->p.avg_size, max = c->p.max_size;
 
     if (len == 0)
@@ -181,6 +187,18 @@ size_t chunker_next(const chunker *c, const uint8_t *data, size_t len, int eof)
         uint64_t h = 0;
         size_t i = min;
         size_t mid = n < avg ? n : avg;
+
+        /* Resuming: positions before `scanned` were tested by an earlier
+         * call and held no cut.  The hash at a position depends on the 64
+         * bytes before it at most (each byte is shifted out after 64
+         * steps), so rebuilding it over those is the same as having run
+         * from min. */
+        if (scanned > n)
+            scanned = n;
+        if (scanned > min) {
+            for (i = scanned - min > 64 ? scanned - 64 : min; i < scanned; i++)
+                h = (h << 1) + gear[data[i]];
+        }
 
         /* A cut "at i" ends the chunk after data[i], so a chunk's end depends
          * only on its own bytes. */

@@ -56,5 +56,12 @@ const chunker_params *chunker_get_params(const chunker *c);
  *   the caller must supply more bytes and ask again from the same start.
  * len == 0 returns 0. */
 size_t chunker_next(const chunker *c, const uint8_t *data, size_t len, int eof);
+/* The same answer as chunker_next, for a caller that asked before about
+ * data[0 .. scanned) (the same bytes, scanned < max_size) and got 0: the
+ * search resumes near `scanned` instead of starting over, so a stream fed
+ * in small pieces is hashed about once rather than once per piece.
+ * scanned == 0 is chunker_next. */
+size_t chunker_next_from(const chunker *c, const uint8_t *data, size_t len, int eof,
+                         size_t scanned);
 
 #endif

@@ -293,7 +293,10 @@ static void test_bounds_and_coverage(void **state)
 /* A caller that reads the stream in arbitrary pieces into a max_size buffer
  * must get exactly the cuts of the one-shot call over the whole stream:
  * this is what "stateless between calls" has to guarantee. */
-static void check_streaming(const chunker_params *p, size_t len, uint64_t dseed)
+/* Feed len random bytes to the chunker in reads of 1 .. maxread bytes (0:
+ * up to a third of max_size) and check every cut against one-shot
+ * chunking. */
+static void check_streaming(const chunker_params *p, size_t len, uint64_t dseed, size_t maxread)
 {
     uint8_t *d = random_data(len, dseed);
     chunker *c = new_chunker(p, 3);
@@ -303,18 +306,22 @@ static void check_streaming(const chunker_params *p, size_t len, uint64_t dseed)
     uint64_t rs = dseed * 31 + 1;
     size_t cap = p->max_size;
     uint8_t *buf = ob_xmalloc(cap);
-    size_t have = 0, src = 0;
+    size_t have = 0, src = 0, scanned = 0;
     for (;;) {
         int eof = src == len;
-        size_t l = chunker_next(c, buf, have, eof);
+        /* Resuming where the last fruitless call stopped finds what a
+         * search from the chunk's start finds. */
+        size_t l = chunker_next_from(c, buf, have, eof, scanned);
+        assert_int_equal(l, chunker_next(c, buf, have, eof));
         if (l == 0) {
             if (eof) {
                 assert_int_equal(have, 0);
                 break;
             }
             assert_true(have < cap);
+            scanned = have;
             /* Read a random amount, as a short read() would. */
-            size_t want = 1 + splitmix64(&rs) % (cap / 3);
+            size_t want = 1 + splitmix64(&rs) % (maxread ? maxread : cap / 3);
             if (want > cap - have)
                 want = cap - have;
             if (want > len - src)
@@ -329,6 +336,7 @@ static void check_streaming(const chunker_params *p, size_t len, uint64_t dseed)
         k++;
         memmove(buf, buf + l, have - l);
         have -= l;
+        scanned = 0;
     }
     assert_int_equal(k, n);
     free(buf);
@@ -340,9 +348,14 @@ static void check_streaming(const chunker_params *p, size_t len, uint64_t dseed)
 static void test_streaming_matches_oneshot(void **state)
 {
     (void)state;
-    check_streaming(&tiny_params, 512 * 1024 + 3, 11);
-    check_streaming(&small_params, 4 * MiB + 7, 12);
-    check_streaming(&db_params, 8 * MiB, 13);
+    check_streaming(&tiny_params, 512 * 1024 + 3, 11, 0);
+    check_streaming(&small_params, 4 * MiB + 7, 12, 0);
+    check_streaming(&db_params, 8 * MiB, 13, 0);
+    /* Pieces smaller than the hash's 64-byte reach, so searches resume
+     * next to min_size, mid-window and past avg_size. */
+    check_streaming(&tiny_params, 256 * 1024 + 5, 14, 7);
+    check_streaming(&small_params, 1 * MiB + 1, 15, 97);
+    check_streaming(&db_params, 2 * MiB, 16, 4096);
 }
 
 /* Expected mean chunk length if every hashed position were an independent

@@ -26,29 +26,49 @@ tree_extent *stream_extent_push(tree_node *n, size_t *cap)
     return e;
 }
 
-/* buf[head, tail) holds unconsumed bytes.  The chunker needs max_size
- * bytes ahead of head (or the end of the stream) to place a cut, so we
- * read until that many are buffered and no further: a read of a pipe
- * returns what the writer has produced so far, and waiting to fill the
- * whole buffer would make pg_dump and us take turns instead of running
- * side by side.  When little room is left at the end we move the
- * unconsumed bytes (fewer than max_size) to the front; with a buffer of
- * 2 * max_size that happens at most once per half a max_size consumed. */
+/* buf[head, tail) holds the bytes not yet cut into chunks.
+ *
+ * We read in pieces of STREAM_STEP(max) and ask the chunker after each one,
+ * resuming its search where the last fruitless one stopped
+ * (chunker_next_from), instead of first filling max_size bytes: a chunk
+ * is cut as soon as its end has arrived, so a pipe's writer (pg_dump) and
+ * we run side by side rather than taking turns, and the chunker hashes
+ * each byte about once however the reads arrive.
+ *
+ * The buffer is 2 * max_size, but pages a read touches stay resident for
+ * the whole backup: filling it on every large file held 16 MiB for files
+ * where a few serve.  So before a read that would pass STREAM_SOFT(max)
+ * we move the bytes after the last cut to the front — when they are no
+ * more than the bytes consumed since the last move, so moving costs at
+ * most one copy of what was stored, and much less in practice (what is
+ * left after a cut is part of the last read).  The buffer is then written
+ * no further than STREAM_SOFT or twice the longest chunk plus a step. */
+#define STREAM_STEP(max) ((max) >= 16 ? (max) / 16 : (max))
+#define STREAM_SOFT(max) (4 * STREAM_STEP(max))
+
 int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
                  uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err)
 {
-    size_t head = 0, tail = 0;
-    size_t maxc = chunker_get_params(s->ck)->max_size;
+    size_t head = 0, tail = 0, scanned = 0;
+    const size_t maxc = chunker_get_params(s->ck)->max_size;
+    const size_t step = STREAM_STEP(maxc), soft = STREAM_SOFT(maxc);
     uint64_t pos = start, total = 0;
     int eof = 0;
     for (;;) {
-        while (!eof && tail - head < maxc) {
-            if (s->buf_cap - tail < maxc / 2) {
+        size_t cut = chunker_next_from(s->ck, s->buf + head, tail - head, eof, scanned);
+        if (cut == 0) {
+            if (eof)
+                break; /* and tail == head: everything is stored */
+            scanned = tail - head;
+            /* Without a cut, tail - head < max_size: after a move a step
+             * always fits in 2 * max_size. */
+            if ((tail + step > soft && head >= tail - head) || s->buf_cap - tail < step) {
                 memmove(s->buf, s->buf + head, tail - head);
                 tail -= head;
                 head = 0;
             }
-            ssize_t k = rd(rd_ud, s->buf + tail, s->buf_cap - tail);
+            size_t want = s->buf_cap - tail < step ? s->buf_cap - tail : step;
+            ssize_t k = rd(rd_ud, s->buf + tail, want);
             if (k < 0)
                 return ob_err_errno(err, errno, "reading %s at offset %llu", what,
                                     (unsigned long long)(start + total));
@@ -56,12 +76,8 @@ int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const cha
                 eof = 1;
             tail += (size_t)k;
             total += (uint64_t)k;
+            continue;
         }
-        if (tail == head)
-            break;
-        size_t cut = chunker_next(s->ck, s->buf + head, tail - head, eof);
-        if (cut == 0)
-            cut = tail - head; /* cannot happen with max_size bytes buffered */
         tree_extent *e = stream_extent_push(n, ext_cap);
         e->offset = pos;
         e->len = (uint32_t)cut;
@@ -69,6 +85,7 @@ int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const cha
             return -1;
         head += cut;
         pos += cut;
+        scanned = 0;
         if (s->tick)
             s->tick(s->tick_ud, cut);
     }

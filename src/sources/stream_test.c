@@ -89,6 +89,8 @@ typedef struct piece_reader {
     unsigned calls;
     size_t read_at_first_cut; /* bytes handed out when the first chunk was cut */
     size_t ncuts;
+    const uint8_t *base;      /* the stream's buffer (set by store) */
+    size_t max_end;           /* how far into it a read has written */
 } piece_reader;
 
 static ssize_t piece_read(void *ud, uint8_t *buf, size_t len)
@@ -102,6 +104,8 @@ static ssize_t piece_read(void *ud, uint8_t *buf, size_t len)
     if (k > len)
         k = len;
     memcpy(buf, p->data + p->pos, k);
+    if ((size_t)(buf - p->base) + k > p->max_end)
+        p->max_end = (size_t)(buf - p->base) + k;
     p->pos += k;
     p->calls++;
     return (ssize_t)k;
@@ -139,6 +143,7 @@ static void store(st_fx *f, piece_reader *pr, tree_node *n)
     size_t cap = 2 * (size_t)chunker_get_params(ck)->max_size;
     uint8_t *buf = ob_xmalloc(cap);
     stream_sink sink = {w, ck, buf, cap, piece_tick, pr};
+    pr->base = buf;
     size_t ext_cap = 0;
     uint64_t consumed = 0;
     MUST(stream_store(&sink, piece_read, pr, "test stream", 0, n, &ext_cap, &consumed, E));
@@ -157,9 +162,9 @@ static void test_cuts_do_not_depend_on_reads(void **state)
     uint8_t *data = ob_xmalloc(len);
     fill(data, len, 7);
 
-    piece_reader whole = {data, len, 0, 0, 0, 0, 0, 0};
-    piece_reader pipe = {data, len, 0, 4096, 0, 0, 0, 0};
-    piece_reader odd = {data, len, 0, 0, 1, 0, 0, 0};
+    piece_reader whole = {.data = data, .len = len};
+    piece_reader pipe = {.data = data, .len = len, .piece = 4096};
+    piece_reader odd = {.data = data, .len = len, .uneven = 1};
     tree t;
     tree_init(&t);
     tree_node *nw = tree_add(&t), *np = tree_add(&t), *no = tree_add(&t);
@@ -192,11 +197,28 @@ static void test_cuts_do_not_depend_on_reads(void **state)
     assert_int_equal(pos, len);
     ob_buf_free(&b);
 
-    /* Fed 4 KiB at a time, the first cut is made as soon as the chunker
-     * has max_size bytes, not after the whole buffer (2 * max_size) is
-     * full: a pipe's writer must not wait for us to stop reading. */
-    assert_true(pipe.read_at_first_cut >= max);
-    assert_true(pipe.read_at_first_cut < max + 4096);
+    /* Fed 4 KiB at a time, the first chunk is cut as soon as its end has
+     * arrived, not once max_size bytes are buffered: a pipe's writer must
+     * not wait for us to stop reading. */
+    size_t first = nw->extents[0].len;
+    assert_true(first < max);
+    assert_true(pipe.read_at_first_cut >= first);
+    assert_true(pipe.read_at_first_cut < first + 4096);
+
+    /* The buffer (2 * max_size) is written no further than a quarter of
+     * max_size or twice the longest chunk plus one read (a sixteenth of
+     * max_size): pages a read touches stay resident. */
+    size_t longest = 0;
+    for (size_t i = 0; i < nw->nextents; i++)
+        if (nw->extents[i].len > longest)
+            longest = nw->extents[i].len;
+    size_t bound = 2 * longest + max / 16 > max / 4 ? 2 * longest + max / 16 : max / 4;
+    assert_true(bound < 2 * max);
+    for (int k = 0; k < 3; k++) {
+        const piece_reader *p = k == 0 ? &whole : k == 1 ? &pipe : &odd;
+        assert_true(p->max_end > 0);
+        assert_true(p->max_end <= bound);
+    }
     tree_free(&t);
     free(data);
 }
@@ -205,7 +227,7 @@ static void test_cuts_do_not_depend_on_reads(void **state)
 static void test_empty_stream(void **state)
 {
     st_fx *f = *state;
-    piece_reader pr = {(const uint8_t *)"", 0, 0, 4096, 0, 0, 0, 0};
+    piece_reader pr = {.data = (const uint8_t *)"", .piece = 4096};
     tree t;
     tree_init(&t);
     tree_node *n = tree_add(&t);
