@@ -42,8 +42,15 @@ tree_extent *stream_extent_push(tree_node *n, size_t *cap)
  * more than the bytes consumed since the last move, so moving costs at
  * most one copy of what was stored, and much less in practice (what is
  * left after a cut is part of the last read).  The buffer is then written
- * no further than STREAM_SOFT or twice the longest chunk plus a step. */
-#define STREAM_STEP(max) ((max) >= 16 ? (max) / 16 : (max))
+ * no further than STREAM_SOFT or twice the longest chunk plus a step.
+ *
+ * A step is a sixteenth of max_size (512 KiB for files) but no less than
+ * 512 KiB: a dump's chunks are small (max_size 1 MiB), and reading its pipe
+ * in 64 KiB pieces cost more CPU in wake-ups (pg_dump blocks on the full
+ * pipe and is woken by every read) than the buffer it would save. */
+#define STREAM_STEP_MIN ((size_t)512 * 1024)
+#define STREAM_STEP(max)                                                                     \
+    ((max) / 16 >= STREAM_STEP_MIN ? (max) / 16 : (max) < STREAM_STEP_MIN ? (max) : STREAM_STEP_MIN)
 #define STREAM_SOFT(max) (4 * STREAM_STEP(max))
 
 int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,

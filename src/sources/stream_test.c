@@ -135,11 +135,11 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
-static void store(st_fx *f, piece_reader *pr, tree_node *n)
+static void store(st_fx *f, int kind, piece_reader *pr, tree_node *n)
 {
     repo_writer *w = NULL;
     MUST(repo_writer_new(f->r, 2, &w, E));
-    const chunker *ck = repo_chunker(f->r, REPO_CHUNK_DB);
+    const chunker *ck = repo_chunker(f->r, kind);
     size_t cap = 2 * (size_t)chunker_get_params(ck)->max_size;
     uint8_t *buf = ob_xmalloc(cap);
     stream_sink sink = {w, ck, buf, cap, piece_tick, pr};
@@ -168,9 +168,9 @@ static void test_cuts_do_not_depend_on_reads(void **state)
     tree t;
     tree_init(&t);
     tree_node *nw = tree_add(&t), *np = tree_add(&t), *no = tree_add(&t);
-    store(f, &whole, nw);
-    store(f, &pipe, np);
-    store(f, &odd, no);
+    store(f, REPO_CHUNK_DB, &whole, nw);
+    store(f, REPO_CHUNK_DB, &pipe, np);
+    store(f, REPO_CHUNK_DB, &odd, no);
 
     /* The same cuts and IDs whichever way the bytes came in. */
     assert_true(nw->nextents > 5);
@@ -205,20 +205,41 @@ static void test_cuts_do_not_depend_on_reads(void **state)
     assert_true(pipe.read_at_first_cut >= first);
     assert_true(pipe.read_at_first_cut < first + 4096);
 
-    /* The buffer (2 * max_size) is written no further than a quarter of
-     * max_size or twice the longest chunk plus one read (a sixteenth of
-     * max_size): pages a read touches stay resident. */
+    tree_free(&t);
+    free(data);
+}
+
+/* Pages a read touches stay resident for the whole backup, so the buffer
+ * (2 * max_size: 16 MiB for files) is written no further than 2 MiB or
+ * twice the longest chunk plus one read (512 KiB), however the reads
+ * arrive; filling it to the brim kept 16 MiB resident after any large
+ * file. */
+static void test_buffer_stays_small(void **state)
+{
+    st_fx *f = *state;
+    size_t max = chunker_get_params(repo_chunker(f->r, REPO_CHUNK_FILES))->max_size;
+    size_t len = 2 * max + 12345;
+    uint8_t *data = ob_xmalloc(len);
+    fill(data, len, 9);
+
+    piece_reader whole = {.data = data, .len = len};
+    piece_reader pipe = {.data = data, .len = len, .piece = 65536};
+    tree t;
+    tree_init(&t);
+    tree_node *nw = tree_add(&t), *np = tree_add(&t);
+    store(f, REPO_CHUNK_FILES, &whole, nw);
+    store(f, REPO_CHUNK_FILES, &pipe, np);
+    assert_int_equal(np->nextents, nw->nextents);
+
     size_t longest = 0;
     for (size_t i = 0; i < nw->nextents; i++)
         if (nw->extents[i].len > longest)
             longest = nw->extents[i].len;
-    size_t bound = 2 * longest + max / 16 > max / 4 ? 2 * longest + max / 16 : max / 4;
-    assert_true(bound < 2 * max);
-    for (int k = 0; k < 3; k++) {
-        const piece_reader *p = k == 0 ? &whole : k == 1 ? &pipe : &odd;
-        assert_true(p->max_end > 0);
-        assert_true(p->max_end <= bound);
-    }
+    size_t step = 512 * 1024;
+    size_t bound = 2 * longest + step > 4 * step ? 2 * longest + step : 4 * step;
+    assert_true(bound < max);
+    assert_true(whole.max_end > 0 && whole.max_end <= bound);
+    assert_true(pipe.max_end > 0 && pipe.max_end <= bound);
     tree_free(&t);
     free(data);
 }
@@ -231,7 +252,7 @@ static void test_empty_stream(void **state)
     tree t;
     tree_init(&t);
     tree_node *n = tree_add(&t);
-    store(f, &pr, n);
+    store(f, REPO_CHUNK_DB, &pr, n);
     assert_int_equal(n->nextents, 0);
     assert_int_equal(pr.calls, 1);
     tree_free(&t);
@@ -241,6 +262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cuts_do_not_depend_on_reads, st_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_stays_small, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(test_empty_stream, st_setup, st_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
