@@ -28,7 +28,7 @@ tree_extent *stream_extent_push(tree_node *n, size_t *cap)
 
 /* buf[head, tail) holds the bytes not yet cut into chunks.
  *
- * We read in pieces of STREAM_STEP(max) and ask the chunker after each one,
+ * We read in pieces of stream_step(max) and ask the chunker after each one,
  * resuming its search where the last fruitless one stopped
  * (chunker_next_from), instead of first filling max_size bytes: a chunk
  * is cut as soon as its end has arrived, so a pipe's writer (pg_dump) and
@@ -49,16 +49,20 @@ tree_extent *stream_extent_push(tree_node *n, size_t *cap)
  * in 64 KiB pieces cost more CPU in wake-ups (pg_dump blocks on the full
  * pipe and is woken by every read) than the buffer it would save. */
 #define STREAM_STEP_MIN ((size_t)512 * 1024)
-#define STREAM_STEP(max)                                                                     \
-    ((max) / 16 >= STREAM_STEP_MIN ? (max) / 16 : (max) < STREAM_STEP_MIN ? (max) : STREAM_STEP_MIN)
-#define STREAM_SOFT(max) (4 * STREAM_STEP(max))
+#define STREAM_SOFT(max) (4 * stream_step(max))
+
+static size_t stream_step(size_t max)
+{
+    size_t floor = max < STREAM_STEP_MIN ? max : STREAM_STEP_MIN;
+    return max / 16 > floor ? max / 16 : floor;
+}
 
 int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const char *what,
                  uint64_t start, tree_node *n, size_t *ext_cap, uint64_t *consumed, ob_err *err)
 {
     size_t head = 0, tail = 0, scanned = 0;
     const size_t maxc = chunker_get_params(s->ck)->max_size;
-    const size_t step = STREAM_STEP(maxc), soft = STREAM_SOFT(maxc);
+    const size_t step = stream_step(maxc), soft = STREAM_SOFT(maxc);
     uint64_t pos = start, total = 0;
     int eof = 0;
     for (;;) {
