@@ -37,19 +37,18 @@ tree_extent *stream_extent_push(tree_node *n, size_t *cap)
  *
  * The buffer is 2 * max_size, but pages a read touches stay resident for
  * the whole backup: filling it on every large file held 16 MiB for files
- * where a few serve.  So before a read that would pass STREAM_SOFT(max)
+ * where a few serve.  So before a read that would pass four steps
  * we move the bytes after the last cut to the front — when they are no
  * more than the bytes consumed since the last move, so moving costs at
  * most one copy of what was stored, and much less in practice (what is
  * left after a cut is part of the last read).  The buffer is then written
- * no further than STREAM_SOFT or twice the longest chunk plus a step.
+ * no further than four steps or twice the longest chunk plus a step.
  *
  * A step is a sixteenth of max_size (512 KiB for files) but no less than
  * 512 KiB: a dump's chunks are small (max_size 1 MiB), and reading its pipe
  * in 64 KiB pieces cost more CPU in wake-ups (pg_dump blocks on the full
  * pipe and is woken by every read) than the buffer it would save. */
 #define STREAM_STEP_MIN ((size_t)512 * 1024)
-#define STREAM_SOFT(max) (4 * stream_step(max))
 
 static size_t stream_step(size_t max)
 {
@@ -62,7 +61,7 @@ int stream_store(const stream_sink *s, stream_read_fn rd, void *rd_ud, const cha
 {
     size_t head = 0, tail = 0, scanned = 0;
     const size_t maxc = chunker_get_params(s->ck)->max_size;
-    const size_t step = stream_step(maxc), soft = STREAM_SOFT(maxc);
+    const size_t step = stream_step(maxc), soft = 4 * step;
     uint64_t pos = start, total = 0;
     int eof = 0;
     for (;;) {
