@@ -97,7 +97,7 @@ int proc_start(const proc_opts *o, proc **out, ob_err *err)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         int devnull = open("/dev/null", O_RDWR);
-        dup2(o->pipe_stdin ? in[0] : devnull, STDIN_FILENO);
+        dup2(o->pipe_stdin ? in[0] : o->stdin_fd > 0 ? o->stdin_fd : devnull, STDIN_FILENO);
         dup2(o->pipe_stdout ? outp[1] : errfd, STDOUT_FILENO);
         dup2(errfd, STDERR_FILENO);
         execvpe(o->argv[0], o->argv, env);
@@ -274,7 +274,7 @@ void proc_argv_free(char **argv)
 
 int proc_run(char *const *argv, char *const *env_add, int *code, char **stderr_text, ob_err *err)
 {
-    proc_opts o = {argv, env_add, 0, 0};
+    proc_opts o = {.argv = argv, .env_add = env_add};
     proc *p;
     if (proc_start(&o, &p, err) < 0)
         return -1;
@@ -287,7 +287,7 @@ int proc_run(char *const *argv, char *const *env_add, int *code, char **stderr_t
 
 int proc_run_ok(char *const *argv, char *const *env_add, const char *what, ob_err *err)
 {
-    proc_opts o = {argv, env_add, 0, 0};
+    proc_opts o = {.argv = argv, .env_add = env_add};
     proc *p;
     if (proc_start(&o, &p, err) < 0)
         return -1;

@@ -25,6 +25,8 @@ typedef struct proc_opts {
     char *const *env_add;    /* "K=V" entries added to our environment; may be NULL */
     int pipe_stdin;          /* give us a pipe to the child's stdin (else /dev/null) */
     int pipe_stdout;         /* give us a pipe from the child's stdout (else it joins the captured stderr) */
+    int stdin_fd;            /* > 0 and no pipe_stdin: the child's stdin is this file of ours
+                              * (it stays ours; 0, our own stdin, is never handed on) */
 } proc_opts;
 
 int proc_start(const proc_opts *o, proc **out, ob_err *err);

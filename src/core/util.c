@@ -268,6 +268,27 @@ char *ob_self_exe(ob_err *err)
     }
 }
 
+const char *ob_tmpdir(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+int ob_tmpfile(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != ENOENT && errno != EACCES && errno != ENOSPC) {
+        /* No O_TMPFILE on this file system (EOPNOTSUPP; EISDIR on kernels
+         * before 3.11): a named file, unlinked before anyone needs it. */
+        char *t = ob_xasprintf("%s/.opsbackup-XXXXXX", dir);
+        fd = mkostemp(t, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(t);
+        free(t);
+    }
+    return fd;
+}
+
 int ob_mkdir_p(const char *path, mode_t mode, ob_err *err)
 {
     char *p = ob_xstrdup(path);

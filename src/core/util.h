@@ -35,6 +35,14 @@ char *ob_human_duration(double seconds);
 /* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
 int ob_parse_duration(const char *s, int64_t *seconds);
 
+/* Where temporary files go: $TMPDIR if set and not empty, else /tmp. */
+const char *ob_tmpdir(void);
+/* An unlinked temporary file in dir, open read-write (O_CLOEXEC): nothing
+ * of it is left behind whatever ends us.  O_TMPFILE where the file system
+ * has it, else a file named .opsbackup-XXXXXX removed at once.  -1 with
+ * errno set on failure. */
+int ob_tmpfile(const char *dir);
+
 /* mkdir -p: create path and its missing parents with mode (existing ones
  * are left as they are). */
 int ob_mkdir_p(const char *path, mode_t mode, ob_err *err);

@@ -354,7 +354,7 @@ static char **globals_argv(const char *dump_command, const char *db, int with_pa
 /* Run a command and collect all it prints; it must exit 0. */
 static int run_capture(char **argv, char **env, const char *what, ob_buf *out, ob_err *err)
 {
-    proc_opts po = {argv, env, 0, 1};
+    proc_opts po = {.argv = argv, .env_add = env, .pipe_stdout = 1};
     proc *p;
     if (proc_start(&po, &p, err) < 0)
         return -1;
@@ -519,7 +519,7 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
     /* pg_dump starts now and reads the catalog while the caller opens the
      * repository (its key derivation alone takes ~0.5 s); once its pipe is
      * full it waits for dump_to_node.  The globals are dumped meanwhile. */
-    proc_opts po = {argv, d->env, 0, 1};
+    proc_opts po = {.argv = argv, .env_add = d->env, .pipe_stdout = 1};
     if (proc_start(&po, &d->dump, err) < 0)
         goto out;
     d->gj.dump_command = d->dump_command;
@@ -895,6 +895,16 @@ static int pg_interrupt_stop(pg_interrupt *in)
     return in->sig;
 }
 
+/* The signal taken, 0 if none yet (a stream_restore_stoppable stop). */
+static int pg_interrupt_taken(void *in_ptr)
+{
+    pg_interrupt *in = in_ptr;
+    pthread_mutex_lock(&in->mu);
+    int sig = in->sig;
+    pthread_mutex_unlock(&in->mu);
+    return sig;
+}
+
 /* p is the command running now (NULL: none any more).  A command that
  * starts after the signal was taken is stopped at once. */
 static void pg_interrupt_child(pg_interrupt *in, const proc *p)
@@ -938,7 +948,7 @@ static int stream_to_pipe(repo *r, const tree_node *n, int fd, const char *what,
 static int stream_to_command(repo *r, const tree_node *n, char **argv, char **env,
                              const char *what, pg_interrupt *in, ob_err *err)
 {
-    proc_opts po = {argv, env, 1, 0};
+    proc_opts po = {.argv = argv, .env_add = env, .pipe_stdin = 1};
     proc *p;
     if (proc_start(&po, &p, err) < 0)
         return -1;
@@ -1352,24 +1362,29 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
     }
     char *dbarg = ob_xasprintf("--dbname=%s", dbci);
     free(dbci);
-    char *tmpfile = NULL;
     if (o->jobs > 1 && !o->restore_command) {
-        /* Parallel pg_restore needs a seekable archive. */
-        const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        tmpfile = ob_xasprintf("%s/opsbackup-restore-XXXXXX", tmpdir);
-        int fd = mkstemp(tmpfile);
-        if (fd < 0) {
-            rc = ob_err_errno(err, errno, "creating a temporary file in %s for parallel restore",
+        /* Parallel pg_restore needs a seekable archive: a temporary file
+         * without a name, so that nothing is left in TMPDIR whatever ends
+         * us (a kill -9 during a restore of a large dump left it all
+         * there).  pg_restore gets it as its stdin and opens it by the
+         * name /proc/self/fd/0, in each worker too: it refuses --jobs on
+         * standard input itself, since it cannot reopen that. */
+        const char *tmpdir = ob_tmpdir();
+        int fd = ob_tmpfile(tmpdir);
+        if (fd < 0)
+            rc = ob_err_errno(err, errno,
+                              "creating a temporary file in %s for the parallel restore (TMPDIR "
+                              "sets the directory)",
                               tmpdir);
-        } else {
-            rc = stream_restore(r, dump, fd, tmpfile, NULL, err);
-            close(fd);
-        }
+        else
+            rc = stream_restore_stoppable(r, dump, fd, "the dump into a temporary file",
+                                          pg_interrupt_taken, in, NULL, err);
         if (rc == 0) {
             char *jarg = ob_xasprintf("--jobs=%d", o->jobs);
-            char *extra[] = {dbarg, "--exit-on-error", "--no-password", jarg, tmpfile, NULL};
+            char *extra[] = {dbarg, "--exit-on-error", "--no-password", jarg, "/proc/self/fd/0",
+                             NULL};
             char **argv = build_argv(NULL, "pg_restore", extra, err);
-            proc_opts po = {argv, env, 0, 0};
+            proc_opts po = {.argv = argv, .env_add = env, .stdin_fd = fd};
             proc *p = NULL;
             rc = argv ? proc_start(&po, &p, err) : -1;
             if (rc == 0) {
@@ -1382,8 +1397,8 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
             free(jarg);
             proc_argv_free(argv);
         }
-        unlink(tmpfile);
-        free(tmpfile);
+        if (fd >= 0)
+            close(fd);
     } else {
         char *extra[] = {dbarg, "--exit-on-error", "--no-password", NULL};
         char **argv = build_argv(o->restore_command, "pg_restore", extra, err);

@@ -154,17 +154,28 @@ int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64
 typedef struct fd_sink {
     int fd;
     const char *what;
+    int (*stop)(void *ud);
+    void *stop_ud;
 } fd_sink;
 
 static int fd_sink_write(void *ud, const uint8_t *p, size_t len, ob_err *err)
 {
     const fd_sink *s = ud;
+    if (s->stop && s->stop(s->stop_ud))
+        return ob_err_set(err, OB_EFAIL, "writing %s: interrupted", s->what);
     return write_all(s->fd, p, len, s->what, err);
 }
 
 int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
                    ob_err *err)
 {
-    fd_sink s = {fd, what};
+    return stream_restore_stoppable(r, n, fd, what, NULL, NULL, written, err);
+}
+
+int stream_restore_stoppable(repo *r, const tree_node *n, int fd, const char *what,
+                             int (*stop)(void *ud), void *stop_ud, uint64_t *written,
+                             ob_err *err)
+{
+    fd_sink s = {fd, what, stop, stop_ud};
     return stream_each(r, n, fd_sink_write, &s, written, err);
 }

@@ -54,6 +54,12 @@ int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64
  * verifying every chunk.  EPIPE from a reader that stopped is an error. */
 int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
                    ob_err *err);
+/* stream_restore that asks stop(stop_ud) before each chunk and fails
+ * ("interrupted") once it answers non-zero: a copy of gigabytes that a
+ * signal must be able to end. */
+int stream_restore_stoppable(repo *r, const tree_node *n, int fd, const char *what,
+                             int (*stop)(void *ud), void *stop_ud, uint64_t *written,
+                             ob_err *err);
 
 /* A stream_read_fn over a plain file descriptor (pipes). */
 ssize_t stream_read_fd(void *fdp, uint8_t *buf, size_t len);

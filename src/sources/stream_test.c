@@ -1,7 +1,8 @@
 /*
  * stream_test.c — stream_store: where a stream is cut must not depend on
  * how its reads arrive, and a reader fed in small pieces (a pipe from
- * pg_dump) must not be made to wait for more than the chunker needs.
+ * pg_dump) must not be made to wait for more than the chunker needs;
+ * and a copy back out can be stopped between chunks.
  */
 #include <ftw.h>
 #include <setjmp.h>
@@ -258,12 +259,74 @@ static void test_empty_stream(void **state)
     tree_free(&t);
 }
 
+/* Stops once it has been asked `after` times (never if after < 0). */
+typedef struct stopper {
+    int asked, after;
+} stopper;
+
+static int stopper_stop(void *ud)
+{
+    stopper *s = ud;
+    return s->after >= 0 && s->asked++ >= s->after;
+}
+
+/* stream_restore_stoppable looks before every chunk: a stop ends the copy
+ * there, with an error, and what was written is exactly the chunks before
+ * it (restore db --jobs copies a dump of gigabytes this way, with the
+ * signals held back for pg_restore's watcher). */
+static void test_restore_stops(void **state)
+{
+    st_fx *f = *state;
+    size_t len = 3 * chunker_get_params(repo_chunker(f->r, REPO_CHUNK_DB))->max_size + 777;
+    uint8_t *data = ob_xmalloc(len);
+    fill(data, len, 5);
+    piece_reader pr = {.data = data, .len = len};
+    tree t;
+    tree_init(&t);
+    tree_node *n = tree_add(&t);
+    store(f, REPO_CHUNK_DB, &pr, n);
+    assert_true(n->nextents >= 4);
+
+    for (int after = -1; after <= 2; after++) {
+        int fd = ob_tmpfile(f->dir);
+        assert_true(fd >= 0);
+        stopper sp = {0, after};
+        uint64_t written = 0;
+        ob_err e = OB_ERR_INIT;
+        int rc = stream_restore_stoppable(f->r, n, fd, "the test copy", stopper_stop, &sp,
+                                          &written, &e);
+        uint64_t want = 0;
+        for (size_t i = 0; i < n->nextents && (after < 0 || i < (size_t)after); i++)
+            want += n->extents[i].len;
+        if (after < 0) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(want, len);
+            assert_int_equal(sp.asked, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(ob_err_msg(&e), "interrupted"));
+            assert_int_equal(sp.asked, after + 1);
+        }
+        ob_err_clear(&e);
+        off_t size = lseek(fd, 0, SEEK_END);
+        assert_int_equal((uint64_t)size, want);
+        uint8_t *back = ob_xmalloc(want + 1);
+        assert_int_equal(pread(fd, back, want, 0), (ssize_t)want);
+        assert_memory_equal(back, data, want);
+        free(back);
+        close(fd);
+    }
+    tree_free(&t);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cuts_do_not_depend_on_reads, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(test_buffer_stays_small, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(test_empty_stream, st_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_stops, st_setup, st_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

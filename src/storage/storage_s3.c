@@ -70,6 +70,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "storage/curl_lib.h"
 #include "storage/storage.h"
 
@@ -1367,17 +1368,8 @@ static int s3_write_open(storage *st, const char *name, void **state, ob_err *er
         return -1;
     s3_write *w = ob_xcalloc(1, sizeof *w);
     w->name = ob_xstrdup(name);
-    const char *tmp = getenv("TMPDIR");
-    w->dir = ob_xstrdup(tmp && *tmp ? tmp : "/tmp");
-    /* O_TMPFILE: no name, so nothing is left behind if we are killed. */
-    w->fd = open(w->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (w->fd < 0 && errno != ENOENT && errno != EACCES && errno != ENOSPC) {
-        char *t = ob_xasprintf("%s/.opsbackup-upload-XXXXXX", w->dir);
-        w->fd = mkostemp(t, O_CLOEXEC);
-        if (w->fd >= 0)
-            unlink(t);
-        free(t);
-    }
+    w->dir = ob_xstrdup(ob_tmpdir());
+    w->fd = ob_tmpfile(w->dir); /* no name: nothing is left behind if we are killed */
     if (w->fd < 0) {
         int e = errno;
         ob_err_errno(err, e,

@@ -13,7 +13,9 @@
 #     REVOKE on it, ALTER DATABASE SET, ALTER ROLE IN DATABASE SET, COMMENT,
 #     connection limit);
 #   - a locale the restoring server lacks: the database is made with the
-#     server's default locale and a warning, not refused (session 16).
+#     server's default locale and a warning, not refused (session 16);
+#   - --jobs spools the dump into a file without a name, and a signal
+#     during that copy ends the restore cleanly (session 19).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
@@ -189,6 +191,101 @@ assert_grep "send it again" "$T/deaf.err"
 [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'deafdb'")" = 0 ] ||
     problem "an interrupted restore with a deaf restore command left deafdb behind"
 while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$T/sleeps"
+
+info "restore db --jobs: the dump's spool file has no name, and a signal stops the copy into it"
+# Parallel pg_restore needs a seekable copy of the dump.  It was a named
+# file in TMPDIR, which a kill -9 left there (as large as the dump); now
+# it has no name and pg_restore reads it as its stdin.  The pg_restore
+# found on PATH is this wrapper, which only shows what it was given.
+mkdir -p "$T/partmp" "$T/parbin"
+cat >"$T/parbin/pg_restore" <<EOF
+#!/bin/sh
+[ -f /proc/self/fd/0 ] && [ -s /proc/self/fd/0 ] && echo "\$*" >"$T/par.args"
+echo \$\$ >>"$T/sleeps"
+touch "$T/par.started"
+exec sleep 20 </dev/null
+EOF
+chmod 755 "$T/parbin/pg_restore"
+TMPDIR="$T/partmp" PATH="$T/parbin:$PATH" "$OPSBACKUP" -r "$REPO" restore db "$sigsnap" \
+    --target-db pardb --jobs 2 >"$T/par.out" 2>"$T/par.err" &
+restorer=$!
+bg_track $restorer
+for _ in $(seq 200); do
+    [ -e "$T/par.started" ] && break
+    sleep 0.05
+done
+[ -e "$T/par.started" ] || { cat "$T/par.err" >&2; fail "restore db --jobs 2 never started pg_restore"; }
+[ -z "$(ls -A "$T/partmp")" ] || problem "restore db --jobs named its spool file in TMPDIR: $(ls -A "$T/partmp")"
+assert_grep "jobs=2 /proc/self/fd/0" "$T/par.args"
+kill -KILL $restorer
+wait $restorer 2>/dev/null || true
+[ -z "$(ls -A "$T/partmp")" ] || problem "kill -9 during restore db --jobs left files in TMPDIR: $(ls -A "$T/partmp")"
+pg_sql "DROP DATABASE IF EXISTS pardb"
+while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$T/sleeps"
+
+# The copy into the spool file holds the signals back (the watcher takes
+# them for pg_restore), so it looks for one itself before each chunk: a
+# copy of a large dump went on to its end after Ctrl-C.  Here the copy is
+# slowed by S3 behind a proxy that holds back every ranged GET (blob
+# reads) for 1 s; the signal comes once the spool file is open.  (The
+# suite runs this test on a directory: the S3 test server is started for
+# this part.)  This dump's copy is two GETs of whole pack ranges, so the
+# time to stop does not tell the old copy from the new; stream_test's
+# test_restore_stops does.  What this shows is the outcome: the signal's
+# exit status, no pg_restore started, no database and no file left.
+if s3_available; then
+    if [ "$S3_MODE" = 0 ]; then
+        on_exit s3_stop
+        s3_start "$T/s3par" || fail "the S3 test server did not start"
+        s3_env
+    fi
+    parrepo="s3://$S3_BUCKET/parrepo?endpoint=$S3_ENDPOINT"
+    "$OPSBACKUP" -r "$parrepo" init --kdf-n 1024 >/dev/null
+    pg_sql "CREATE DATABASE bigdb"
+    pg_sql -d bigdb "CREATE TABLE big AS SELECT g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 64) i) AS v FROM generate_series(1, 24000) g"
+    "$OPSBACKUP" -r "$parrepo" --json backup db --dbname bigdb >"$T/big.json" ||
+        fail "backup db of bigdb to S3 failed"
+    bigsnap=$(json_get "$T/big.json" 'j["id"]')
+    pg_sql "DROP DATABASE bigdb"
+    pport=$(s3_free_port)
+    python3 "$TOOLS/faultproxy.py" "$pport" "$S3_PORT" "delay:1@RANGE:1" --log "$T/proxy.held" \
+        >"$T/proxy.log" 2>&1 &
+    proxy=$!
+    bg_track $proxy
+    for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
+    grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
+    rm -f "$T/par.started"
+    TMPDIR="$T/partmp" PATH="$T/parbin:$PATH" "$OPSBACKUP" \
+        -r "s3://$S3_BUCKET/parrepo?endpoint=http://127.0.0.1:$pport" restore db "$bigsnap" \
+        --target-db bigdb --jobs 2 >"$T/par.out" 2>"$T/par.err" &
+    restorer=$!
+    bg_track $restorer
+    # The copy has begun once the restore holds a file of TMPDIR open.
+    copying=0
+    for _ in $(seq 600); do
+        if ls -l "/proc/$restorer/fd" 2>/dev/null | grep -q "$T/partmp"; then copying=1; break; fi
+        kill -0 $restorer 2>/dev/null || break
+        sleep 0.05
+    done
+    [ $copying = 1 ] || { cat "$T/par.err" >&2; fail "restore db --jobs from S3 never began copying the dump"; }
+    kill -TERM $restorer
+    set +e
+    wait $restorer
+    parrc=$?
+    set -e
+    kill $proxy 2>/dev/null || true
+    wait $proxy 2>/dev/null || true
+    [ "$parrc" = 143 ] || { cat "$T/par.err" >&2; problem "restore db --jobs ended with $parrc after SIGTERM during the copy, not 143"; }
+    assert_grep "interrupted by signal 15" "$T/par.err"
+    [ ! -e "$T/par.started" ] || problem "restore db --jobs started pg_restore after SIGTERM during the copy"
+    [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'bigdb'")" = 0 ] ||
+        problem "SIGTERM during the copy of restore db --jobs left database bigdb behind"
+    [ -z "$(ls -A "$T/partmp")" ] || problem "an interrupted restore db --jobs left files in TMPDIR"
+elif [ "${OB_REQUIRE_S3:-0}" = 1 ]; then
+    problem "OB_REQUIRE_S3=1 but the S3 test server is not installed: the interrupted copy was not tested"
+else
+    info "SKIP the interrupted copy of restore db --jobs: the S3 test server is not installed"
+fi
 
 info "a taken NAME_before_restore_<time> is refused before anything is restored"
 pg_sql "CREATE DATABASE takendb"

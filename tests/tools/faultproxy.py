@@ -18,7 +18,9 @@ order for each request; the first that fires decides.  RULE is KIND@WHEN:
   WHEN   P         a fraction, e.g. 0.2: each request with probability P
          #N        only the N-th request (1-based)
          #N-M      requests N..M
-         METHOD:P  only requests of that method (PUT, GET, HEAD, DELETE, POST)
+         METHOD:P  only requests of that method (PUT, GET, HEAD, DELETE, POST);
+                   RANGE:P only GETs of a byte range (blob reads, not whole
+                   objects such as the config, keys and index)
 
 Examples: 503@0.3  reset@#5  delay:2@0.1  reset-after@PUT:0.2  500@#1-20
 
@@ -89,7 +91,10 @@ class Proxy(BaseHTTPRequestHandler):
             count[0] += 1
             n = count[0]
             for kind, method, test in rules:
-                if method and method != self.command:
+                if method == "RANGE":
+                    if self.command != "GET" or not self.headers.get("Range"):
+                        continue
+                elif method and method != self.command:
                     continue
                 if test(n, rng):
                     stats[kind] = stats.get(kind, 0) + 1
