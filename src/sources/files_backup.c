@@ -610,10 +610,21 @@ static void digest_node(backup_ctx *c, const char *path, const tree_node *n)
     ob_buf_free(&b);
 }
 
+/* PATHs that cannot be looked up: n of them at or below path.  Left out
+ * with a warning, as an unreadable entry below a PATH is (D58): the others
+ * are still backed up, and the snapshot is marked incomplete. */
+static void skip_paths(backup_ctx *c, const char *path, const char *what, int errnum, size_t n)
+{
+    warn_entry(c, path, what, errnum);
+    c->prog.errors += n - 1;
+}
+
 /* Build the tree for directory `dir` (an ancestor of some PATHs): it holds
- * only the next components of those PATHs. */
+ * only the next components of those PATHs.  *stored is increased by the
+ * PATHs stored; an ancestor below which none was is left out too. */
 static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t npaths,
-                          const uint8_t *parent_tree, uint8_t id[OB_ID_LEN], ob_err *err)
+                          const uint8_t *parent_tree, uint8_t id[OB_ID_LEN], size_t *stored,
+                          ob_err *err)
 {
     tree old, t;
     tree_init(&old);
@@ -652,40 +663,51 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
         int is_target = !slash; /* a PATH itself, backed up entirely */
         if (is_target && dfd < 0 &&
             (dfd = open(dlen ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-            rc = ob_err_errno(err, errno, "%s", dlen ? dir : "/");
+            skip_paths(c, full, "its directory cannot be opened", errno, 1);
         } else if (is_target ? fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0
                              : lstat(full, &st) < 0) {
-            rc = ob_err_errno(err, errno, "%s", full);
+            skip_paths(c, full, "cannot be backed up", errno, j - i);
         } else if (is_target) {
             tree_node *node = tree_add(&t);
+            uint64_t warned = c->prog.errors;
             int r = backup_entry(c, dfd, full, name, &st, prev, 0, 0, node, err);
-            if (r == 1)
-                rc = ob_err_set(err, OB_EIO,
-                                "%s: cannot be read (removed while being backed up, or see the "
-                                "warning above)",
-                                full);
-            else if (r < 0)
+            if (r == 1) {
+                /* Left out (backup_entry warned, unless it was removed
+                 * since the fstatat: for a PATH that is worth a word). */
+                if (c->prog.errors == warned)
+                    warn_entry(c, full, "removed while being backed up", 0);
+                tree_node_free(node);
+                t.n--;
+            } else if (r < 0) {
                 rc = -1;
-            else
+            } else {
                 digest_node(c, full, node);
-        } else {
-            /* An ancestor on the way: keep its metadata, follow it if it is
-             * a symlink (the PATH resolves through it), list only PATHs. */
-            if (S_ISLNK(st.st_mode) && stat(full, &st) < 0)
-                rc = ob_err_errno(err, errno, "%s", full);
-            else if (!S_ISDIR(st.st_mode))
-                rc = ob_err_set(err, OB_EUSAGE, "%s is not a directory", full);
-            if (rc == 0) {
-                tree_node *node = tree_add(&t);
-                if (fsmeta_capture(full, name, &st, node, err) < 0) {
-                    rc = -1;
-                } else {
-                    forget_atime(node);
-                    node->type = TREE_DIR;
-                    const uint8_t *pt = prev && prev->type == TREE_DIR ? prev->subtree : NULL;
-                    rc = backup_virtual(c, full, paths + i, j - i, pt, node->subtree, err);
-                }
+                (*stored)++;
             }
+        } else if (S_ISLNK(st.st_mode) && stat(full, &st) < 0) {
+            /* An ancestor on the way, followed if it is a symlink (the PATH
+             * resolves through it): its target is gone. */
+            skip_paths(c, full, "cannot be followed", errno, j - i);
+        } else if (!S_ISDIR(st.st_mode)) {
+            skip_paths(c, full, "is not a directory, so the PATHs below it cannot be backed up",
+                       0, j - i);
+        } else {
+            /* An ancestor: keep its metadata, list only PATHs. */
+            tree_node *node = tree_add(&t);
+            size_t below = 0;
+            if (fsmeta_capture(full, name, &st, node, err) < 0) {
+                rc = -1;
+            } else {
+                forget_atime(node);
+                node->type = TREE_DIR;
+                const uint8_t *pt = prev && prev->type == TREE_DIR ? prev->subtree : NULL;
+                rc = backup_virtual(c, full, paths + i, j - i, pt, node->subtree, &below, err);
+            }
+            if (rc == 0 && below == 0) {
+                tree_node_free(node);
+                t.n--;
+            }
+            *stored += below;
         }
         free(name);
         free(full);
@@ -812,7 +834,18 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
                 ob_sha256_update(c.digest, snap->tree, OB_ID_LEN);
             }
         } else {
-            rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, err);
+            size_t stored = 0;
+            rc = backup_virtual(&c, "/", paths, n, ptree, snap->tree, &stored, err);
+            if (rc == 0 && stored == 0 && n == 1)
+                rc = ob_err_set(err, OB_EIO,
+                                "%s could not be backed up (see the warning above); no "
+                                "snapshot was saved",
+                                paths[0]);
+            else if (rc == 0 && stored == 0)
+                rc = ob_err_set(err, OB_EIO,
+                                "none of the %zu PATHs could be backed up (see the warnings "
+                                "above); no snapshot was saved",
+                                n);
         }
     }
     if (rc == 0 && o->before_commit) {
