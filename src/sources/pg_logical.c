@@ -899,6 +899,8 @@ static int pg_interrupt_stop(pg_interrupt *in)
 static int pg_interrupt_taken(void *in_ptr)
 {
     pg_interrupt *in = in_ptr;
+    if (!in)
+        return 0;
     pthread_mutex_lock(&in->mu);
     int sig = in->sig;
     pthread_mutex_unlock(&in->mu);
