@@ -859,6 +859,8 @@ static void *pg_interrupt_watch(void *arg)
                 ob_warn("stopping the restore (signal %d); send it again to kill the restore "
                         "command at once",
                         sig);
+            } else {
+                ob_warn("stopping the restore (signal %d) once the read in progress ends", sig);
             }
         } else if (in->sig && in->child > 0 &&
                    (sig > 0 || (in->termed.tv_sec && now.tv_sec - in->termed.tv_sec >= 10))) {
@@ -1373,6 +1375,13 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
          * standard input itself, since it cannot reopen that. */
         const char *tmpdir = ob_tmpdir();
         int fd = ob_tmpfile(tmpdir);
+        if (fd >= 0 && fd <= STDERR_FILENO) {
+            /* Started with stdin closed, we got descriptor 0 (or 1, 2):
+             * proc_start hands on only one above them. */
+            int up = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+            close(fd);
+            fd = up;
+        }
         if (fd < 0)
             rc = ob_err_errno(err, errno,
                               "creating a temporary file in %s for the parallel restore (TMPDIR "

@@ -54,9 +54,10 @@ int stream_each(repo *r, const tree_node *n, stream_each_fn fn, void *ud, uint64
  * verifying every chunk.  EPIPE from a reader that stopped is an error. */
 int stream_restore(repo *r, const tree_node *n, int fd, const char *what, uint64_t *written,
                    ob_err *err);
-/* stream_restore that asks stop(stop_ud) before each chunk and fails
- * ("interrupted") once it answers non-zero: a copy of gigabytes that a
- * signal must be able to end. */
+/* stream_restore that asks stop(stop_ud) before each write (a chunk, or a
+ * piece of a hole) and fails ("interrupted") once it answers non-zero: a
+ * copy of gigabytes that a signal must be able to end.  A read from the
+ * repository in progress is not cut short. */
 int stream_restore_stoppable(repo *r, const tree_node *n, int fd, const char *what,
                              int (*stop)(void *ud), void *stop_ud, uint64_t *written,
                              ob_err *err);

@@ -232,29 +232,33 @@ treecmp "$T/noproc" "$T/r5$T/noproc" || problem "a backup taken without /proc do
 info "a PATH that cannot be read is left out and reported; the other PATHs are saved"
 # (Session 19.)  It failed the whole backup: one directory of a job's
 # `paths` renamed or unmounted, and nothing of the others was saved.
-mkdir -p "$T/tops/keep/sub"
+mkdir -p "$T/tops/keep/sub" "$T/tops/exists"
 echo "kept" >"$T/tops/keep/sub/k.txt"
 echo "not a directory" >"$T/tops/afile"
 ln -s "$T/tops/nowhere" "$T/tops/dangling"
 run_rc ob --json backup files --set tops "$T/tops/keep" "$T/tops/missing" \
-    "$T/tops/gone/deeper/x" "$T/tops/afile/below" "$T/tops/dangling/below"
-[ "$RC" = 1 ] || problem "backup with four unreadable PATHs exited $RC, not 1 (incomplete): $(cat "$T/err")"
-for p in "$T/tops/missing" "$T/tops/gone" "$T/tops/afile" "$T/tops/dangling"; do
+    "$T/tops/gone/deeper/x" "$T/tops/afile/below" "$T/tops/dangling/below" "$T/tops/exists/none"
+[ "$RC" = 1 ] || problem "backup with five unreadable PATHs exited $RC, not 1 (incomplete): $(cat "$T/err")"
+for p in "$T/tops/missing" "$T/tops/gone" "$T/tops/afile" "$T/tops/dangling" "$T/tops/exists/none"; do
     grep -q "$p: " "$T/err" || problem "the unreadable PATH under $p is not named in a warning: $(cat "$T/err")"
 done
-[ "$(json_get "$T/out" 'j["stats"]["errors"]' 2>/dev/null)" = 4 ] \
-    || problem "backup --json does not count the four PATHs left out: $(cat "$T/out")"
+[ "$(json_get "$T/out" 'j["stats"]["errors"]' 2>/dev/null)" = 5 ] \
+    || problem "backup --json does not count the five PATHs left out: $(cat "$T/out")"
 expect_code 0 ob restore files latest --set tops --target "$T/r6"
 cmp -s "$T/tops/keep/sub/k.txt" "$T/r6$T/tops/keep/sub/k.txt" ||
     problem "the readable PATH does not restore identical when others could not be read"
-# Nothing is made up for the PATHs left out: no empty ancestors of them.
-for p in missing gone afile dangling; do
+# Nothing is made up for the PATHs left out: no empty ancestors of them
+# (exists is a directory, but nothing below it was stored).
+for p in missing gone afile dangling exists; do
     [ -e "$T/r6$T/tops/$p" ] && problem "the restore made $p, which the backup could not read"
 done
 # When no PATH can be read there is nothing to save.
 run_rc ob backup files --set tops2 "$T/tops/missing" "$T/tops/gone/x"
 [ "$RC" = 1 ] || problem "backup of only missing PATHs exited $RC, not 1"
 grep -q "none of the 2 PATHs could be backed up" "$T/err" || problem "no clear error when no PATH can be read: $(cat "$T/err")"
+run_rc ob backup files --set tops2 "$T/tops/missing"
+[ "$RC" = 1 ] || problem "backup of one missing PATH exited $RC, not 1"
+grep -q "$T/tops/missing could not be backed up" "$T/err" || problem "no clear error when the one PATH cannot be read: $(cat "$T/err")"
 expect_code 0 ob --json snapshots --set tops2
 [ "$(json_get "$T/out" 'len(j)')" = 0 ] || problem "a snapshot was saved though no PATH could be read"
 

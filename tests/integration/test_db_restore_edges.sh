@@ -224,15 +224,15 @@ pg_sql "DROP DATABASE IF EXISTS pardb"
 while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$T/sleeps"
 
 # The copy into the spool file holds the signals back (the watcher takes
-# them for pg_restore), so it looks for one itself before each chunk: a
+# them for pg_restore), so it looks for one itself before each write: a
 # copy of a large dump went on to its end after Ctrl-C.  Here the copy is
 # slowed by S3 behind a proxy that holds back every ranged GET (blob
-# reads) for 1 s; the signal comes once the spool file is open.  (The
-# suite runs this test on a directory: the S3 test server is started for
-# this part.)  This dump's copy is two GETs of whole pack ranges, so the
-# time to stop does not tell the old copy from the new; stream_test's
-# test_restore_stops does.  What this shows is the outcome: the signal's
-# exit status, no pg_restore started, no database and no file left.
+# reads) for 1 s; the signal comes once the spool file is open.  The dump
+# fills four packs: a copy that stops at the signal makes at most the GET
+# in flight after it (2 in all, with the tree's), one that does not makes
+# them all (17 with the copy that did not look).
+# (The suite runs this test on a directory: the S3 test server is started
+# for this part.)
 if s3_available; then
     if [ "$S3_MODE" = 0 ]; then
         on_exit s3_stop
@@ -242,7 +242,7 @@ if s3_available; then
     parrepo="s3://$S3_BUCKET/parrepo?endpoint=$S3_ENDPOINT"
     "$OPSBACKUP" -r "$parrepo" init --kdf-n 1024 >/dev/null
     pg_sql "CREATE DATABASE bigdb"
-    pg_sql -d bigdb "CREATE TABLE big AS SELECT g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 64) i) AS v FROM generate_series(1, 24000) g"
+    pg_sql -d bigdb "CREATE TABLE big AS SELECT g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 64) i) AS v FROM generate_series(1, 52000) g"
     "$OPSBACKUP" -r "$parrepo" --json backup db --dbname bigdb >"$T/big.json" ||
         fail "backup db of bigdb to S3 failed"
     bigsnap=$(json_get "$T/big.json" 'j["id"]')
@@ -275,6 +275,11 @@ if s3_available; then
     set -e
     kill $proxy 2>/dev/null || true
     wait $proxy 2>/dev/null || true
+    packs=$(json_get "$T/big.json" 'j["stats"]["bytes_stored"] // (16 << 20) + 1')
+    held=$(wc -l <"$T/proxy.held")
+    info "(SIGTERM during the copy: exit $parrc after $held ranged GETs; the dump fills $packs packs)"
+    [ "$packs" -ge 4 ] || problem "the dump fills $packs packs, too few to tell a copy that stops from one that does not"
+    [ "$held" -le 2 ] || problem "restore db --jobs went on reading ($held ranged GETs) after SIGTERM during the copy"
     [ "$parrc" = 143 ] || { cat "$T/par.err" >&2; problem "restore db --jobs ended with $parrc after SIGTERM during the copy, not 143"; }
     assert_grep "interrupted by signal 15" "$T/par.err"
     [ ! -e "$T/par.started" ] || problem "restore db --jobs started pg_restore after SIGTERM during the copy"
