@@ -860,7 +860,7 @@ static void *pg_interrupt_watch(void *arg)
                         "command at once",
                         sig);
             } else {
-                ob_warn("stopping the restore (signal %d) once the read in progress ends", sig);
+                ob_warn("stopping the restore (signal %d) at its next step", sig);
             }
         } else if (in->sig && in->child > 0 &&
                    (sig > 0 || (in->termed.tv_sec && now.tv_sec - in->termed.tv_sec >= 10))) {
@@ -1378,9 +1378,10 @@ static int restore_into(repo *r, const snapshot *s, const pg_restore_opts *o, PG
         if (fd >= 0 && fd <= STDERR_FILENO) {
             /* Started with stdin closed, we got descriptor 0 (or 1, 2):
              * proc_start hands on only one above them. */
-            int up = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+            int up = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1), e = errno;
             close(fd);
             fd = up;
+            errno = e;
         }
         if (fd < 0)
             rc = ob_err_errno(err, errno,
