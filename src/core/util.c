@@ -271,7 +271,7 @@ char *ob_self_exe(ob_err *err)
 const char *ob_tmpdir(void)
 {
     const char *t = getenv("TMPDIR");
-    return t && *t ? t : "/tmp";
+    return t && *t == '/' ? t : "/tmp";
 }
 
 int ob_tmpfile(const char *dir)

@@ -35,7 +35,8 @@ char *ob_human_duration(double seconds);
 /* Parse "30d", "12h", "90m", "2w", "1y" (also combinations "1d12h"). */
 int ob_parse_duration(const char *s, int64_t *seconds);
 
-/* Where temporary files go: $TMPDIR if set and not empty, else /tmp. */
+/* Where temporary files go: $TMPDIR if it is an absolute path, else /tmp
+ * (a path handed to a child must not depend on its working directory). */
 const char *ob_tmpdir(void);
 /* An unlinked temporary file in dir, open read-write (O_CLOEXEC): nothing
  * of it is left behind whatever ends us.  O_TMPFILE where the file system

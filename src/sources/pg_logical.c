@@ -72,8 +72,7 @@ static void env_free(char **env)
  * and user; ':' and '\' in the password are escaped as libpq wants. */
 static char *passfile_write(const char *password, ob_err *err)
 {
-    const char *tmp = getenv("TMPDIR");
-    char *dir = ob_xasprintf("%s/" PASSFILE_NAME ".XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
+    char *dir = ob_xasprintf("%s/" PASSFILE_NAME ".XXXXXX", ob_tmpdir());
     if (!mkdtemp(dir)) {
         ob_err_errno(err, errno, "creating a private directory for the database password (%s)",
                      dir);
