@@ -612,11 +612,16 @@ static void digest_node(backup_ctx *c, const char *path, const tree_node *n)
 
 /* PATHs that cannot be looked up: n of them at or below path.  Left out
  * with a warning, as an unreadable entry below a PATH is (D58): the others
- * are still backed up, and the snapshot is marked incomplete. */
+ * are still backed up, and the snapshot is marked incomplete.  The warning
+ * does not promise a snapshot: when no PATH can be read none is saved, and
+ * files_backup says so after the warnings.  errnum 0: what says it all. */
 static void skip_paths(backup_ctx *c, const char *path, const char *what, int errnum, size_t n)
 {
-    warn_entry(c, path, what, errnum);
-    c->prog.errors += n - 1;
+    c->prog.errors += n;
+    if (errnum)
+        ob_warn("%s: %s: %s (left out of this backup)", path, what, strerror(errnum));
+    else
+        ob_warn("%s: %s (left out of this backup)", path, what);
 }
 
 /* Build the tree for directory `dir` (an ancestor of some PATHs): it holds
@@ -696,7 +701,16 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
             tree_node *node = tree_add(&t);
             size_t below = 0;
             if (fsmeta_capture(full, name, &st, node, err) < 0) {
-                rc = -1;
+                /* It went between the lstat and reading its extended
+                 * attributes (renamed or removed), or they cannot be read:
+                 * the PATHs below it are left out, as when the lstat
+                 * fails, and the others still backed up. */
+                char *msg = ob_xstrdup(err->code == OB_ENOTFOUND ? "was removed while being "
+                                                                   "backed up"
+                                                                 : ob_err_msg(err));
+                ob_err_clear(err);
+                skip_paths(c, full, msg, 0, j - i);
+                free(msg);
             } else {
                 forget_atime(node);
                 node->type = TREE_DIR;
@@ -716,7 +730,9 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
     if (dfd >= 0)
         close(dfd);
     tree_free(&old);
-    if (rc == 0)
+    /* Nothing stored below dir: the caller leaves dir out, so its (empty)
+     * tree would be an unreferenced blob until the next prune. */
+    if (rc == 0 && t.n > 0)
         rc = treeio_save(c->w, &t, id, err);
     tree_free(&t);
     return rc;

@@ -20,6 +20,9 @@
  *       llistxattr/lgetxattr of a path under /proc/self/fd/ fail with
  *       ENOENT, as when /proc is not mounted (a chroot, a minimal
  *       container; unmounting it for real also blinds AddressSanitizer).
+ *   FAULTFS_XATTR=PATH FAULTFS_XATTR_ERRNO=N
+ *       llistxattr of exactly PATH fails with errno N (default ENOENT: the
+ *       entry removed between its lstat and the read of its attributes).
  *
  *   cc -shared -fPIC -o faultfs.so tests/tools/faultfs.c -ldl
  *
@@ -192,6 +195,12 @@ ssize_t llistxattr(const char *path, char *list, size_t size)
         real = (ssize_t(*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "llistxattr");
     if (no_proc(path)) {
         errno = ENOENT;
+        return -1;
+    }
+    const char *x = getenv("FAULTFS_XATTR");
+    if (x && strcmp(path, x) == 0) {
+        const char *e = getenv("FAULTFS_XATTR_ERRNO");
+        errno = e ? atoi(e) : ENOENT;
         return -1;
     }
     return real(path, list, size);
