@@ -1603,7 +1603,10 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
     }
     pg_interrupt in;
     pg_interrupt_start(&in);
+    /* A read from a stalled S3 server must not hold up the stop either. */
+    storage_set_stop(repo_storage(r), pg_interrupt_taken, &in);
     int irc = restore_into(r, s, o, admin, env, newdb, &in, err);
+    storage_set_stop(repo_storage(r), NULL, NULL);
     sig = pg_interrupt_stop(&in);
     if (sig) {
         /* restore_into dropped its database if pg_restore failed; if the

@@ -443,6 +443,17 @@ int storage_remote(const storage *s)
     return s && s->ops && s->ops->scheme && strcmp(s->ops->scheme, "file") != 0;
 }
 
+void storage_set_stop(storage *s, int (*stop)(void *ud), void *ud)
+{
+    s->stop = stop;
+    s->stop_ud = ud;
+}
+
+int storage_stop_wanted(const storage *s)
+{
+    return s->stop && s->stop(s->stop_ud) != 0;
+}
+
 int storage_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
 {
     if (!s || !s->ops)

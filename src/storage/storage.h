@@ -86,6 +86,9 @@ struct storage {
      * OPSBACKUP_FAULT_* variables were set when the storage was opened.
      * Owned by the handle, freed by storage_close. */
     struct storage_fault *fault;
+    /* See storage_set_stop; NULL: nothing asks the storage to stop. */
+    int (*stop)(void *ud);
+    void *stop_ud;
 };
 
 /*
@@ -168,6 +171,17 @@ int storage_stat(storage *s, const char *name, uint64_t *size, ob_err *err);
 /* Is every request a network round trip (S3), as opposed to a local file
  * read (posix)?  The repository reads ahead only on such storages. */
 int storage_remote(const storage *s);
+/* Give the storage a way to learn that the command is being stopped (a
+ * signal the caller holds back and takes in a watcher thread, so it does
+ * not interrupt a system call).  stop(ud) is called from any thread the
+ * storage is used in and returns non-zero once stopping is wanted; a
+ * network driver then abandons the request in flight within about a
+ * second and does not retry, failing it with OB_EFAIL.  NULL stop: none
+ * (the default).  A local driver does not need it: its calls return
+ * promptly. */
+void storage_set_stop(storage *s, int (*stop)(void *ud), void *ud);
+/* Non-zero if the stop set by storage_set_stop asks to stop now. */
+int storage_stop_wanted(const storage *s);
 /* Remove leftovers of puts that were killed midway (posix: the hidden
  * ".tmp-*" files) that were last modified more than max_age seconds ago;
  * younger ones may belong to a put still running.  Counts what it removed

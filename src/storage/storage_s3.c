@@ -698,6 +698,17 @@ static struct curl_slist *s3_add_header(struct curl_slist *l, const char *fmt, .
 
 /* One attempt.  Returns the curl result; resp->status is the HTTP status
  * when one arrived.  curl_msg receives curl's explanation on failure. */
+/* curl calls this about once a second while a request waits, and after
+ * each piece of data: a non-zero return abandons the request
+ * (CURLE_ABORTED_BY_CALLBACK).  A GET held by a stalled server would
+ * otherwise keep a stopping restore for S3_LOW_SPEED_TIME. */
+static int s3_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return storage_stop_wanted(ud);
+}
+
 static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response *resp,
                                 char curl_msg[CURL_ERROR_SIZE])
 {
@@ -795,6 +806,10 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s3_header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_msg);
+    /* Handles are reused: set both ways. */
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, s->base.stop ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, s->base.stop ? s3_xferinfo_cb : NULL);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, s->base.stop ? &s->base : NULL);
     if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(rq->method, "PUT") == 0) {
@@ -908,10 +923,14 @@ static int s3_perform(storage_s3 *s, const s3_request *rq, s3_response *resp, ob
     char curl_msg[CURL_ERROR_SIZE]; /* curl's API wants exactly this buffer */
     double start = s3_now(), delay = S3_BACKOFF_FIRST;
     for (int attempt = 1;; attempt++) {
-        CURLcode cc = s3_perform_once(s, rq, resp, curl_msg);
+        CURLcode cc = storage_stop_wanted(&s->base) ? CURLE_ABORTED_BY_CALLBACK
+                                                     : s3_perform_once(s, rq, resp, curl_msg);
         int again = cc != CURLE_OK ? s3_curl_retryable(cc) : s3_status_retryable(resp);
         if (!again && cc == CURLE_OK)
             return 0;
+        if (cc == CURLE_ABORTED_BY_CALLBACK || storage_stop_wanted(&s->base))
+            return ob_err_set(err, OB_EFAIL, "%s: %s stopped: opsbackup is being stopped",
+                              rq->what, rq->method);
         char *why = cc != CURLE_OK ? ob_xasprintf("%s", curl_msg) : s3_describe_status(resp);
         double elapsed = s3_now() - start;
         /* Full jitter in [delay/2, delay): spreads the retries of many
@@ -939,8 +958,14 @@ static int s3_perform(storage_s3 *s, const s3_request *rq, s3_response *resp, ob
         ob_info("%s: %s attempt %d failed (%s); retrying in %.1f s", rq->what, rq->method,
                 attempt, why, sleep_s);
         free(why);
-        struct timespec ts = {(time_t)sleep_s, (long)((sleep_s - (double)(time_t)sleep_s) * 1e9)};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        /* In slices, so a stop is seen during a long backoff too. */
+        double until = s3_now() + sleep_s;
+        for (double left = sleep_s; left > 0 && !storage_stop_wanted(&s->base);
+             left = until - s3_now()) {
+            double slice = left < 0.1 ? left : 0.1;
+            struct timespec ts = {0, (long)(slice * 1e9)};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+            }
         }
         delay = delay * 2 > S3_BACKOFF_MAX ? S3_BACKOFF_MAX : delay * 2;
     }

@@ -465,6 +465,33 @@ static void test_s3_ranged_get(void **state)
     }
 }
 
+/* storage_set_stop: once the stop asks, a request fails at once with
+ * OB_EFAIL, saying it was stopped; without it, the same request works. */
+static int stop_after(void *ud)
+{
+    int *calls = ud;
+    return ++*calls > 0;
+}
+
+static void test_s3_stop(void **state)
+{
+    S3_FIXTURE(state);
+    s3_put(f->s, "data/cd/pack", "stoppable", 9, 0);
+    int calls = 0;
+    storage_set_stop(f->s, stop_after, &calls);
+    ob_err err = OB_ERR_INIT;
+    ob_buf b = OB_BUF_INIT;
+    if (storage_get(f->s, "data/cd/pack", 0, 4, &b, &err) == 0)
+        fail_msg("a get with the stop asked succeeded");
+    if (err.code != OB_EFAIL || !strstr(ob_err_msg(&err), "stopped"))
+        fail_msg("a stopped get: code %d: %s", err.code, ob_err_msg(&err));
+    assert_true(calls > 0);
+    ob_err_clear(&err);
+    ob_buf_free(&b);
+    storage_set_stop(f->s, NULL, NULL);
+    s3_get_eq(f->s, "data/cd/pack", 0, 4, "stop", 4);
+}
+
 /* storage_getv: one GET scattered into buffers of awkward sizes (1 byte,
  * and across the pieces a server sends), the same bytes as storage_get;
  * past the end a truncated object, missing a not-found. */
@@ -835,6 +862,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_write_pieces, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_ranged_get, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_getv, s3_setup, s3_teardown),
+        cmocka_unit_test_setup_teardown(test_s3_stop, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_awkward_keys, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_create_and_delete, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_many_objects, s3_setup, s3_teardown),

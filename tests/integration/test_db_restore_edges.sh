@@ -247,13 +247,19 @@ if s3_available; then
         fail "backup db of bigdb to S3 failed"
     bigsnap=$(json_get "$T/big.json" 'j["id"]')
     pg_sql "DROP DATABASE bigdb"
-    pport=$(s3_free_port)
-    python3 "$TOOLS/faultproxy.py" "$pport" "$S3_PORT" "delay:1@RANGE:1" --log "$T/proxy.held" \
-        >"$T/proxy.log" 2>&1 &
-    proxy=$!
-    bg_track $proxy
-    for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
-    grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
+    # hold_proxy RULE: a faultproxy in front of the S3 server; sets pport
+    # and proxy; the requests it holds are logged to $T/proxy.held.
+    hold_proxy() {
+        pport=$(s3_free_port)
+        rm -f "$T/proxy.held" "$T/proxy.log"
+        python3 "$TOOLS/faultproxy.py" "$pport" "$S3_PORT" "$1" --log "$T/proxy.held" \
+            >"$T/proxy.log" 2>&1 &
+        proxy=$!
+        bg_track $proxy
+        for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
+        grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
+    }
+    hold_proxy "delay:1@RANGE:1"
     rm -f "$T/par.started"
     TMPDIR="$T/partmp" PATH="$T/parbin:$PATH" "$OPSBACKUP" \
         -r "s3://$S3_BUCKET/parrepo?endpoint=http://127.0.0.1:$pport" restore db "$bigsnap" \
@@ -286,6 +292,46 @@ if s3_available; then
     [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'bigdb'")" = 0 ] ||
         problem "SIGTERM during the copy of restore db --jobs left database bigdb behind"
     [ -z "$(ls -A "$T/partmp")" ] || problem "an interrupted restore db --jobs left files in TMPDIR"
+
+    # A read from a stalled server: the proxy holds the first data read
+    # (the second ranged GET, after the tree's) for 10 minutes.  The signal
+    # is held back for the watcher, so nothing interrupted the GET: the
+    # restore went on waiting for curl's low-speed limit (60 s), then
+    # retried.  Now the storage asks the watcher and gives up the request
+    # within about a second.  With and without --jobs (the copy into the
+    # spool file, the copy into pg_restore's stdin).
+    for jobs in 2 1; do
+        hold_proxy "delay:600@RANGE:#2"
+        rm -f "$T/par.started"
+        TMPDIR="$T/partmp" PATH="$T/parbin:$PATH" "$OPSBACKUP" \
+            -r "s3://$S3_BUCKET/parrepo?endpoint=http://127.0.0.1:$pport" restore db "$bigsnap" \
+            --target-db bigdb --jobs $jobs >"$T/par.out" 2>"$T/par.err" &
+        restorer=$!
+        bg_track $restorer
+        for _ in $(seq 600); do
+            [ -s "$T/proxy.held" ] && break
+            kill -0 $restorer 2>/dev/null || break
+            sleep 0.05
+        done
+        [ -s "$T/proxy.held" ] || { cat "$T/par.err" >&2; fail "restore db --jobs $jobs never reached the held GET"; }
+        sleep 0.5
+        t0=$(date +%s%N)
+        kill -TERM $restorer
+        set +e
+        wait $restorer
+        parrc=$?
+        set -e
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        kill $proxy 2>/dev/null || true
+        wait $proxy 2>/dev/null || true
+        info "(SIGTERM during a held GET, --jobs $jobs: exit $parrc after $ms ms)"
+        [ "$ms" -lt 15000 ] || problem "restore db --jobs $jobs waited $ms ms on a stalled GET after SIGTERM"
+        [ "$parrc" = 143 ] || { cat "$T/par.err" >&2; problem "restore db --jobs $jobs ended with $parrc after SIGTERM during a stalled GET, not 143"; }
+        assert_grep "interrupted by signal 15" "$T/par.err"
+        [ "$(pg_sql "SELECT count(*) FROM pg_database WHERE datname = 'bigdb'")" = 0 ] ||
+            problem "SIGTERM during a stalled GET (--jobs $jobs) left database bigdb behind"
+        [ -z "$(ls -A "$T/partmp")" ] || problem "restore db --jobs $jobs stopped during a stalled GET left files in TMPDIR"
+    done
 elif [ "${OB_REQUIRE_S3:-0}" = 1 ]; then
     problem "OB_REQUIRE_S3=1 but the S3 test server is not installed: the interrupted copy was not tested"
 else

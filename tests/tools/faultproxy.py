@@ -21,6 +21,8 @@ order for each request; the first that fires decides.  RULE is KIND@WHEN:
          METHOD:P  only requests of that method (PUT, GET, HEAD, DELETE, POST);
                    RANGE:P only GETs of a byte range (blob reads, not whole
                    objects such as the config, keys and index)
+         METHOD:#N, METHOD:#N-M  the N-th (N..M-th) request of that method,
+                   counted among that method's requests only
 
 Examples: 503@0.3  reset@#5  delay:2@0.1  reset-after@PUT:0.2  500@#1-20
 
@@ -64,7 +66,7 @@ def parse_rule(r):
     else:
         p = float(when)
         test = lambda n, rng: rng.random() < p
-    return kind, method, test
+    return kind, method, test, [0]  # [0]: requests this rule's method matched
 
 
 rules = [parse_rule(r) for r in a.rules]
@@ -90,13 +92,14 @@ class Proxy(BaseHTTPRequestHandler):
         with lock:
             count[0] += 1
             n = count[0]
-            for kind, method, test in rules:
+            for kind, method, test, seen in rules:
                 if method == "RANGE":
                     if self.command != "GET" or not self.headers.get("Range"):
                         continue
                 elif method and method != self.command:
                     continue
-                if test(n, rng):
+                seen[0] += 1
+                if test(seen[0] if method else n, rng):
                     stats[kind] = stats.get(kind, 0) + 1
                     return n, kind
         return n, None
