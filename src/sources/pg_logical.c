@@ -829,6 +829,7 @@ typedef struct pg_interrupt {
     pid_t child; /* the command running now, 0 if none */
     struct timespec termed; /* when child was sent SIGTERM (tv_sec 0: not yet) */
     int sig;     /* the signal taken, 0 if none */
+    PGcancel *cancel; /* the query running now (pg_interrupt_query), NULL if none */
     int done;    /* the watcher is to stop */
     pthread_t th;
     int started;
@@ -857,6 +858,12 @@ static void *pg_interrupt_watch(void *arg)
                 in->termed = now;
                 ob_warn("stopping the restore (signal %d); send it again to kill the restore "
                         "command at once",
+                        sig);
+            } else if (in->cancel) {
+                char why[256];
+                if (!PQcancel(in->cancel, why, sizeof why))
+                    ob_warn("cancelling the query in progress: %s", why);
+                ob_warn("stopping the restore (signal %d): cancelling the query in progress",
                         sig);
             } else {
                 ob_warn("stopping the restore (signal %d) at its next step", sig);
@@ -906,6 +913,20 @@ static int pg_interrupt_taken(void *in_ptr)
     int sig = in->sig;
     pthread_mutex_unlock(&in->mu);
     return sig;
+}
+
+/* c runs the restore's queries now (NULL: none any more): a signal
+ * cancels the one in progress (PQcancel is made to be called from another
+ * thread).  The caller looks at pg_interrupt_taken before each query. */
+static void pg_interrupt_query(pg_interrupt *in, PGconn *c)
+{
+    if (!in)
+        return;
+    pthread_mutex_lock(&in->mu);
+    if (in->cancel)
+        PQfreeCancel(in->cancel);
+    in->cancel = c ? PQgetCancel(c) : NULL;
+    pthread_mutex_unlock(&in->mu);
 }
 
 /* p is the command running now (NULL: none any more).  A command that
@@ -1520,6 +1541,10 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
     return rc;
 }
 
+/* With verify db's comparison, below. */
+static int check_restored_counts(const char *conninfo, const char *db, const char *live,
+                                 const snapshot *s, pg_interrupt *in, ob_err *err);
+
 int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
                        pg_restore_result *res, ob_err *err)
 {
@@ -1607,16 +1632,20 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
     storage_set_stop(repo_storage(r), pg_interrupt_taken, &in);
     int irc = restore_into(r, s, o, admin, env, newdb, &in, err);
     storage_set_stop(repo_storage(r), NULL, NULL);
+    int restored = irc == 0;
+    if (restored && o->replace)
+        irc = check_restored_counts(o->conninfo, newdb, live, s, &in, err);
     sig = pg_interrupt_stop(&in);
-    if (sig) {
+    if (restored && (sig || irc < 0)) {
         /* restore_into dropped its database if pg_restore failed; if the
-         * signal came just after it had finished, the copy goes too. */
-        if (irc == 0) {
-            ob_err e = OB_ERR_INIT;
-            if (drop_db(admin, newdb, &e) < 0)
-                ob_warn("could not drop the restored database %s: %s", newdb, ob_err_msg(&e));
-            ob_err_clear(&e);
-        }
+         * signal came just after it had finished, or the copy does not
+         * hold what the backup recorded, the copy goes too. */
+        ob_err e = OB_ERR_INIT;
+        if (drop_db(admin, newdb, &e) < 0)
+            ob_warn("could not drop the restored database %s: %s", newdb, ob_err_msg(&e));
+        ob_err_clear(&e);
+    }
+    if (sig) {
         ob_err_clear(err);
         ob_err_set(err, OB_EFAIL,
                    "interrupted by signal %d (%s) while restoring into %s; the incomplete "
@@ -1728,9 +1757,11 @@ static int split_table_key(const char *key, int quoted, char **schema, char **ta
     return 0;
 }
 
-int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *extra,
-                           char *const *check_sql, size_t nchecks, json_t **tables,
-                           json_t **checks, ob_err *err)
+/* pg_logical_compare, stopping at a signal that `in` (may be NULL) takes:
+ * the count in progress is cancelled and the others are not made. */
+static int64_t compare_db(const char *conninfo, const char *dbname, const json_t *extra,
+                          char *const *check_sql, size_t nchecks, pg_interrupt *in,
+                          json_t **tables, json_t **checks, ob_err *err)
 {
     const json_t *expected = json_object_get(extra, "tables");
     int quoted =
@@ -1740,12 +1771,15 @@ int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_
     PGconn *c = pg_conn_open(conninfo, dbname, err);
     if (!c)
         return -1;
+    pg_interrupt_query(in, c);
     int64_t mismatches = 0;
     *tables = json_object();
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)expected, key, val)
     {
+        if (pg_interrupt_taken(in))
+            break;
         json_int_t want = json_integer_value(val), got = -1;
         char *ns, *rel;
         if (split_table_key(key, quoted, &ns, &rel) == 0) {
@@ -1770,14 +1804,84 @@ int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_
                                       got == want));
     }
     *checks = json_array();
-    for (size_t i = 0; i < nchecks; i++) {
+    for (size_t i = 0; i < nchecks && !pg_interrupt_taken(in); i++) {
         int ok = 0;
         json_array_append_new(*checks, run_check(c, check_sql[i], &ok));
         if (!ok)
             mismatches++;
     }
+    pg_interrupt_query(in, NULL);
     PQfinish(c);
     return mismatches;
+}
+
+int64_t pg_logical_compare(const char *conninfo, const char *dbname, const json_t *extra,
+                           char *const *check_sql, size_t nchecks, json_t **tables,
+                           json_t **checks, ob_err *err)
+{
+    return compare_db(conninfo, dbname, extra, check_sql, nchecks, NULL, tables, checks, err);
+}
+
+/* restore db --replace: before the restored copy db takes the live
+ * database's name, its tables must hold the rows the backup recorded.
+ * pg_restore exiting 0 does not prove that: a --restore-command that
+ * loses a table's data (a wrapper that does not pass pg_restore's failure
+ * on, a filter) would otherwise replace a whole database with a partial
+ * one.  verify db makes the same comparison in a throwaway database. */
+static int check_restored_counts(const char *conninfo, const char *db, const char *live,
+                                 const snapshot *s, pg_interrupt *in, ob_err *err)
+{
+    if (!json_is_object(json_object_get(s->extra, "tables"))) {
+        ob_warn("snapshot %.8s records no row counts, so the restored copy is not checked "
+                "against them before it replaces %s",
+                s->id, live);
+        return 0;
+    }
+    json_t *tables = NULL, *checks = NULL;
+    int64_t mm = compare_db(conninfo, db, s->extra, NULL, 0, in, &tables, &checks, err);
+    int rc = 0;
+    if (mm < 0) {
+        rc = ob_err_prefix(err, "counting the rows of the restored copy %s", db);
+    } else if (mm > 0 && !pg_interrupt_taken(in)) {
+        /* Name the first few, with both counts. */
+        ob_buf b = OB_BUF_INIT;
+        int shown = 0;
+        const char *key;
+        json_t *t;
+        json_object_foreach(tables, key, t)
+        {
+            if (json_is_true(json_object_get(t, "ok")))
+                continue;
+            if (shown++ == 3) {
+                ob_buf_printf(&b, "; …");
+                break;
+            }
+            json_int_t got = json_integer_value(json_object_get(t, "actual"));
+            json_int_t want = json_integer_value(json_object_get(t, "expected"));
+            char *subject = pg_logical_count_subject(key);
+            const char *unit = pg_logical_count_unit(key);
+            if (got < 0)
+                ob_buf_printf(&b, "%s%s is missing, the backup recorded %lld%s",
+                              shown > 1 ? "; " : "", subject, (long long)want, unit);
+            else
+                ob_buf_printf(&b, "%s%s has %lld%s, the backup recorded %lld",
+                              shown > 1 ? "; " : "", subject, (long long)got, unit,
+                              (long long)want);
+            free(subject);
+        }
+        rc = ob_err_set(err, OB_EFAIL,
+                        "the restored copy does not hold what the backup recorded in %lld "
+                        "table(s) (%.*s); %s was not replaced and the copy is dropped (restore "
+                        "with --target-db to look at it)",
+                        (long long)mm, (int)b.len, (const char *)b.data, live);
+        ob_buf_free(&b);
+    } else if (mm == 0) {
+        ob_debug("the restored copy %s holds the recorded rows of its %zu table(s)", db,
+                 json_object_size(tables));
+    }
+    json_decref(tables);
+    json_decref(checks);
+    return rc;
 }
 
 int pg_logical_verify(repo *r, const snapshot *s, const char *conninfo, char **check_sql,

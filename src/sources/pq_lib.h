@@ -19,7 +19,8 @@
     X(PQparameterStatus) X(PQdb) X(PQexec) X(PQexecParams) X(PQresultStatus)                  \
     X(PQresultErrorMessage) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetisnull)            \
     X(PQclear) X(PQescapeLiteral) X(PQescapeIdentifier) X(PQfreemem) X(PQconninfoParse)       \
-    X(PQconninfoFree) X(PQclientEncoding) X(PQmblen)
+    X(PQconninfoFree) X(PQclientEncoding) X(PQmblen) X(PQgetCancel) X(PQcancel)              \
+    X(PQfreeCancel)
 
 /* Written once, by the first pq_lib_load, and only read afterwards. */
 typedef struct pq_lib {
@@ -56,6 +57,9 @@ int pq_lib_load(ob_err *err);
 #define PQconninfoFree (pq_lib_fns.PQconninfoFree)
 #define PQclientEncoding (pq_lib_fns.PQclientEncoding)
 #define PQmblen (pq_lib_fns.PQmblen)
+#define PQgetCancel (pq_lib_fns.PQgetCancel)
+#define PQcancel (pq_lib_fns.PQcancel)
+#define PQfreeCancel (pq_lib_fns.PQfreeCancel)
 #endif
 
 #endif

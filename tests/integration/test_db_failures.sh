@@ -127,6 +127,35 @@ for cmd in badrestore latefail; do
     [ "$after" = "$dbs_before" ] || problem "$cmd: databases before: $(echo "$dbs_before" | tr "\n" " "), after: $(echo "$after" | tr "\n" " ")"
 done
 
+info "restore --replace refuses a restored copy that lacks rows the backup recorded"
+# (Session 20.)  A restore command that exits 0 but loses data (a wrapper
+# that does not pass a failure on, a filter) replaced the live database
+# with a partial one.  Now the copy's row counts are compared with the
+# snapshot's before the swap, as verify db compares them.
+cat >"$T/lossy" <<EOF
+#!/bin/sh
+# pg_restore, then some document tags gone: exit 0, as a careless wrapper would.
+"$PGBIN/pg_restore" "\$@" || exit
+for a in "\$@"; do case "\$a" in --dbname=*) db="\${a#--dbname=}";; esac; done
+"$PGBIN/psql" -X -q -d "\$db" -c "DELETE FROM document_tags WHERE document_id % 7 = 0" >/dev/null
+EOF
+chmod +x "$T/lossy"
+dbs_before=$(pg_databases)
+run_rc ob restore db latest --replace --dbname dbname=appdb --restore-command "$T/lossy"
+[ "$RC" -ne 0 ] || problem "restore --replace of a copy missing rows exited 0"
+info "($(tail -n 1 "$T/err"))"
+tags=$(pg_sql -d appdb "SELECT count(*) FROM document_tags")
+lost=$(pg_sql -d appdb "SELECT count(*) FROM document_tags WHERE document_id % 7 = 0")
+[ "$lost" -gt 0 ] || problem "the lossy restore command would lose nothing here"
+grep -q "table public.document_tags has $((tags - lost)) rows, the backup recorded $tags" "$T/err" ||
+    problem "the refusal does not name the table and both counts: $(cat "$T/err")"
+grep -q "appdb was not replaced" "$T/err" || problem "the refusal does not say the live database was kept: $(cat "$T/err")"
+[ "$(pg_checksum appdb)" = "$orig" ] || { pg_fingerprint_diff orig appdb; problem "lossy: the live appdb changed"; }
+[ "$(pg_databases)" = "$dbs_before" ] || problem "lossy: the partial copy was left behind: $(pg_databases | tr "\n" " ")"
+# The same command into a new database is the user's to judge: no refusal.
+expect_code 0 ob restore db latest --target-db appdb_lossy --restore-command "$T/lossy"
+pg_sql "DROP DATABASE appdb_lossy"
+
 info "restore --target-db with a failing restore command leaves no half-restored database"
 run_rc ob restore db latest --target-db appdb_half --restore-command "$T/latefail"
 [ "$RC" -ne 0 ] || problem "restore --target-db with failing latefail exited 0"

@@ -156,6 +156,58 @@ for mode in "--target-db intrdb" "--replace --dbname sigdb"; do
 done
 [ "$(pg_sql -d sigdb "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = t ] ||
     problem "sigdb refuses connections after an interrupted --replace"
+
+info "SIGTERM while --replace counts the restored copy's rows cancels the count"
+# (Session 20.)  --replace compares the copy's row counts with the
+# snapshot's before the swap; a count can take minutes on a large table.
+# Here it waits for a lock the restore command leaves held on t (a
+# session sleeping in its transaction), so the signal lands during the
+# count: the query is cancelled, the copy dropped (WITH FORCE ends the
+# locking session), the live database untouched, exit 143.
+cat >"$T/locking_pg_restore" <<EOF
+#!/bin/sh
+"$PGBIN/pg_restore" "\$@" || exit
+for a in "\$@"; do case "\$a" in --dbname=*) db="\${a#--dbname=}";; esac; done
+"$PGBIN/psql" -X -q -d "\$db" -c "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" \
+    </dev/null >/dev/null 2>&1 &
+for i in \$(seq 100); do
+    [ "\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+    sleep 0.1
+done
+EOF
+chmod 755 "$T/locking_pg_restore"
+dbs_before=$(pg_databases)
+live_rows=$(pg_sql -d sigdb "SELECT count(*) FROM t")
+pg_sql -d sigdb "INSERT INTO t VALUES (-1)" # the live data differs from the backup's
+live_rows=$((live_rows + 1))
+"$OPSBACKUP" -r "$REPO" restore db "$sigsnap" --replace --dbname sigdb \
+    --restore-command "$T/locking_pg_restore" >"$T/cnt.out" 2>"$T/cnt.err" &
+restorer=$!
+bg_track $restorer
+waiting=0
+for _ in $(seq 300); do
+    if [ "$(pg_sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT count(*) FROM ONLY%'")" = 1 ]; then
+        waiting=1
+        break
+    fi
+    kill -0 $restorer 2>/dev/null || break
+    sleep 0.1
+done
+[ $waiting = 1 ] || { cat "$T/cnt.err" >&2; fail "restore db --replace never counted the restored copy's rows"; }
+started=$(date +%s)
+kill -TERM $restorer
+set +e
+wait $restorer
+cntrc=$?
+set -e
+[ $(($(date +%s) - started)) -lt 10 ] || problem "restore db --replace waited for a row count to end after SIGTERM"
+[ "$cntrc" = 143 ] || { cat "$T/cnt.err" >&2; problem "restore db --replace ended with $cntrc after SIGTERM during the count, not 143"; }
+assert_grep "interrupted by signal 15" "$T/cnt.err"
+[ "$(pg_databases)" = "$dbs_before" ] ||
+    problem "SIGTERM during the count left a database behind or took one: $(pg_databases | tr '\n' ' ')"
+[ "$(pg_sql -d sigdb "SELECT count(*) FROM t")" = "$live_rows" ] || problem "SIGTERM during the count changed the live sigdb"
+[ "$(pg_sql -d sigdb "SELECT datallowconn FROM pg_database WHERE datname = 'sigdb'")" = t ] ||
+    problem "sigdb refuses connections after a --replace stopped during the count"
 # A restore command that ignores SIGTERM (a hung ssh or docker exec): a
 # second signal kills it, and the restore still ends and cleans up.
 cat >"$T/deaf_pg_restore" <<EOF
