@@ -498,6 +498,60 @@ out:
     return rc;
 }
 
+/* The logical snapshot `restore db REF` restores.  `latest` with
+ * --replace and no --set is the newest snapshot of the database being
+ * replaced (the one --dbname names), not the newest of any database: two
+ * databases backed up without a set, or by two jobs, and `restore db latest
+ * --replace --dbname dbname=app` swapped the other database's dump in
+ * under app's name.  Given by ID, or within a set (one thing's snapshots,
+ * perhaps of a database now under another name), it is the user's choice. */
+static int find_logical(cli_ctx *ctx, const char *ref, const db_args *a, snapshot **out,
+                        ob_err *err)
+{
+    char *live = NULL;
+    if (strcmp(ref, "latest") != 0 || a->set || !a->replace ||
+        !(live = pg_logical_conninfo_dbname(a->dbname)))
+        return snapshot_find(ctx->r, ref, a->set, "db", out, err);
+    snapshot **v;
+    size_t n;
+    if (snapshot_list(ctx->r, &v, &n, err) < 0) {
+        free(live);
+        return -1;
+    }
+    size_t hit = n, newest = n;
+    for (size_t i = n; i-- > 0 && hit == n;) {
+        if (strcmp(v[i]->kind, "db") != 0)
+            continue;
+        const char *d = json_string_value(json_object_get(v[i]->extra, "database"));
+        if (newest == n)
+            newest = i;
+        if (d && strcmp(d, live) == 0)
+            hit = i;
+    }
+    int rc = 0;
+    if (newest == n) {
+        rc = ob_err_set(err, OB_ENOTFOUND,
+                        "no db snapshot matches 'latest' (see `opsbackup snapshots`)");
+    } else if (hit == n) {
+        const char *d = json_string_value(json_object_get(v[newest]->extra, "database"));
+        rc = ob_err_set(err, OB_ENOTFOUND,
+                        "no logical snapshot of database %s to replace it with (the newest, "
+                        "%.8s, is of %s); to put another database's dump in its place, give "
+                        "that snapshot's ID or --set",
+                        live, v[newest]->id, d ? d : "an unnamed database");
+    } else {
+        if (hit != newest && !ctx->quiet)
+            ob_info("latest: %.8s, the newest snapshot of database %s (newer ones are of "
+                    "other databases)",
+                    v[hit]->id, live);
+        *out = v[hit];
+        v[hit] = NULL;
+    }
+    snapshot_list_free(v, n);
+    free(live);
+    return rc;
+}
+
 /* `restore db SNAPSHOT ...`: argv[0] is "restore". */
 int cmd_restore_db(cli_ctx *ctx, int argc, char **argv)
 {
@@ -527,7 +581,7 @@ int cmd_restore_db(cli_ctx *ctx, int argc, char **argv)
     }
     ob_err err = OB_ERR_INIT;
     snapshot *s = NULL;
-    if (cli_open_repo(ctx, &err) < 0 || snapshot_find(ctx->r, argv[i + 1], a.set, "db", &s, &err) < 0) {
+    if (cli_open_repo(ctx, &err) < 0 || find_logical(ctx, argv[i + 1], &a, &s, &err) < 0) {
         rc = cli_fail(ctx, &err);
         cli_close_repo(ctx);
         goto out;

@@ -1545,6 +1545,23 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
 static int check_restored_counts(const char *conninfo, const char *db, const char *live,
                                  const snapshot *s, pg_interrupt *in, ob_err *err);
 
+char *pg_logical_conninfo_dbname(const char *conninfo)
+{
+    ob_err e = OB_ERR_INIT;
+    if (!conninfo || pq_lib_load(&e) < 0) {
+        ob_err_clear(&e);
+        return NULL;
+    }
+    char *msg = NULL, *name = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *x = opts; x && x->keyword; x++)
+        if (strcmp(x->keyword, "dbname") == 0 && x->val && *x->val)
+            name = ob_xstrdup(x->val);
+    PQconninfoFree(opts);
+    return name;
+}
+
 int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
                        pg_restore_result *res, ob_err *err)
 {
@@ -1577,13 +1594,7 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
     char *live = NULL, *newdb = NULL, *old = NULL, *suffix = timestamp_suffix();
     if (o->replace) {
         /* The database to replace: the conninfo's, else the snapshot's. */
-        char *msg = NULL;
-        PQconninfoOption *opts = o->conninfo ? PQconninfoParse(o->conninfo, &msg) : NULL;
-        PQfreemem(msg);
-        for (PQconninfoOption *x = opts; x && x->keyword; x++)
-            if (strcmp(x->keyword, "dbname") == 0 && x->val && *x->val)
-                live = ob_xstrdup(x->val);
-        PQconninfoFree(opts);
+        live = pg_logical_conninfo_dbname(o->conninfo);
         if (!live) {
             const char *d = json_string_value(json_object_get(s->extra, "database"));
             live = ob_xstrdup(d ? d : "");

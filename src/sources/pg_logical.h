@@ -97,6 +97,10 @@ typedef struct pg_restore_result {
 
 int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
                        pg_restore_result *res, ob_err *err);
+/* The database a conninfo (key=value or URI) names, or NULL when it names
+ * none (or cannot be parsed: the connection says why later).  Caller
+ * frees. */
+char *pg_logical_conninfo_dbname(const char *conninfo);
 void pg_restore_result_free(pg_restore_result *res);
 
 typedef struct pg_verify_result {

@@ -390,6 +390,37 @@ else
     info "SKIP the interrupted copy of restore db --jobs: the S3 test server is not installed"
 fi
 
+info "restore db latest --replace takes the newest snapshot of the database it replaces"
+# (Session 20.)  latest was the newest db snapshot of any database: with
+# two databases backed up without a set, --replace --dbname lat_a swapped
+# lat_b's dump in under lat_a's name.
+for d in lat_a lat_b lat_c; do pg_sql "CREATE DATABASE $d"; done
+pg_sql -d lat_a "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
+pg_sql -d lat_b "CREATE TABLE t (i int); INSERT INTO t VALUES (2), (3)"
+pg_sql -d lat_c "CREATE TABLE t (i int); INSERT INTO t VALUES (4)"
+expect_code 0 ob --json backup db --dbname lat_a
+expect_code 0 ob --json backup db --dbname lat_b
+latb=$(json_get "$T/out" 'j["id"]')
+pg_sql -d lat_a "INSERT INTO t VALUES (9)"
+run_rc ob restore db latest --replace --dbname dbname=lat_a
+[ "$RC" = 0 ] || problem "restore db latest --replace --dbname dbname=lat_a exited $RC: $(cat "$T/err")"
+[ "$(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")" = 1 ] ||
+    problem "latest --replace of lat_a did not restore lat_a's own backup: $(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")"
+# A database with no snapshot of its own: refused, nothing changes.
+dbs_before=$(pg_databases)
+run_rc ob restore db latest --replace --dbname dbname=lat_c
+[ "$RC" != 0 ] || problem "restore db latest --replace of a database never backed up exited 0"
+assert_grep "no logical snapshot of database lat_c" "$T/err"
+[ "$(pg_sql -d lat_c "SELECT string_agg(i::text, ',') FROM t")" = 4 ] || problem "the refused restore changed lat_c"
+[ "$(pg_databases)" = "$dbs_before" ] || problem "the refused restore changed the databases"
+# Given by ID, another database's dump in its place is the user's choice.
+expect_code 0 ob restore db "$latb" --replace --dbname dbname=lat_c
+[ "$(pg_sql -d lat_c "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")" = 2,3 ] ||
+    problem "restore db ID --replace did not put lat_b's dump in lat_c's place"
+for d in $(pg_sql "SELECT datname FROM pg_database WHERE datname LIKE 'lat\_%'"); do
+    pg_sql "DROP DATABASE \"$d\""
+done
+
 info "a taken NAME_before_restore_<time> is refused before anything is restored"
 pg_sql "CREATE DATABASE takendb"
 pg_sql -d takendb "CREATE TABLE t (i int); INSERT INTO t VALUES (1)"
