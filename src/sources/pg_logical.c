@@ -1547,8 +1547,15 @@ static int check_restored_counts(const char *conninfo, const char *db, const cha
 
 char *pg_logical_conninfo_dbname(const char *conninfo)
 {
+    if (!conninfo || !*conninfo)
+        return NULL;
+    /* libpq's rule (pg_conn_open passes it as an expandable dbname): a
+     * value with no '=' that is not a URI is a database name as it is. */
+    if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
+        strncmp(conninfo, "postgres://", 11) != 0)
+        return ob_xstrdup(conninfo);
     ob_err e = OB_ERR_INIT;
-    if (!conninfo || pq_lib_load(&e) < 0) {
+    if (pq_lib_load(&e) < 0) {
         ob_err_clear(&e);
         return NULL;
     }

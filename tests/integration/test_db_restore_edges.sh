@@ -406,9 +406,11 @@ run_rc ob restore db latest --replace --dbname dbname=lat_a
 [ "$RC" = 0 ] || problem "restore db latest --replace --dbname dbname=lat_a exited $RC: $(cat "$T/err")"
 [ "$(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")" = 1 ] ||
     problem "latest --replace of lat_a did not restore lat_a's own backup: $(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")"
-# A database with no snapshot of its own: refused, nothing changes.
+# A database with no snapshot of its own: refused, nothing changes (the
+# bare name form of --dbname, which replaced the snapshot's own database
+# rather than the one named).
 dbs_before=$(pg_databases)
-run_rc ob restore db latest --replace --dbname dbname=lat_c
+run_rc ob restore db latest --replace --dbname lat_c
 [ "$RC" != 0 ] || problem "restore db latest --replace of a database never backed up exited 0"
 assert_grep "no logical snapshot of database lat_c" "$T/err"
 [ "$(pg_sql -d lat_c "SELECT string_agg(i::text, ',') FROM t")" = 4 ] || problem "the refused restore changed lat_c"
