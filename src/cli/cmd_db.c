@@ -26,7 +26,7 @@ typedef struct db_args {
     int replace, roles, jobs, logical;
     char *dbname_copy;          /* --dbname, kept before its password is scrubbed */
     /* physical */
-    int physical, delta, target_immediate, start, spread, archive_timeout, archive_off;
+    int physical, delta, target_immediate, start, spread, archive_timeout, archive_off, force;
     const char *pgdata, *target_time, *target_lsn, *target_xid, *target_name, *target_action,
         *target_timeline, *start_options, *archive_get_command;
     char **tsmap;
@@ -38,7 +38,7 @@ enum {
     OPT_PHYSICAL = 256, OPT_PGDATA, OPT_DELTA, OPT_TARGET_TIME, OPT_TARGET_LSN, OPT_TARGET_XID,
     OPT_TARGET_NAME, OPT_TARGET_IMMEDIATE, OPT_TARGET_ACTION, OPT_TARGET_TIMELINE, OPT_START,
     OPT_START_OPTIONS, OPT_CHECKPOINT, OPT_ARCHIVE_TIMEOUT, OPT_ARCHIVE_GET_COMMAND,
-    OPT_TABLESPACE_MAP, OPT_ARCHIVE_MODE,
+    OPT_TABLESPACE_MAP, OPT_ARCHIVE_MODE, OPT_FORCE,
 };
 
 static int db_opt(int opt, const char *arg, void *ud)
@@ -60,6 +60,7 @@ static int db_opt(int opt, const char *arg, void *ud)
     case 'l': a->logical = 1; break;
     case 'Q': cli_strv_push(&a->checks, &a->nchecks, arg); break;
     case OPT_PHYSICAL: a->physical = 1; break;
+    case OPT_FORCE: a->force = 1; break;
     case OPT_PGDATA: a->pgdata = arg; break;
     case OPT_DELTA: a->delta = 1; break;
     case OPT_TARGET_TIME: a->target_time = arg; break;
@@ -138,6 +139,7 @@ const struct option cli_db_opts[] = {
     {"check-sql", required_argument, NULL, 'Q'},
     {"jobs", required_argument, NULL, 'j'},
     {"physical", no_argument, NULL, OPT_PHYSICAL},
+    {"force", no_argument, NULL, OPT_FORCE},
     {"pgdata", required_argument, NULL, OPT_PGDATA},
     {"delta", no_argument, NULL, OPT_DELTA},
     {"target-time", required_argument, NULL, OPT_TARGET_TIME},
@@ -164,6 +166,10 @@ const struct option cli_db_opts[] = {
 static int db_parse(cli_ctx *ctx, db_args *a, int argc, char **argv, const char *shortopts)
 {
     int i = cli_parse(ctx, a->cmd, argc, argv, cli_db_opts, shortopts, db_opt, a);
+    if (i >= 0 && a->force && a->cmd != cli_find_command("backup")) {
+        cli_usage(a->cmd, "--force is for backup db --physical");
+        return -1;
+    }
     const char *jobname = getenv("OPSBACKUP_JOB");
     if (i < 0 || a->dbname || !jobname || !*jobname)
         return i;
@@ -237,6 +243,7 @@ static int backup_db_physical(cli_ctx *ctx, db_args *a)
     o.ntags = a->ntags;
     o.time_sec = when;
     o.spread_checkpoint = a->spread;
+    o.force = a->force;
     o.archive_timeout = a->archive_timeout;
     o.quiet = ctx->quiet;
     o.lock = lock;
@@ -442,6 +449,11 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
     }
     if (a.pgdata) {
         rc = cli_usage(a.cmd, "--pgdata is for physical backups: add --physical");
+        goto out;
+    }
+    if (a.force) {
+        rc = cli_usage(a.cmd, "--force is for physical backups (a logical dump is read whole "
+                              "every time)");
         goto out;
     }
     int64_t when = 0;

@@ -27,7 +27,8 @@ const cli_command cli_commands[] = {
      "       opsbackup backup db [--logical] [--set NAME] [--tag K=V]... [--dbname CONNINFO]\n"
      "                           [--dump-command 'CMD'] [--time TIME]\n"
      "       opsbackup backup db --physical --pgdata DIR [--dbname CONNINFO] [--set NAME]\n"
-     "                           [--checkpoint fast|spread] [--archive-timeout DURATION]"},
+     "                           [--checkpoint fast|spread] [--archive-timeout DURATION]\n"
+     "                           [--force]"},
     {"snapshots", cmd_snapshots, "list snapshots",
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]\n"
      "       opsbackup -r A -r B... snapshots   which backup (original or copy) is in which\n"

@@ -402,6 +402,7 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
     fo.chunker = ck;
     fo.super_block = PG_PHYSICAL_SUPER_BLOCK;
     fo.parent_strict = 1;
+    fo.no_parent = o->force;
     fo.before_commit = phys_stop;
     fo.commit_ud = &c;
     snapshot *s = NULL;

@@ -61,6 +61,9 @@ typedef struct pg_physical_backup_opts {
     size_t ntags;
     int64_t time_sec;          /* 0 = now */
     int spread_checkpoint;     /* default: an immediate checkpoint */
+    int force;                 /* read every file, even one unchanged since the parent,
+                                  and store it as a first backup does (pgBackRest's
+                                  full backup; D75) */
     int archive_timeout;       /* seconds to wait for the WAL (default 300) */
     int quiet;
     struct repo_lock *lock;

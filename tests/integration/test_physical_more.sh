@@ -92,6 +92,29 @@ echo "WAL objects up to $SEG: repository a $na, repository b $nb"
 [ "$na" -gt 3 ] && [ "$na" = "$nb" ] || problem "WAL not in both repositories (a: $na, b: $nb)"
 find "$REPO_A/wal" -name '*.backup-*' | grep -q . || problem "backup history file not archived"
 
+info "backup db --physical --force reads every file (pgBackRest's full backup)"
+# (Session 20.)  An incremental reads only the files changed since its
+# parent (by ctime); --force reads them all and stores them as a first
+# backup does, in whole 1 MiB slices, so only the slices the repository
+# does not hold whole take space.  The first backup catches up with the
+# changes above; the second is the incremental measured.
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" \
+    backup db --physical --pgdata "$PGDATA_DIR"
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" --json \
+    backup db --physical --pgdata "$PGDATA_DIR"
+incr=$(json_get "$T/out" "'%d %d %d' % (j['extra']['bytes_read'], j['stats']['bytes'], j['stats']['bytes_added'])")
+expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" --json \
+    backup db --physical --pgdata "$PGDATA_DIR" --force
+full=$(json_get "$T/out" "'%d %d %d' % (j['extra']['bytes_read'], j['stats']['bytes'], j['stats']['bytes_added'])")
+info "(bytes read, size, added: incremental $incr; --force $full)"
+set -- $incr
+[ "$1" -lt $(($2 / 2)) ] || problem "the incremental read $1 of $2 bytes: the test cannot tell --force from it"
+set -- $full
+[ "$1" -ge "$2" ] || problem "backup db --physical --force read $1 bytes of $2"
+[ "$3" -lt $(($2 / 4)) ] || problem "backup db --physical --force added $3 of $2 bytes: it should store only the slices not stored whole"
+run_rc "$OPSBACKUP" -r "$REPO_A" restore db latest --force --target-db x
+[ "$RC" = 2 ] || problem "restore db --force exited $RC, not 2 (usage)"
+
 info "copy of a physical snapshot: its WAL first, so a failed WAL copy saves no snapshot"
 REPO_C="$T/repo_c"
 install -d -o postgres -m 0700 "$REPO_C"
