@@ -663,12 +663,9 @@ static int verify_db(cli_ctx *ctx, int argc, char **argv)
             {
                 int ok = json_is_true(json_object_get(v, "ok"));
                 if (!ok || ctx->verbose) {
-                    char *what = pg_logical_count_subject(key);
-                    printf("%s %s: %lld%s, snapshot recorded %lld\n", ok ? "ok      " : "MISMATCH",
-                           what, (long long)json_integer_value(json_object_get(v, "actual")),
-                           pg_logical_count_unit(key),
-                           (long long)json_integer_value(json_object_get(v, "expected")));
-                    free(what);
+                    char *d = pg_logical_count_describe(key, v, NULL);
+                    printf("%s %s\n", ok ? "ok      " : "MISMATCH", d);
+                    free(d);
                 }
             }
             size_t k;

@@ -304,14 +304,7 @@ static json_t *db_check(const job *j, const char *dbname, const json_t *snap, ch
     {
         if (*problem || json_is_true(json_object_get(val, "ok")))
             continue;
-        json_int_t got = json_integer_value(json_object_get(val, "actual"));
-        json_int_t want = json_integer_value(json_object_get(val, "expected"));
-        char *what = pg_logical_count_subject(key);
-        *problem = got < 0 ? ob_xasprintf("%s of the snapshot is missing in %s", what, dbname)
-                           : ob_xasprintf("%s: %lld%s in %s, the snapshot recorded %lld", what,
-                                          (long long)got, pg_logical_count_unit(key), dbname,
-                                          (long long)want);
-        free(what);
+        *problem = pg_logical_count_describe(key, val, dbname);
     }
     size_t i;
     json_array_foreach(results, i, val)
@@ -1464,12 +1457,11 @@ static void write_markdown(FILE *f, const json_t *rep)
         json_t *t;
         json_object_foreach(json_object_get(o, "tables"), key, t)
             if (!json_is_true(json_object_get(t, "ok"))) {
-                char *what = pg_logical_count_subject(key);
-                fprintf(f, "  - %s: %lld%s, the snapshot recorded %lld\n", what,
-                        (long long)json_integer_value(json_object_get(t, "actual")),
-                        pg_logical_count_unit(key),
-                        (long long)json_integer_value(json_object_get(t, "expected")));
-                free(what);
+                char *d = pg_logical_count_describe(key, t, NULL);
+                fprintf(f, "  - ");
+                md_escape(f, d);
+                fprintf(f, "\n");
+                free(d);
             }
         size_t k;
         json_array_foreach(json_object_get(o, "checks"), k, t)

@@ -339,13 +339,7 @@ static char *verify_finding(const json_t *out)
     json_object_foreach((json_t *)json_object_get(out, "tables"), key, v)
     {
         if (!json_is_true(json_object_get(v, "ok"))) {
-            char *what = pg_logical_count_subject(key);
-            char *f = ob_xasprintf("%s: %lld%s after the restore, the backup recorded %lld", what,
-                                   (long long)json_integer_value(json_object_get(v, "actual")),
-                                   pg_logical_count_unit(key),
-                                   (long long)json_integer_value(json_object_get(v, "expected")));
-            free(what);
-            return f;
+            return pg_logical_count_describe(key, v, "the restored copy");
         }
     }
     size_t i;

@@ -680,7 +680,7 @@ static int backup_virtual(backup_ctx *c, const char *dir, char **paths, size_t n
                 /* Left out (backup_entry warned, unless it was removed
                  * since the fstatat: for a PATH that is worth a word). */
                 if (c->prog.errors == warned)
-                    warn_entry(c, full, "removed while being backed up", 0);
+                    skip_paths(c, full, "was removed while being backed up", 0, 1);
                 tree_node_free(node);
                 t.n--;
             } else if (r < 0) {

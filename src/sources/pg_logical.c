@@ -553,6 +553,28 @@ const char *pg_logical_count_unit(const char *key)
     return strcmp(key, PG_LARGE_OBJECTS_KEY) == 0 ? "" : " rows";
 }
 
+char *pg_logical_count_describe(const char *key, const json_t *t, const char *where)
+{
+    char *subject = pg_logical_count_subject(key);
+    const char *unit = pg_logical_count_unit(key);
+    const char *why = json_string_value(json_object_get(t, "error"));
+    json_int_t got = json_integer_value(json_object_get(t, "actual"));
+    json_int_t want = json_integer_value(json_object_get(t, "expected"));
+    char *in = where ? ob_xasprintf(" in %s", where) : ob_xstrdup("");
+    char *d;
+    if (why)
+        d = ob_xasprintf("%s: could not be counted%s (%s)", subject, in, why);
+    else if (got < 0)
+        d = ob_xasprintf("%s: missing%s, the snapshot recorded %lld%s", subject, in,
+                         (long long)want, unit);
+    else
+        d = ob_xasprintf("%s: %lld%s%s, the snapshot recorded %lld", subject, (long long)got,
+                         unit, in, (long long)want);
+    free(in);
+    free(subject);
+    return d;
+}
+
 size_t pg_logical_table_count(const json_t *tables)
 {
     return json_object_size(tables) - (json_object_get(tables, PG_LARGE_OBJECTS_KEY) != NULL);
@@ -830,10 +852,23 @@ typedef struct pg_interrupt {
     struct timespec termed; /* when child was sent SIGTERM (tv_sec 0: not yet) */
     int sig;     /* the signal taken, 0 if none */
     PGcancel *cancel; /* the query running now (pg_interrupt_query), NULL if none */
+    struct timespec cancelled; /* when cancel was last sent */
     int done;    /* the watcher is to stop */
     pthread_t th;
     int started;
 } pg_interrupt;
+
+/* Ask the server to cancel the query running on the restore's connection
+ * (in->mu held; PQcancel is made to be called from another thread).  It
+ * opens a connection of its own: the same server, so it answers as fast
+ * as the query's connection did. */
+static void pg_interrupt_cancel(pg_interrupt *in, struct timespec now)
+{
+    char why[256];
+    if (!PQcancel(in->cancel, why, sizeof why))
+        ob_debug("cancelling the query in progress: %s", why);
+    in->cancelled = now;
+}
 
 static void *pg_interrupt_watch(void *arg)
 {
@@ -860,9 +895,7 @@ static void *pg_interrupt_watch(void *arg)
                         "command at once",
                         sig);
             } else if (in->cancel) {
-                char why[256];
-                if (!PQcancel(in->cancel, why, sizeof why))
-                    ob_warn("cancelling the query in progress: %s", why);
+                pg_interrupt_cancel(in, now);
                 ob_warn("stopping the restore (signal %d): cancelling the query in progress",
                         sig);
             } else {
@@ -875,6 +908,12 @@ static void *pg_interrupt_watch(void *arg)
              * 10 s after its SIGTERM, and it is killed. */
             kill(in->child, SIGKILL);
             in->termed = now; /* again in 10 s if it is still there */
+        } else if (in->sig && !in->child && in->cancel &&
+                   (sig > 0 || now.tv_sec - in->cancelled.tv_sec >= 1)) {
+            /* A cancel that came between two queries (none running), or
+             * that could not be sent, is lost: sent again each second
+             * while a query of the restore runs, and at each signal. */
+            pg_interrupt_cancel(in, now);
         }
         pthread_mutex_unlock(&in->mu);
     }
@@ -899,6 +938,8 @@ static int pg_interrupt_stop(pg_interrupt *in)
         pthread_mutex_unlock(&in->mu);
         pthread_join(in->th, NULL);
     }
+    if (in->cancel) /* pg_interrupt_query(in, NULL) always comes first; a safeguard */
+        PQfreeCancel(in->cancel);
     pthread_mutex_destroy(&in->mu);
     return in->sig;
 }
@@ -1789,6 +1830,13 @@ static int64_t compare_db(const char *conninfo, const char *dbname, const json_t
     PGconn *c = pg_conn_open(conninfo, dbname, err);
     if (!c)
         return -1;
+    /* The role's or the database's statement_timeout (pg_restore copies a
+     * database's settings to the restored one) must not end the count of
+     * a large table: that read as a mismatch and refused a sound copy. */
+    ob_err te = OB_ERR_INIT;
+    if (pg_conn_exec(c, "SET statement_timeout = 0; SET lock_timeout = 0", &te) < 0)
+        ob_debug("verify: %s", ob_err_msg(&te));
+    ob_err_clear(&te);
     pg_interrupt_query(in, c);
     int64_t mismatches = 0;
     *tables = json_object();
@@ -1799,17 +1847,32 @@ static int64_t compare_db(const char *conninfo, const char *dbname, const json_t
         if (pg_interrupt_taken(in))
             break;
         json_int_t want = json_integer_value(val), got = -1;
-        char *ns, *rel;
+        char *ns, *rel, *failed = NULL;
         if (split_table_key(key, quoted, &ns, &rel) == 0) {
+            /* Missing (actual -1) is told from a count that failed (the
+             * error is kept): only the first means the table is not there. */
             char *qn = quote_ident(c, ns), *qr = quote_ident(c, rel);
-            char *sql = ob_xasprintf("SELECT count(*) FROM ONLY %s.%s", qn, qr);
+            char *qual = ob_xasprintf("%s.%s", qn, qr);
+            char *lit = PQescapeLiteral(c, qual, strlen(qual));
+            char *sql = ob_xasprintf("SELECT to_regclass(%s) IS NOT NULL", lit ? lit : "NULL");
             ob_err e = OB_ERR_INIT;
-            char *v = pg_conn_value(c, sql, &e);
-            if (v)
-                got = strtoll(v, NULL, 10);
+            char *there = pg_conn_value(c, sql, &e);
+            if (there && strcmp(there, "t") == 0) {
+                free(sql);
+                sql = ob_xasprintf("SELECT count(*) FROM ONLY %s", qual);
+                char *v = pg_conn_value(c, sql, &e);
+                if (v)
+                    got = strtoll(v, NULL, 10);
+                free(v);
+            }
+            if (e.code != OB_OK)
+                failed = ob_xstrdup(ob_err_msg(&e));
             ob_err_clear(&e);
-            free(v);
+            free(there);
             free(sql);
+            if (lit)
+                PQfreemem(lit);
+            free(qual);
             free(qn);
             free(qr);
             free(ns);
@@ -1817,9 +1880,12 @@ static int64_t compare_db(const char *conninfo, const char *dbname, const json_t
         }
         if (got != want)
             mismatches++;
-        json_object_set_new(*tables, key,
-                            json_pack("{s:I, s:I, s:b}", "expected", want, "actual", got, "ok",
-                                      got == want));
+        json_t *t = json_pack("{s:I, s:I, s:b}", "expected", want, "actual", got, "ok",
+                              got == want);
+        if (failed)
+            json_object_set_new(t, "error", json_string(failed));
+        free(failed);
+        json_object_set_new(*tables, key, t);
     }
     *checks = json_array();
     for (size_t i = 0; i < nchecks && !pg_interrupt_taken(in); i++) {
@@ -1874,18 +1940,9 @@ static int check_restored_counts(const char *conninfo, const char *db, const cha
                 ob_buf_printf(&b, "; …");
                 break;
             }
-            json_int_t got = json_integer_value(json_object_get(t, "actual"));
-            json_int_t want = json_integer_value(json_object_get(t, "expected"));
-            char *subject = pg_logical_count_subject(key);
-            const char *unit = pg_logical_count_unit(key);
-            if (got < 0)
-                ob_buf_printf(&b, "%s%s is missing, the backup recorded %lld%s",
-                              shown > 1 ? "; " : "", subject, (long long)want, unit);
-            else
-                ob_buf_printf(&b, "%s%s has %lld%s, the backup recorded %lld",
-                              shown > 1 ? "; " : "", subject, (long long)got, unit,
-                              (long long)want);
-            free(subject);
+            char *d = pg_logical_count_describe(key, t, NULL);
+            ob_buf_printf(&b, "%s%s", shown > 1 ? "; " : "", d);
+            free(d);
         }
         rc = ob_err_set(err, OB_EFAIL,
                         "the restored copy does not hold what the backup recorded in %lld "

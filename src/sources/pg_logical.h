@@ -42,6 +42,11 @@
  * count: " rows" for a table, "" for the large objects. */
 char *pg_logical_count_subject(const char *key);
 const char *pg_logical_count_unit(const char *key);
+/* One table's comparison (an element of pg_logical_compare's *tables) in
+ * words: "table public.t: 4287 rows in DB, the snapshot recorded 5001",
+ * "…: missing…", "…: could not be counted (ERROR)".  where (may be NULL)
+ * names the database.  Caller frees. */
+char *pg_logical_count_describe(const char *key, const json_t *t, const char *where);
 /* The tables among a snapshot's row counts (the large objects' key is not
  * one). */
 size_t pg_logical_table_count(const json_t *tables);

@@ -928,6 +928,8 @@ static int s3_perform(storage_s3 *s, const s3_request *rq, s3_response *resp, ob
         int again = cc != CURLE_OK ? s3_curl_retryable(cc) : s3_status_retryable(resp);
         if (!again && cc == CURLE_OK)
             return 0;
+        /* Once a stop is wanted, any failure is reported as the stop: the
+         * caller is ending anyway, and a retry would only delay it. */
         if (cc == CURLE_ABORTED_BY_CALLBACK || storage_stop_wanted(&s->base))
             return ob_err_set(err, OB_EFAIL, "%s: %s stopped: opsbackup is being stopped",
                               rq->what, rq->method);

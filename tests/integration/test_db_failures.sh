@@ -147,7 +147,7 @@ info "($(tail -n 1 "$T/err"))"
 tags=$(pg_sql -d appdb "SELECT count(*) FROM document_tags")
 lost=$(pg_sql -d appdb "SELECT count(*) FROM document_tags WHERE document_id % 7 = 0")
 [ "$lost" -gt 0 ] || problem "the lossy restore command would lose nothing here"
-grep -q "table public.document_tags has $((tags - lost)) rows, the backup recorded $tags" "$T/err" ||
+grep -q "table public.document_tags: $((tags - lost)) rows, the snapshot recorded $tags" "$T/err" ||
     problem "the refusal does not name the table and both counts: $(cat "$T/err")"
 grep -q "appdb was not replaced" "$T/err" || problem "the refusal does not say the live database was kept: $(cat "$T/err")"
 [ "$(pg_checksum appdb)" = "$orig" ] || { pg_fingerprint_diff orig appdb; problem "lossy: the live appdb changed"; }

@@ -244,6 +244,32 @@ assert_grep "send it again" "$T/deaf.err"
     problem "an interrupted restore with a deaf restore command left deafdb behind"
 while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$T/sleeps"
 
+info "the count before the swap does not take the database's lock_timeout"
+# pg_restore copies the database's settings onto the restored copy, and a
+# role's or database's lock_timeout / statement_timeout used to end the
+# count of a busy or large table: a sound copy was refused as a mismatch.
+# Here the copy gets lock_timeout = 10ms and a session holds t for 2 s.
+cat >"$T/timeout_pg_restore" <<EOF
+#!/bin/sh
+"$PGBIN/pg_restore" "\$@" || exit
+for a in "\$@"; do case "\$a" in --dbname=*) db="\${a#--dbname=}";; esac; done
+dbname=\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT current_database()")
+"$PGBIN/psql" -X -q -d "\$db" -c "ALTER DATABASE \"\$dbname\" SET lock_timeout = '10ms'" >/dev/null
+"$PGBIN/psql" -X -q -d "\$db" -c "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2)" \
+    </dev/null >/dev/null 2>&1 &
+for i in \$(seq 100); do
+    [ "\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+    sleep 0.1
+done
+EOF
+chmod 755 "$T/timeout_pg_restore"
+run_rc ob restore db "$sigsnap" --replace --dbname sigdb --restore-command "$T/timeout_pg_restore"
+[ "$RC" = 0 ] || problem "restore db --replace refused a copy whose count met the database's lock_timeout: $(cat "$T/err")"
+[ "$(pg_sql -d sigdb "SELECT count(*) FROM t")" = 100 ] || problem "sigdb does not hold the snapshot's 100 rows after the restore"
+for d in $(pg_sql "SELECT datname FROM pg_database WHERE datname LIKE 'sigdb\_before\_restore\_%'"); do
+    pg_sql "DROP DATABASE \"$d\""
+done
+
 info "restore db --jobs: the dump's spool file has no name, and a signal stops the copy into it"
 # Parallel pg_restore needs a seekable copy of the dump.  It was a named
 # file in TMPDIR, which a kill -9 left there (as large as the dump); now
@@ -406,9 +432,8 @@ run_rc ob restore db latest --replace --dbname dbname=lat_a
 [ "$RC" = 0 ] || problem "restore db latest --replace --dbname dbname=lat_a exited $RC: $(cat "$T/err")"
 [ "$(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")" = 1 ] ||
     problem "latest --replace of lat_a did not restore lat_a's own backup: $(pg_sql -d lat_a "SELECT string_agg(i::text, ',' ORDER BY i) FROM t")"
-# A database with no snapshot of its own: refused, nothing changes (the
-# bare name form of --dbname, which replaced the snapshot's own database
-# rather than the one named).
+# A database with no snapshot of its own: refused, nothing changes (named
+# bare, as --dbname also takes it).
 dbs_before=$(pg_databases)
 run_rc ob restore db latest --replace --dbname lat_c
 [ "$RC" != 0 ] || problem "restore db latest --replace of a database never backed up exited 0"

@@ -200,7 +200,7 @@ ssize_t llistxattr(const char *path, char *list, size_t size)
     const char *x = getenv("FAULTFS_XATTR");
     if (x && strcmp(path, x) == 0) {
         const char *e = getenv("FAULTFS_XATTR_ERRNO");
-        errno = e ? atoi(e) : ENOENT;
+        errno = e && atoi(e) > 0 ? atoi(e) : ENOENT;
         return -1;
     }
     return real(path, list, size);

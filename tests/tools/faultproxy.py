@@ -21,8 +21,9 @@ order for each request; the first that fires decides.  RULE is KIND@WHEN:
          METHOD:P  only requests of that method (PUT, GET, HEAD, DELETE, POST);
                    RANGE:P only GETs of a byte range (blob reads, not whole
                    objects such as the config, keys and index)
-         METHOD:#N, METHOD:#N-M  the N-th (N..M-th) request of that method,
-                   counted among that method's requests only
+         METHOD:#N, METHOD:#N-M  the N-th (N..M-th) request of that method
+                   that reaches this rule (an earlier rule that fired takes
+                   the request first)
 
 Examples: 503@0.3  reset@#5  delay:2@0.1  reset-after@PUT:0.2  500@#1-20
 
