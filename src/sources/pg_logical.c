@@ -1320,7 +1320,10 @@ static int pg_restore_globals(repo *r, const tree_node *globals, const pg_restor
                 mine += pg_names_has(&created, g.names[i]);
             if (mine == g.nnames) {
                 pg_globals_exec(c, stmt, g.label);
-            } else if (g.kind == PG_SQL_G_MEMBERSHIP) {
+            } else {
+                /* A membership, or a privilege on a parameter (GRANT SET
+                 * ON PARAMETER work_mem TO r, PostgreSQL 15): both change
+                 * what an existing role may do. */
                 skipped_members++;
                 ob_warn("--roles: not restored, as it would change an existing role (run it "
                         "yourself if you want it): %s", g.label);
@@ -1349,7 +1352,7 @@ static int pg_restore_globals(repo *r, const tree_node *globals, const pg_restor
     }
     if (!o->quiet)
         ob_info("--roles: created %zu role(s), kept %zu existing role(s) unchanged%s", created.n,
-                kept, skipped_members ? " (memberships of existing roles not restored)" : "");
+                kept, skipped_members ? " (memberships and grants of existing roles not restored)" : "");
     rc = 0;
 out:
     pg_names_free(&roles);

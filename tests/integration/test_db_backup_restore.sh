@@ -11,6 +11,11 @@ info "application database"
 make_app_db appdb
 # A role that exists only in the globals of the backup (dropped later).
 pg_sql "CREATE ROLE reporting NOLOGIN CONNECTION LIMIT 7"
+# Privileges on parameters (PostgreSQL 15): for a role --roles recreates
+# and for one that exists (revoked after the backup; not given back).
+pg_sql "CREATE ROLE tuner NOLOGIN"
+pg_sql "GRANT SET ON PARAMETER work_mem TO reporting"
+pg_sql "GRANT SET ON PARAMETER work_mem TO tuner"
 # A partitioned table, and rows that look like COPY's end marker once a
 # backslash is escaped: the row counts come from the dump stream (D48).
 pg_sql -d appdb "CREATE TABLE measurements (id int, at date, v text) PARTITION BY RANGE (at);
@@ -87,7 +92,9 @@ TMPDIR="$T/tmpdir" expect_code 0 ob restore db "$short" --target-db appdb_par --
 [ "$(pg_checksum appdb_par)" = "$orig" ] || { pg_fingerprint_diff orig appdb_par; problem "restore --jobs 2 gives a different database"; }
 
 info "restore db --roles recreates a dropped role"
+pg_sql "REVOKE SET ON PARAMETER work_mem FROM reporting"
 pg_sql "DROP ROLE reporting"
+pg_sql "REVOKE SET ON PARAMETER work_mem FROM tuner"
 expect_code 0 ob restore db latest --target-db appdb_noroles
 [ "$(pg_sql "SELECT count(*) FROM pg_roles WHERE rolname = 'reporting'")" = 0 ] \
     || problem "restore without --roles created role reporting"
@@ -98,6 +105,12 @@ if [ "$RC" -ne 0 ]; then
 fi
 limit=$(pg_sql "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'reporting'")
 [ "$limit" = 7 ] || problem "restore --roles did not recreate role reporting (connection limit 7): got '$limit'"
+[ "$(pg_sql "SELECT has_parameter_privilege('reporting', 'work_mem', 'SET')")" = t ] ||
+    problem "restore --roles did not give the recreated role reporting its SET ON PARAMETER work_mem"
+[ "$(pg_sql "SELECT has_parameter_privilege('tuner', 'work_mem', 'SET')")" = f ] ||
+    problem "restore --roles changed the privileges of the existing role tuner"
+grep -q "not restored, as it would change an existing role.*PARAMETER work_mem TO tuner" "$T/err" ||
+    problem "restore --roles skipped the existing role's parameter grant without a word: $(cat "$T/err")"
 if pg_db_exists appdb_roles; then
     [ "$(pg_checksum appdb_roles)" = "$orig" ] || problem "restore --roles gives a different database"
 fi
