@@ -164,18 +164,24 @@ info "SIGTERM while --replace counts the restored copy's rows cancels the count"
 # session sleeping in its transaction), so the signal lands during the
 # count: the query is cancelled, the copy dropped (WITH FORCE ends the
 # locking session), the live database untouched, exit 143.
-cat >"$T/locking_pg_restore" <<EOF
+# locking_restore_command FILE SECONDS: a restore command that runs
+# pg_restore, then leaves a session holding an exclusive lock on the new
+# database's table t for SECONDS, and exits 0 once the lock is held.
+locking_restore_command() {
+    cat >"$1" <<EOF
 #!/bin/sh
 "$PGBIN/pg_restore" "\$@" || exit
 for a in "\$@"; do case "\$a" in --dbname=*) db="\${a#--dbname=}";; esac; done
-"$PGBIN/psql" -X -q -d "\$db" -c "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" \
+"$PGBIN/psql" -X -q -d "\$db" -c "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($2)" \
     </dev/null >/dev/null 2>&1 &
 for i in \$(seq 100); do
     [ "\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
     sleep 0.1
 done
 EOF
-chmod 755 "$T/locking_pg_restore"
+    chmod 755 "$1"
+}
+locking_restore_command "$T/locking_pg_restore" 120
 dbs_before=$(pg_databases)
 live_rows=$(pg_sql -d sigdb "SELECT count(*) FROM t")
 pg_sql -d sigdb "INSERT INTO t VALUES (-1)" # the live data differs from the backup's
@@ -249,20 +255,11 @@ info "the count before the swap does not take the database's lock_timeout"
 # role's or database's lock_timeout / statement_timeout used to end the
 # count of a busy or large table: a sound copy was refused as a mismatch.
 # Here the copy gets lock_timeout = 10ms and a session holds t for 2 s.
-cat >"$T/timeout_pg_restore" <<EOF
-#!/bin/sh
-"$PGBIN/pg_restore" "\$@" || exit
-for a in "\$@"; do case "\$a" in --dbname=*) db="\${a#--dbname=}";; esac; done
+locking_restore_command "$T/timeout_pg_restore" 2
+cat >>"$T/timeout_pg_restore" <<EOF
 dbname=\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT current_database()")
 "$PGBIN/psql" -X -q -d "\$db" -c "ALTER DATABASE \"\$dbname\" SET lock_timeout = '10ms'" >/dev/null
-"$PGBIN/psql" -X -q -d "\$db" -c "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2)" \
-    </dev/null >/dev/null 2>&1 &
-for i in \$(seq 100); do
-    [ "\$("$PGBIN/psql" -X -At -d "\$db" -c "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
-    sleep 0.1
-done
 EOF
-chmod 755 "$T/timeout_pg_restore"
 run_rc ob restore db "$sigsnap" --replace --dbname sigdb --restore-command "$T/timeout_pg_restore"
 [ "$RC" = 0 ] || problem "restore db --replace refused a copy whose count met the database's lock_timeout: $(cat "$T/err")"
 [ "$(pg_sql -d sigdb "SELECT count(*) FROM t")" = 100 ] || problem "sigdb does not hold the snapshot's 100 rows after the restore"
