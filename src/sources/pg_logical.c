@@ -1352,7 +1352,9 @@ static int pg_restore_globals(repo *r, const tree_node *globals, const pg_restor
     }
     if (!o->quiet)
         ob_info("--roles: created %zu role(s), kept %zu existing role(s) unchanged%s", created.n,
-                kept, skipped_members ? " (memberships and grants of existing roles not restored)" : "");
+                kept,
+                skipped_members ? " (memberships and grants of existing roles not restored)"
+                                : "");
     rc = 0;
 out:
     pg_names_free(&roles);

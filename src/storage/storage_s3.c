@@ -696,8 +696,6 @@ static struct curl_slist *s3_add_header(struct curl_slist *l, const char *fmt, .
     return n;
 }
 
-/* One attempt.  Returns the curl result; resp->status is the HTTP status
- * when one arrived.  curl_msg receives curl's explanation on failure. */
 /* curl calls this about once a second while a request waits, and after
  * each piece of data: a non-zero return abandons the request
  * (CURLE_ABORTED_BY_CALLBACK).  A GET held by a stalled server would
@@ -709,6 +707,8 @@ static int s3_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_o
     return storage_stop_wanted(ud);
 }
 
+/* One attempt.  Returns the curl result; resp->status is the HTTP status
+ * when one arrived.  curl_msg receives curl's explanation on failure. */
 static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response *resp,
                                 char curl_msg[CURL_ERROR_SIZE])
 {
