@@ -27,6 +27,7 @@ typedef struct db_args {
     char *dbname_copy;          /* --dbname, kept before its password is scrubbed */
     /* physical */
     int physical, delta, target_immediate, start, spread, archive_timeout, archive_off, force;
+    int64_t full_every;
     const char *pgdata, *target_time, *target_lsn, *target_xid, *target_name, *target_action,
         *target_timeline, *start_options, *archive_get_command;
     char **tsmap;
@@ -38,7 +39,7 @@ enum {
     OPT_PHYSICAL = 256, OPT_PGDATA, OPT_DELTA, OPT_TARGET_TIME, OPT_TARGET_LSN, OPT_TARGET_XID,
     OPT_TARGET_NAME, OPT_TARGET_IMMEDIATE, OPT_TARGET_ACTION, OPT_TARGET_TIMELINE, OPT_START,
     OPT_START_OPTIONS, OPT_CHECKPOINT, OPT_ARCHIVE_TIMEOUT, OPT_ARCHIVE_GET_COMMAND,
-    OPT_TABLESPACE_MAP, OPT_ARCHIVE_MODE, OPT_FORCE,
+    OPT_TABLESPACE_MAP, OPT_ARCHIVE_MODE, OPT_FORCE, OPT_FULL_EVERY,
 };
 
 static int db_opt(int opt, const char *arg, void *ud)
@@ -101,6 +102,12 @@ static int db_opt(int opt, const char *arg, void *ud)
         }
         a->spread = strcmp(arg, "spread") == 0;
         break;
+    case OPT_FULL_EVERY:
+        if (ob_parse_duration(arg, &a->full_every) < 0 || a->full_every < 1) {
+            cli_usage(a->cmd, "--full-every wants a duration such as 7d or 168h");
+            return -1;
+        }
+        break;
     case OPT_ARCHIVE_TIMEOUT: {
         int64_t secs;
         if (ob_parse_duration(arg, &secs) < 0 || secs < 1 || secs > 86400) {
@@ -140,6 +147,7 @@ const struct option cli_db_opts[] = {
     {"jobs", required_argument, NULL, 'j'},
     {"physical", no_argument, NULL, OPT_PHYSICAL},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"full-every", required_argument, NULL, OPT_FULL_EVERY},
     {"pgdata", required_argument, NULL, OPT_PGDATA},
     {"delta", no_argument, NULL, OPT_DELTA},
     {"target-time", required_argument, NULL, OPT_TARGET_TIME},
@@ -166,8 +174,8 @@ const struct option cli_db_opts[] = {
 static int db_parse(cli_ctx *ctx, db_args *a, int argc, char **argv, const char *shortopts)
 {
     int i = cli_parse(ctx, a->cmd, argc, argv, cli_db_opts, shortopts, db_opt, a);
-    if (i >= 0 && a->force && a->cmd != cli_find_command("backup")) {
-        cli_usage(a->cmd, "--force is for backup db --physical");
+    if (i >= 0 && (a->force || a->full_every) && a->cmd != cli_find_command("backup")) {
+        cli_usage(a->cmd, "--force and --full-every are for backup db --physical");
         return -1;
     }
     const char *jobname = getenv("OPSBACKUP_JOB");
@@ -244,6 +252,7 @@ static int backup_db_physical(cli_ctx *ctx, db_args *a)
     o.time_sec = when;
     o.spread_checkpoint = a->spread;
     o.force = a->force;
+    o.full_every = a->full_every;
     o.archive_timeout = a->archive_timeout;
     o.quiet = ctx->quiet;
     o.lock = lock;
@@ -451,9 +460,9 @@ int cmd_backup_db(cli_ctx *ctx, int argc, char **argv)
         rc = cli_usage(a.cmd, "--pgdata is for physical backups: add --physical");
         goto out;
     }
-    if (a.force) {
-        rc = cli_usage(a.cmd, "--force is for physical backups (a logical dump is read whole "
-                              "every time)");
+    if (a.force || a.full_every) {
+        rc = cli_usage(a.cmd, "--force and --full-every are for physical backups (a logical "
+                              "dump is read whole every time)");
         goto out;
     }
     int64_t when = 0;

@@ -171,6 +171,12 @@ static void backup_args(const job *j, char ***v, size_t *n)
         step_argv_push(v, n, "--physical");
         step_argv_push(v, n, "--pgdata");
         step_argv_push(v, n, j->pgdata);
+        if (j->full_every > 0) {
+            char *d = ob_xasprintf("%llds", (long long)j->full_every);
+            step_argv_push(v, n, "--full-every");
+            step_argv_push(v, n, d);
+            free(d);
+        }
         break;
     case JOB_FILES:
     case JOB_CONFIG:

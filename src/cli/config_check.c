@@ -27,7 +27,7 @@ static const char *const job_keys[] = {
     "kind", "dbname", "paths", "pgdata", "set", "schedule", "timezone", "keep-last",
     "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly", "keep-within",
     "keep-tag", "keep", "repos", "verify", "verify-sql", "dump-command", "exclude", "tags",
-    "rpo", "archive-get-command", NULL};
+    "rpo", "archive-get-command", "full-every", NULL};
 static const char *const notify_keys[] = {
     "on", "slack-webhook", "webhook", "email-to", "email-from", "smtp-url", "smtp-user",
     "smtp-password-file", "size-limit", NULL};
@@ -288,8 +288,11 @@ static void check_job(checker *k, const config_section *s)
     retention_policy_free(&p);
     if ((e = config_entry_get(s, "repos")))
         check_names(k, e, "repo", "repository");
-    static const char *const durations[] = {"rpo", NULL};
+    static const char *const durations[] = {"rpo", "full-every", NULL};
     check_durations(k, s, durations);
+    if ((e = config_entry_get(s, "full-every")) && kind && strcmp(kind, "db-physical") != 0)
+        problem(k, e->line, "full-every is for db-physical jobs (a logical dump and a files "
+                "backup read everything, or use ctime)");
     if ((e = config_entry_get(s, "verify")) && !is_bool(e->value))
         problem(k, e->line, "verify must be true or false, not '%s'", e->value);
     if ((e = config_entry_get(s, "paths"))) {

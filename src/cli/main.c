@@ -28,7 +28,7 @@ const cli_command cli_commands[] = {
      "                           [--dump-command 'CMD'] [--time TIME]\n"
      "       opsbackup backup db --physical --pgdata DIR [--dbname CONNINFO] [--set NAME]\n"
      "                           [--checkpoint fast|spread] [--archive-timeout DURATION]\n"
-     "                           [--force]"},
+     "                           [--force | --full-every DURATION]"},
     {"snapshots", cmd_snapshots, "list snapshots",
      "snapshots [--set NAME] [--kind files|db|db-physical|config] [--json]\n"
      "       opsbackup -r A -r B... snapshots   which backup (original or copy) is in which\n"

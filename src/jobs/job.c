@@ -177,6 +177,9 @@ static int parse(const config *c, const config_section *s, job *j, ob_err *err)
         return ob_err_prefix(err, "%s: [%s]", c->path, s->name);
     if ((e = config_entry_get(s, "rpo")) && (ob_parse_duration(e->value, &j->rpo) < 0 || j->rpo <= 0))
         return bad(err, c, e, s->name, "not a duration such as 1h, 26h or 2d");
+    if ((e = config_entry_get(s, "full-every")) &&
+        (ob_parse_duration(e->value, &j->full_every) < 0 || j->full_every <= 0))
+        return bad(err, c, e, s->name, "not a duration such as 7d");
     return 0;
 }
 

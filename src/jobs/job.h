@@ -63,6 +63,7 @@ typedef struct job {
     char **verify_sql;
     size_t nverify_sql;
     int64_t rpo;           /* rpo = DURATION; 0: 2x the schedule's longest interval */
+    int64_t full_every;    /* db-physical: full-every = DURATION (--full-every); 0: none */
 } job;
 
 /* [job.NAME] of c.  OB_ENOTFOUND when there is no such section (the

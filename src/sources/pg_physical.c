@@ -61,6 +61,7 @@ typedef struct phys_ctx {
     uint32_t timeline;
     uint64_t segsize;
     char *sysid, *version_str;
+    int full;              /* every file is read (--force, or --full-every due) */
 } phys_ctx;
 
 /* Relation file name: NNN, NNN.1, NNN_fsm, NNN_vm.2, NNN_init;
@@ -225,6 +226,8 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     json_object_set_new(x, "start_wal", json_string(c->start_wal));
     json_object_set_new(x, "block_size", json_integer(PG_PHYSICAL_BLOCK));
     json_object_set_new(x, "super_block_size", json_integer(PG_PHYSICAL_SUPER_BLOCK));
+    /* A full backup read every file: --full-every counts from the newest. */
+    json_object_set_new(x, "full", json_boolean(c->full || !s->has_parent));
     const char *sql = c->version >= 150000
                           ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
                           : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)";
@@ -262,6 +265,44 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     free(stop_time);
     free(stop_lsn);
     return wait_for_wal(c, c->start_wal, stop_wal, err);
+}
+
+/* --full-every: is this backup to be a full one, because the newest full
+ * backup of its set (one that read every file: forced, or without a
+ * parent) is at least o->full_every old, or the set has only incremental
+ * ones (made before snapshots said so)?  A set with no physical backup
+ * yet needs no forcing: its first backup has no parent. */
+static int full_due(repo *r, const pg_physical_backup_opts *o, int *due, ob_err *err)
+{
+    *due = o->force;
+    if (o->force || o->full_every <= 0)
+        return 0;
+    snapshot **v;
+    size_t n;
+    if (snapshot_list(r, &v, &n, err) < 0)
+        return ob_err_prefix(err, "--full-every: listing the snapshots");
+    const char *set = o->set ? o->set : "";
+    const snapshot *newest = NULL, *full = NULL;
+    for (size_t i = n; i-- > 0 && !full;) {
+        if (strcmp(v[i]->kind, "db-physical") != 0 || strcmp(v[i]->set, set) != 0)
+            continue;
+        if (!newest)
+            newest = v[i];
+        if (json_is_true(json_object_get(v[i]->extra, "full")))
+            full = v[i];
+    }
+    int64_t now = o->time_sec ? o->time_sec : (int64_t)time(NULL);
+    *due = newest && (!full || now - full->time_sec >= o->full_every);
+    if (*due && !o->quiet) {
+        if (full)
+            ob_info("a full backup (every file read): the last one, %.8s, is %lld s old "
+                    "(--full-every %lld s)",
+                    full->id, (long long)(now - full->time_sec), (long long)o->full_every);
+        else
+            ob_info("a full backup (every file read): the set has none yet");
+    }
+    snapshot_list_free(v, n);
+    return 0;
 }
 
 int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out, ob_err *err)
@@ -388,6 +429,10 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
         }
     }
 
+    if (full_due(r, o, &c.full, err) < 0) {
+        rc = -1;
+        goto out;
+    }
     ck = chunker_new_fixed(PG_PHYSICAL_BLOCK);
     files_backup_opts fo;
     memset(&fo, 0, sizeof fo);
@@ -402,7 +447,7 @@ int pg_physical_backup(repo *r, const pg_physical_backup_opts *o, snapshot **out
     fo.chunker = ck;
     fo.super_block = PG_PHYSICAL_SUPER_BLOCK;
     fo.parent_strict = 1;
-    fo.no_parent = o->force;
+    fo.no_parent = c.full;
     fo.before_commit = phys_stop;
     fo.commit_ud = &c;
     snapshot *s = NULL;

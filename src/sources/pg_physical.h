@@ -64,6 +64,8 @@ typedef struct pg_physical_backup_opts {
     int force;                 /* read every file, even one unchanged since the parent,
                                   and store it as a first backup does (pgBackRest's
                                   full backup; D75) */
+    int64_t full_every;        /* > 0: force when the set's newest full backup is at
+                                  least this many seconds old (or there is none) */
     int archive_timeout;       /* seconds to wait for the WAL (default 300) */
     int quiet;
     struct repo_lock *lock;

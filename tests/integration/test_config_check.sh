@@ -109,6 +109,11 @@ archive-get-command = opsbackup archive-get %f
 kind = files
 paths = /srv
 archive-get-command = opsbackup archive-get %f "%p"
+full-every = 7d
+[job.phys3]
+kind = db-physical
+pgdata = /srv/pg
+full-every = weekly
 CONF
 chmod 600 "$T/bad.conf"
 expect_code 2 "$OPSBACKUP" -c "$T/bad.conf" config check
@@ -142,6 +147,8 @@ want 30 "health-url"
 want 31 "unknown section [backup]"
 want 36 "archive-get-command 'opsbackup archive-get %f' has no %p"
 want 40 "archive-get-command is for db-physical jobs"
+want 41 "full-every is for db-physical jobs"
+want 45 "full-every 'weekly' is not a duration"
 assert_grep "problems in $T/bad.conf" "$T/bad.err"
 # nothing but problem lines and the summary
 [ "$(grep -vc "^$T/bad.conf:[0-9]*: " "$T/bad.err")" = 1 ] || { cat "$T/bad.err"; fail "stray output"; }

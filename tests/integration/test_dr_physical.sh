@@ -89,11 +89,19 @@ GET_CMD="archive-get-command = $OPSBACKUP -c $ARCH_CONF archive-get %f \"%p\""
 
 info "back up every job (physical base backup as root; WAL pushed by the archiver as postgres)"
 HEALTH=http://127.0.0.1:1/health # set below; the backups do not use it
-write_config "$GET_CMD"
+write_config "$GET_CMD
+full-every = 1s"
 expect_code 0 obc config check
 for j in pg attachments config; do
     obc run "$j" >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "run $j failed"; }
 done
+# full-every (session 20): run passes it to the backup, so the job's next
+# run, two seconds on, reads every file again (a full backup with a parent).
+sleep 2
+obc run pg >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "second run of pg failed"; }
+expect_code 0 obc --json snapshots --set pg
+[ "$(json_get "$T/out" "'%d %s %s' % (len(j), j[-1]['extra']['full'], 'parent' in j[-1])")" = "2 True True" ] ||
+    problem "the second run of job pg with full-every = 1s is not a full backup: $(json_get "$T/out" "[(s['extra'].get('full'), 'parent' in s) for s in j]")"
 cp -a "$APP" "$T/app.orig"
 
 info "work after the backup: three batches, then the segment is switched and archived"

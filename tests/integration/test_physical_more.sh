@@ -115,6 +115,20 @@ set -- $full
 run_rc "$OPSBACKUP" -r "$REPO_A" restore db latest --force --target-db x
 [ "$RC" = 2 ] || problem "restore db --force exited $RC, not 2 (usage)"
 
+info "--full-every: a full backup once the set's newest full one is that old"
+# The --force backup above is the newest full one: within an hour of it a
+# backup is incremental; with --full-every 1s, two seconds on, it is full.
+fullrun() { # DURATION: prints "bytes_read size full"
+    expect_code 0 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file "$PGPW" --json \
+        backup db --physical --pgdata "$PGDATA_DIR" --full-every "$1"
+    json_get "$T/out" "'%d %d %s' % (j['extra']['bytes_read'], j['stats']['bytes'], j['extra']['full'])"
+}
+set -- $(fullrun 1h)
+[ "$1" -lt $(($2 / 2)) ] && [ "$3" = False ] || problem "--full-every 1h right after a full backup read $1 of $2 bytes, full=$3"
+sleep 2
+set -- $(fullrun 1s)
+[ "$1" -ge "$2" ] && [ "$3" = True ] || problem "--full-every 1s, 2 s after the last full backup, read $1 of $2 bytes, full=$3"
+
 info "copy of a physical snapshot: its WAL first, so a failed WAL copy saves no snapshot"
 REPO_C="$T/repo_c"
 install -d -o postgres -m 0700 "$REPO_C"
