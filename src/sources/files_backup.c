@@ -87,15 +87,17 @@ static int excluded(const backup_ctx *c, const char *path, const char *name)
     return 0;
 }
 
-/* errnum 0: what says it all (an ob_err message already names the cause). */
+/* errnum 0: what says it all (an ob_err message already names the cause).
+ * The warning does not promise a snapshot: when nothing can be read none
+ * is saved, and files_backup says so after the warnings; when one is, the
+ * summary says it is incomplete. */
 static void warn_entry(backup_ctx *c, const char *path, const char *what, int errnum)
 {
     c->prog.errors++;
     if (errnum)
-        ob_warn("%s: %s: %s (skipped; the snapshot will be marked incomplete)", path, what,
-                strerror(errnum));
+        ob_warn("%s: %s: %s (left out of this backup)", path, what, strerror(errnum));
     else
-        ob_warn("%s: %s (skipped; the snapshot will be marked incomplete)", path, what);
+        ob_warn("%s: %s (left out of this backup)", path, what);
 }
 
 /* Reading one data region of a file: pread up to its end.  read_errno
@@ -612,16 +614,11 @@ static void digest_node(backup_ctx *c, const char *path, const tree_node *n)
 
 /* PATHs that cannot be looked up: n of them at or below path.  Left out
  * with a warning, as an unreadable entry below a PATH is (D58): the others
- * are still backed up, and the snapshot is marked incomplete.  The warning
- * does not promise a snapshot: when no PATH can be read none is saved, and
- * files_backup says so after the warnings.  errnum 0: what says it all. */
+ * are still backed up, and the snapshot is marked incomplete. */
 static void skip_paths(backup_ctx *c, const char *path, const char *what, int errnum, size_t n)
 {
-    c->prog.errors += n;
-    if (errnum)
-        ob_warn("%s: %s: %s (left out of this backup)", path, what, strerror(errnum));
-    else
-        ob_warn("%s: %s (left out of this backup)", path, what);
+    warn_entry(c, path, what, errnum);
+    c->prog.errors += n - 1;
 }
 
 /* Build the tree for directory `dir` (an ancestor of some PATHs): it holds
