@@ -299,7 +299,7 @@ static int full_due(repo *r, const pg_physical_backup_opts *o, int *due, ob_err 
                     "(--full-every %lld s)",
                     full->id, (long long)(now - full->time_sec), (long long)o->full_every);
         else
-            ob_info("a full backup (every file read): the set has none yet");
+            ob_info("a full backup (every file read): no backup of the set is marked full yet");
     }
     snapshot_list_free(v, n);
     return 0;
