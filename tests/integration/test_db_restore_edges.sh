@@ -114,6 +114,19 @@ fi
     problem "SIGTERM during the swap left the temporary sigdb_restore_* database"
 [ "$sigrc" = 143 ] || problem "restore db --replace ended with $sigrc after SIGTERM, not 143"
 
+# term_restorer: SIGTERM to $restorer, then wait for it; sets TERM_RC (its
+# exit status) and TERM_MS (milliseconds from the signal to its end).
+term_restorer() {
+    local t0
+    t0=$(date +%s%N)
+    kill -TERM "$restorer"
+    set +e
+    wait "$restorer"
+    TERM_RC=$?
+    set -e
+    TERM_MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
 info "SIGTERM while pg_restore runs drops the half-made database and ends by the signal"
 # The restore command waits (its stdin left alone, not handed to sleep) so
 # that the signal lands while pg_restore is the running command; opsbackup
@@ -141,13 +154,9 @@ for mode in "--target-db intrdb" "--replace --dbname sigdb"; do
         sleep 0.05
     done
     [ -e "$T/slow.started" ] || fail "restore db $mode never started its restore command"
-    started=$(date +%s)
-    kill -TERM $restorer
-    set +e
-    wait $restorer
-    intrrc=$?
-    set -e
-    [ $(($(date +%s) - started)) -lt 15 ] ||
+    term_restorer
+    intrrc=$TERM_RC
+    [ "$TERM_MS" -lt 15000 ] ||
         problem "restore db $mode took until its restore command ended to stop after SIGTERM"
     [ "$intrrc" = 143 ] || problem "restore db $mode ended with $intrrc after SIGTERM, not 143"
     assert_grep "interrupted by signal 15" "$T/intr.err"
@@ -200,13 +209,9 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 [ $waiting = 1 ] || { cat "$T/cnt.err" >&2; fail "restore db --replace never counted the restored copy's rows"; }
-started=$(date +%s)
-kill -TERM $restorer
-set +e
-wait $restorer
-cntrc=$?
-set -e
-[ $(($(date +%s) - started)) -lt 10 ] || problem "restore db --replace waited for a row count to end after SIGTERM"
+term_restorer
+cntrc=$TERM_RC
+[ "$TERM_MS" -lt 10000 ] || problem "restore db --replace waited for a row count to end after SIGTERM"
 [ "$cntrc" = 143 ] || { cat "$T/cnt.err" >&2; problem "restore db --replace ended with $cntrc after SIGTERM during the count, not 143"; }
 assert_grep "interrupted by signal 15" "$T/cnt.err"
 [ "$(pg_databases)" = "$dbs_before" ] ||
@@ -349,11 +354,8 @@ if s3_available; then
         sleep 0.05
     done
     [ $copying = 1 ] || { cat "$T/par.err" >&2; fail "restore db --jobs from S3 never began copying the dump"; }
-    kill -TERM $restorer
-    set +e
-    wait $restorer
-    parrc=$?
-    set -e
+    term_restorer
+    parrc=$TERM_RC
     kill $proxy 2>/dev/null || true
     wait $proxy 2>/dev/null || true
     packs=$(json_get "$T/big.json" 'j["stats"]["bytes_stored"] // (16 << 20) + 1')
@@ -390,13 +392,9 @@ if s3_available; then
         done
         [ -s "$T/proxy.held" ] || { cat "$T/par.err" >&2; fail "restore db --jobs $jobs never reached the held GET"; }
         sleep 0.5
-        t0=$(date +%s%N)
-        kill -TERM $restorer
-        set +e
-        wait $restorer
-        parrc=$?
-        set -e
-        ms=$((($(date +%s%N) - t0) / 1000000))
+        term_restorer
+        parrc=$TERM_RC
+        ms=$TERM_MS
         kill $proxy 2>/dev/null || true
         wait $proxy 2>/dev/null || true
         info "(SIGTERM during a held GET, --jobs $jobs: exit $parrc after $ms ms)"
