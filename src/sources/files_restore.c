@@ -55,13 +55,32 @@ typedef struct rdir {
     int depth;             /* 0 for the target; at most TREE_MAX_DEPTH */
 } rdir;
 
+/* A later name of a hard-link group whose first name is still being
+ * written: linked by the worker that completes the first name. */
+typedef struct pending_link {
+    struct pending_link *next;
+    int dirfd;             /* owned */
+    char *name, *path;
+    struct dir_times *dt;  /* of dirfd; one reference */
+} pending_link;
+
+/* The first name of a hard-link group, as restored.  Its later names are
+ * linked to it only once its data is complete and in place, so that a
+ * restore that fails on the group's data leaves every name of it as it
+ * was.  Heap-allocated: workers hold it while the walker grows the table. */
+typedef struct link_group {
+    char *relpath;         /* relative to the target; immutable */
+    dev_t st_dev;          /* what the first name was created as */
+    ino_t st_ino;
+    int state;             /* under restore_ctx.mu: 0 being written, 1 in place, -1 failed */
+    pending_link *pending; /* under restore_ctx.mu, while state is 0 */
+} link_group;
+
 typedef struct hardlink {
     uint64_t dev, inode;
     uint64_t size;
     uint8_t content[OB_ID_LEN]; /* hardlink_content of the name restored */
-    char *relpath;         /* relative to the target, as restored */
-    dev_t st_dev;          /* what the first name was created as */
-    ino_t st_ino;
+    link_group *g;         /* owned */
 } hardlink;
 
 typedef struct restore_ctx {
@@ -77,7 +96,8 @@ typedef struct restore_ctx {
     size_t *link_slots;
     size_t link_slots_cap;
     int xattr_warned;
-    unsigned long tmp_seq;   /* temporary names (restore_file); walker only */
+    unsigned long tmp_seq;   /* temporary names: atomic (walker and workers) */
+    size_t npending;         /* under mu: pending_link entries waiting */
     uint8_t *include_hit;    /* per --include pattern: it took an entry; walker only */
     /* worker pool for file contents */
     pthread_mutex_t mu;
@@ -104,6 +124,7 @@ typedef struct file_job {
     char *tmp;               /* fd is this temporary name in dirfd, renamed over
                               * n->name once written; NULL: fd is n->name */
     dir_times *dt;           /* of dirfd; one reference */
+    link_group *g;           /* the group whose first name this is, or NULL */
 } file_job;
 
 /* Drop one reference to dt; the last one applies the directory's times
@@ -753,6 +774,97 @@ static int write_file(restore_ctx *c, int dirfd, int fd, const tree_node *n, con
     return rc;
 }
 
+/* A name for a file being restored, unique within this restore (the
+ * walker and the workers both take them). */
+static char *tmp_name(restore_ctx *c)
+{
+    unsigned long seq = __atomic_fetch_add(&c->tmp_seq, 1, __ATOMIC_RELAXED);
+    return ob_xasprintf(".opsbackup-restore.%ld.%lu", (long)getpid(), seq);
+}
+
+/* Give g's file, complete and in place, the name `name` in dirfd.  If
+ * something has that name, the link is made under a temporary name,
+ * checked, then renamed over it, so that it stays as it was if anything
+ * fails. */
+static int link_into(restore_ctx *c, const link_group *g, int dirfd, const char *name,
+                     const char *path, ob_err *err)
+{
+    char *tmp = NULL;
+    int r = linkat(c->target_fd, g->relpath, dirfd, name, 0);
+    while (r < 0 && errno == EEXIST) {
+        free(tmp);
+        tmp = tmp_name(c);
+        r = linkat(c->target_fd, g->relpath, dirfd, tmp, 0);
+    }
+    const char *made = tmp ? tmp : name;
+    if (r < 0) {
+        int e = errno;
+        free(tmp);
+        return ob_err_errno(err, e, "linking %s", path);
+    }
+    /* The first name is found again by its path from the target, which
+     * someone may have changed meanwhile (a directory on it swapped for a
+     * symlink): the new name must be the file restored, not one it now
+     * leads to. */
+    struct stat lst;
+    if (fstatat(dirfd, made, &lst, AT_SYMLINK_NOFOLLOW) < 0 || lst.st_dev != g->st_dev ||
+        lst.st_ino != g->st_ino) {
+        unlinkat(dirfd, made, 0);
+        free(tmp);
+        return ob_err_set(err, OB_EUNSAFE,
+                          "not linking %s: its first name %s no longer leads to the file "
+                          "restored there (the target changed during the restore)",
+                          path, g->relpath);
+    }
+    if (!tmp)
+        return 0;
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
+        int e = errno;
+        unlinkat(dirfd, tmp, 0);
+        free(tmp);
+        return ob_err_errno(err, e, "linking %s", path);
+    }
+    /* rename() between two names of one file does nothing and succeeds:
+     * the temporary name is then still there. */
+    (void)unlinkat(dirfd, tmp, 0);
+    free(tmp);
+    return 0;
+}
+
+/* g's first name is in place (ok) or failed: link the later names that
+ * waited for it, or leave them as they are. */
+static int link_group_done(restore_ctx *c, link_group *g, int ok, ob_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    g->state = ok ? 1 : -1;
+    pending_link *p = g->pending;
+    g->pending = NULL;
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    size_t n = 0;
+    while (p) {
+        pending_link *next = p->next;
+        ob_err e = OB_ERR_INIT;
+        if (ok && rc == 0 && link_into(c, g, p->dirfd, p->name, p->path, &e) < 0) {
+            ob_err_move(err, &e);
+            rc = -1;
+        }
+        ob_err_clear(&e);
+        if (dir_times_put(&c->mu, p->dt, p->dirfd) < 0 && rc == 0)
+            rc = ob_err_errno(err, errno, "setting the times of the directory of %s", p->path);
+        close(p->dirfd);
+        free(p->name);
+        free(p->path);
+        free(p);
+        n++;
+        p = next;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->npending -= n;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 static void *restore_worker(void *arg)
 {
     restore_ctx *c = arg;
@@ -788,6 +900,14 @@ static void *restore_worker(void *arg)
             unlinkat(j->dirfd, j->tmp, 0);
         else if (rc < 0 && !j->delta)
             unlinkat(j->dirfd, (const char *)j->n->name, 0);
+        if (j->g) {
+            ob_err le = OB_ERR_INIT;
+            if (link_group_done(c, j->g, rc == 0, &le) < 0 && rc == 0) {
+                ob_err_move(&e, &le);
+                rc = -1;
+            }
+            ob_err_clear(&le);
+        }
         if (dir_times_put(&c->mu, j->dt, j->dirfd) < 0 && rc == 0)
             rc = ob_err_errno(&e, errno, "setting the times of the directory of %s", j->path);
         close(j->dirfd);
@@ -832,15 +952,81 @@ static int drain(restore_ctx *c, ob_err *err)
     return worker_failed(c, err) ? -1 : 0;
 }
 
+/* d's times, with one more reference (held by a queued file or a
+ * pending link). */
+static dir_times *rdir_times_get(restore_ctx *c, rdir *d)
+{
+    if (!d->dt) {
+        d->dt = ob_xcalloc(1, sizeof *d->dt);
+        d->dt->refs = 1; /* the walker's */
+    }
+    pthread_mutex_lock(&c->mu);
+    d->dt->refs++;
+    pthread_mutex_unlock(&c->mu);
+    return d->dt;
+}
+
+/* At most this many later names wait for their first names at once: each
+ * holds a directory descriptor. */
+#define PENDING_LINKS_MAX 256
+
+/* A later name of hard-link group g: linked now if the first name is in
+ * place, else handed to the worker writing it. */
+static int restore_link(restore_ctx *c, rdir *d, link_group *g, const char *name,
+                        const char *path, ob_err *err)
+{
+    /* A directory in the way goes first (a rename cannot replace one). */
+    struct stat est;
+    if (fstatat(d->fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(est.st_mode) &&
+        remove_entry(d->fd, name, path, err) < 0)
+        return -1;
+    pthread_mutex_lock(&c->mu);
+    int state = g->state;
+    pthread_mutex_unlock(&c->mu);
+    if (state == 0) {
+        int dfd = dup(d->fd);
+        if (dfd < 0)
+            return ob_err_errno(err, errno, "restoring %s", path);
+        pending_link *p = ob_xcalloc(1, sizeof *p);
+        p->dirfd = dfd;
+        p->name = ob_xstrdup(name);
+        p->path = ob_xstrdup(path);
+        p->dt = rdir_times_get(c, d);
+        pthread_mutex_lock(&c->mu);
+        state = g->state;
+        if (state == 0) {
+            p->next = g->pending;
+            g->pending = p;
+            c->npending++;
+            while (c->npending >= PENDING_LINKS_MAX && c->werr.code == OB_OK)
+                pthread_cond_wait(&c->cv_done, &c->mu);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (state == 0)
+            return 0;
+        /* Finished meanwhile. */
+        (void)dir_times_put(&c->mu, p->dt, -1);
+        close(p->dirfd);
+        free(p->name);
+        free(p->path);
+        free(p);
+    }
+    if (state < 0)
+        return worker_failed(c, err)
+                   ? -1
+                   : ob_err_set(err, OB_EFAIL, "not linking %s: its first name %s was not restored",
+                                path, g->relpath);
+    return link_into(c, g, d->fd, name, path, err);
+}
+
 static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node *n,
                         const char *path, ob_err *err)
 {
     const char *name = (const char *)n->name;
-    /* Hard links: a later name of an inode already restored is linked (the
-     * first name exists as soon as it is created, written or not), if the
-     * two nodes agree on the content too.  One that does not is restored
-     * as a file of its own, with a warning, and is itself a name later
-     * ones may link to. */
+    /* Hard links: a later name of an inode already restored is linked to
+     * it once its data is complete (restore_link), if the two nodes agree
+     * on the content too.  One that does not is restored as a file of its
+     * own, with a warning, and is itself a name later ones may link to. */
     uint8_t content[OB_ID_LEN];
     if (n->nlink > 1) {
         hardlink_content(n, content);
@@ -851,32 +1037,14 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
             hardlink *h = &c->links[c->link_slots[k] - 1];
             if (h->dev != n->dev || h->inode != n->inode)
                 continue;
-            if (h->size != n->size || memcmp(h->content, content, OB_ID_LEN) != 0) {
+            if (h->size != n->size || memcmp(h->content, content, OB_ID_LEN) != 0)
                 differs = h;
-            } else {
-                if (remove_entry(d->fd, name, path, err) < 0)
-                    return -1;
-                if (linkat(c->target_fd, h->relpath, d->fd, name, 0) < 0)
-                    return ob_err_errno(err, errno, "linking %s", path);
-                /* The first name is found again by its path from the
-                 * target, which someone may have changed meanwhile (a
-                 * directory on it swapped for a symlink): the new name
-                 * must be the file restored, not one it now leads to. */
-                struct stat lst;
-                if (fstatat(d->fd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    lst.st_dev != h->st_dev || lst.st_ino != h->st_ino) {
-                    unlinkat(d->fd, name, 0);
-                    return ob_err_set(err, OB_EUNSAFE,
-                                      "not linking %s: its first name %s no longer leads to "
-                                      "the file restored there (the target changed during the "
-                                      "restore)",
-                                      path, h->relpath);
-                }
-                return 0;
-            }
+            else
+                return restore_link(c, d, h->g, name, path, err);
         }
         if (differs) {
-            char *disp = files_path_display(path), *first = files_path_display(differs->relpath);
+            char *disp = files_path_display(path),
+                 *first = files_path_display(differs->g->relpath);
             ob_warn("%s: recorded as a hard link of /%s (same device and inode) but with other "
                     "content (size or chunks differ): the snapshot is inconsistent; restored as "
                     "a separate file",
@@ -898,7 +1066,7 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         fd = openat(d->fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         delta = fd >= 0;
     }
-    if (fd < 0 && n->nlink <= 1 && exists) {
+    if (fd < 0 && exists) {
         /* Something is there already: written under a temporary name and
          * renamed over it once complete, so a restore that fails (a damaged
          * blob) or is killed leaves what was there, never a short file
@@ -906,19 +1074,17 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
          * under its name: a temporary and a rename per file cost a fresh
          * restore of the bench's 3,000 files a third more time, and there
          * is nothing to lose.)  Only a directory in the way goes first (a
-         * file cannot replace one by rename). */
+         * file cannot replace one by rename).  The first name of a hard-link
+         * group too: its later names are linked to it once it is in place. */
         if (exists && S_ISDIR(est.st_mode) && remove_entry(d->fd, name, path, err) < 0)
             return -1;
         do {
             free(tmp);
-            tmp = ob_xasprintf(".opsbackup-restore.%ld.%lu", (long)getpid(), c->tmp_seq++);
+            tmp = tmp_name(c);
             fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         } while (fd < 0 && errno == EEXIST);
     } else if (fd < 0) {
-        /* Nothing there, or the first name of a hard-link group (its later
-         * names link to it before it is written): created under its name. */
-        if (exists && remove_entry(d->fd, name, path, err) < 0)
-            return -1;
+        /* Nothing there: created under its name. */
         fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     }
     if (fd < 0) {
@@ -935,13 +1101,15 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         free(tmp);
         return ob_err_errno(err, e, "restoring %s", path);
     }
+    link_group *g = NULL;
     if (n->nlink > 1) {
         struct stat fst;
         if (fstat(fd, &fst) < 0) {
             int e = errno;
             close(fd);
             close(dfd);
-            unlinkat(d->fd, name, 0);
+            unlinkat(d->fd, tmp ? tmp : name, 0);
+            free(tmp);
             return ob_err_errno(err, e, "restoring %s", path);
         }
         if (c->nlinks == c->links_cap) {
@@ -953,9 +1121,10 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
         h->inode = n->inode;
         h->size = n->size;
         memcpy(h->content, content, OB_ID_LEN);
-        h->relpath = rel_path(d, name);
-        h->st_dev = fst.st_dev;
-        h->st_ino = fst.st_ino;
+        g = h->g = ob_xcalloc(1, sizeof *g);
+        g->relpath = rel_path(d, name);
+        g->st_dev = fst.st_dev;
+        g->st_ino = fst.st_ino;
         link_index_add(c);
     }
     file_job *j = ob_xcalloc(1, sizeof *j);
@@ -966,14 +1135,10 @@ static int restore_file(restore_ctx *c, rdir *d, tree_ref *ref, const tree_node 
     j->path = ob_xstrdup(path);
     j->delta = delta;
     j->tmp = tmp;
-    if (!d->dt) {
-        d->dt = ob_xcalloc(1, sizeof *d->dt);
-        d->dt->refs = 1; /* the walker's */
-    }
-    j->dt = d->dt;
+    j->g = g;
+    j->dt = rdir_times_get(c, d);
     pthread_mutex_lock(&c->mu);
     ref->refs++;
-    d->dt->refs++;
     /* Bounded: each queued job holds two descriptors. */
     while (c->queued >= 4 * c->nthreads)
         pthread_cond_wait(&c->cv_done, &c->mu);
@@ -1284,8 +1449,10 @@ int files_restore(repo *r, const snapshot *s, const files_restore_opts *o,
     if (c.target_fd >= 0)
         close(c.target_fd);
     free(root.path);
-    for (size_t i = 0; i < c.nlinks; i++)
-        free(c.links[i].relpath);
+    for (size_t i = 0; i < c.nlinks; i++) {
+        free(c.links[i].g->relpath);
+        free(c.links[i].g);
+    }
     free(c.links);
     free(c.link_slots);
     /* Messages name entries by their path in the snapshot ("writing

@@ -4,6 +4,9 @@
 # - a file whose blob is damaged fails, and the copy already at its name
 #   stays intact, as do the files queued behind it (each file is written
 #   under a temporary name and renamed into place only when complete);
+# - a hard-link group restored over files in the target keeps every name as
+#   it was if its data is damaged (later names are linked only once the
+#   first is complete and in place);
 # - a hard link's later name is linked to the file restored first, not to
 #   whatever its path leads to once a directory on it was swapped for a
 #   symlink during the restore;
@@ -11,6 +14,17 @@
 # - a restore by a user who is not root skips device nodes with a warning
 #   instead of stopping at the first one.
 . "$(dirname "$0")/lib.sh"
+
+# Flip one byte in the middle of file $1 (a second call undoes it).
+flip_middle() {
+    python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x01
+open(p, 'wb').write(bytes(b))
+PY
+}
 
 init_repo
 mkdir -p "$T/src/keep"
@@ -26,13 +40,7 @@ treecmp "$T/src" "$TGT$T/src" >/dev/null || fail "first restore differs"
 # Damage app.db's blob: the largest blob is in the largest data pack; flip
 # one byte in its middle.
 PACK=$(find "$REPO/data" -type f ! -name '.*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
-python3 - "$PACK" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x01
-open(p, 'wb').write(bytes(b))
-PY
+flip_middle "$PACK"
 run_rc ob restore files "$SNAP" --target "$TGT"
 [ "$RC" = 1 ] || problem "restore with a damaged blob exited $RC, not 1"
 grep -qiE "authentic|corrupt" "$T/err" || problem "the damage is not reported: $(cat "$T/err")"
@@ -41,14 +49,43 @@ diff -r "$T/src/keep" "$TGT$T/src/keep" >/dev/null || problem "files queued behi
 left=$(find "$TGT" -name '.opsbackup-restore.*')
 [ -z "$left" ] || problem "temporary files left behind: $left"
 # Put the pack back for the rest of the test.
-python3 - "$PACK" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x01
-open(p, 'wb').write(bytes(b))
-PY
+flip_middle "$PACK"
 expect_code 0 ob check --read-data
+
+info "a hard-link group over files in the target: a damaged blob leaves every name as it was"
+mkdir -p "$T/hg/d1" "$T/hg/d2"
+head -c 400000 /dev/urandom >"$T/hg/d1/a"
+ln "$T/hg/d1/a" "$T/hg/d1/b"
+ln "$T/hg/d1/a" "$T/hg/d2/c"
+find "$REPO/data" -type f ! -name '.*' | sort >"$T/packs.before"
+ob --json backup files "$T/hg" >"$T/b4.json"
+HG=$(json_get "$T/b4.json" 'j["id"]')
+HGPACK=$(find "$REPO/data" -type f ! -name '.*' | sort | comm -13 "$T/packs.before" - |
+    xargs -r ls -S | head -1)
+[ -n "$HGPACK" ] || fail "test setup: no new data pack for the hard-link group"
+TGT4="$T/target4"
+mkdir -p "$TGT4$T/hg/d1" "$TGT4$T/hg/d2"
+for n in d1/a d1/b d2/c; do echo "old $n" >"$TGT4$T/hg/$n"; done
+flip_middle "$HGPACK"
+run_rc ob restore files "$HG" --target "$TGT4"
+[ "$RC" = 1 ] || problem "restore of a damaged hard-link group exited $RC, not 1"
+for n in d1/a d1/b d2/c; do
+    [ "$(cat "$TGT4$T/hg/$n" 2>/dev/null)" = "old $n" ] ||
+        problem "$n in the target was not kept by the failed restore (now: $(head -c 40 "$TGT4$T/hg/$n" 2>&1 | tr -c '[:print:]' '?'))"
+done
+left=$(find "$TGT4" -name '.opsbackup-restore.*')
+[ -z "$left" ] || problem "temporary files left behind: $left"
+flip_middle "$HGPACK"
+expect_code 0 ob restore files "$HG" --target "$TGT4"
+ino=$(stat -c %i "$TGT4$T/hg/d1/a")
+for n in d1/a d1/b d2/c; do
+    cmp -s "$T/hg/d1/a" "$TGT4$T/hg/$n" || problem "$n was not restored over the old file"
+    [ "$(stat -c %i "$TGT4$T/hg/$n")" = "$ino" ] || problem "$n is not a hard link of d1/a"
+done
+[ "$(stat -c %h "$TGT4$T/hg/d1/a")" = 3 ] || problem "d1/a has $(stat -c %h "$TGT4$T/hg/d1/a") links, not 3"
+treecmp "$T/hg" "$TGT4$T/hg" >/dev/null || problem "the restored group differs from the source: $(treecmp "$T/hg" "$TGT4$T/hg" 2>&1 | head -5)"
+left=$(find "$TGT4" -name '.opsbackup-restore.*')
+[ -z "$left" ] || problem "temporary files left behind: $left"
 
 info "a hard link's later name is not steered through a swapped directory"
 mkdir -p "$T/hl/a/sub" "$T/hl/zz-second" "$T/evil"
