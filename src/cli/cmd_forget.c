@@ -289,6 +289,8 @@ static void print_group(const retention_group *g, snapshot **v, const retention_
         printf(", host %s", *g->host ? g->host : "(none)");
         for (size_t k = 0; k < g->npaths; k++)
             printf("%s %s", k ? "" : ",", g->paths[k]);
+        if (g->origin)
+            printf(", system identifier %s", *g->origin ? g->origin : "(not recorded)");
     }
     printf(": keeping %zu of %zu snapshot%s\n", g->nkeep, g->n, g->n == 1 ? "" : "s");
     for (size_t k = 0; k < g->n; k++) {
@@ -456,7 +458,9 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
         v[n] = s;
         items[n] = (retention_item){.time = s->time_sec, .id = s->id, .set = s->set,
                                     .kind = s->kind, .host = s->hostname, .tags = s->tags,
-                                    .ntags = s->ntags, .paths = s->paths, .npaths = s->npaths};
+                                    .ntags = s->ntags, .paths = s->paths, .npaths = s->npaths,
+                                    .origin = json_string_value(
+                                        json_object_get(s->extra, "system_identifier"))};
         n++;
     }
     if (retention_apply(&a.policy, items, n, &res, &err) < 0)
@@ -481,6 +485,9 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
                     json_array_append_new(paths, json_string(gr->paths[k]));
                 json_object_set_new(o, "host", json_string(gr->host));
                 json_object_set_new(o, "paths", paths);
+                if (gr->origin) /* and split by server */
+                    json_object_set_new(o, "system_identifier",
+                                        *gr->origin ? json_string(gr->origin) : json_null());
             }
             json_array_append_new(groups, o);
         }

@@ -269,6 +269,31 @@ static int order_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Within one group: by origin, then as order_cmp. */
+static int origin_order_cmp(const void *a, const void *b)
+{
+    const order *x = a, *y = b;
+    int c = strcmp(nz(x->it->origin), nz(y->it->origin));
+    return c ? c : order_cmp(a, b);
+}
+
+/* Does o[i..j) (one group of the unnamed set) hold snapshots of two or
+ * more recorded origins? */
+static int several_origins(const order *o, size_t i, size_t j)
+{
+    const char *first = NULL;
+    for (size_t k = i; k < j; k++) {
+        const char *org = nz(o[k].it->origin);
+        if (!*org)
+            continue;
+        if (!first)
+            first = org;
+        else if (strcmp(first, org) != 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void add_reason(retention_decision *d, char *reason)
 {
     d->reasons = ob_xrealloc(d->reasons, (d->nreasons + 1) * sizeof *d->reasons);
@@ -350,10 +375,22 @@ int retention_apply(const retention_policy *p, const retention_item *items, size
         o[i].idx = i;
     }
     qsort(o, n, sizeof *o, order_cmp);
+    size_t end = 0; /* of the current group of the unnamed set split by origin */
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && group_cmp(o[j].it, o[i].it) == 0)
             j++;
+        int split = i < end;
+        if (!split && !*nz(o[i].it->set) && several_origins(o, i, j)) {
+            qsort(o + i, j - i, sizeof *o, origin_order_cmp);
+            end = j;
+            split = 1;
+        }
+        if (split) {
+            j = i;
+            while (j < end && strcmp(nz(o[j].it->origin), nz(o[i].it->origin)) == 0)
+                j++;
+        }
         out->groups = ob_xrealloc(out->groups, (out->ngroups + 1) * sizeof *out->groups);
         retention_group *g = &out->groups[out->ngroups];
         memset(g, 0, sizeof *g);
@@ -363,6 +400,8 @@ int retention_apply(const retention_policy *p, const retention_item *items, size
             g->host = nz(o[i].it->host);
             g->paths = o[i].it->paths;
             g->npaths = o[i].it->npaths;
+            if (split)
+                g->origin = nz(o[i].it->origin);
         }
         g->n = j - i;
         g->items = ob_xcalloc(g->n, sizeof *g->items);

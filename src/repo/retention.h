@@ -17,7 +17,12 @@
  *   ("") are grouped by (kind, host, paths) too, as restic groups by host
  *   and paths: two databases backed up by `backup db` with no --set never
  *   count against each other (keep-last 7 keeps 7 of each), where one group
- *   could lose every backup of the less recent one (D23).
+ *   could lose every backup of the less recent one (D23).  Such a group
+ *   whose snapshots come from two or more servers (items' origin: the
+ *   same database name on two PostgreSQL servers, dumped from one backup
+ *   host) is split by origin, snapshots with none recorded forming a part
+ *   of their own; with one origin or none it stays whole, so snapshots
+ *   from before origins were recorded count with the newer ones (D77).
  * - Within a group, snapshots are taken newest first (ties: larger ID
  *   first).  keep-last N keeps the N newest.  A time rule (hourly, daily,
  *   weekly, monthly, yearly) with count N keeps the newest snapshot of each
@@ -112,6 +117,8 @@ typedef struct retention_item {
     size_t ntags;
     char *const *paths;             /* in the snapshot's order */
     size_t npaths;
+    const char *origin;             /* the server it was read from (a PostgreSQL
+                                     * system identifier); NULL: not recorded */
 } retention_item;
 
 typedef struct retention_decision {
@@ -126,6 +133,8 @@ typedef struct retention_group {
     const char *host;               /* unnamed set: the group's host and */
     char *const *paths;             /* paths; NULL (and 0) in a named set */
     size_t npaths;
+    const char *origin;             /* unnamed set split by origin: this part's
+                                     * ("" not recorded); else NULL */
     size_t *items;                  /* item indexes, newest first */
     size_t n, nkeep;
 } retention_group;

@@ -443,6 +443,57 @@ static void test_named_set_is_one_group(void **state)
     assert_int_equal(f->res.groups[0].npaths, 0);
 }
 
+static void test_origins_split_a_group(void **state)
+{
+    fixture *f = *state;
+    static char *app[] = {"app"}, *cfg[] = {"/etc/app"};
+    /* Database "app" of two servers, dumped from one backup host with no
+     * --set: keep-daily 2 keeps two days of each server.  As one group it
+     * kept only the server dumped later each day (items 1, 3), and every
+     * dump of server A went. */
+    add_source(f, "2024-03-01 02:00:00", "", "bk", app, 1); /* 0: A */
+    add_source(f, "2024-03-01 03:00:00", "", "bk", app, 1); /* 1: B */
+    add_source(f, "2024-03-02 02:00:00", "", "bk", app, 1); /* 2: A */
+    add_source(f, "2024-03-02 03:00:00", "", "bk", app, 1); /* 3: B */
+    add_source(f, "2024-02-28 02:00:00", "", "bk", app, 1); /* 4: none recorded */
+    /* One origin and snapshots from before origins were recorded: one
+     * group, so an upgrade does not leave the old ones kept apart forever. */
+    add_source(f, "2024-03-01 00:00:00", "", "bk", cfg, 1); /* 5: none */
+    add_source(f, "2024-03-02 00:00:00", "", "bk", cfg, 1); /* 6: A */
+    add_source(f, "2024-03-03 00:00:00", "", "bk", cfg, 1); /* 7: A */
+    /* A named set stays one group whatever its origins. */
+    add_source(f, "2024-03-01 00:00:00", "job", "bk", app, 1); /* 8: A */
+    add_source(f, "2024-03-02 00:00:00", "job", "bk", app, 1); /* 9: B */
+    add_source(f, "2024-03-03 00:00:00", "job", "bk", app, 1); /* 10: B */
+    const char *origin[] = {"A", "B", "A", "B", NULL, NULL, "A", "A", "A", "B", "B"};
+    for (size_t i = 0; i < f->n; i++)
+        f->items[i].origin = origin[i];
+    set(f, "keep-daily", "2");
+    run(f);
+    expect(f, "kkkkk-kk-kk");
+    assert_int_equal(f->res.ngroups, 5);
+    /* unnamed set, by paths ("/etc/app" first): bk//etc/app whole, then
+     * bk/app split in three (none recorded first) */
+    assert_null(f->res.groups[0].origin);
+    assert_string_equal(f->res.groups[0].paths[0], "/etc/app");
+    assert_int_equal(f->res.groups[0].n, 3);
+    assert_int_equal(f->res.groups[0].items[0], 7);
+    assert_int_equal(f->res.groups[0].items[2], 5);
+    assert_string_equal(f->res.groups[1].origin, "");
+    assert_int_equal(f->res.groups[1].n, 1);
+    assert_int_equal(f->res.groups[1].items[0], 4);
+    assert_string_equal(f->res.groups[2].origin, "A");
+    assert_int_equal(f->res.groups[2].n, 2);
+    assert_int_equal(f->res.groups[2].items[0], 2);
+    assert_int_equal(f->res.groups[2].items[1], 0);
+    assert_string_equal(f->res.groups[3].origin, "B");
+    assert_int_equal(f->res.groups[3].items[0], 3);
+    assert_null(f->res.groups[4].origin);
+    assert_string_equal(f->res.groups[4].set, "job");
+    assert_int_equal(f->res.d[3].group, 3);
+    expect_reasons(f, 4, "daily 1");
+}
+
 static void test_forever(void **state)
 {
     fixture *f = *state;
@@ -575,6 +626,7 @@ int main(void)
         T(test_keep_tag),
         T(test_groups_by_set_and_kind),
         T(test_groups_by_host_and_paths),
+        T(test_origins_split_a_group),
         T(test_named_set_is_one_group),
         T(test_forever),
         T(test_combination),

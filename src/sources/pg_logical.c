@@ -453,7 +453,7 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
     clock_gettime(CLOCK_MONOTONIC, &d->t0);
     d->nthreads = o->nthreads;
     d->ac = pg_archive_counter_new();
-    char *snapname = NULL, *dbsize = NULL, *owner = NULL, *encoding = NULL;
+    char *snapname = NULL, *dbsize = NULL, *owner = NULL, *encoding = NULL, *sysid = NULL;
     char **argv = NULL;
     int rc = -1;
     if (!(d->env = conn_env(o->conninfo, err)) ||
@@ -461,6 +461,16 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
         goto out;
     PGconn *conn = d->conn;
     const char *db = PQdb(conn);
+
+    /* Which server this is: the same database name on two servers must
+     * not be one retention group (D77).  Outside the transaction below,
+     * which a refused query would abort: a server that does not let this
+     * role call pg_control_system() gets dumps without it. */
+    ob_err sysid_err = OB_ERR_INIT;
+    sysid = pg_conn_value(conn, "SELECT system_identifier FROM pg_control_system()", &sysid_err);
+    if (!sysid)
+        ob_debug("no system identifier recorded: %s", ob_err_msg(&sysid_err));
+    ob_err_clear(&sysid_err);
 
     /* The transaction whose snapshot both pg_dump and our counts see. */
     if (pg_conn_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0 ||
@@ -514,6 +524,8 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
                             "pg_dump_version", "unknown", "database_size",
                             (json_int_t)strtoll(dbsize, NULL, 10), "owner", owner, "encoding",
                             encoding, "format", "custom");
+    if (sysid && *sysid)
+        json_object_set_new(snap->extra, "system_identifier", json_string(sysid));
 
     /* pg_dump starts now and reads the catalog while the caller opens the
      * repository (its key derivation alone takes ~0.5 s); once its pipe is
@@ -536,6 +548,7 @@ out:
     pg_logical_dump_free(d);
     proc_argv_free(argv);
     free(snapname);
+    free(sysid);
     free(dbsize);
     free(owner);
     free(encoding);
