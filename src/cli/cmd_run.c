@@ -713,6 +713,11 @@ int cmd_run(cli_ctx *ctx, int argc, char **argv)
         json_object_set(sum, "bytes_total", json_object_get(stats, "bytes"));
         json_object_set(sum, "files", json_object_get(stats, "files"));
     }
+    /* A physical backup says whether it was full (D75); status shows the
+     * job's last one. */
+    json_t *full = json_object_get(json_object_get(rs.backup, "extra"), "full");
+    if (json_is_boolean(full))
+        json_object_set(sum, "full", full);
     free(host);
     free(started);
     free(finished);

@@ -82,8 +82,8 @@ static void collect_job(json_t *doc, const job *j, const char *sdir, time_t now)
         st = json_object();
     }
     static const char *const copied[] = {"runs_total", "failures_total", "consecutive_failures",
-                                         "last_run", "last_success", "last_verify", "history",
-                                         NULL};
+                                         "last_run", "last_success", "last_verify", "last_full",
+                                         "history", NULL};
     for (size_t i = 0; copied[i]; i++) {
         json_t *v = json_object_get(st, copied[i]);
         if (!v)
@@ -342,6 +342,8 @@ char *monitor_metrics_text(const json_t *doc)
          "last_verify.ok"},
         {"opsbackup_job_last_verify_timestamp_seconds", "gauge",
          "Time of the job's last verify (Unix time).", "last_verify.time"},
+        {"opsbackup_job_last_full_timestamp_seconds", "gauge",
+         "Time of the job's last full physical backup (Unix time).", "last_full.time"},
     };
     static const metric_def rm[] = {
         {"opsbackup_repository_up", "gauge", "1 if the repository could be listed.", NULL},
@@ -429,6 +431,16 @@ void monitor_print_status(FILE *f, const json_t *doc)
         free(when);
         free(a);
         free(m);
+        /* A physical job's last full backup (D75), on a line of its own. */
+        const json_t *lf = json_object_get(jd, "last_full");
+        const char *ft = json_string_value(json_object_get(lf, "time"));
+        const char *fs = json_string_value(json_object_get(lf, "snapshot"));
+        int64_t full;
+        if (ft && fs && ob_time_parse(ft, &full, NULL) == 0) {
+            char *fw = ob_time_local(full);
+            fprintf(f, "%-16s last full backup %s (snapshot %.8s)\n", "", fw, fs);
+            free(fw);
+        }
     }
     json_array_foreach(json_object_get(doc, "repositories"), i, jd)
     {

@@ -102,6 +102,15 @@ obc run pg >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "second run of 
 expect_code 0 obc --json snapshots --set pg
 [ "$(json_get "$T/out" "'%d %s %s' % (len(j), j[-1]['extra']['full'], 'parent' in j[-1])")" = "2 True True" ] ||
     problem "the second run of job pg with full-every = 1s is not a full backup: $(json_get "$T/out" "[(s['extra'].get('full'), 'parent' in s) for s in j]")"
+# status and metrics show the job's last full backup: the second run's.
+LASTFULL=$(json_get "$T/out" "j[-1]['id']")
+obc --json status >"$T/status.json" 2>"$T/err" || true
+[ "$(json_get "$T/status.json" "[x for x in j['jobs'] if x['name'] == 'pg'][0].get('last_full', {}).get('snapshot')")" = "$LASTFULL" ] ||
+    problem "status --json does not give the pg job's last full backup $LASTFULL: $(cat "$T/status.json")"
+obc status >"$T/status.txt" 2>"$T/err" || true
+assert_grep "last full backup .*(snapshot ${LASTFULL:0:8})" "$T/status.txt"
+obc metrics >"$T/metrics.txt" 2>"$T/err" || fail "metrics failed: $(cat "$T/err")"
+assert_grep 'opsbackup_job_last_full_timestamp_seconds{job="pg"}' "$T/metrics.txt"
 cp -a "$APP" "$T/app.orig"
 
 info "work after the backup: three batches, then the segment is switched and archived"
