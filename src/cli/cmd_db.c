@@ -526,6 +526,84 @@ out:
  * --replace --dbname dbname=app` swapped the other database's dump in
  * under app's name.  Given by ID, or within a set (one thing's snapshots,
  * perhaps of a database now under another name), it is the user's choice. */
+static const char *snap_sysid(const snapshot *s)
+{
+    return json_string_value(json_object_get(s->extra, "system_identifier"));
+}
+
+static int is_dump_of(const snapshot *s, const char *db)
+{
+    const char *d = json_string_value(json_object_get(s->extra, "database"));
+    return strcmp(s->kind, "db") == 0 && d && strcmp(d, db) == 0;
+}
+
+/* Is a dump of v[hit]'s database newer than it from another server? */
+static int hit_other_servers(snapshot *const *v, size_t n, size_t hit)
+{
+    const char *db = json_string_value(json_object_get(v[hit]->extra, "database"));
+    for (size_t i = hit + 1; i < n; i++)
+        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && snap_sysid(v[hit]) &&
+            strcmp(snap_sysid(v[i]), snap_sysid(v[hit])) != 0)
+            return 1;
+    return 0;
+}
+
+/* v[*hit] is the newest dump of database db.  When the dumps of db come
+ * from two or more servers (the same name on production and staging, one
+ * repository, no --set: D77), the newest of them may be another server's:
+ * take the newest dump of the server being replaced instead, and refuse
+ * when it is none of them (a new server: which one to restore is the
+ * operator's call). */
+static int pick_server(snapshot *const *v, size_t n, const char *db, const char *conninfo,
+                       size_t *hit, ob_err *err)
+{
+    const char *first = NULL;
+    int several = 0;
+    for (size_t i = 0; i < n && !several; i++) {
+        const char *sid = is_dump_of(v[i], db) ? snap_sysid(v[i]) : NULL;
+        if (sid && !first)
+            first = sid;
+        else if (sid && strcmp(sid, first) != 0)
+            several = 1;
+    }
+    if (!several)
+        return 0;
+    ob_err e = OB_ERR_INIT;
+    char *mine = pg_logical_system_identifier(conninfo, &e);
+    for (size_t i = n; mine && i-- > 0;)
+        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && strcmp(snap_sysid(v[i]), mine) == 0) {
+            *hit = i;
+            free(mine);
+            ob_err_clear(&e);
+            return 0;
+        }
+    /* The newest dump of each server, to choose from. */
+    ob_buf list = OB_BUF_INIT;
+    for (size_t i = n; i-- > 0;) {
+        const char *sid = is_dump_of(v[i], db) ? snap_sysid(v[i]) : NULL;
+        int seen = 0;
+        for (size_t k = i + 1; sid && k < n && !seen; k++)
+            seen = is_dump_of(v[k], db) && snap_sysid(v[k]) && strcmp(snap_sysid(v[k]), sid) == 0;
+        if (!sid || seen)
+            continue;
+        char *t = ob_time_local(v[i]->time_sec);
+        ob_buf_printf(&list, "%s%.8s (%s, system identifier %s)", list.len ? ", " : "", v[i]->id,
+                      t, sid);
+        free(t);
+    }
+    ob_buf_putc(&list, 0);
+    int rc = ob_err_set(err, OB_EUSAGE,
+                        "dumps of database %s come from several PostgreSQL servers, none of them "
+                        "the server being replaced (%s%s): 'latest' could mean any of them; give "
+                        "the ID of the snapshot to restore. The newest dump of each: %s",
+                        db, mine ? "system identifier " : "", mine ? mine : ob_err_msg(&e),
+                        (const char *)list.data);
+    ob_buf_free(&list);
+    free(mine);
+    ob_err_clear(&e);
+    return rc;
+}
+
 static int find_logical(cli_ctx *ctx, const char *ref, const db_args *a, snapshot **out,
                         ob_err *err)
 {
@@ -543,10 +621,9 @@ static int find_logical(cli_ctx *ctx, const char *ref, const db_args *a, snapsho
     for (size_t i = n; i-- > 0 && hit == n;) {
         if (strcmp(v[i]->kind, "db") != 0)
             continue;
-        const char *d = json_string_value(json_object_get(v[i]->extra, "database"));
         if (newest == n)
             newest = i;
-        if (d && strcmp(d, live) == 0)
+        if (is_dump_of(v[i], live))
             hit = i;
     }
     int rc = 0;
@@ -560,11 +637,13 @@ static int find_logical(cli_ctx *ctx, const char *ref, const db_args *a, snapsho
                         "%.8s, is of %s); to put another database's dump in its place, give "
                         "that snapshot's ID or --set",
                         live, v[newest]->id, d ? d : "an unnamed database");
-    } else {
+    } else if ((rc = pick_server(v, n, live, a->dbname, &hit, err)) == 0) {
+        int servers = hit_other_servers(v, n, hit);
         if (hit != newest && !ctx->quiet)
-            ob_info("latest: %.8s, the newest snapshot of database %s (newer ones are of "
-                    "other databases)",
-                    v[hit]->id, live);
+            ob_info("latest: %.8s, the newest snapshot of database %s%s (newer ones are of "
+                    "other databases%s)",
+                    v[hit]->id, live, servers ? " from the server being replaced" : "",
+                    servers ? " or servers" : "");
         *out = v[hit];
         v[hit] = NULL;
     }

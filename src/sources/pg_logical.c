@@ -446,6 +446,12 @@ void pg_logical_dump_free(pg_logical_dump *d)
     free(d);
 }
 
+/* Which server c is (D77); NULL with err set if the role may not ask. */
+static char *system_identifier(PGconn *c, ob_err *err)
+{
+    return pg_conn_value(c, "SELECT system_identifier FROM pg_control_system()", err);
+}
+
 int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err *err)
 {
     *out = NULL;
@@ -467,7 +473,7 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
      * which a refused query would abort: a server that does not let this
      * role call pg_control_system() gets dumps without it. */
     ob_err sysid_err = OB_ERR_INIT;
-    sysid = pg_conn_value(conn, "SELECT system_identifier FROM pg_control_system()", &sysid_err);
+    sysid = system_identifier(conn, &sysid_err);
     if (!sysid)
         ob_debug("no system identifier recorded: %s", ob_err_msg(&sysid_err));
     ob_err_clear(&sysid_err);
@@ -1603,6 +1609,16 @@ static int swap_databases(PGconn *c, const char *live, const char *newdb, const 
 /* With verify db's comparison, below. */
 static int check_restored_counts(const char *conninfo, const char *db, const char *live,
                                  const snapshot *s, pg_interrupt *in, ob_err *err);
+
+char *pg_logical_system_identifier(const char *conninfo, ob_err *err)
+{
+    PGconn *c = pg_conn_open(conninfo, NULL, err);
+    if (!c)
+        return NULL;
+    char *v = system_identifier(c, err);
+    PQfinish(c);
+    return v;
+}
 
 char *pg_logical_conninfo_dbname(const char *conninfo)
 {

@@ -5,6 +5,9 @@
 # - forget splits the group by server, so keep-daily keeps each server's
 #   days (as one group it kept only the server dumped later each day, and
 #   every dump of the other was removed);
+# - `restore db latest --replace` takes the newest dump of the server being
+#   replaced, not the other server's newer one, and refuses when the server
+#   is neither (a new server: the operator names the snapshot);
 # - a dump without one (an older binary, or a role that may not call
 #   pg_control_system()) is made all the same, and forms a part of its own
 #   (src/repo/retention_test.c shows it staying in the group when only one
@@ -118,5 +121,41 @@ for g in j['groups']:
 " | sort | tr '\n' ' ')
 [ "$got" = "A1,A2,A3:$SYS1 B1,B2,B3:$SYS2 OLD1:None " ] ||
     problem "with OLD1 unrecorded and two servers, groups are '$got'"
+
+info "restore db latest --replace: the server being replaced gets its own newest dump"
+pg_sql -d twin "INSERT INTO t VALUES ('after the backup')"
+ob restore db latest --replace --dbname "port=$PGPORT dbname=twin" >"$T/r1.out" 2>"$T/r1.err" ||
+    { cat "$T/r1.err"; fail "restore db latest --replace on server one"; }
+got=$(pg_sql -d twin "SELECT string_agg(v, ',' ORDER BY v) FROM t")
+[ "$got" = "server one" ] || problem "server one's twin after restore latest --replace: '$got' (B3, server two's newer dump, is 'server two')"
+A3=$(label_id A3)
+assert_grep "restored snapshot ${A3:0:8} into twin" "$T/r1.out"
+
+info "a new server with the same database: latest is refused, an ID is taken"
+stop_pg2
+rm -rf "$PG2/data"
+(cd / && runuser -u postgres -- "$PGBIN/initdb" -D "$PG2/data" -U postgres -A trust -E UTF8 \
+    --locale=C --no-sync) >"$T/initdb3.log" 2>&1 || { cat "$T/initdb3.log"; fail "initdb 3 failed"; }
+cat >>"$PG2/data/postgresql.conf" <<EOF
+listen_addresses = ''
+unix_socket_directories = '$PGSOCK'
+fsync = off
+EOF
+(cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -l "$PG2/log" -o "-p $PORT2" -w -t 60 start) \
+    >"$T/pg_ctl3.log" 2>&1 || { cat "$T/pg_ctl3.log"; fail "cannot start the new server"; }
+"$PGBIN/psql" -X -q -p "$PORT2" -d postgres -c "CREATE DATABASE twin" || fail "CREATE DATABASE on the new server"
+"$PGBIN/psql" -X -q -p "$PORT2" -d twin -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('new server')" ||
+    fail "table on the new server"
+run_rc ob restore db latest --replace --dbname "port=$PORT2 dbname=twin"
+[ "$RC" != 0 ] || problem "restore db latest --replace on a third server succeeded"
+assert_grep "come from several PostgreSQL servers" "$T/err"
+assert_grep "${A3:0:8}" "$T/err"
+B3=$(label_id B3)
+assert_grep "${B3:0:8}" "$T/err"
+got=$("$PGBIN/psql" -X -At -p "$PORT2" -d twin -c "SELECT string_agg(v, ',') FROM t")
+[ "$got" = "new server" ] || problem "the refused restore changed the new server's twin: '$got'"
+expect_code 0 ob restore db "$B3" --replace --dbname "port=$PORT2 dbname=twin"
+got=$("$PGBIN/psql" -X -At -p "$PORT2" -d twin -c "SELECT string_agg(v, ',') FROM t")
+[ "$got" = "server two" ] || problem "restore of B3 by ID into the new server gave '$got'"
 
 finish
