@@ -3726,7 +3726,7 @@ static void test_snapshot_roundtrip(void **state)
     memset(s->parent, 'c', OB_HEX_ID_LEN);
     s->parent[OB_HEX_ID_LEN] = 0;
     s->stats = (snapshot_stats){12345678901ull, 42, 1ull << 40, 987654321, 123456789,
-                                77, 3, 12.345678};
+                                77, 3, 12.345678, 1700000123};
     s->extra = json_pack("{s:s, s:I, s:[i, i, s], s:{s:b, s:n}, s:f}", "database", "orders",
                          "rows", (json_int_t)1 << 40, "wal", 1, 2, "three", "nested", "ok", 1,
                          "none", "ratio", 0.25);
@@ -3764,6 +3764,7 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(l->stats.blobs_added, s->stats.blobs_added);
     assert_int_equal(l->stats.errors, s->stats.errors);
     assert_true(l->stats.duration == s->stats.duration);
+    assert_int_equal(l->stats.started, 1700000123);
     assert_non_null(l->extra);
     assert_true(json_equal(l->extra, s->extra));
     snapshot_free(l);

@@ -14,6 +14,7 @@ snapshot *snapshot_new(const char *kind)
     s->hostname = ob_hostname();
     s->username = ob_username();
     ob_time_now(&s->time_sec, &s->time_nsec);
+    s->stats.started = s->time_sec;
     return s;
 }
 
@@ -57,11 +58,15 @@ static json_t *strv_json(char **v, size_t n)
 
 static json_t *stats_json(const snapshot_stats *st)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "files", (json_int_t)st->files,
-                     "dirs", (json_int_t)st->dirs, "bytes", (json_int_t)st->bytes,
-                     "bytes_added", (json_int_t)st->bytes_added, "bytes_stored",
-                     (json_int_t)st->bytes_stored, "blobs_added", (json_int_t)st->blobs_added,
-                     "errors", (json_int_t)st->errors, "duration", st->duration);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "files",
+                          (json_int_t)st->files, "dirs", (json_int_t)st->dirs, "bytes",
+                          (json_int_t)st->bytes, "bytes_added", (json_int_t)st->bytes_added,
+                          "bytes_stored", (json_int_t)st->bytes_stored, "blobs_added",
+                          (json_int_t)st->blobs_added, "errors", (json_int_t)st->errors,
+                          "duration", st->duration);
+    if (st->started > 0)
+        json_object_set_new(o, "started", json_integer((json_int_t)st->started));
+    return o;
 }
 
 /* The stored form: what save writes and load reads. */
@@ -178,6 +183,7 @@ int snapshot_load(repo *r, const char *id_hex, snapshot **out, ob_err *err)
         s->stats.bytes_stored = jget_u64(stats, "bytes_stored");
         s->stats.blobs_added = jget_u64(stats, "blobs_added");
         s->stats.errors = jget_u64(stats, "errors");
+        s->stats.started = (int64_t)jget_u64(stats, "started");
         json_t *d = json_object_get(stats, "duration");
         s->stats.duration = json_is_number(d) ? json_number_value(d) : 0;
     }

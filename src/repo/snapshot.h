@@ -30,6 +30,8 @@ typedef struct snapshot_stats {
     uint64_t blobs_added;
     uint64_t errors;                   /* entries that could not be read */
     double duration;                   /* seconds */
+    int64_t started;                   /* the real clock (Unix seconds) when the backup
+                                        * began, whatever --time says; 0: not recorded */
 } snapshot_stats;
 
 typedef struct snapshot {

@@ -49,7 +49,7 @@ typedef struct backup_ctx {
     files_progress prog;
     struct timespec last_progress;
     ob_sha256_ctx *digest;  /* over the PATHs' own nodes, see paths_digest */
-    int64_t parent_time;    /* start of the parent backup (its snapshot time) */
+    int64_t parent_time;    /* when the parent backup really started */
     superblock *sb;         /* o->super_block: files are stored as super blocks */
 } backup_ctx;
 
@@ -825,7 +825,11 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
     if (rc == 0) {
         parent = snapshot_pick_parent(all, nall, snap);
         if (parent) {
-            c.parent_time = parent->time_sec;
+            /* Its real start, not its time: a --time in the future would
+             * reuse files changed while it ran, one in the past would reuse
+             * nothing ever after.  Snapshots from before stats.started
+             * have only their time. */
+            c.parent_time = parent->stats.started ? parent->stats.started : parent->time_sec;
             snap->has_parent = 1;
             memcpy(snap->parent, parent->id, sizeof snap->parent);
         }

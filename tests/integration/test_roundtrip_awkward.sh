@@ -7,6 +7,9 @@
 
 src="$T/src"
 python3 "$TOOLS/mktree.py" "$src" --seed 7 --small-files 10000 --big-mb 20
+mkdir "$T/dated"
+head -c 100000 /dev/urandom >"$T/dated/f1"
+echo hello >"$T/dated/f2"
 init_repo
 # A file is reused from the parent only if it was last changed (mtime and
 # ctime) more than a second before the parent backup started; the tree was
@@ -41,6 +44,14 @@ read_bytes=$(json_get "$T/b3.json" 'j["extra"]["bytes_read"]')
 size=$(stat -c %s "$big")
 [ "$read_bytes" -eq "$size" ] || fail "expected to read only the changed file ($size), read $read_bytes"
 [ "$added" -lt $((9 * 1024 * 1024)) ] || fail "a one-byte change added $added bytes"
+
+info "a parent backdated with --time: the next backup reuses by the parent's real start"
+ob --json backup files --time "2020-01-01 00:00:00" "$T/dated" >"$T/b4.json"
+ob --json backup files "$T/dated" >"$T/b5.json"
+[ "$(json_get "$T/b5.json" 'j["parent"] == json.load(open("'"$T/b4.json"'"))["id"]')" = True ] \
+    || fail "the backup after the backdated one does not name it as parent"
+read_bytes=$(json_get "$T/b5.json" 'j["extra"]["bytes_read"]')
+[ "$read_bytes" = 0 ] || fail "after a parent backdated to 2020 the unchanged files were read again ($read_bytes bytes)"
 
 info "the repository verifies"
 ob check --read-data >/dev/null
