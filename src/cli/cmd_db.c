@@ -570,13 +570,22 @@ static int pick_server(snapshot *const *v, size_t n, const char *db, const char 
         return 0;
     ob_err e = OB_ERR_INIT;
     char *mine = pg_logical_system_identifier(conninfo, &e);
-    for (size_t i = n; mine && i-- > 0;)
-        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && strcmp(snap_sysid(v[i]), mine) == 0) {
-            *hit = i;
-            free(mine);
-            ob_err_clear(&e);
-            return 0;
-        }
+    size_t pick = n;
+    for (size_t i = n; mine && pick == n && i-- > 0;)
+        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && strcmp(snap_sysid(v[i]), mine) == 0)
+            pick = i;
+    /* A newer dump that recorded no server (a role refused
+     * pg_control_system()) may be this server's newest, or another's. */
+    size_t unknown = n;
+    for (size_t i = pick + 1; pick < n && unknown == n && i < n; i++)
+        if (is_dump_of(v[i], db) && !snap_sysid(v[i]))
+            unknown = i;
+    if (pick < n && unknown == n) {
+        *hit = pick;
+        free(mine);
+        ob_err_clear(&e);
+        return 0;
+    }
     /* The newest dump of each server, to choose from. */
     ob_buf list = OB_BUF_INIT;
     for (size_t i = n; i-- > 0;) {
@@ -592,12 +601,29 @@ static int pick_server(snapshot *const *v, size_t n, const char *db, const char 
         free(t);
     }
     ob_buf_putc(&list, 0);
-    int rc = ob_err_set(err, OB_EUSAGE,
-                        "dumps of database %s come from several PostgreSQL servers, none of them "
-                        "the server being replaced (%s%s): 'latest' could mean any of them; give "
-                        "the ID of the snapshot to restore. The newest dump of each: %s",
-                        db, mine ? "system identifier " : "", mine ? mine : ob_err_msg(&e),
-                        (const char *)list.data);
+    const char *newest = (const char *)list.data;
+    int rc;
+    if (!mine)
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "dumps of database %s come from several PostgreSQL servers, and which "
+                        "one is being replaced cannot be told (%s): 'latest' could mean any of "
+                        "them; give the ID of the snapshot to restore. The newest dump of each: "
+                        "%s",
+                        db, ob_err_msg(&e), newest);
+    else if (pick < n)
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "dumps of database %s come from several PostgreSQL servers, and %.8s, "
+                        "newer than this server's newest (%.8s), recorded none: 'latest' is "
+                        "ambiguous; give the ID of the snapshot to restore. The newest dump of "
+                        "each server: %s",
+                        db, v[unknown]->id, v[pick]->id, newest);
+    else
+        rc = ob_err_set(err, OB_EUSAGE,
+                        "dumps of database %s come from several PostgreSQL servers, none of "
+                        "them the server being replaced (system identifier %s): 'latest' could "
+                        "mean any of them; give the ID of the snapshot to restore. The newest "
+                        "dump of each: %s",
+                        db, mine, newest);
     ob_buf_free(&list);
     free(mine);
     ob_err_clear(&e);

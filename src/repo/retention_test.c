@@ -494,6 +494,36 @@ static void test_origins_split_a_group(void **state)
     expect_reasons(f, 4, "daily 1");
 }
 
+static void test_origins_two_split_groups_in_a_row(void **state)
+{
+    fixture *f = *state;
+    static char *a[] = {"a"}, *b[] = {"b"};
+    /* Two databases, each on two servers: two groups split one after the
+     * other, four parts, keep-last 1 keeps the newest of each part. */
+    add_source(f, "2024-03-01 00:00:00", "", "bk", a, 1); /* 0: a on X */
+    add_source(f, "2024-03-02 00:00:00", "", "bk", a, 1); /* 1: a on X */
+    add_source(f, "2024-03-01 01:00:00", "", "bk", a, 1); /* 2: a on Y */
+    add_source(f, "2024-03-01 00:00:00", "", "bk", b, 1); /* 3: b on X */
+    add_source(f, "2024-03-01 01:00:00", "", "bk", b, 1); /* 4: b on Y */
+    add_source(f, "2024-03-03 00:00:00", "", "bk", b, 1); /* 5: b on Y */
+    const char *origin[] = {"X", "X", "Y", "X", "Y", "Y"};
+    for (size_t i = 0; i < f->n; i++)
+        f->items[i].origin = origin[i];
+    set(f, "keep-last", "1");
+    run(f);
+    expect(f, "-kkk-k");
+    assert_int_equal(f->res.ngroups, 4);
+    static const char *const want_path[] = {"a", "a", "b", "b"}, *const want_origin[] = {
+                                                                     "X", "Y", "X", "Y"};
+    static const size_t want_n[] = {2, 1, 1, 2}, want_first[] = {1, 2, 3, 5};
+    for (size_t g = 0; g < 4; g++) {
+        assert_string_equal(f->res.groups[g].paths[0], want_path[g]);
+        assert_string_equal(f->res.groups[g].origin, want_origin[g]);
+        assert_int_equal(f->res.groups[g].n, want_n[g]);
+        assert_int_equal(f->res.groups[g].items[0], want_first[g]);
+    }
+}
+
 static void test_forever(void **state)
 {
     fixture *f = *state;
@@ -627,6 +657,7 @@ int main(void)
         T(test_groups_by_set_and_kind),
         T(test_groups_by_host_and_paths),
         T(test_origins_split_a_group),
+        T(test_origins_two_split_groups_in_a_row),
         T(test_named_set_is_one_group),
         T(test_forever),
         T(test_combination),

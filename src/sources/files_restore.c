@@ -782,6 +782,16 @@ static char *tmp_name(restore_ctx *c)
     return ob_xasprintf(".opsbackup-restore.%ld.%lu", (long)getpid(), seq);
 }
 
+/* g's first name as messages show paths (relpath is relative to the
+ * target, which is where the snapshot's root goes). */
+static char *first_name_display(const link_group *g)
+{
+    char *p = ob_xasprintf("/%s", g->relpath);
+    char *d = files_path_display(p);
+    free(p);
+    return d;
+}
+
 /* Give g's file, complete and in place, the name `name` in dirfd.  If
  * something has that name, the link is made under a temporary name,
  * checked, then renamed over it, so that it stays as it was if anything
@@ -811,10 +821,13 @@ static int link_into(restore_ctx *c, const link_group *g, int dirfd, const char 
         lst.st_ino != g->st_ino) {
         unlinkat(dirfd, made, 0);
         free(tmp);
-        return ob_err_set(err, OB_EUNSAFE,
-                          "not linking %s: its first name %s no longer leads to the file "
-                          "restored there (the target changed during the restore)",
-                          path, g->relpath);
+        char *first = first_name_display(g);
+        ob_err_set(err, OB_EUNSAFE,
+                   "not linking %s: its first name %s no longer leads to the file restored "
+                   "there (the target changed during the restore)",
+                   path, first);
+        free(first);
+        return -1;
     }
     if (!tmp)
         return 0;
@@ -901,6 +914,15 @@ static void *restore_worker(void *arg)
         else if (rc < 0 && !j->delta)
             unlinkat(j->dirfd, (const char *)j->n->name, 0);
         if (j->g) {
+            /* The failure is recorded before the group is marked failed,
+             * so that a walker reaching a later name reports it rather
+             * than only "its first name was not restored". */
+            if (rc < 0 && e.code != OB_OK) {
+                pthread_mutex_lock(&c->mu);
+                if (c->werr.code == OB_OK)
+                    ob_err_move(&c->werr, &e);
+                pthread_mutex_unlock(&c->mu);
+            }
             ob_err le = OB_ERR_INIT;
             if (link_group_done(c, j->g, rc == 0, &le) < 0 && rc == 0) {
                 ob_err_move(&e, &le);
@@ -975,6 +997,8 @@ static dir_times *rdir_times_get(restore_ctx *c, rdir *d)
 static int restore_link(restore_ctx *c, rdir *d, link_group *g, const char *name,
                         const char *path, ob_err *err)
 {
+    if (worker_failed(c, err))
+        return -1;
     /* A directory in the way goes first (a rename cannot replace one). */
     struct stat est;
     if (fstatat(d->fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(est.st_mode) &&
@@ -1011,11 +1035,15 @@ static int restore_link(restore_ctx *c, rdir *d, link_group *g, const char *name
         free(p->path);
         free(p);
     }
-    if (state < 0)
-        return worker_failed(c, err)
-                   ? -1
-                   : ob_err_set(err, OB_EFAIL, "not linking %s: its first name %s was not restored",
-                                path, g->relpath);
+    if (state < 0) {
+        if (worker_failed(c, err))
+            return -1;
+        char *first = first_name_display(g);
+        ob_err_set(err, OB_EFAIL, "not linking %s: its first name %s was not restored", path,
+                   first);
+        free(first);
+        return -1;
+    }
     return link_into(c, g, d->fd, name, path, err);
 }
 

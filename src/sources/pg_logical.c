@@ -1612,7 +1612,9 @@ static int check_restored_counts(const char *conninfo, const char *db, const cha
 
 char *pg_logical_system_identifier(const char *conninfo, ob_err *err)
 {
-    PGconn *c = pg_conn_open(conninfo, NULL, err);
+    /* The maintenance database, as the restore's own connection: the
+     * database conninfo names may not exist yet. */
+    PGconn *c = pg_conn_open(conninfo, "postgres", err);
     if (!c)
         return NULL;
     char *v = system_identifier(c, err);

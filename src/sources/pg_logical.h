@@ -107,8 +107,9 @@ int pg_logical_restore(repo *r, const snapshot *s, const pg_restore_opts *o,
  * frees. */
 char *pg_logical_conninfo_dbname(const char *conninfo);
 /* The system identifier (pg_control_system()) of the server conninfo
- * connects to, as a decimal string the caller frees; NULL with err set if
- * it cannot connect or the role may not ask. */
+ * connects to (through its database postgres), as a decimal string the
+ * caller frees; NULL with err set if it cannot connect or the role may not
+ * ask. */
 char *pg_logical_system_identifier(const char *conninfo, ob_err *err);
 void pg_restore_result_free(pg_restore_result *res);
 

@@ -131,6 +131,18 @@ got=$(pg_sql -d twin "SELECT string_agg(v, ',' ORDER BY v) FROM t")
 A3=$(label_id A3)
 assert_grep "restored snapshot ${A3:0:8} into twin" "$T/r1.out"
 
+info "a newer dump of the database that recorded no server: latest is ambiguous, refused"
+# (A3, restored above, was dumped before nosys was given the table.)
+pg_sql -d twin "GRANT SELECT ON t TO nosys; REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC" >/dev/null
+ob --json backup db --dbname "port=$PGPORT dbname=twin user=nosys" --time "2024-03-04 02:00:00" \
+    >"$T/d.json" 2>"$T/nosys.err" || { cat "$T/nosys.err"; fail "backup db as nosys"; }
+pg_sql -d twin "GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC" >/dev/null
+UNREC=$(json_get "$T/d.json" 'j["id"]')
+run_rc ob restore db latest --replace --dbname "port=$PGPORT dbname=twin"
+[ "$RC" != 0 ] || problem "restore db latest --replace with a newer unrecorded dump succeeded"
+assert_grep "${UNREC:0:8}, newer than this server's newest (${A3:0:8}), recorded none" "$T/err"
+ob forget "$UNREC" >/dev/null || fail "forget the unrecorded dump"
+
 info "a new server with the same database: latest is refused, an ID is taken"
 stop_pg2
 rm -rf "$PG2/data"

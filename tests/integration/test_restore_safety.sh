@@ -69,6 +69,7 @@ for n in d1/a d1/b d2/c; do echo "old $n" >"$TGT4$T/hg/$n"; done
 flip_middle "$HGPACK"
 run_rc ob restore files "$HG" --target "$TGT4"
 [ "$RC" = 1 ] || problem "restore of a damaged hard-link group exited $RC, not 1"
+grep -qiE "authentic|corrupt" "$T/err" || problem "the damage is not what is reported: $(cat "$T/err")"
 for n in d1/a d1/b d2/c; do
     [ "$(cat "$TGT4$T/hg/$n" 2>/dev/null)" = "old $n" ] ||
         problem "$n in the target was not kept by the failed restore (now: $(head -c 40 "$TGT4$T/hg/$n" 2>&1 | tr -c '[:print:]' '?'))"
