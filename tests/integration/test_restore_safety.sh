@@ -88,6 +88,27 @@ treecmp "$T/hg" "$TGT4$T/hg" >/dev/null || problem "the restored group differs f
 left=$(find "$TGT4" -name '.opsbackup-restore.*')
 [ -z "$left" ] || problem "temporary files left behind: $left"
 
+info "a group of 301 names over old files and a directory: one inode, nothing left over"
+mkdir -p "$T/many"
+head -c 3000000 /dev/urandom >"$T/many/a"
+for i in $(seq -w 1 300); do ln "$T/many/a" "$T/many/l$i"; done
+ob --json backup files "$T/many" >"$T/b5.json"
+MANY=$(json_get "$T/b5.json" 'j["id"]')
+TGT5="$T/target5"
+mkdir -p "$TGT5$T/many"
+for i in $(seq -w 1 300); do echo "old $i" >"$TGT5$T/many/l$i"; done
+rm "$TGT5$T/many/l150"
+mkdir -p "$TGT5$T/many/l150/sub"
+echo inside >"$TGT5$T/many/l150/sub/f"
+expect_code 0 ob restore files "$MANY" --target "$TGT5"
+ino=$(stat -c %i "$TGT5$T/many/a")
+[ "$(stat -c %h "$TGT5$T/many/a")" = 301 ] || problem "a has $(stat -c %h "$TGT5$T/many/a") links, not 301"
+bad=$(find "$TGT5$T/many" -type f ! -inum "$ino" | head -3)
+[ -z "$bad" ] || problem "names not linked to the restored file: $bad"
+cmp -s "$T/many/a" "$TGT5$T/many/l150" || problem "l150 (a directory in the target) was not restored"
+left=$(find "$TGT5" -name '.opsbackup-restore.*')
+[ -z "$left" ] || problem "temporary files left behind: $left"
+
 info "a hard link's later name is not steered through a swapped directory"
 mkdir -p "$T/hl/a/sub" "$T/hl/zz-second" "$T/evil"
 printf 'restored content\n' >"$T/hl/a/sub/f"
