@@ -596,8 +596,9 @@ static int pick_server(snapshot *const *v, size_t n, const char *db, const char 
         if (!sid || seen)
             continue;
         char *t = ob_time_local(v[i]->time_sec);
-        ob_buf_printf(&list, "%s%.8s (%s, system identifier %s)", list.len ? ", " : "", v[i]->id,
-                      t, sid);
+        const char *where = json_string_value(json_object_get(v[i]->extra, "server"));
+        ob_buf_printf(&list, "%s%.8s (%s, system identifier %s%s%s)", list.len ? ", " : "",
+                      v[i]->id, t, sid, where ? ", dumped from " : "", where ? where : "");
         free(t);
     }
     ob_buf_putc(&list, 0);

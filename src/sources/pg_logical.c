@@ -532,6 +532,15 @@ int pg_logical_dump_start(const pg_backup_opts *o, pg_logical_dump **out, ob_err
                             encoding, "format", "custom");
     if (sysid && *sysid)
         json_object_set_new(snap->extra, "system_identifier", json_string(sysid));
+    /* Where it was reached, for people telling servers apart (a socket
+     * directory for a local connection). */
+    if (PQhost(conn) && PQport(conn)) {
+        char *where = ob_xasprintf("%s:%s", PQhost(conn), PQport(conn));
+        json_t *w = json_string(where); /* NULL if not UTF-8: left out */
+        if (w)
+            json_object_set_new(snap->extra, "server", w);
+        free(where);
+    }
 
     /* pg_dump starts now and reads the catalog while the caller opens the
      * repository (its key derivation alone takes ~0.5 s); once its pipe is

@@ -20,7 +20,7 @@
     X(PQresultErrorMessage) X(PQntuples) X(PQnfields) X(PQgetvalue) X(PQgetisnull)            \
     X(PQclear) X(PQescapeLiteral) X(PQescapeIdentifier) X(PQfreemem) X(PQconninfoParse)       \
     X(PQconninfoFree) X(PQclientEncoding) X(PQmblen) X(PQgetCancel) X(PQcancel)              \
-    X(PQfreeCancel)
+    X(PQfreeCancel) X(PQhost) X(PQport)
 
 /* Written once, by the first pq_lib_load, and only read afterwards. */
 typedef struct pq_lib {
@@ -58,6 +58,8 @@ int pq_lib_load(ob_err *err);
 #define PQclientEncoding (pq_lib_fns.PQclientEncoding)
 #define PQmblen (pq_lib_fns.PQmblen)
 #define PQgetCancel (pq_lib_fns.PQgetCancel)
+#define PQhost (pq_lib_fns.PQhost)
+#define PQport (pq_lib_fns.PQport)
 #define PQcancel (pq_lib_fns.PQcancel)
 #define PQfreeCancel (pq_lib_fns.PQfreeCancel)
 #endif

@@ -164,6 +164,7 @@ assert_grep "come from several PostgreSQL servers" "$T/err"
 assert_grep "${A3:0:8}" "$T/err"
 B3=$(label_id B3)
 assert_grep "${B3:0:8}" "$T/err"
+assert_grep "dumped from $PGSOCK:$PORT2" "$T/err"
 got=$("$PGBIN/psql" -X -At -p "$PORT2" -d twin -c "SELECT string_agg(v, ',') FROM t")
 [ "$got" = "new server" ] || problem "the refused restore changed the new server's twin: '$got'"
 expect_code 0 ob restore db "$B3" --replace --dbname "port=$PORT2 dbname=twin"
