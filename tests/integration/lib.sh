@@ -120,6 +120,18 @@ run_rc() {
     fi
 }
 
+# flip_middle FILE: change the byte in the middle of FILE (a second call
+# puts it back), to damage a pack or object where it has data.
+flip_middle() {
+    python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x5A
+open(p, "wb").write(bytes(b))
+PY
+}
+
 # treecmp A B [options]: atimes are not kept by backups (restore sets
 # atime = mtime), so they are never compared.
 treecmp() { python3 "$TOOLS/treecmp.py" --ignore-atime "$@"; }

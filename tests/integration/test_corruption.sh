@@ -39,15 +39,6 @@ fresh_repo() { rm -rf "$REPO" "$T/dst"; cp -a "$T/pristine" "$REPO"; }
 # The pack holding big.bin: the largest object under data/.
 big_pack() { (cd "$REPO" && find data -type f ! -name '.*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2); }
 
-flip_middle() {
-    python3 - "$1" <<'EOF'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 0x5A
-open(p, "wb").write(bytes(b))
-EOF
-}
 
 # ---------------------------------------------------------------- (a)
 info "(a) flipped byte in the middle of a pack"

@@ -22,20 +22,26 @@ pg_sql -d twin "CREATE TABLE t (v text); INSERT INTO t VALUES ('server one')"
 
 info "a second server: its own initdb, so its own system identifier"
 PG2="$T/pg2"
+PORT2=$((PGPORT + 1))
 mkdir -p "$PG2"
 chown postgres: "$PG2"
-(cd / && runuser -u postgres -- "$PGBIN/initdb" -D "$PG2/data" -U postgres -A trust -E UTF8 \
-    --locale=C --no-sync) >"$T/initdb2.log" 2>&1 || { cat "$T/initdb2.log"; fail "initdb 2 failed"; }
-cat >>"$PG2/data/postgresql.conf" <<EOF
+stop_pg2() { (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -m immediate -w stop) >/dev/null 2>&1 || true; }
+on_exit stop_pg2
+# start_pg2 LABEL: a new cluster in $PG2/data (so a new system identifier),
+# listening on port PORT2 beside the first one.
+start_pg2() {
+    rm -rf "$PG2/data"
+    (cd / && runuser -u postgres -- "$PGBIN/initdb" -D "$PG2/data" -U postgres -A trust -E UTF8 \
+        --locale=C --no-sync) >"$T/initdb-$1.log" 2>&1 || { cat "$T/initdb-$1.log"; fail "initdb ($1) failed"; }
+    cat >>"$PG2/data/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$PGSOCK'
 fsync = off
 EOF
-PORT2=$((PGPORT + 1))
-stop_pg2() { (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -m immediate -w stop) >/dev/null 2>&1 || true; }
-on_exit stop_pg2
-(cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -l "$PG2/log" -o "-p $PORT2" -w -t 60 start) \
-    >"$T/pg_ctl2.log" 2>&1 || { cat "$T/pg_ctl2.log" "$PG2/log"; fail "cannot start the second server"; }
+    (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -l "$PG2/log" -o "-p $PORT2" -w -t 60 start) \
+        >"$T/pg_ctl-$1.log" 2>&1 || { cat "$T/pg_ctl-$1.log" "$PG2/log"; fail "cannot start the $1 server"; }
+}
+start_pg2 second
 "$PGBIN/psql" -X -q -p "$PORT2" -d postgres -c "CREATE DATABASE twin" || fail "CREATE DATABASE on server 2"
 "$PGBIN/psql" -X -q -p "$PORT2" -d twin -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('server two')" ||
     fail "table on server 2"
@@ -145,16 +151,7 @@ ob forget "$UNREC" >/dev/null || fail "forget the unrecorded dump"
 
 info "a new server with the same database: latest is refused, an ID is taken"
 stop_pg2
-rm -rf "$PG2/data"
-(cd / && runuser -u postgres -- "$PGBIN/initdb" -D "$PG2/data" -U postgres -A trust -E UTF8 \
-    --locale=C --no-sync) >"$T/initdb3.log" 2>&1 || { cat "$T/initdb3.log"; fail "initdb 3 failed"; }
-cat >>"$PG2/data/postgresql.conf" <<EOF
-listen_addresses = ''
-unix_socket_directories = '$PGSOCK'
-fsync = off
-EOF
-(cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PG2/data" -l "$PG2/log" -o "-p $PORT2" -w -t 60 start) \
-    >"$T/pg_ctl3.log" 2>&1 || { cat "$T/pg_ctl3.log"; fail "cannot start the new server"; }
+start_pg2 new
 "$PGBIN/psql" -X -q -p "$PORT2" -d postgres -c "CREATE DATABASE twin" || fail "CREATE DATABASE on the new server"
 "$PGBIN/psql" -X -q -p "$PORT2" -d twin -c "CREATE TABLE t (v text); INSERT INTO t VALUES ('new server')" ||
     fail "table on the new server"

@@ -15,17 +15,6 @@
 #   instead of stopping at the first one.
 . "$(dirname "$0")/lib.sh"
 
-# Flip one byte in the middle of file $1 (a second call undoes it).
-flip_middle() {
-    python3 - "$1" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[len(b) // 2] ^= 0x01
-open(p, 'wb').write(bytes(b))
-PY
-}
-
 init_repo
 mkdir -p "$T/src/keep"
 head -c 300000 /dev/urandom >"$T/src/app.db"
