@@ -120,6 +120,19 @@ run_rc() {
     fi
 }
 
+# wait_ready FILE PID: wait until FILE has a line starting with "ready"
+# (the test tools print it once listening), at most 30 s (a loaded CI
+# machine can take seconds to start Python), or until PID has exited.
+wait_ready() {
+    local i
+    for i in $(seq 300); do
+        grep -q '^ready' "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^ready' "$1" 2>/dev/null
+}
+
 # flip_middle FILE: change the byte in the middle of FILE (a second call
 # puts it back), to damage a pack or object where it has data.
 flip_middle() {

@@ -336,8 +336,7 @@ if s3_available; then
             >"$T/proxy.log" 2>&1 &
         proxy=$!
         bg_track $proxy
-        for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
-        grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
+        wait_ready "$T/proxy.log" $proxy || fail "the fault proxy did not start: $(cat "$T/proxy.log")"
     }
     hold_proxy "delay:1@RANGE:1"
     rm -f "$T/par.started"

@@ -221,7 +221,7 @@ proxy() {
     : >"$T/proxy.out"
     python3 "$TOOLS/faultproxy.py" 0 "$S3_PORT" "$@" --seed 7 --log "$T/faults.log" >"$T/proxy.out" 2>&1 &
     PROXY_PID=$!
-    for _ in $(seq 100); do grep -q '^ready' "$T/proxy.out" && break; sleep 0.05; done
+    wait_ready "$T/proxy.out" $PROXY_PID
     local port
     port=$(awk '/^ready/ {print $2}' "$T/proxy.out")
     [ -n "$port" ] || fail "the fault proxy did not start: $(cat "$T/proxy.out")"

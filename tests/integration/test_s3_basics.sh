@@ -116,8 +116,7 @@ start_proxy() { # RULE (faultproxy.py)
     p=$(s3_free_port)
     python3 "$TOOLS/faultproxy.py" "$p" "$S3_PORT" "$1" >"$T/proxy.log" 2>&1 &
     PROXY_PID=$!
-    for _ in $(seq 100); do grep -q "^ready" "$T/proxy.log" && break; sleep 0.05; done
-    grep -q "^ready" "$T/proxy.log" || fail "the fault proxy did not start"
+    wait_ready "$T/proxy.log" $PROXY_PID || fail "the fault proxy did not start: $(cat "$T/proxy.log")"
     PROXY_REPO="s3://$S3_BUCKET/basics/repo?endpoint=http://127.0.0.1:$p"
 }
 start_proxy "503@#1-4"
