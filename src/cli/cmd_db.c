@@ -537,13 +537,19 @@ static int is_dump_of(const snapshot *s, const char *db)
     return strcmp(s->kind, "db") == 0 && d && strcmp(d, db) == 0;
 }
 
+/* Is s a dump of database db from the server whose identifier is sid? */
+static int is_dump_from(const snapshot *s, const char *db, const char *sid)
+{
+    return is_dump_of(s, db) && snap_sysid(s) && strcmp(snap_sysid(s), sid) == 0;
+}
+
 /* Is a dump of v[hit]'s database newer than it from another server? */
 static int hit_other_servers(snapshot *const *v, size_t n, size_t hit)
 {
     const char *db = json_string_value(json_object_get(v[hit]->extra, "database"));
-    for (size_t i = hit + 1; i < n; i++)
-        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && snap_sysid(v[hit]) &&
-            strcmp(snap_sysid(v[i]), snap_sysid(v[hit])) != 0)
+    const char *sid = snap_sysid(v[hit]);
+    for (size_t i = hit + 1; sid && i < n; i++)
+        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && !is_dump_from(v[i], db, sid))
             return 1;
     return 0;
 }
@@ -572,7 +578,7 @@ static int pick_server(snapshot *const *v, size_t n, const char *db, const char 
     char *mine = pg_logical_system_identifier(conninfo, &e);
     size_t pick = n;
     for (size_t i = n; mine && pick == n && i-- > 0;)
-        if (is_dump_of(v[i], db) && snap_sysid(v[i]) && strcmp(snap_sysid(v[i]), mine) == 0)
+        if (is_dump_from(v[i], db, mine))
             pick = i;
     /* A newer dump that recorded no server (a role refused
      * pg_control_system()) may be this server's newest, or another's. */
@@ -592,7 +598,7 @@ static int pick_server(snapshot *const *v, size_t n, const char *db, const char 
         const char *sid = is_dump_of(v[i], db) ? snap_sysid(v[i]) : NULL;
         int seen = 0;
         for (size_t k = i + 1; sid && k < n && !seen; k++)
-            seen = is_dump_of(v[k], db) && snap_sysid(v[k]) && strcmp(snap_sysid(v[k]), sid) == 0;
+            seen = is_dump_from(v[k], db, sid);
         if (!sid || seen)
             continue;
         char *t = ob_time_local(v[i]->time_sec);

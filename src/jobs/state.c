@@ -92,7 +92,8 @@ int state_record_run(const char *dir, const char *job, json_t *run, ob_err *err)
         json_object_set(st, "last_success", run);
     /* A full backup made is one, whatever later steps of its run (copy,
      * verify, retention) did. */
-    if (json_is_true(json_object_get(run, "full")) && json_is_string(json_object_get(run, "snapshot")))
+    if (json_is_true(json_object_get(run, "full")) &&
+        json_is_string(json_object_get(run, "snapshot")))
         json_object_set_new(st, "last_full",
                             json_pack("{s:O?, s:O?}", "snapshot", json_object_get(run, "snapshot"),
                                       "time", json_object_get(run, "snapshot_time")));
