@@ -187,6 +187,12 @@ int cmd_snapshots(cli_ctx *ctx, int argc, char **argv)
                    *s->set ? s->set : "-", s->hostname, size);
             for (size_t p = 0; p < s->npaths; p++)
                 printf("%s%s", p ? ", " : "", s->paths[p]);
+            /* One database name may be dumped from several servers into
+             * one set (D77): the address tells the dumps apart here. */
+            const char *server = s->extra ? json_string_value(json_object_get(s->extra, "server"))
+                                          : NULL;
+            if (server)
+                printf(" on %s", server);
             if (s->ntags) {
                 printf("  [");
                 for (size_t p = 0; p < s->ntags; p++)

@@ -79,6 +79,15 @@ for l in B1 B2 B3; do
     [ "$got" = "$SYS2" ] || problem "$l records system identifier $got, not server two's $SYS2"
 done
 
+info "snapshots (text) shows each dump's server"
+ob snapshots >"$T/snaps.txt" || fail "snapshots"
+for l in A3 B3; do
+    addr=$(ob --json snapshots | python3 -c "import json,sys; print([s for s in json.load(sys.stdin) if s['id'] == '$(label_id $l)'][0]['extra']['server'])")
+    case "$addr" in *:"$PGPORT" | *:"$PORT2") ;; *) problem "$l records server '$addr'" ;; esac
+    grep -q "^$(label_id $l | cut -c1-8) .* twin on $addr\$" "$T/snaps.txt" ||
+        problem "snapshots does not show $l's server $addr: $(cat "$T/snaps.txt")"
+done
+
 # keep SERVER-OPTIONS...: the labels forget --dry-run keeps, sorted.
 kept() {
     ob --json forget --dry-run "$@" >"$T/f.json" || fail "forget --dry-run $*"
