@@ -33,9 +33,10 @@
  * - stat: HEAD.
  *
  * Failures of the network and of the server (connection refused or reset,
- * timeouts, HTTP 5xx, 429, 503 SlowDown) are retried with exponential
- * backoff and jitter for a bounded total time (S3_RETRY_SECONDS_DEFAULT, or
- * OPSBACKUP_S3_RETRY_SECONDS); after that the error names the object, the
+ * timeouts, HTTP 5xx, 429, 503 SlowDown, answers cut short) are retried
+ * with exponential backoff and jitter for a bounded time from the first
+ * failure (S3_RETRY_SECONDS_DEFAULT, or OPSBACKUP_S3_RETRY_SECONDS; D27,
+ * D78); after that the error names the object, the
  * operation, the last HTTP status and the S3 error code and message.
  *
  * Thread safety: the handle is immutable after open except for a small
@@ -96,8 +97,9 @@
 /* Idle curl handles kept for reuse (each keeps its connections open). */
 #define S3_HANDLE_POOL 16
 #define S3_CONNECT_TIMEOUT 15L /* seconds */
-/* A transfer slower than 1 byte/s for this long is dead (a hung server). */
-#define S3_LOW_SPEED_TIME 60L
+/* A transfer slower than 1 byte/s for this long is dead (a hung server, a
+ * connection a NAT forgot); OPSBACKUP_S3_LOW_SPEED_SECONDS overrides it. */
+#define S3_LOW_SPEED_SECONDS_DEFAULT 60L
 /* Largest body we accept for a request that is not an object GET (error
  * documents, listings: a page of 1000 keys is ~300 KiB). */
 #define S3_SMALL_BODY_MAX ((size_t)16 << 20)
@@ -116,6 +118,7 @@ typedef struct storage_s3 {
     char *token;      /* session token or NULL; never shown */
     char *ca_file;    /* or NULL */
     double retry_seconds;
+    long low_speed_seconds;
     pthread_mutex_t pool_lock;
     CURL *pool[S3_HANDLE_POOL];
     size_t npool;
@@ -435,6 +438,9 @@ typedef struct s3_request {
     const struct iovec *iov; /* or: a 2xx body's bytes from iov_from on go */
     size_t iovn;             /* here, in order (storage_getv) */
     uint64_t iov_from;
+    const char *answer_end;  /* a 200's body must hold this closing tag (e.g.
+                              * "</DeleteResult>"), else it was cut or is an
+                              * error document: asked again (s3_answer_incomplete) */
 } s3_request;
 
 typedef struct s3_response {
@@ -448,6 +454,10 @@ typedef struct s3_response {
                           * ETag is not the MD5 of the body (S3 docs) */
     int64_t content_length; /* -1 unknown */
     int64_t range_start; /* first byte of "Content-Range: bytes a-b/n", -1 if none */
+    int64_t range_end;   /* its last byte b, -1 if none */
+    int framed;          /* the protocol marks the body's end (chunked, HTTP/2+), so
+                          * curl fails a cut one itself */
+    int read_errno;      /* an upload's staged file could not be read back */
     /* Scatter (s3_request.iov): where the body starts in the object, how
      * much of it came, how much went into iov, the cursor there, and
      * whether the answer cannot be placed (a 206 with no usable
@@ -472,7 +482,9 @@ static void s3_response_reset(s3_response *r)
     free(r->etag);
     r->etag = NULL;
     r->content_length = -1;
-    r->range_start = -1;
+    r->range_start = r->range_end = -1;
+    r->framed = 0;
+    r->read_errno = 0;
     r->iov_i = r->iov_off = 0;
     r->body_start = r->body_seen = r->delivered = 0;
     r->iov_bad = 0;
@@ -550,6 +562,9 @@ static size_t s3_header_cb(char *buf, size_t size, size_t nitems, void *ud)
         const char *sp = memchr(buf, ' ', n);
         if (sp && (size_t)(sp - buf) + 4 <= n)
             r->status = strtol(sp + 1, NULL, 10);
+        /* HTTP/2 and later end every body with a frame flag. */
+        r->framed = buf[5] >= '2' && buf[5] <= '9';
+        r->range_start = r->range_end = -1;
         free(r->etag);
         r->etag = NULL;
         r->sse_kms = 0;
@@ -567,9 +582,17 @@ static size_t s3_header_cb(char *buf, size_t size, size_t nitems, void *ud)
         r->etag = ob_xstrndup(v, (size_t)(e - v));
     } else if (n > 20 && strncasecmp(buf, "Content-Range:", 14) == 0) {
         char *line = ob_xstrndup(buf + 14, n - 14);
-        unsigned long long a;
-        if (sscanf(line, " bytes %llu-", &a) == 1 && a <= INT64_MAX)
+        unsigned long long a, b;
+        int k = sscanf(line, " bytes %llu-%llu", &a, &b);
+        if (k >= 1 && a <= INT64_MAX)
             r->range_start = (int64_t)a;
+        if (k == 2 && b >= a && b <= INT64_MAX)
+            r->range_end = (int64_t)b;
+        free(line);
+    } else if (n > 18 && strncasecmp(buf, "Transfer-Encoding:", 18) == 0) {
+        char *line = ob_xstrndup(buf + 18, n - 18);
+        if (strcasestr(line, "chunked"))
+            r->framed = 1;
         free(line);
     }
     return n;
@@ -586,8 +609,10 @@ static size_t s3_read_cb(char *buf, size_t size, size_t nitems, void *ud)
         do
             k = pread(r->up_fd, buf, n, (off_t)r->up_off);
         while (k < 0 && errno == EINTR);
-        if (k <= 0)
-            return CURL_READFUNC_ABORT; /* the staged file cannot be read back */
+        if (k <= 0) { /* the staged file cannot be read back */
+            r->read_errno = k < 0 ? errno : EIO;
+            return CURL_READFUNC_ABORT;
+        }
         n = (size_t)k;
         r->up_off += n;
     } else if (n) {
@@ -699,7 +724,7 @@ static struct curl_slist *s3_add_header(struct curl_slist *l, const char *fmt, .
 /* curl calls this about once a second while a request waits, and after
  * each piece of data: a non-zero return abandons the request
  * (CURLE_ABORTED_BY_CALLBACK).  A GET held by a stalled server would
- * otherwise keep a stopping restore for S3_LOW_SPEED_TIME. */
+ * otherwise keep a stopping restore for s->low_speed_seconds. */
 static int s3_xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                           curl_off_t ulnow)
 {
@@ -794,7 +819,7 @@ static CURLcode s3_perform_once(storage_s3 *s, const s3_request *rq, s3_response
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, S3_CONNECT_TIMEOUT);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_LOW_SPEED_TIME);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->low_speed_seconds);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -911,9 +936,80 @@ static char *s3_describe_status(const s3_response *r)
     return d;
 }
 
+/* S3 error codes a 200 answer can carry that mean "try again" (AWS's
+ * CompleteMultipartUpload documentation). */
+static int s3_code_transient(const char *code)
+{
+    return strcmp(code, "InternalError") == 0 || strcmp(code, "SlowDown") == 0 ||
+           strcmp(code, "ServiceUnavailable") == 0 || strcmp(code, "RequestTimeout") == 0;
+}
+
+/*
+ * Why a 2xx answer cannot be used as it came, as a message (the caller
+ * frees it), or NULL when it is whole.  Such an answer is asked for again
+ * like a network error: the next attempt usually comes whole.
+ *
+ * - An object's body is whole when it has as many bytes as its
+ *   Content-Length says, or else as its Content-Range says; a body whose
+ *   end the protocol marks (chunked, HTTP/2) is checked by curl itself.  A
+ *   whole-object body with none of these ended when the connection closed,
+ *   which a connection dying mid-body does too: nothing tells them apart,
+ *   so it is not used (D26).
+ * - A 200 that must hold a closing tag (rq->answer_end) and does not was
+ *   cut, or is an error document: S3 may answer 200 and put InternalError
+ *   or SlowDown in the body.  An error document with another code is a
+ *   final answer; the caller reports it.
+ */
+static char *s3_answer_incomplete(const s3_request *rq, const s3_response *r)
+{
+    if (rq->answer_end && r->status == 200) {
+        const char *b = r->body.data ? (const char *)r->body.data : "";
+        if (memmem(b, r->body.len, rq->answer_end, strlen(rq->answer_end)))
+            return NULL;
+        char *code = storage_s3_xml_text(b, r->body.len, "Code");
+        char *why = NULL;
+        if (!code)
+            why = ob_xasprintf("the answer was cut short (%zu bytes, without %s)", r->body.len,
+                               rq->answer_end);
+        else if (s3_code_transient(code))
+            why = s3_describe_status(r);
+        free(code);
+        return why;
+    }
+    if (!(rq->sink || rq->iov) || (r->status != 200 && r->status != 206))
+        return NULL;
+    uint64_t got = rq->iov ? r->body_seen : rq->sink->len;
+    if (r->content_length >= 0) {
+        if (got == (uint64_t)r->content_length)
+            return NULL;
+        return ob_xasprintf("the answer was cut short: %" PRIu64 " bytes of the %" PRId64
+                            " its Content-Length announced",
+                            got, r->content_length);
+    }
+    if (r->framed)
+        return NULL;
+    if (r->status == 206 && r->range_start >= 0 && r->range_end >= r->range_start) {
+        uint64_t want = (uint64_t)(r->range_end - r->range_start) + 1;
+        if (got >= want)
+            return NULL;
+        return ob_xasprintf("the answer was cut short: %" PRIu64 " bytes of the %" PRIu64
+                            " its Content-Range announced",
+                            got, want);
+    }
+    if (rq->range)
+        return NULL; /* the caller checks it covers the range asked for */
+    return ob_xasprintf("the answer was %" PRIu64 " bytes, its length unknown and its end "
+                        "that of the connection: cut short or not, it cannot be told",
+                        got);
+}
+
 /*
  * Perform a request, retrying transient failures with exponential backoff
- * and jitter until s->retry_seconds have passed since the first attempt.
+ * and jitter until s->retry_seconds have passed since the first failure.
+ * The window starts when the first attempt has failed, not when it
+ * started: an attempt abandoned after S3_LOW_SPEED_SECONDS_DEFAULT (a
+ * connection that went dead) would otherwise use up the whole default
+ * window and never be tried again.
  * Returns 0 when the server gave a final answer (any status: the caller
  * decides what it means), -1 with err filled when the network or a
  * transient server error lasted past the retry window.
@@ -921,20 +1017,34 @@ static char *s3_describe_status(const s3_response *r)
 static int s3_perform(storage_s3 *s, const s3_request *rq, s3_response *resp, ob_err *err)
 {
     char curl_msg[CURL_ERROR_SIZE]; /* curl's API wants exactly this buffer */
-    double start = s3_now(), delay = S3_BACKOFF_FIRST;
+    double start = s3_now(), first_failure = 0, delay = S3_BACKOFF_FIRST;
     for (int attempt = 1;; attempt++) {
         CURLcode cc = storage_stop_wanted(&s->base) ? CURLE_ABORTED_BY_CALLBACK
                                                      : s3_perform_once(s, rq, resp, curl_msg);
-        int again = cc != CURLE_OK ? s3_curl_retryable(cc) : s3_status_retryable(resp);
+        char *incomplete = cc == CURLE_OK ? s3_answer_incomplete(rq, resp) : NULL;
+        int again = cc != CURLE_OK ? s3_curl_retryable(cc)
+                    : incomplete   ? 1
+                                   : s3_status_retryable(resp);
         if (!again && cc == CURLE_OK)
             return 0;
+        if (cc == CURLE_ABORTED_BY_CALLBACK && resp->read_errno)
+            return ob_err_set(err, OB_EIO,
+                              "%s: %s: cannot read back the upload staged in the temporary "
+                              "directory (%s): %s",
+                              rq->what, rq->method, ob_tmpdir(), strerror(resp->read_errno));
         /* Once a stop is wanted, any failure is reported as the stop: the
          * caller is ending anyway, and a retry would only delay it. */
-        if (cc == CURLE_ABORTED_BY_CALLBACK || storage_stop_wanted(&s->base))
+        if (cc == CURLE_ABORTED_BY_CALLBACK || storage_stop_wanted(&s->base)) {
+            free(incomplete);
             return ob_err_set(err, OB_EFAIL, "%s: %s stopped: opsbackup is being stopped",
                               rq->what, rq->method);
-        char *why = cc != CURLE_OK ? ob_xasprintf("%s", curl_msg) : s3_describe_status(resp);
-        double elapsed = s3_now() - start;
+        }
+        char *why = incomplete           ? incomplete
+                    : cc != CURLE_OK     ? ob_xasprintf("%s", curl_msg)
+                                         : s3_describe_status(resp);
+        if (attempt == 1)
+            first_failure = s3_now();
+        double elapsed = s3_now() - first_failure;
         /* Full jitter in [delay/2, delay): spreads the retries of many
          * parallel uploads hitting one overloaded server. */
         uint32_t rnd = 0;
@@ -952,7 +1062,7 @@ static int s3_perform(storage_s3 *s, const s3_request *rq, s3_response *resp, ob
                 ob_err_set(err, OB_EIO,
                            "%s: %s failed after %d attempt(s) over %.0f s: %s (server %s; "
                            "retry window %.0f s, OPSBACKUP_S3_RETRY_SECONDS)",
-                           rq->what, rq->method, attempt, elapsed, why, s->endpoint,
+                           rq->what, rq->method, attempt, s3_now() - start, why, s->endpoint,
                            s->retry_seconds);
             free(why);
             return -1;
@@ -984,10 +1094,13 @@ static int s3_http_err(storage_s3 *s, const s3_request *rq, const s3_response *r
                         "%s: bucket \"%s\" does not exist at %s (%s): create it first; "
                         "opsbackup never creates buckets",
                         rq->what, s->bucket, s->endpoint, d);
-    } else if (r->status == 403 &&
-               (!code || strcmp(code, "SignatureDoesNotMatch") == 0 ||
-                strcmp(code, "InvalidAccessKeyId") == 0 ||
-                strcmp(code, "InvalidToken") == 0 || strcmp(code, "ExpiredToken") == 0)) {
+    } else if ((r->status == 403 &&
+                (!code || strcmp(code, "SignatureDoesNotMatch") == 0 ||
+                 strcmp(code, "InvalidAccessKeyId") == 0)) ||
+               (code && (strcmp(code, "InvalidToken") == 0 || strcmp(code, "ExpiredToken") == 0 ||
+                         strcmp(code, "TokenRefreshRequired") == 0))) {
+        /* A session token that expired comes back as 400 from some
+         * services, 403 from others: both are the credentials. */
         rc = ob_err_set(err, OB_EAUTH,
                         "%s: %s: the S3 credentials were rejected by %s (%s, access key ID "
                         "%s): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / "
@@ -1292,7 +1405,8 @@ static int s3_put_multipart(storage_s3 *s, const char *name, const void *data, s
         what = ob_xasprintf("object %s (completing its multipart upload)", name);
         s3_request cq = {.method = "POST", .key = key, .query = (const char *)q.data,
                          .what = what, .body = body.data, .body_len = body.len,
-                         .content_type = "application/xml"};
+                         .content_type = "application/xml",
+                         .answer_end = "</CompleteMultipartUploadResult>"};
         s3_response cr = {0};
         rc = s3_perform(s, &cq, &cr, err);
         char *code = rc == 0 && cr.status == 404
@@ -1307,10 +1421,8 @@ static int s3_put_multipart(storage_s3 *s, const char *name, const void *data, s
             rc = s3_http_err(s, &cq, &cr, err);
         /* S3 may answer 200 and still fail: the error is then in the body. */
         const char *cbody = cr.body.data ? (const char *)cr.body.data : "";
-        if (rc == 0 && !gone && memmem(cbody, cr.body.len, "<Error>", 7)) {
-            cr.status = 500;
-            rc = s3_http_err(s, &cq, &cr, err);
-        }
+        if (rc == 0 && !gone && memmem(cbody, cr.body.len, "<Error>", 7))
+            rc = s3_http_err(s, &cq, &cr, err); /* a final one: s3_perform retried the others */
         s3_response_free(&cr);
         free(what);
         ob_buf_free(&q);
@@ -1584,19 +1696,8 @@ static int storage_s3_get(storage *st, const char *name, uint64_t offset, uint64
     s3_response r = {0};
     int rc = s3_perform(s, &rq, &r, err);
     if (rc == 0) {
-        if ((r.status == 200 || r.status == 206) &&
-            (r.content_length >= 0 ? (uint64_t)r.content_length != out->len : len == 0)) {
-            /* A body cut short with nothing to measure it against (closed
-             * mid-body, no Content-Length) must not pass for the object:
-             * whole-object reads (len 0) have no other length to check. */
-            char got[32] = "unknown";
-            if (r.content_length >= 0)
-                snprintf(got, sizeof got, "%" PRId64, r.content_length);
-            rc = ob_err_set(err, OB_EIO,
-                            "object %s: the answer was %zu bytes, its Content-Length %s: cut "
-                            "short, not using it",
-                            name, out->len, got);
-        } else if (r.status == 200 || r.status == 206) {
+        /* s3_perform has made sure the body is whole (s3_answer_incomplete). */
+        if (r.status == 200 || r.status == 206) {
             /* Where the body starts in the object: 0 for a 200 (the whole
              * object), the Content-Range start for a 206. */
             uint64_t from = 0;
@@ -1788,7 +1889,7 @@ static int s3_delete_batch(storage_s3 *s, const char *const *names, size_t n, ob
     char *what = ob_xasprintf("deleting %zu objects (%s…)", n, names[0]);
     s3_request rq = {.method = "POST", .query = "delete=", .what = what, .body = body.data,
                      .body_len = body.len, .content_md5 = md5b64,
-                     .content_type = "application/xml"};
+                     .content_type = "application/xml", .answer_end = "</DeleteResult>"};
     s3_response r = {0};
     int rc = s3_perform(s, &rq, &r, err);
     if (rc == 0 && r.status != 200)
@@ -2188,6 +2289,20 @@ int storage_s3_open(const char *url, const char *bucket, const char *prefix, con
     free(epath);
 
     s->retry_seconds = S3_RETRY_SECONDS_DEFAULT;
+    s->low_speed_seconds = S3_LOW_SPEED_SECONDS_DEFAULT;
+    const char *ls = getenv("OPSBACKUP_S3_LOW_SPEED_SECONDS");
+    if (ls && *ls) {
+        char *end;
+        long v = strtol(ls, &end, 10);
+        if (*end || v < 1 || v > 86400) {
+            storage_s3_close(&s->base);
+            return ob_err_set(err, OB_EUSAGE,
+                              "OPSBACKUP_S3_LOW_SPEED_SECONDS=%s is not a number of seconds "
+                              "(1 to 86400)",
+                              ls);
+        }
+        s->low_speed_seconds = v;
+    }
     const char *rs = getenv("OPSBACKUP_S3_RETRY_SECONDS");
     if (rs && *rs) {
         char *end;

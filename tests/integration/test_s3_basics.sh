@@ -134,6 +134,25 @@ grep -q "HTTP 503 SlowDown: Please reduce your request rate" "$T/err" && grep -q
     { cat "$T/err"; problem "permanent 503: the error does not give the status, S3 code and message"; }
 stop_proxy
 
+info "a request that stalls past the low-speed limit is tried again, however long it took"
+# The first GET's answer is held back 6 s; the low-speed limit abandons it
+# after 2 s.  The retry window (2 s) starts when that attempt has failed:
+# it used to start with the attempt, so a stall as long as the window (60 s
+# each by default: a connection a NAT forgot) was never tried again.
+start_proxy "delay:6@GET:#1"
+OPSBACKUP_S3_LOW_SPEED_SECONDS=2 OPSBACKUP_S3_RETRY_SECONDS=2 run_rc "$OPSBACKUP" -v -r "$PROXY_REPO" snapshots
+[ "$RC" = 0 ] || { cat "$T/err"; problem "one stalled request failed the command (exit $RC)"; }
+grep -q "attempt 1 failed" "$T/err" || problem "the stalled request was not abandoned and retried: $(cat "$T/err")"
+stop_proxy
+start_proxy "400token@1"
+run_rc "$OPSBACKUP" -r "$PROXY_REPO" snapshots
+grep -q "credentials were rejected" "$T/err" && grep -q "ExpiredToken" "$T/err" ||
+    problem "an expired session token (400 ExpiredToken) is not reported as the credentials: $(cat "$T/err")"
+stop_proxy
+OPSBACKUP_S3_LOW_SPEED_SECONDS=0 run_rc "$OPSBACKUP" -r "$REPO" snapshots
+[ "$RC" = 2 ] && grep -q "OPSBACKUP_S3_LOW_SPEED_SECONDS=0 is not a number of seconds" "$T/err" ||
+    problem "OPSBACKUP_S3_LOW_SPEED_SECONDS=0: exit $RC, $(cat "$T/err")"
+
 info "HTTPS: the certificate is verified; ca-file trusts a private CA"
 s3_stop
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=opsbackup test CA" \

@@ -11,6 +11,16 @@ verifies), except:
   MODE list  a ListObjectsV2 whose query contains PATTERN: the body is cut
              right after its first </Contents>;
   MODE get   a GET of an object whose path contains PATTERN: half its body;
+  MODE get1  the same, only the first such GET (a transient cut: the next
+             attempt gets the whole body); a ranged GET keeps its
+             Content-Range, as a 206 whose connection died would;
+  MODE chunked  not a cut: every GET's body is sent whole, chunked
+             (Transfer-Encoding: chunked, no Content-Length), as
+             streaming gateways and proxies send them;
+  MODE delete1  the first DeleteObjects (POST ?delete) whose path contains
+             PATTERN is not passed on; it is answered 200 with the start of
+             a <DeleteResult> and the connection closed, as if the answer
+             were cut (nothing was deleted);
   MODE kms   not a cut: every PUT answered 200 gets another 32-hex ETag
              and "x-amz-server-side-encryption: aws:kms", as S3 answers for
              a bucket encrypted with SSE-KMS (the ETag is then not the MD5).
@@ -19,9 +29,11 @@ Prints "ready PORT" on stdout once it listens.  Test helper only.
 import http.client
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 listen, upstream, mode, pattern = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+fired = threading.Event()  # get1, delete1: the one cut has been made
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,6 +45,18 @@ class Handler(BaseHTTPRequestHandler):
     def forward(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
+        if (mode == "delete1" and self.command == "POST" and "delete" in self.path
+                and pattern in self.path and not fired.is_set()):
+            fired.set()
+            sys.stderr.write("cutproxy: cut %s %s (not passed on)\n" % (self.command, self.path))
+            self.send_response_only(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            self.wfile.write(b'<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http')
+            self.wfile.flush()
+            return
         conn = http.client.HTTPConnection("127.0.0.1", upstream)
         conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
         resp = conn.getresponse()
@@ -44,8 +68,10 @@ class Handler(BaseHTTPRequestHandler):
                 i = data.find(b"</Contents>")
                 if i >= 0:
                     data, cut = data[: i + len(b"</Contents>")], True
-            elif mode == "get" and not is_list and len(data) > 1:
-                data, cut = data[: len(data) // 2], True
+            elif mode in ("get", "get1") and not is_list and len(data) > 1:
+                if mode == "get" or not fired.is_set():
+                    fired.set()
+                    data, cut = data[: len(data) // 2], True
         if cut:
             sys.stderr.write("cutproxy: cut %s %s to %d bytes\n" % (self.command, self.path, len(data)))
         kms = mode == "kms" and self.command == "PUT" and resp.status == 200
@@ -58,15 +84,23 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if kms:
             self.send_header("x-amz-server-side-encryption", "aws:kms")
+        chunked = mode == "chunked" and self.command == "GET"
         if cut:
             self.send_header("Connection", "close")
             self.close_connection = True
+        elif chunked:
+            self.send_header("Transfer-Encoding", "chunked")
         elif self.command == "HEAD":
             self.send_header("Content-Length", resp.getheader("Content-Length") or "0")
         else:
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if self.command != "HEAD":
+        if chunked:
+            for i in range(0, len(data), 100000):
+                piece = data[i:i + 100000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
 

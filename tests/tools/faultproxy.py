@@ -10,6 +10,8 @@ order for each request; the first that fires decides.  RULE is KIND@WHEN:
 
   KIND   500       answer "500 InternalError" (the request never reaches S3)
          503       answer "503 SlowDown"
+         400token  answer "400 ExpiredToken" (an expired session token, as
+                   some services answer it)
          delay:S   forward it, but hold the answer back S seconds
          reset     close the connection with a TCP RST before forwarding
                    (the request never happens)
@@ -51,6 +53,7 @@ a = ap.parse_args()
 ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
+    "400token": (400, "ExpiredToken", "The provided token has expired."),
 }
 
 
