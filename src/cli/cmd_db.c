@@ -409,6 +409,7 @@ static int restore_db_physical(cli_ctx *ctx, db_args *a, const char *ref)
     if (!a->archive_get_command && !strstr(ctx->st->url, "://"))
         cli_strv_push(&reads, &nreads, ob_xstrdup(ctx->st->url));
     o.restore_command = cmd;
+    o.check_wal = !a->archive_get_command; /* ours reads this repository */
     o.restore_command_reads = (const char *const *)reads;
     o.nrestore_command_reads = nreads;
     if (pg_physical_restore(ctx->r, s, &o, &err) < 0) {

@@ -3,9 +3,15 @@
  * archive_command and restore_command (sources/pg_wal.h).
  *
  * PostgreSQL treats any non-zero exit as "try again later" (push) or "not
- * there" (get), and an exit above 125 or a signal as fatal, so every
- * failure here is a plain exit 1 with one line on stderr, which PostgreSQL
- * copies into its log.
+ * there" (get), and an exit above 125 or a signal as fatal.  A push's
+ * failure is a plain exit 1 with one line on stderr, which PostgreSQL
+ * copies into its log: it tries again.  A get exits 1 only when the file
+ * is not in the archive.  Any other failure (a damaged object, a
+ * repository that cannot be reached or opened, a wrong option) exits
+ * CLI_WAL_GET_FATAL: exit 1 there would read as the end of the archive,
+ * and PostgreSQL would end recovery early and promote, silently leaving
+ * out every later transaction; above 125 it stops instead, and the
+ * restore can be run again once the cause is fixed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -81,15 +87,20 @@ int cmd_archive_push(cli_ctx *ctx, int argc, char **argv)
     return rc;
 }
 
+/* archive-get's exit for every failure but "not in the archive". */
+#define CLI_WAL_GET_FATAL 126
+
 int cmd_archive_get(cli_ctx *ctx, int argc, char **argv)
 {
     wal_args a = {.cmd = cli_find_command("archive-get"), .prefetch = 8, .ctx = ctx};
     ctx->multi_repo_ok = 1; /* tried in order */
     int i = cli_parse(ctx, a.cmd, argc, argv, wal_opts, "", wal_opt, &a);
     if (i < 0)
-        return i == -2 ? CLI_OK : CLI_USAGE;
-    if (argc - i != 2)
-        return cli_usage(a.cmd, "archive-get takes NAME DEST (PostgreSQL's %%f and %%p)");
+        return i == -2 ? CLI_OK : CLI_WAL_GET_FATAL;
+    if (argc - i != 2) {
+        cli_usage(a.cmd, "archive-get takes NAME DEST (PostgreSQL's %%f and %%p)");
+        return CLI_WAL_GET_FATAL;
+    }
     ob_err err = OB_ERR_INIT;
     pg_wal_get_opts o = {a.prefetch};
     int rc = CLI_OK;
@@ -103,7 +114,8 @@ int cmd_archive_get(cli_ctx *ctx, int argc, char **argv)
             rc = CLI_FAIL;
         } else {
             ob_err_prefix(&err, "archive-get %s", argv[i]);
-            rc = cli_fail(ctx, &err);
+            cli_fail(ctx, &err);
+            rc = CLI_WAL_GET_FATAL;
         }
     }
     cli_repos_close(&a.repos);

@@ -228,9 +228,14 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     json_object_set_new(x, "super_block_size", json_integer(PG_PHYSICAL_SUPER_BLOCK));
     /* A full backup read every file: --full-every counts from the newest. */
     json_object_set_new(x, "full", json_boolean(c->full || !s->has_parent));
+    /* wait_for_archive false: the server still switches to a new segment,
+     * but returns at once.  Waiting is ours (wait_for_wal): it looks in
+     * this repository, not at the server's .done files, and it ends after
+     * --archive-timeout.  The server's own wait has no limit: with
+     * archive_command failing, the backup would hang forever. */
     const char *sql = c->version >= 150000
-                          ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
-                          : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)";
+                          ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(false)"
+                          : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, false)";
     PGresult *res = PQexec(c->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         char *m = ob_xstrdup(PQresultErrorMessage(res));
@@ -1096,8 +1101,24 @@ static uint64_t parse_lsn(const char *s)
  * started.  PostgreSQL's own default ('latest') would also follow a
  * timeline that forked off before the backup (another restore that was
  * promoted, say) and then refuse to start.  New timeline IDs are always
- * the highest archived one plus one, so probing upwards finds them all. */
-static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint32_t *out, ob_err *err)
+ * the highest archived one plus one, so probing upwards finds them all.
+ *
+ * A fork after the backup is not always where the cluster went, though.
+ * When the timeline it forked from has archived segments past the fork,
+ * both lived on: a point-in-time restore that became production leaves
+ * its old timeline's last segments behind, but so does a copy restored
+ * for a test and left archiving into this repository (production went on
+ * on the old timeline, the copy made the new one).  Nothing in the archive
+ * says which one is wanted, and following the wrong one silently leaves
+ * out everything the other did after the fork.  A restore to the end of
+ * the archive, or to an LSN past the fork, is refused, naming both, and
+ * --target-timeline decides.  A target before the fork is reached the
+ * same on either.  A time, XID or name cannot be placed against the fork
+ * here: a warning names both, and PostgreSQL itself fails a target the
+ * followed timeline never reaches.
+ * target_lsn: 0 if the restore has none; has_target: any recovery target. */
+static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint64_t segsize,
+                           int has_target, uint64_t target_lsn, uint32_t *out, ob_err *err)
 {
     *out = tli;
     uint32_t newest = tli;
@@ -1112,12 +1133,13 @@ static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint32_t *out,
         newest++;
     }
     ob_buf b = OB_BUF_INIT;
-    for (uint32_t t = newest; t > tli; t--) {
+    int rc = 0;
+    for (uint32_t t = newest; t > tli && rc == 0; t--) {
         char name[32];
         snprintf(name, sizeof name, "%08X.history", t);
         if (pg_wal_get(r, name, &b, err) < 0) {
-            ob_buf_free(&b);
-            return -1;
+            rc = -1;
+            break;
         }
         ob_buf_putc(&b, '\0');
         /* Lines: parentTLI <tab> switchpoint <tab> reason. */
@@ -1131,12 +1153,92 @@ static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint32_t *out,
                 ok = (((uint64_t)hi << 32) | lo) > start;
             line = next;
         }
-        if (ok) {
-            *out = t;
-            break;
+        if (!ok)
+            continue;
+        *out = t;
+        /* Every fork on the way from tli to t: did its parent go on? */
+        b.len--; /* the NUL added above; the lines were cut in place */
+        for (size_t at = 0; at < b.len && rc == 0;) {
+            const char *line = (const char *)b.data + at;
+            at += strlen(line) + 1;
+            unsigned parent = 0, hi = 0, lo = 0;
+            if (sscanf(line, "%u %X/%X", &parent, &hi, &lo) != 3 || parent < tli)
+                continue;
+            uint64_t fork = ((uint64_t)hi << 32) | lo;
+            char last[25];
+            if (pg_wal_newest_segment(r, parent, last, err) < 0) {
+                rc = -1;
+                break;
+            }
+            /* The parent went on if its newest segment ends past the
+             * fork.  A restore to the end of the archive forks exactly
+             * where the parent's last archived segment ends. */
+            if (!last[0] || (pg_wal_segno(last, segsize) + 1) * segsize <= fork)
+                continue;
+            if (target_lsn && target_lsn <= fork)
+                continue; /* reached before the fork, whichever is followed */
+            char child_last[25];
+            if (pg_wal_newest_segment(r, t, child_last, err) < 0) {
+                rc = -1;
+                break;
+            }
+            char *m = ob_xasprintf(
+                "the WAL archive holds two histories after this backup: timeline %u forked "
+                "from timeline %u at %X/%X, and timeline %u went on past that point (its "
+                "newest segment %s; timeline %u's %s). A copy restored and left archiving "
+                "into this repository makes such a fork, and so does a point-in-time restore "
+                "that became production",
+                t, parent, hi, lo, parent, last, t, child_last[0] ? child_last : "(none)");
+            if (!has_target || target_lsn)
+                rc = ob_err_set(err, OB_EUSAGE,
+                                "%s: which one is the cluster you want back? Give "
+                                "--target-timeline %u or --target-timeline %u",
+                                m, parent, t);
+            else
+                ob_warn("%s. Following timeline %u; if the target lies on timeline %u after "
+                        "the fork, give --target-timeline %u",
+                        m, t, parent, parent);
+            free(m);
         }
+        break;
     }
     ob_buf_free(&b);
+    return rc;
+}
+
+/* The backup's files are consistent only once PostgreSQL has replayed its
+ * WAL from start_wal to stop_wal.  If a segment of that range is gone
+ * from the archive (expired by hand, a copy that stopped half way, a lost
+ * object), the restored directory cannot start: say so before writing
+ * gigabytes, not after, when the old data directory may already have been
+ * moved away.  `check` reports the same for every snapshot. */
+static int restore_wal_present(repo *r, const snapshot *s, ob_err *err)
+{
+    const char *start = json_string_value(json_object_get(s->extra, "start_wal"));
+    const char *stop = json_string_value(json_object_get(s->extra, "stop_wal"));
+    json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
+    if (!start || !stop || strlen(start) != 24 || strlen(stop) != 24 ||
+        !pg_wal_name_valid(start) || !pg_wal_name_valid(stop) || strncmp(start, stop, 8) != 0 ||
+        strcmp(start, stop) > 0 || segsize < (1 << 20) || (segsize & (segsize - 1)) ||
+        segsize > ((json_int_t)1 << 30))
+        return ob_err_set(err, OB_ECORRUPT,
+                          "snapshot %.8s does not say which WAL it needs (start_wal, stop_wal, "
+                          "wal_segment_size): it cannot be restored",
+                          s->id);
+    uint64_t missing = 0;
+    char first[25];
+    if (pg_wal_range_missing(r, start, stop, (uint64_t)segsize, &missing, first, err) < 0) {
+        ob_err_prefix(err, "listing the WAL archive for snapshot %.8s", s->id);
+        return -1;
+    }
+    if (missing)
+        return ob_err_set(err, OB_EFAIL,
+                          "snapshot %.8s cannot be restored: %llu of the WAL segments %s to %s "
+                          "it needs %s missing from the archive, the first %s (PostgreSQL could "
+                          "not make its files consistent); nothing was written. Restore an "
+                          "older snapshot, or bring the WAL back (`check` lists what is missing)",
+                          s->id, (unsigned long long)missing, start, stop,
+                          missing == 1 ? "is" : "are", first);
     return 0;
 }
 
@@ -1169,6 +1271,29 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
                               o->pgdata);
     } else if (errno != ENOENT) {
         return ob_err_errno(err, errno, "--pgdata %s", o->pgdata);
+    }
+
+    if (o->check_wal && restore_wal_present(r, s, err) < 0)
+        return -1;
+    /* Which timeline to follow, before writing anything: it can refuse. */
+    char tl_buf[16] = "";
+    if (!o->target_timeline) {
+        uint32_t tl = 0;
+        json_t *jt = json_object_get(s->extra, "timeline");
+        json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
+        int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
+                         o->target_immediate;
+        if (choose_timeline(r, (uint32_t)json_integer_value(jt),
+                            parse_lsn(json_string_value(json_object_get(s->extra, "start_lsn"))),
+                            segsize > 0 ? (uint64_t)segsize : (uint64_t)16 << 20, has_target,
+                            /* immediate: where the backup became consistent */
+                            o->target_lsn ? parse_lsn(o->target_lsn)
+                            : o->target_immediate
+                                ? parse_lsn(json_string_value(json_object_get(s->extra, "stop_lsn")))
+                                : 0,
+                            &tl, err) < 0)
+            return -1;
+        snprintf(tl_buf, sizeof tl_buf, "%u", tl);
     }
 
     uint8_t root[OB_ID_LEN];
@@ -1278,17 +1403,9 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
     /* No tablespace_map: the links are already in place, pointing where
      * the tablespaces were restored; a map would make the server point
      * them back at the original (possibly live) locations. */
-    char tl_buf[16];
     pg_physical_restore_opts ro = *o;
-    if (rc == 0 && !o->target_timeline) {
-        uint32_t tl = 0;
-        json_t *jt = json_object_get(s->extra, "timeline");
-        rc = choose_timeline(r, (uint32_t)json_integer_value(jt),
-                             parse_lsn(json_string_value(json_object_get(s->extra, "start_lsn"))),
-                             &tl, err);
-        snprintf(tl_buf, sizeof tl_buf, "%u", tl);
+    if (!o->target_timeline)
         ro.target_timeline = tl_buf;
-    }
     if (rc == 0)
         rc = write_recovery_conf(o->pgdata, &ro, uid, gid, err);
     if (rc == 0 && !o->quiet) {

@@ -88,6 +88,9 @@ typedef struct pg_physical_restore_opts {
      * could not fetch a single WAL file. */
     const char *const *restore_command_reads;
     size_t nrestore_command_reads;
+    int check_wal;             /* restore_command reads this repository's archive: refuse,
+                                  before writing anything, a snapshot whose own WAL
+                                  (start_wal..stop_wal) is not all there */
     char **tablespace_map;     /* "OID=DIR": where tablespace OID goes (default: where it was) */
     size_t ntablespace_map;
     int archive_off;           /* write archive_mode = off (a test restore must not

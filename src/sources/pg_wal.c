@@ -345,6 +345,89 @@ static uint64_t wal_range_missing(const wal_check_ctx *c, const char *start, con
     return want - have;
 }
 
+typedef struct range_ctx {
+    const char *start, *stop;
+    wal_check_ctx c; /* only segs / nsegs / segs_cap are used */
+} range_ctx;
+
+static int range_cb(const char *obj, uint64_t size, void *ud)
+{
+    (void)size;
+    range_ctx *x = ud;
+    /* wal/<TLI>/<24 hex>-<ID>: only the segments of the range count. */
+    const char *slash = strrchr(obj, '/');
+    if (!slash || strlen(slash + 1) != 24 + 1 + WAL_ID_HEX || slash[25] != '-')
+        return 0;
+    char name[25];
+    memcpy(name, slash + 1, 24);
+    name[24] = 0;
+    if (!pg_wal_name_valid(name) || strcmp(name, x->start) < 0 || strcmp(name, x->stop) > 0)
+        return 0;
+    wal_check_ctx *c = &x->c;
+    if (c->nsegs == c->segs_cap) {
+        c->segs_cap = c->segs_cap ? 2 * c->segs_cap : 64;
+        c->segs = ob_xrealloc(c->segs, c->segs_cap * sizeof *c->segs);
+    }
+    c->segs[c->nsegs++] = ob_xstrdup(name);
+    return 0;
+}
+
+int pg_wal_range_missing(repo *r, const char *start, const char *stop, uint64_t segsize,
+                         uint64_t *missing, char first_missing[25], ob_err *err)
+{
+    range_ctx x;
+    memset(&x, 0, sizeof x);
+    x.start = start;
+    x.stop = stop;
+    char *prefix = ob_xasprintf("wal/%.8s/", start);
+    int rc = storage_list(repo_storage(r), prefix, range_cb, &x, err);
+    free(prefix);
+    if (rc == 0) {
+        wal_check_ctx *c = &x.c;
+        /* Sorted and without duplicates, as wal_range_missing wants. */
+        if (c->nsegs > 1)
+            qsort(c->segs, c->nsegs, sizeof *c->segs, seg_cmp);
+        size_t w = c->nsegs ? 1 : 0;
+        for (size_t i = 1; i < c->nsegs; i++) {
+            if (strcmp(c->segs[i], c->segs[w - 1]) == 0)
+                free(c->segs[i]);
+            else
+                c->segs[w++] = c->segs[i];
+        }
+        c->nsegs = w;
+        first_missing[0] = 0;
+        *missing = wal_range_missing(c, start, stop, segsize, first_missing);
+    }
+    for (size_t i = 0; i < x.c.nsegs; i++)
+        free(x.c.segs[i]);
+    free(x.c.segs);
+    return rc;
+}
+
+static int newest_cb(const char *obj, uint64_t size, void *ud)
+{
+    (void)size;
+    char *newest = ud;
+    const char *slash = strrchr(obj, '/');
+    if (!slash || strlen(slash + 1) != 24 + 1 + WAL_ID_HEX || slash[25] != '-')
+        return 0;
+    char name[25];
+    memcpy(name, slash + 1, 24);
+    name[24] = 0;
+    if (pg_wal_name_valid(name) && strcmp(name, newest) > 0)
+        memcpy(newest, name, 25);
+    return 0;
+}
+
+int pg_wal_newest_segment(repo *r, uint32_t tli, char newest[25], ob_err *err)
+{
+    newest[0] = 0;
+    char *prefix = ob_xasprintf("wal/%08X/", tli);
+    int rc = storage_list(repo_storage(r), prefix, newest_cb, newest, err);
+    free(prefix);
+    return rc;
+}
+
 static int snapshot_listed(snapshot **all, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)
@@ -760,19 +843,30 @@ out:
 
 /* ---- archive-get ------------------------------------------------------ */
 
-/* Fetch name from the first repository that has it. */
+/* Fetch name from the first repository that has it.  OB_ENOTFOUND only
+ * when no repository has it: PostgreSQL takes "not found" for the end of
+ * the archive, so a damaged or unreachable copy in one repository must
+ * not be reported as absent because the next one lacks the file. */
 static int get_any(repo **repos, size_t nrepos, const char *name, ob_buf *out, ob_err *err)
 {
-    int rc = ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive", name);
+    ob_err first = OB_ERR_INIT; /* the first failure other than "not there" */
     for (size_t i = 0; i < nrepos; i++) {
-        ob_err_clear(err);
-        rc = pg_wal_get(repos[i], name, out, err);
-        if (rc == 0)
+        ob_err e = OB_ERR_INIT;
+        if (pg_wal_get(repos[i], name, out, &e) == 0) {
+            ob_err_clear(&first);
             return 0;
-        if (err->code != OB_ENOTFOUND && i + 1 < nrepos)
-            ob_warn("%s; trying the next repository", ob_err_msg(err));
+        }
+        if (e.code != OB_ENOTFOUND && i + 1 < nrepos)
+            ob_warn("%s; trying the next repository", ob_err_msg(&e));
+        if (e.code != OB_ENOTFOUND && first.code == OB_OK)
+            ob_err_move(&first, &e);
+        ob_err_clear(&e);
     }
-    return rc;
+    if (first.code != OB_OK) {
+        ob_err_move(err, &first);
+        return -1;
+    }
+    return ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive", name);
 }
 
 /* Remove from the spool the segments before `below` (and the temporary

@@ -68,6 +68,16 @@ int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err);
 /* Is name archived (one listing, no download)? */
 int pg_wal_exists(repo *r, const char *name, int *exists, ob_err *err);
 
+/* How many of the segments start..stop (one timeline, segsize bytes each)
+ * are not in r's archive, and the first of them (first_missing, when
+ * *missing > 0).  One listing of the timeline's directory. */
+int pg_wal_range_missing(repo *r, const char *start, const char *stop, uint64_t segsize,
+                         uint64_t *missing, char first_missing[25], ob_err *err);
+
+/* The newest (highest) segment name archived on timeline tli, "" if none.
+ * One listing of the timeline's directory. */
+int pg_wal_newest_segment(repo *r, uint32_t tli, char newest[25], ob_err *err);
+
 typedef struct pg_wal_push_opts {
     int batch;        /* also push up to this many other .ready files (0: none) */
     int nthreads;     /* parallel pushes; 0: one per CPU */

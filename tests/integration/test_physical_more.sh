@@ -174,7 +174,8 @@ cmp -s "$W/RECOVERYXLOG" "$W/check" || problem "spooled segment differs from the
 info "a damaged spooled copy (a crash mid-write) is never handed to PostgreSQL"
 # The prefetch after FIRST spooled the segment after NEXT too.  Zero it at
 # full size (what a crash can leave): without the repository archive-get
-# must now fail (the password file is missing: a config error, 2) rather
+# must now fail (the password file is missing: exit 126, which stops
+# PostgreSQL's recovery instead of ending it there) rather
 # than deliver it, and with it fetch the real bytes.
 NEXT2=$(python3 -c "s='$NEXT'; n=int(s[16:],16)+1; print(s[:16]+'%08X'%n)")
 [ -n "$(find "$REPO_A/wal/00000001" -name "$NEXT2-*")" ] || fail "test setup: $NEXT2 is not archived"
@@ -183,7 +184,7 @@ for _ in $(seq 1 100); do [ -f "$W/opsbackup.get/$NEXT2" ] && break; sleep 0.1; 
 SZ=$(stat -c %s "$W/opsbackup.get/$NEXT2")
 head -c "$SZ" /dev/zero >"$W/opsbackup.get/$NEXT2"
 rm -f "$W/zeroed"
-expect_code 2 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
+expect_code 126 runuser -u postgres -- "$OPSBACKUP" -c "$CONF" -r a --password-file /nonexistent \
     archive-get --prefetch 0 "$NEXT2" "$W/zeroed"
 assert_grep "not a whole WAL segment" "$T/err"
 [ -e "$W/zeroed" ] && problem "archive-get delivered a zeroed spool file"
