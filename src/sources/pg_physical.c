@@ -640,6 +640,21 @@ static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opt
     ob_buf_printf(&b, "restore_command = ");
     conf_quote(&b, o->restore_command);
     ob_buf_putc(&b, '\n');
+    /* Every recovery target this restore does not set, set empty: a
+     * postgresql.conf (or a file it includes) restored with the backup may
+     * still hold one from a recovery done by hand long ago, ignored while
+     * the server ran as a primary and obeyed now, stopping a restore to the
+     * end of the archive early.  This file is read last, so its values win.
+     * The empty ones come first: PostgreSQL refuses a target followed by
+     * another target's setting, even an empty one. */
+    static const char *const targets[] = {"recovery_target", "recovery_target_lsn",
+                                          "recovery_target_name", "recovery_target_time",
+                                          "recovery_target_xid"};
+    const int chosen[] = {o->target_immediate, o->target_lsn != NULL, o->target_name != NULL,
+                          o->target_time != NULL, o->target_xid != NULL};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)
+        if (!chosen[i])
+            ob_buf_printf(&b, "%s = ''\n", targets[i]);
     if (o->target_time) {
         int64_t sec;
         uint32_t ns;
@@ -678,9 +693,10 @@ static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opt
         ob_buf_printf(&b, "archive_mode = 'off'\n");
     int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
                      o->target_immediate;
-    if (has_target)
-        ob_buf_printf(&b, "recovery_target_action = '%s'\n",
-                      o->target_action ? o->target_action : "promote");
+    /* Always, for the same reason as the empty targets above. */
+    ob_buf_printf(&b, "recovery_target_inclusive = 'on'\n");
+    ob_buf_printf(&b, "recovery_target_action = '%s'\n",
+                  has_target && o->target_action ? o->target_action : "promote");
     ob_buf_putc(&b, '\0');
     int rc = write_small(auto_conf, (const char *)b.data, uid, gid, err);
     ob_buf_free(&b);

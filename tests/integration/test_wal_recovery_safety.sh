@@ -16,6 +16,10 @@
 #       copy's, and left out what production did after the fork;
 #       --target-timeline picks either; a target LSN before the fork is
 #       reached the same on both and is not refused;
+#   (b2) the source cluster's postgresql.conf holds a recovery target from
+#       a recovery done by hand long ago (ignored while it runs as a
+#       primary, restored with the backup): a restore to the end of the
+#       archive still replays all of it; it stopped at that target;
 #   (d) a backup whose WAL cannot be archived (archive_command failing)
 #       ends after --archive-timeout with the segment named; it asked the
 #       server to wait for the archive itself, which waits without limit,
@@ -75,12 +79,15 @@ restore_start() {
 wal_object() { find "$REPO/wal/${1:0:8}" -name "$1-*"; }
 
 pg_sql "CREATE TABLE b (batch int, id int)" >/dev/null
+# (b2): a stale target, and the restore point it names after batch 1.
+echo "recovery_target_name = 'long_ago'" >>"$PGDATA_DIR/postgresql.conf"
 expect_code 0 obpg --json backup db --physical --pgdata "$PGDATA_DIR"
 cp "$T/out" "$T/base.json"
 BASE=$(json_get "$T/base.json" "j['id']")
 STOP_WAL=$(json_get "$T/base.json" "j['extra']['stop_wal']")
 pg_sql "INSERT INTO b SELECT 1, g FROM generate_series(1, 1000) g" >/dev/null
 LSN1=$(pg_sql "SELECT pg_current_wal_insert_lsn()")
+pg_sql "SELECT pg_create_restore_point('long_ago')" >/dev/null
 switch_and_wait
 SEG2=$(pg_sql "SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
 pg_sql "INSERT INTO b SELECT 2, g FROM generate_series(1, 1000) g" >/dev/null
@@ -119,7 +126,9 @@ cp -p "$T/seg2-good" "$OBJ"
 restore_start "$T/r1b" $((PGPORT + 2)) "$BASE"
 [ "$RC" = 0 ] || { cat "$T/err"; fail "(b) restore with the segment repaired: exit $RC"; }
 got=$(batches_at "$T/r1b" $((PGPORT + 2)))
-[ "$got" = "1:1000 2:1000 3:1000" ] || problem "(b) restored '$got', not all three batches"
+[ "$got" = "1:1000 2:1000 3:1000" ] || problem "(b, b2) restored '$got', not all three batches"
+grep -q "^recovery_target_name = 'long_ago'" "$T/r1b/postgresql.conf" ||
+    fail "test setup: the stale target is not in the restored postgresql.conf"
 
 info "(c) a copy left archiving forks timeline 2; production goes on on timeline 1"
 sql_at "$T/r1b" $((PGPORT + 2)) "INSERT INTO b SELECT 9, g FROM generate_series(1, 10) g"
