@@ -213,7 +213,19 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
         }
         if (lock_is_stale(&li)) {
             ob_info("removing stale lock %s of %s pid %ld", l.v[i], li.host, li.pid);
-            storage_delete(repo_storage(r), l.v[i], &e);
+            if (storage_delete(repo_storage(r), l.v[i], &e) < 0 && e.code != OB_ENOTFOUND) {
+                /* A stale lock that is still there is as good as a live
+                 * one: its holder may only be stopped, and once resumed
+                 * it would find its lock and go on writing.  Only its
+                 * removal makes the holder see that its lease is lost. */
+                if (exclusive || li.exclusive)
+                    rc = ob_err_set(err, e.code,
+                                    "could not remove stale lock %s of %s pid %ld, so the "
+                                    "repository lock is not taken: %s",
+                                    l.v[i], li.host, li.pid, ob_err_msg(&e));
+                else
+                    ob_warn("could not remove stale lock %s: %s", l.v[i], ob_err_msg(&e));
+            }
             ob_err_clear(&e);
         } else if (exclusive || li.exclusive) {
             char *when = ob_time_local(li.time);

@@ -24,6 +24,9 @@
 
 typedef struct repo_lock repo_lock; /* struct tag used by forward declarations */
 
+/* Fails (OB_ELOCKED) when a live lock conflicts, and also when a
+ * conflicting lock is stale but cannot be removed: its holder may only be
+ * stopped, and would go on once resumed. */
 int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
 /* Is the lease lost: a renewal failed (storage unreachable), another
  * process removed the lock as stale, or the last renewal is so old (the

@@ -2332,12 +2332,19 @@ typedef struct rt_wrap {
     long data_get_delay_ns; /* each get under data/ takes at least this long */
     int stats;              /* stat calls (a HEAD each on S3) */
     int fail_lock_gets;     /* gets under locks/ fail as the network would */
+    int fail_lock_puts;     /* the next N puts under locks/ fail */
+    int fail_lock_dels;     /* deletes under locks/ fail */
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
                        ob_err *err)
 {
-    return storage_put(((rt_wrap *)s)->inner, name, data, len, flags, err);
+    rt_wrap *w = (rt_wrap *)s;
+    if (w->fail_lock_puts > 0 && strncmp(name, "locks/", 6) == 0) {
+        w->fail_lock_puts--;
+        return ob_err_set(err, OB_EIO, "writing %s: connection reset (injected)", name);
+    }
+    return storage_put(w->inner, name, data, len, flags, err);
 }
 static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
                        ob_err *err)
@@ -2371,6 +2378,8 @@ static int rt_wrap_list(storage *s, const char *prefix, storage_list_cb cb, void
 }
 static int rt_wrap_del(storage *s, const char *name, ob_err *err)
 {
+    if (((rt_wrap *)s)->fail_lock_dels && strncmp(name, "locks/", 6) == 0)
+        return ob_err_set(err, OB_EIO, "deleting %s: connection reset (injected)", name);
     return storage_delete(((rt_wrap *)s)->inner, name, err);
 }
 static int rt_wrap_stat(storage *s, const char *name, uint64_t *size, ob_err *err)
@@ -3693,6 +3702,51 @@ static void test_lock_lease(void **state)
     assert_false(rt_exists(f->st, other));
 }
 
+/* A stale lock that cannot be removed still stands in the way: its holder
+ * may only be stopped, and once resumed it would find its lock and go on
+ * (review finding 3).  Taking a lock it conflicts with fails, naming it. */
+static void test_lock_stale_undeletable(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-staledel");
+    int64_t now;
+    ob_time_now(&now, NULL);
+    const char *other = "locks/000000000000000000000000other";
+    rt_craft_lock(f->r, other, "some-other-host.invalid", 1, now - LOCK_STALE_SECONDS - 60, 0);
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st,
+                    .fail_lock_dels = 1};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    repo_lock *x = NULL;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_acquire(r, 1, &x, &err), -1);
+    assert_null(x);
+    assert_int_equal(err.code, OB_EIO);
+    assert_non_null(strstr(ob_err_msg(&err), "could not remove stale lock"));
+    assert_non_null(strstr(ob_err_msg(&err), other));
+    ob_err_clear(&err);
+    assert_true(rt_exists(f->st, other));
+    /* The failed acquisition could not delete its own lock either (the
+     * same deletes fail): clear it away by hand. */
+    storage_names left = {0};
+    MUST(storage_list(f->st, "locks/", storage_names_collect, &left, E));
+    for (size_t i = 0; i < left.n; i++)
+        if (strcmp(left.v[i], other) != 0)
+            MUST(storage_delete(f->st, left.v[i], E));
+    storage_names_free(&left);
+    assert_int_equal(rt_count(f->st, "locks/"), 1);
+    /* A shared lock next to a stale shared one is no conflict either way:
+     * failing to remove it is only a warning. */
+    MUST(repo_lock_acquire(r, 0, &x, E));
+    wrap.fail_lock_dels = 0;
+    repo_lock_release(x);
+    /* Once the delete works, the stale lock goes and the lock is taken. */
+    MUST(repo_lock_acquire(r, 1, &x, E));
+    assert_false(rt_exists(f->st, other));
+    repo_lock_release(x);
+    repo_close(r);
+}
+
 /* ==================================================================== */
 /* snapshots                                                             */
 /* ==================================================================== */
@@ -4004,6 +4058,7 @@ int main(void)
         cmocka_unit_test_teardown(test_check_v1_short_extent, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_stale_undeletable, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };
