@@ -3702,6 +3702,25 @@ static void test_lock_lease(void **state)
     assert_false(rt_exists(f->st, other));
 }
 
+/* The `time` a lock object holds (lock.c writes it at every renewal). */
+static int64_t rt_lock_time(repo *r, const char *name)
+{
+    ob_buf b = OB_BUF_INIT;
+    MUST(repo_get_object(r, name, REPO_OBJ_LOCK, &b, E));
+    json_t *o = json_loadb((const char *)b.data, b.len, 0, NULL);
+    ob_buf_free(&b);
+    assert_non_null(o);
+    int64_t t = (int64_t)json_integer_value(json_object_get(o, "time"));
+    json_decref(o);
+    return t;
+}
+
+static void rt_sleep_past_second(void)
+{
+    struct timespec ts = {1, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 /* A stale lock that cannot be removed still stands in the way: its holder
  * may only be stopped, and once resumed it would find its lock and go on
  * (review finding 3).  Taking a lock it conflicts with fails, naming it. */
@@ -3745,6 +3764,76 @@ static void test_lock_stale_undeletable(void **state)
     assert_false(rt_exists(f->st, other));
     repo_lock_release(x);
     repo_close(r);
+}
+
+/* One failed renewal does not lose the lease: the next one succeeds and
+ * the lock's time moves on (review finding 2).  Only when no renewal has
+ * succeeded for the trust time is it lost, and the failure is named. */
+static void test_lock_renew_retries(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-retry");
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    repo_lock *s1 = NULL;
+    MUST(repo_lock_acquire(r, 0, &s1, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    int64_t t0 = rt_lock_time(f->r, mine);
+    rt_sleep_past_second();
+
+    wrap.fail_lock_puts = 1;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_renew_now(s1, &err), 0);
+    assert_int_equal(rt_lock_time(f->r, mine), t0);
+    assert_int_equal(repo_lock_renew_now(s1, &err), 0); /* the storage is back */
+    assert_true(rt_lock_time(f->r, mine) > t0);
+    assert_int_equal(repo_lock_lost(s1, NULL), 0);
+
+    /* Failing for longer than the trust time loses it, saying why. */
+    wrap.fail_lock_puts = 1;
+    assert_int_equal(repo_lock_renew_now(s1, NULL), 0);
+    repo_lock_backdate(s1, LOCK_STALE_SECONDS);
+    assert_int_equal(repo_lock_lost(s1, &err), 1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "the last renewal failed"));
+    assert_non_null(strstr(ob_err_msg(&err), "connection reset (injected)"));
+    ob_err_clear(&err);
+    repo_lock_release(s1);
+    free(mine);
+    repo_close(r);
+}
+
+/* A holder whose last good renewal is older than the trust time does not
+ * write its lock again: another process may have removed it as stale just
+ * now, and writing it back would make the lease look valid under a prune
+ * (review finding 4).  The lease is lost for good. */
+static void test_lock_no_resurrect(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-resurrect");
+    repo_lock *s1 = NULL;
+    MUST(repo_lock_acquire(f->r, 0, &s1, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    int64_t t0 = rt_lock_time(f->r, mine);
+    rt_sleep_past_second();
+    repo_lock_backdate(s1, LOCK_STALE_SECONDS);
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_renew_now(s1, &err), 1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "may count it as stale"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_lock_time(f->r, mine), t0); /* not written */
+    /* Lost stays lost, however fresh the clock looks afterwards. */
+    repo_lock_backdate(s1, -LOCK_STALE_SECONDS);
+    assert_int_equal(repo_lock_renew_now(s1, NULL), 1);
+    assert_int_equal(rt_lock_time(f->r, mine), t0);
+    repo_lock_release(s1);
+    free(mine);
 }
 
 /* ==================================================================== */
@@ -4059,6 +4148,8 @@ int main(void)
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
         cmocka_unit_test_teardown(test_lock_stale_undeletable, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_renew_retries, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_no_resurrect, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };
