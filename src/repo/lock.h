@@ -34,8 +34,9 @@ int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
  * slept, every renewal failed) that others may count it stale?  A failed
  * renewal alone does not lose it; the renewer tries again at its next
  * turn.  Once lost, it stays lost and the lock is never written again.
- * Every operation checks before committing, so it never commits under a
- * lost lease.  Cheap: no storage access. */
+ * Every operation checks before committing, and a writer given the lock
+ * (repo_writer_set_lock) before every pack and index file, so nothing is
+ * committed or published under a lost lease.  Cheap: no storage access. */
 int repo_lock_lost(repo_lock *l, ob_err *err);
 /* Renew now rather than at the renewer's next turn; returns
  * repo_lock_lost's answer afterwards (the tests use it). */

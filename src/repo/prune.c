@@ -632,6 +632,7 @@ static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
         ob_info("prune: repacking %zu packs", nrp);
         if (repo_writer_new(c->r, 0, &w, err) < 0)
             goto out;
+        repo_writer_set_lock(w, c->o->lock);
         for (size_t i = 0; i < nrp; i++)
             if (repack_one(c, w, &rp[i], err) < 0)
                 goto out;

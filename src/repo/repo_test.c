@@ -3836,6 +3836,76 @@ static void test_lock_no_resurrect(void **state)
     free(mine);
 }
 
+/* A writer whose lease is lost stores no pack and writes no index file
+ * (review_prune finding 1).  Here a pack is stored under a live lease, the
+ * process then "sleeps" past the stale time (the last renewal is moved
+ * back): a prune may have deleted that pack as unindexed meanwhile, so the
+ * flush must fail before it writes an index file naming it. */
+enum { RT_LEASE_BLOB = 1 << 20 };
+
+static void test_writer_lease_lost(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("writer-lease");
+    repo_lock *lock = NULL;
+    MUST(repo_lock_acquire(f->r, 0, &lock, E));
+    repo_writer *w = NULL;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    repo_writer_set_lock(w, lock);
+    uint8_t *buf = ob_xmalloc(RT_LEASE_BLOB);
+    uint8_t id[OB_ID_LEN];
+    size_t nblobs = repo_pack_size(f->r) / RT_LEASE_BLOB + 2;
+    for (size_t i = 0; i < nblobs; i++) {
+        rt_fill_random(buf, RT_LEASE_BLOB, 9100 + i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, RT_LEASE_BLOB, id, NULL, E));
+    }
+    /* The first pack is full: wait until it is stored. */
+    for (int i = 0; i < 3000 && rt_count(f->st, "data/") == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(rt_count(f->st, "data/"), 1);
+    assert_int_equal(rt_count(f->st, "index/"), 0);
+
+    repo_lock_backdate(lock, LOCK_STALE_SECONDS);
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_writer_flush(w, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "the repository lock was lost"));
+    assert_non_null(strstr(ob_err_msg(&err), "nothing more is written"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_count(f->st, "index/"), 0); /* no index names the pack */
+    assert_int_equal(rt_count(f->st, "data/"), 1);  /* nor is the last pack stored */
+    /* Sticky, and the next add says why at once. */
+    assert_int_equal(repo_writer_add(w, REPO_BLOB_DATA, "y", 1, id, NULL, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    ob_err_clear(&err);
+    repo_writer_free(w);
+    repo_lock_release(lock);
+
+    /* A lock another process removed as stale: the same, once the
+     * renewer has found it gone. */
+    MUST(repo_lock_acquire(f->r, 0, &lock, E));
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    repo_writer_set_lock(w, lock);
+    MUST(repo_writer_add(w, REPO_BLOB_DATA, "z", 1, id, NULL, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    MUST(storage_delete(f->st, mine, E));
+    assert_int_equal(repo_lock_renew_now(lock, NULL), 1);
+    assert_int_equal(repo_writer_flush(w, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "removed it as stale"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_count(f->st, "index/"), 0);
+    assert_int_equal(rt_count(f->st, "data/"), 1);
+    repo_writer_free(w);
+    repo_lock_release(lock);
+    free(mine);
+    free(buf);
+}
+
 /* ==================================================================== */
 /* snapshots                                                             */
 /* ==================================================================== */
@@ -4150,6 +4220,7 @@ int main(void)
         cmocka_unit_test_teardown(test_lock_stale_undeletable, rt_teardown),
         cmocka_unit_test_teardown(test_lock_renew_retries, rt_teardown),
         cmocka_unit_test_teardown(test_lock_no_resurrect, rt_teardown),
+        cmocka_unit_test_teardown(test_writer_lease_lost, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };

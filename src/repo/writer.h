@@ -18,8 +18,17 @@
  * as unreferenced data for prune).
  *
  * Errors on workers are sticky: the next add or flush returns the first one.
- * Ownership: the writer borrows the repo (which must outlive it) and copies
- * the data passed to add.
+ *
+ * Lease: a writer given the caller's repository lock (repo_writer_set_lock)
+ * asks it right before storing each pack and writing each index file, and
+ * once the lease is lost it fails (OB_ELOCKED) and stores nothing more.  A
+ * writer that published an index file after its lease ran out could name
+ * packs a prune has just deleted as unindexed, and later backups would
+ * deduplicate against them (D79).
+ *
+ * Ownership: the writer borrows the repo (which must outlive it) and the
+ * lock (which must outlive it too: release the lock after
+ * repo_writer_free), and copies the data passed to add.
  */
 #ifndef OB_WRITER_H
 #define OB_WRITER_H
@@ -28,6 +37,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "repo/lock.h"
 #include "repo/repo.h"
 
 typedef struct repo_writer repo_writer;
@@ -48,6 +58,11 @@ int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err);
  * compression races its producer, D65).  The level is not recorded: any
  * reader decompresses any level. */
 int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err);
+
+/* Work under the lease of `lock` (borrowed; NULL: none, as in tests that
+ * hold no lock).  Call it before the first add: every command that holds
+ * a lock of the repository passes it here. */
+void repo_writer_set_lock(repo_writer *w, repo_lock *lock);
 
 /* Store a blob unless the repository already has one with the same ID.
  * id receives the blob ID; *added (may be NULL) is set to 1 if the blob
