@@ -43,6 +43,7 @@
 #include "repo/index.h"
 #include "repo/lock.h"
 #include "repo/pack.h"
+#include "repo/prune.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
@@ -2334,6 +2335,9 @@ typedef struct rt_wrap {
     int fail_lock_gets;     /* gets under locks/ fail as the network would */
     int fail_lock_puts;     /* the next N puts under locks/ fail */
     int fail_lock_dels;     /* deletes under locks/ fail */
+    /* At the first listing of data/ (prune lists index/ just before),
+     * rename hold_from to hold_to: an index file appears mid-way. */
+    const char *hold_from, *hold_to;
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
@@ -2369,6 +2373,10 @@ static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t l
 static int rt_wrap_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
 {
     rt_wrap *w = (rt_wrap *)s;
+    if (w->hold_from && strncmp(prefix, "data/", 5) == 0) {
+        assert_int_equal(rename(w->hold_from, w->hold_to), 0);
+        w->hold_from = NULL;
+    }
     if (strncmp(prefix, "index/", 6) == 0) {
         __atomic_add_fetch(&w->index_lists, 1, __ATOMIC_SEQ_CST);
         struct timespec ts = {0, 20 * 1000 * 1000};
@@ -3906,6 +3914,75 @@ static void test_writer_lease_lost(void **state)
     free(buf);
 }
 
+/* Store one small blob through a writer of its own: one pack, one index
+ * file, whose name goes to *index_name (may be NULL). */
+static void rt_store_one(rt_fx *f, const char *text, char **index_name)
+{
+    repo_writer *w = NULL;
+    uint8_t id[OB_ID_LEN];
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    MUST(repo_writer_add(w, REPO_BLOB_DATA, text, strlen(text), id, NULL, E));
+    MUST(repo_writer_flush(w, E));
+    size_t n = 0;
+    const char *const *names = repo_writer_index_names(w, &n);
+    assert_int_equal(n, 1);
+    if (index_name)
+        *index_name = ob_xstrdup(names[0]);
+    repo_writer_free(w);
+}
+
+/* An index file that appears while prune holds the exclusive lock was
+ * written by a process without a valid lease, and may name packs prune
+ * found unindexed (review_prune finding 1).  Prune lists index/ again
+ * right before its first delete and stops, deleting nothing: both in a
+ * full sweep and when it would only delete unindexed packs. */
+static void test_prune_index_appears(void **state)
+{
+    (void)state;
+    for (int full = 1; full >= 0; full--) {
+        rt_fx *f = rt_fx_new(full ? "prune-intruder-sweep" : "prune-intruder-unindexed");
+        if (full)
+            rt_store_one(f, "an unused blob: its pack is deleted in a full sweep", NULL);
+        char *late = NULL;
+        rt_store_one(f, "the stalled writer's blob", &late);
+        /* Its index file is not there when prune starts: its pack looks
+         * left behind by an interrupted writer. */
+        char *from = ob_xasprintf("%s/held", f->dir);
+        char *to = ob_xasprintf("%s/%s", f->root, late);
+        assert_int_equal(rename(to, from), 0);
+        size_t packs = rt_count(f->st, "data/"), indexes = rt_count(f->st, "index/") + 1;
+
+        rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st,
+                        .hold_from = from, .hold_to = to};
+        repo *r = NULL;
+        MUST(repo_open(&wrap.base, f->pw, &r, E));
+        prune_opts o = {.max_unused_pct = 5, .tmp_max_age = -1};
+        prune_stats st;
+        ob_err err = OB_ERR_INIT;
+        assert_int_equal(repo_prune(r, &o, &st, &err), -1);
+        assert_null(wrap.hold_from); /* it did appear mid-way */
+        assert_int_equal(err.code, OB_ELOCKED);
+        assert_non_null(strstr(ob_err_msg(&err), late));
+        assert_non_null(strstr(ob_err_msg(&err), "prune deleted nothing"));
+        ob_err_clear(&err);
+        assert_int_equal(rt_count(f->st, "data/"), packs);
+        assert_true(rt_count(f->st, "index/") >= indexes);
+        assert_true(rt_exists(f->st, late));
+        repo_close(r);
+
+        /* Nothing appears this time: prune does its job (no snapshot uses
+         * either blob, so every pack goes, through the index). */
+        MUST(repo_open(f->st, f->pw, &r, E));
+        MUST(repo_prune(r, &o, &st, E));
+        assert_int_equal(rt_count(f->st, "data/"), 0);
+        repo_close(r);
+        free(from);
+        free(to);
+        free(late);
+        rt_fx_free(f);
+    }
+}
+
 /* ==================================================================== */
 /* snapshots                                                             */
 /* ==================================================================== */
@@ -4221,6 +4298,7 @@ int main(void)
         cmocka_unit_test_teardown(test_lock_renew_retries, rt_teardown),
         cmocka_unit_test_teardown(test_lock_no_resurrect, rt_teardown),
         cmocka_unit_test_teardown(test_writer_lease_lost, rt_teardown),
+        cmocka_unit_test_teardown(test_prune_index_appears, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };

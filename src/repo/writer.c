@@ -71,6 +71,8 @@ struct repo_writer {
     int nthreads;
     int dirty;               /* entries added since the last successful flush */
     repo_writer_stats stats;
+    char **index_names;      /* index files written, "index/<hex>" */
+    size_t nindex_names;
 };
 
 static int fail_locked(repo_writer *w, ob_err *e)
@@ -115,9 +117,10 @@ static int record_index_locked(repo_writer *w)
     repo_index_encode(done, &payload);
     repo_index_free(done);
     ob_err e = OB_ERR_INIT;
+    char hex[OB_HEX_ID_LEN + 1];
     int rc = lease_check(lease, &e);
     if (rc == 0) {
-        rc = repo_put_object(w->r, "index", REPO_OBJ_INDEX, payload.data, payload.len, NULL, &e);
+        rc = repo_put_object(w->r, "index", REPO_OBJ_INDEX, payload.data, payload.len, hex, &e);
         if (rc < 0)
             ob_err_prefix(&e, "writing index file");
     }
@@ -128,6 +131,8 @@ static int record_index_locked(repo_writer *w)
     pthread_cond_broadcast(&w->cv_space);
     if (rc < 0)
         return fail_locked(w, &e);
+    w->index_names = ob_xrealloc(w->index_names, (w->nindex_names + 1) * sizeof *w->index_names);
+    w->index_names[w->nindex_names++] = ob_xasprintf("index/%s", hex);
     return 0;
 }
 
@@ -440,6 +445,15 @@ int repo_writer_flush(repo_writer *w, ob_err *err)
     return rc;
 }
 
+const char *const *repo_writer_index_names(repo_writer *w, size_t *n)
+{
+    pthread_mutex_lock(&w->mu);
+    *n = w->nindex_names;
+    const char *const *v = (const char *const *)w->index_names;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
 void repo_writer_get_stats(repo_writer *w, repo_writer_stats *out)
 {
     pthread_mutex_lock(&w->mu);
@@ -466,6 +480,9 @@ void repo_writer_free(repo_writer *w)
         pthread_join(w->threads[i], NULL);
     free(w->threads);
     repo_index_free(w->unrecorded);
+    for (size_t i = 0; i < w->nindex_names; i++)
+        free(w->index_names[i]);
+    free(w->index_names);
     /* Entries of blobs that were never durably recorded must not make a
      * later writer on the same repo believe they are stored: drop the
      * in-memory index so it reloads from what is really there. */

@@ -78,6 +78,11 @@ int repo_writer_flush(repo_writer *w, ob_err *err);
 
 void repo_writer_get_stats(repo_writer *w, repo_writer_stats *out);
 
+/* The index files this writer has written ("index/<hex>"), so prune can
+ * tell its own new index files from another process's.  The array is the
+ * writer's, valid until its next add, flush or free. */
+const char *const *repo_writer_index_names(repo_writer *w, size_t *n);
+
 /* Stop the workers and free.  Work not flushed is abandoned (its packs may
  * remain as unreferenced data; nothing references them). */
 void repo_writer_free(repo_writer *w);
