@@ -137,6 +137,7 @@ static int replicate_one(cli_ctx *ctx, const snapshot *s, const char *name, char
         repo_lock_acquire(dst, 0, &lock, err) < 0 || snapshot_list(dst, &have, &nhave, err) < 0 ||
         repo_load_index(dst, err) < 0 || repo_writer_new(dst, 0, &w, err) < 0)
         goto out;
+    repo_writer_set_lock(w, lock);
     if (strcmp(repo_id(dst), repo_id(ctx->r)) == 0) {
         ob_err_set(err, OB_EUSAGE, "it is the same repository as %s", ctx->repo);
         goto out;

@@ -100,6 +100,7 @@ int cmd_copy(cli_ctx *ctx, int argc, char **argv)
     if (repo_load_index(dst, &err) < 0 || repo_load_index(src, &err) < 0 ||
         repo_writer_new(dst, 0, &w, &err) < 0)
         goto fail;
+    repo_writer_set_lock(w, dlock);
     cp = repo_copier_new(src, dst, w);
     made = ob_xcalloc(npending + 1, sizeof *made);
     size_t already = 0;

@@ -23,10 +23,17 @@ struct repo_lock {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
-    int lost;
-    ob_err err;
-    struct timespec renewed; /* CLOCK_BOOTTIME of the last write of the lock */
+    int lost;                /* for good: the object is gone, or too old */
+    ob_err err;              /* why it is lost */
+    ob_err failed;           /* the last renewal's failure; cleared by a success */
+    struct timespec renewed; /* CLOCK_BOOTTIME of the last good write of the lock */
 };
+
+/* How long after its last successful renewal a holder still trusts its
+ * lease: the stale time less two renewals, so it stops before any other
+ * process can count its lock as stale, with a margin for clocks and for
+ * the renewal in flight. */
+#define LOCK_TRUST_SECONDS (LOCK_STALE_SECONDS - 2 * LOCK_RENEW_SECONDS)
 
 /* Seconds on a clock that runs while the process is stopped or the machine
  * sleeps: what other processes' wall clocks see pass. */
@@ -35,6 +42,12 @@ static double boot_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Seconds since the last successful renewal; l->mu held. */
+static double quiet_seconds(const repo_lock *l)
+{
+    return boot_seconds() - ((double)l->renewed.tv_sec + l->renewed.tv_nsec / 1e9);
 }
 
 typedef struct lock_info {
@@ -213,7 +226,19 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
         }
         if (lock_is_stale(&li)) {
             ob_info("removing stale lock %s of %s pid %ld", l.v[i], li.host, li.pid);
-            storage_delete(repo_storage(r), l.v[i], &e);
+            if (storage_delete(repo_storage(r), l.v[i], &e) < 0 && e.code != OB_ENOTFOUND) {
+                /* A stale lock that is still there is as good as a live
+                 * one: its holder may only be stopped, and once resumed
+                 * it would find its lock and go on writing.  Only its
+                 * removal makes the holder see that its lease is lost. */
+                if (exclusive || li.exclusive)
+                    rc = ob_err_set(err, e.code,
+                                    "could not remove stale lock %s of %s pid %ld, so the "
+                                    "repository lock is not taken: %s",
+                                    l.v[i], li.host, li.pid, ob_err_msg(&e));
+                else
+                    ob_warn("could not remove stale lock %s: %s", l.v[i], ob_err_msg(&e));
+            }
             ob_err_clear(&e);
         } else if (exclusive || li.exclusive) {
             char *when = ob_time_local(li.time);
@@ -232,34 +257,68 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
     return rc;
 }
 
-/* One renewal; l->mu held on entry and on return.  A lock that is gone
- * was removed by another process that judged it stale (this one was
- * stopped or asleep for longer than the stale time) and is not written
- * again: the lease is lost, and whoever removed it may be deleting data
- * meanwhile. */
+/* One renewal; l->mu held on entry and on return.
+ *
+ * A failure (the storage did not answer, the put failed) is not the end of
+ * the lease: the next turn tries again, and the lease is lost only once no
+ * renewal has succeeded for LOCK_TRUST_SECONDS.  One failed put two minutes
+ * after a good one leaves 26 minutes before anyone may count the lock as
+ * stale, and giving up at once would throw a long backup away for a blip.
+ *
+ * The lease is lost for good, and the lock never written again, when the
+ * object is gone (another process removed it as stale: this one was
+ * stopped or asleep past the stale time, and whoever removed it may be
+ * deleting data meanwhile), or when the last good renewal is so old that
+ * others may count the lock as stale already: writing it back then could
+ * bring back a lock a prune has just removed, and the lease would look
+ * valid while the prune deletes. */
 static void renew_locked(repo_lock *l)
 {
+    double quiet = quiet_seconds(l);
+    if (quiet > LOCK_TRUST_SECONDS) {
+        l->lost = 1;
+        ob_err_set(&l->err, OB_ELOCKED,
+                   "it was last renewed %.0f s ago, so others may count it as stale (was this "
+                   "process stopped or asleep, or the storage unreachable?)%s%s",
+                   quiet, l->failed.code != OB_OK ? "; the last renewal failed: " : "",
+                   ob_err_msg(&l->failed));
+        return;
+    }
+    /* The lease runs from when the object's `time` is taken, not from
+     * when a slow put returns: others count from that `time`. */
+    struct timespec started;
+    clock_gettime(CLOCK_BOOTTIME, &started);
     pthread_mutex_unlock(&l->mu);
     ob_err e = OB_ERR_INIT;
     uint64_t size;
+    int gone = 0;
     int rc = storage_stat(repo_storage(l->r), l->name, &size, &e);
     if (rc < 0 && e.code == OB_ENOTFOUND) {
+        gone = 1;
         ob_err_clear(&e);
         ob_err_set(&e, OB_ELOCKED,
                    "another process removed it as stale (was this one stopped or asleep for "
                    "more than %d minutes?)",
                    LOCK_STALE_SECONDS / 60);
     } else {
+        /* Present, or the storage did not say: a failed stat is not a
+         * missing lock, and rewriting it is what the lease asks. */
         ob_err_clear(&e);
         rc = lock_write(l->r, l->name, l->exclusive, &e);
     }
     pthread_mutex_lock(&l->mu);
-    if (rc < 0) {
-        ob_warn("could not renew repository lock: %s", ob_err_msg(&e));
+    if (gone) {
+        ob_warn("the repository lock was lost: %s", ob_err_msg(&e));
         l->lost = 1;
         ob_err_move(&l->err, &e);
+    } else if (rc < 0) {
+        ob_warn("could not renew the repository lock (trying again in %d s; the lease is lost "
+                "if no renewal succeeds for %d minutes): %s",
+                LOCK_RENEW_SECONDS, LOCK_TRUST_SECONDS / 60, ob_err_msg(&e));
+        ob_err_move(&l->failed, &e);
     } else {
-        clock_gettime(CLOCK_BOOTTIME, &l->renewed);
+        l->renewed = started;
+        ob_err_clear(&l->failed);
     }
 }
 
@@ -307,7 +366,10 @@ int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
     ob_hex(rnd, sizeof rnd, hex);
     char *name = ob_xasprintf("locks/%s", hex);
     /* Write ours first, then look: two processes racing both see each other
-     * and at least one backs off, never neither. */
+     * and at least one backs off, never neither.  The lease runs from
+     * before the write (see renew_locked). */
+    struct timespec started;
+    clock_gettime(CLOCK_BOOTTIME, &started);
     if (lock_write(r, name, exclusive, err) < 0) {
         free(name);
         return ob_err_prefix(err, "creating repository lock");
@@ -323,7 +385,7 @@ int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
     l->r = r;
     l->name = name;
     l->exclusive = exclusive;
-    clock_gettime(CLOCK_BOOTTIME, &l->renewed);
+    l->renewed = started;
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -342,24 +404,32 @@ int repo_lock_lost(repo_lock *l, ob_err *err)
 {
     pthread_mutex_lock(&l->mu);
     int lost = l->lost;
-    double quiet = boot_seconds() - ((double)l->renewed.tv_sec + l->renewed.tv_nsec / 1e9);
+    double quiet = quiet_seconds(l);
     if (lost) {
-        ob_err_set(err, OB_ELOCKED, "the repository lock could not be renewed (%s)",
-                   ob_err_msg(&l->err));
-    } else if (quiet > LOCK_STALE_SECONDS - 2 * LOCK_RENEW_SECONDS) {
-        /* The renewer has not run for so long that another process may
-         * already count the lock as stale (this process was stopped, or
-         * the machine slept): the renewer may not have woken up yet to
-         * find out, and committing now could reference data a prune is
-         * deleting. */
+        ob_err_set(err, OB_ELOCKED, "the repository lock was lost: %s", ob_err_msg(&l->err));
+    } else if (quiet > LOCK_TRUST_SECONDS) {
+        /* The renewer has not succeeded for so long that another process
+         * may already count the lock as stale (this process was stopped,
+         * the machine slept, or every renewal failed): the renewer may not
+         * have woken up yet to find out, and committing now could
+         * reference data a prune is deleting. */
         lost = 1;
         ob_err_set(err, OB_ELOCKED,
-                   "the repository lock was last renewed %.0f s ago (was this process "
-                   "stopped or asleep?); another process may have taken it as stale",
-                   quiet);
+                   "the repository lock was lost: it was last renewed %.0f s ago (was this "
+                   "process stopped or asleep, or the storage unreachable?); another process "
+                   "may have taken it as stale%s%s",
+                   quiet, l->failed.code != OB_OK ? "; the last renewal failed: " : "",
+                   ob_err_msg(&l->failed));
     }
     pthread_mutex_unlock(&l->mu);
     return lost;
+}
+
+void repo_lock_backdate(repo_lock *l, int seconds)
+{
+    pthread_mutex_lock(&l->mu);
+    l->renewed.tv_sec -= seconds;
+    pthread_mutex_unlock(&l->mu);
 }
 
 void repo_lock_release(repo_lock *l)
@@ -377,6 +447,7 @@ void repo_lock_release(repo_lock *l)
         ob_warn("could not remove lock %s: %s", l->name, ob_err_msg(&e));
     ob_err_clear(&e);
     ob_err_clear(&l->err);
+    ob_err_clear(&l->failed);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l->name);

@@ -463,8 +463,9 @@ static int batch_visit(const index_entry *e, void *ud)
 }
 
 /* Step 1: the packs that stay, in new index files of at most about
- * PRUNE_INDEX_BATCH blobs each (one pass over the index per file). */
-static int write_kept_index(prune_ctx *c, ob_err *err)
+ * PRUNE_INDEX_BATCH blobs each (one pass over the index per file).  The
+ * names written are added to *own. */
+static int write_kept_index(prune_ctx *c, storage_names *own, ob_err *err)
 {
     size_t lo = 0;
     while (lo < c->np) {
@@ -482,8 +483,9 @@ static int write_kept_index(prune_ctx *c, ob_err *err)
             ob_buf payload = OB_BUF_INIT;
             repo_index_encode(b.out, &payload);
             repo_index_free(b.out);
+            char hex[OB_HEX_ID_LEN + 1];
             int rc = repo_put_object(c->r, "index", REPO_OBJ_INDEX, payload.data, payload.len,
-                                     NULL, err);
+                                     hex, err);
             ob_buf_free(&payload);
             if (rc < 0 && err->code == OB_EEXIST) {
                 /* The same content is already stored (a killed prune wrote
@@ -492,6 +494,9 @@ static int write_kept_index(prune_ctx *c, ob_err *err)
                 rc = 0;
             } else if (rc == 0) {
                 c->st->index_new++;
+                char *name = ob_xasprintf("index/%s", hex);
+                storage_names_collect(name, 0, own);
+                free(name);
             }
             if (rc < 0)
                 return ob_err_prefix(err, "writing a new index file");
@@ -562,6 +567,46 @@ static int lock_ok(prune_ctx *c, ob_err *err)
     return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Right before the first delete: list index/ again.  Under the exclusive
+ * lock, the only index files may be those prune read (`start`) and those
+ * it wrote itself (`own`).  Any other one was published by a process that
+ * writes without a lease (a backup stopped or asleep past the stale time,
+ * whose lock was removed as stale), and it may name packs prune is about to
+ * delete as unindexed: deleting them would leave it naming missing packs,
+ * and the next backup would deduplicate against them.  So prune stops,
+ * having deleted nothing. */
+static int index_unchanged(prune_ctx *c, const storage_names *start, const storage_names *own,
+                           ob_err *err)
+{
+    storage_names now = {0};
+    if (storage_list(repo_storage(c->r), "index/", storage_names_collect, &now, err) < 0)
+        return ob_err_prefix(err, "listing index files again before deleting");
+    size_t nk = start->n + own->n;
+    char **known = ob_xcalloc(nk ? nk : 1, sizeof *known);
+    for (size_t i = 0; i < start->n; i++)
+        known[i] = start->v[i];
+    for (size_t i = 0; i < own->n; i++)
+        known[start->n + i] = own->v[i];
+    qsort(known, nk, sizeof *known, cmp_name);
+    int rc = 0;
+    for (size_t i = 0; i < now.n && rc == 0; i++)
+        if (!bsearch(&now.v[i], known, nk, sizeof *known, cmp_name))
+            rc = ob_err_set(err, OB_ELOCKED,
+                            "index file %s appeared while prune held the exclusive lock: "
+                            "another process writes without a valid lease (was a backup "
+                            "stopped or asleep for more than %d minutes?); prune deleted "
+                            "nothing.  Run `opsbackup check`, then prune again",
+                            now.v[i], LOCK_STALE_SECONDS / 60);
+    free(known);
+    storage_names_free(&now);
+    return rc;
+}
+
 /* Deletes go in batches (one request per 1000 objects on S3), and the
  * lease is checked before each batch: a prune that lost its lock stops
  * within one batch. */
@@ -597,11 +642,12 @@ static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
     size_t nrp = 0;
     char **doomed = NULL; /* old packs, deleted last */
     size_t ndoomed = 0;
+    storage_names own = {0}; /* index files this prune wrote */
 
     /* Step 1. */
     ob_info("prune: writing the index of %" PRIu64 " packs that stay",
             (uint64_t)(c->np - st->packs_deleted - st->packs_repacked - st->packs_missing));
-    if (write_kept_index(c, err) < 0)
+    if (write_kept_index(c, &own, err) < 0)
         goto out;
 
     /* What steps 2 and 4 need from the old index, before it is dropped. */
@@ -632,6 +678,7 @@ static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
         ob_info("prune: repacking %zu packs", nrp);
         if (repo_writer_new(c->r, 0, &w, err) < 0)
             goto out;
+        repo_writer_set_lock(w, c->o->lock);
         for (size_t i = 0; i < nrp; i++)
             if (repack_one(c, w, &rp[i], err) < 0)
                 goto out;
@@ -646,12 +693,16 @@ static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
         written = ws.bytes_stored;
         if (ws.packs)
             st->index_new++; /* the writer's own index file(s) */
+        size_t nwrote;
+        const char *const *wrote = repo_writer_index_names(w, &nwrote);
+        for (size_t i = 0; i < nwrote; i++)
+            storage_names_collect(wrote[i], 0, &own);
         repo_writer_free(w);
         w = NULL;
     }
 
     /* Step 3: everything live is in the new index files now. */
-    if (lock_ok(c, err) < 0)
+    if (lock_ok(c, err) < 0 || index_unchanged(c, index_files, &own, err) < 0)
         goto out;
     ob_info("prune: deleting %zu old index files", index_files->n);
     if (delete_objects(c, index_files->v, index_files->n, err) < 0)
@@ -666,6 +717,7 @@ static int sweep(prune_ctx *c, const storage_names *index_files, ob_err *err)
     rc = 0;
 out:
     repo_writer_free(w);
+    storage_names_free(&own);
     free(rp);
     for (size_t i = 0; i < ndoomed; i++)
         free(doomed[i]);
@@ -746,7 +798,10 @@ int repo_prune(repo *r, const prune_opts *o, prune_stats *st, ob_err *err)
         for (size_t i = 0; i < c.packs.n; i++)
             if (!c.indexed[i])
                 names[k++] = c.packs.v[i];
-        rc = lock_ok(&c, err) < 0 ? -1 : delete_objects(&c, names, k, err);
+        storage_names none = {0}; /* this branch writes no index file */
+        rc = lock_ok(&c, err) < 0 || index_unchanged(&c, &index_files, &none, err) < 0
+                 ? -1
+                 : delete_objects(&c, names, k, err);
         free(names);
         if (rc == 0) {
             remove_temporaries(&c);

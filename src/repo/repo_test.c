@@ -43,6 +43,7 @@
 #include "repo/index.h"
 #include "repo/lock.h"
 #include "repo/pack.h"
+#include "repo/prune.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
@@ -2332,12 +2333,22 @@ typedef struct rt_wrap {
     long data_get_delay_ns; /* each get under data/ takes at least this long */
     int stats;              /* stat calls (a HEAD each on S3) */
     int fail_lock_gets;     /* gets under locks/ fail as the network would */
+    int fail_lock_puts;     /* the next N puts under locks/ fail */
+    int fail_lock_dels;     /* deletes under locks/ fail */
+    /* At the first listing of data/ (prune lists index/ just before),
+     * rename hold_from to hold_to: an index file appears mid-way. */
+    const char *hold_from, *hold_to;
 } rt_wrap;
 
 static int rt_wrap_put(storage *s, const char *name, const void *data, size_t len, int flags,
                        ob_err *err)
 {
-    return storage_put(((rt_wrap *)s)->inner, name, data, len, flags, err);
+    rt_wrap *w = (rt_wrap *)s;
+    if (w->fail_lock_puts > 0 && strncmp(name, "locks/", 6) == 0) {
+        w->fail_lock_puts--;
+        return ob_err_set(err, OB_EIO, "writing %s: connection reset (injected)", name);
+    }
+    return storage_put(w->inner, name, data, len, flags, err);
 }
 static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t len, ob_buf *out,
                        ob_err *err)
@@ -2362,6 +2373,10 @@ static int rt_wrap_get(storage *s, const char *name, uint64_t offset, uint64_t l
 static int rt_wrap_list(storage *s, const char *prefix, storage_list_cb cb, void *ud, ob_err *err)
 {
     rt_wrap *w = (rt_wrap *)s;
+    if (w->hold_from && strncmp(prefix, "data/", 5) == 0) {
+        assert_int_equal(rename(w->hold_from, w->hold_to), 0);
+        w->hold_from = NULL;
+    }
     if (strncmp(prefix, "index/", 6) == 0) {
         __atomic_add_fetch(&w->index_lists, 1, __ATOMIC_SEQ_CST);
         struct timespec ts = {0, 20 * 1000 * 1000};
@@ -2371,6 +2386,8 @@ static int rt_wrap_list(storage *s, const char *prefix, storage_list_cb cb, void
 }
 static int rt_wrap_del(storage *s, const char *name, ob_err *err)
 {
+    if (((rt_wrap *)s)->fail_lock_dels && strncmp(name, "locks/", 6) == 0)
+        return ob_err_set(err, OB_EIO, "deleting %s: connection reset (injected)", name);
     return storage_delete(((rt_wrap *)s)->inner, name, err);
 }
 static int rt_wrap_stat(storage *s, const char *name, uint64_t *size, ob_err *err)
@@ -3693,6 +3710,279 @@ static void test_lock_lease(void **state)
     assert_false(rt_exists(f->st, other));
 }
 
+/* The `time` a lock object holds (lock.c writes it at every renewal). */
+static int64_t rt_lock_time(repo *r, const char *name)
+{
+    ob_buf b = OB_BUF_INIT;
+    MUST(repo_get_object(r, name, REPO_OBJ_LOCK, &b, E));
+    json_t *o = json_loadb((const char *)b.data, b.len, 0, NULL);
+    ob_buf_free(&b);
+    assert_non_null(o);
+    int64_t t = (int64_t)json_integer_value(json_object_get(o, "time"));
+    json_decref(o);
+    return t;
+}
+
+static void rt_sleep_past_second(void)
+{
+    struct timespec ts = {1, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* A stale lock that cannot be removed still stands in the way: its holder
+ * may only be stopped, and once resumed it would find its lock and go on
+ * (review finding 3).  Taking a lock it conflicts with fails, naming it. */
+static void test_lock_stale_undeletable(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-staledel");
+    int64_t now;
+    ob_time_now(&now, NULL);
+    const char *other = "locks/000000000000000000000000other";
+    rt_craft_lock(f->r, other, "some-other-host.invalid", 1, now - LOCK_STALE_SECONDS - 60, 0);
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st,
+                    .fail_lock_dels = 1};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    repo_lock *x = NULL;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_acquire(r, 1, &x, &err), -1);
+    assert_null(x);
+    assert_int_equal(err.code, OB_EIO);
+    assert_non_null(strstr(ob_err_msg(&err), "could not remove stale lock"));
+    assert_non_null(strstr(ob_err_msg(&err), other));
+    ob_err_clear(&err);
+    assert_true(rt_exists(f->st, other));
+    /* The failed acquisition could not delete its own lock either (the
+     * same deletes fail): clear it away by hand. */
+    storage_names left = {0};
+    MUST(storage_list(f->st, "locks/", storage_names_collect, &left, E));
+    for (size_t i = 0; i < left.n; i++)
+        if (strcmp(left.v[i], other) != 0)
+            MUST(storage_delete(f->st, left.v[i], E));
+    storage_names_free(&left);
+    assert_int_equal(rt_count(f->st, "locks/"), 1);
+    /* A shared lock next to a stale shared one is no conflict either way:
+     * failing to remove it is only a warning. */
+    MUST(repo_lock_acquire(r, 0, &x, E));
+    wrap.fail_lock_dels = 0;
+    repo_lock_release(x);
+    /* Once the delete works, the stale lock goes and the lock is taken. */
+    MUST(repo_lock_acquire(r, 1, &x, E));
+    assert_false(rt_exists(f->st, other));
+    repo_lock_release(x);
+    repo_close(r);
+}
+
+/* One failed renewal does not lose the lease: the next one succeeds and
+ * the lock's time moves on (review finding 2).  Only when no renewal has
+ * succeeded for the trust time is it lost, and the failure is named. */
+static void test_lock_renew_retries(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-retry");
+    rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st};
+    repo *r = NULL;
+    MUST(repo_open(&wrap.base, f->pw, &r, E));
+    repo_lock *s1 = NULL;
+    MUST(repo_lock_acquire(r, 0, &s1, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    int64_t t0 = rt_lock_time(f->r, mine);
+    rt_sleep_past_second();
+
+    wrap.fail_lock_puts = 1;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_renew_now(s1, &err), 0);
+    assert_int_equal(rt_lock_time(f->r, mine), t0);
+    assert_int_equal(repo_lock_renew_now(s1, &err), 0); /* the storage is back */
+    assert_true(rt_lock_time(f->r, mine) > t0);
+    assert_int_equal(repo_lock_lost(s1, NULL), 0);
+
+    /* Failing for longer than the trust time loses it, saying why. */
+    wrap.fail_lock_puts = 1;
+    assert_int_equal(repo_lock_renew_now(s1, NULL), 0);
+    repo_lock_backdate(s1, LOCK_STALE_SECONDS);
+    assert_int_equal(repo_lock_lost(s1, &err), 1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "the last renewal failed"));
+    assert_non_null(strstr(ob_err_msg(&err), "connection reset (injected)"));
+    ob_err_clear(&err);
+    repo_lock_release(s1);
+    free(mine);
+    repo_close(r);
+}
+
+/* A holder whose last good renewal is older than the trust time does not
+ * write its lock again: another process may have removed it as stale just
+ * now, and writing it back would make the lease look valid under a prune
+ * (review finding 4).  The lease is lost for good. */
+static void test_lock_no_resurrect(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("lock-resurrect");
+    repo_lock *s1 = NULL;
+    MUST(repo_lock_acquire(f->r, 0, &s1, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    int64_t t0 = rt_lock_time(f->r, mine);
+    rt_sleep_past_second();
+    repo_lock_backdate(s1, LOCK_STALE_SECONDS);
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_lock_renew_now(s1, &err), 1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "may count it as stale"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_lock_time(f->r, mine), t0); /* not written */
+    /* Lost stays lost, however fresh the clock looks afterwards. */
+    repo_lock_backdate(s1, -LOCK_STALE_SECONDS);
+    assert_int_equal(repo_lock_renew_now(s1, NULL), 1);
+    assert_int_equal(rt_lock_time(f->r, mine), t0);
+    repo_lock_release(s1);
+    free(mine);
+}
+
+/* A writer whose lease is lost stores no pack and writes no index file
+ * (review_prune finding 1).  Here a pack is stored under a live lease, the
+ * process then "sleeps" past the stale time (the last renewal is moved
+ * back): a prune may have deleted that pack as unindexed meanwhile, so the
+ * flush must fail before it writes an index file naming it. */
+enum { RT_LEASE_BLOB = 1 << 20 };
+
+static void test_writer_lease_lost(void **state)
+{
+    (void)state;
+    rt_fx *f = rt_fx_new("writer-lease");
+    repo_lock *lock = NULL;
+    MUST(repo_lock_acquire(f->r, 0, &lock, E));
+    repo_writer *w = NULL;
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    repo_writer_set_lock(w, lock);
+    uint8_t *buf = ob_xmalloc(RT_LEASE_BLOB);
+    uint8_t id[OB_ID_LEN];
+    size_t nblobs = repo_pack_size(f->r) / RT_LEASE_BLOB + 2;
+    for (size_t i = 0; i < nblobs; i++) {
+        rt_fill_random(buf, RT_LEASE_BLOB, 9100 + i);
+        MUST(repo_writer_add(w, REPO_BLOB_DATA, buf, RT_LEASE_BLOB, id, NULL, E));
+    }
+    /* The first pack is full: wait until it is stored. */
+    for (int i = 0; i < 3000 && rt_count(f->st, "data/") == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(rt_count(f->st, "data/"), 1);
+    assert_int_equal(rt_count(f->st, "index/"), 0);
+
+    repo_lock_backdate(lock, LOCK_STALE_SECONDS);
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(repo_writer_flush(w, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "the repository lock was lost"));
+    assert_non_null(strstr(ob_err_msg(&err), "nothing more is written"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_count(f->st, "index/"), 0); /* no index names the pack */
+    assert_int_equal(rt_count(f->st, "data/"), 1);  /* nor is the last pack stored */
+    /* Sticky, and the next add says why at once. */
+    assert_int_equal(repo_writer_add(w, REPO_BLOB_DATA, "y", 1, id, NULL, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    ob_err_clear(&err);
+    repo_writer_free(w);
+    repo_lock_release(lock);
+
+    /* A lock another process removed as stale: the same, once the
+     * renewer has found it gone. */
+    MUST(repo_lock_acquire(f->r, 0, &lock, E));
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    repo_writer_set_lock(w, lock);
+    MUST(repo_writer_add(w, REPO_BLOB_DATA, "z", 1, id, NULL, E));
+    char *mine = NULL;
+    MUST(storage_list(f->st, "locks/", rt_collect_name, &mine, E));
+    assert_non_null(mine);
+    MUST(storage_delete(f->st, mine, E));
+    assert_int_equal(repo_lock_renew_now(lock, NULL), 1);
+    assert_int_equal(repo_writer_flush(w, &err), -1);
+    assert_int_equal(err.code, OB_ELOCKED);
+    assert_non_null(strstr(ob_err_msg(&err), "removed it as stale"));
+    ob_err_clear(&err);
+    assert_int_equal(rt_count(f->st, "index/"), 0);
+    assert_int_equal(rt_count(f->st, "data/"), 1);
+    repo_writer_free(w);
+    repo_lock_release(lock);
+    free(mine);
+    free(buf);
+}
+
+/* Store one small blob through a writer of its own: one pack, one index
+ * file, whose name goes to *index_name (may be NULL). */
+static void rt_store_one(rt_fx *f, const char *text, char **index_name)
+{
+    repo_writer *w = NULL;
+    uint8_t id[OB_ID_LEN];
+    MUST(repo_writer_new(f->r, 1, &w, E));
+    MUST(repo_writer_add(w, REPO_BLOB_DATA, text, strlen(text), id, NULL, E));
+    MUST(repo_writer_flush(w, E));
+    size_t n = 0;
+    const char *const *names = repo_writer_index_names(w, &n);
+    assert_int_equal(n, 1);
+    if (index_name)
+        *index_name = ob_xstrdup(names[0]);
+    repo_writer_free(w);
+}
+
+/* An index file that appears while prune holds the exclusive lock was
+ * written by a process without a valid lease, and may name packs prune
+ * found unindexed (review_prune finding 1).  Prune lists index/ again
+ * right before its first delete and stops, deleting nothing: both in a
+ * full sweep and when it would only delete unindexed packs. */
+static void test_prune_index_appears(void **state)
+{
+    (void)state;
+    for (int full = 1; full >= 0; full--) {
+        rt_fx *f = rt_fx_new(full ? "prune-intruder-sweep" : "prune-intruder-unindexed");
+        if (full)
+            rt_store_one(f, "an unused blob: its pack is deleted in a full sweep", NULL);
+        char *late = NULL;
+        rt_store_one(f, "the stalled writer's blob", &late);
+        /* Its index file is not there when prune starts: its pack looks
+         * left behind by an interrupted writer. */
+        char *from = ob_xasprintf("%s/held", f->dir);
+        char *to = ob_xasprintf("%s/%s", f->root, late);
+        assert_int_equal(rename(to, from), 0);
+        size_t packs = rt_count(f->st, "data/"), indexes = rt_count(f->st, "index/") + 1;
+
+        rt_wrap wrap = {.base = {&rt_wrap_ops, f->st->url, NULL}, .inner = f->st,
+                        .hold_from = from, .hold_to = to};
+        repo *r = NULL;
+        MUST(repo_open(&wrap.base, f->pw, &r, E));
+        prune_opts o = {.max_unused_pct = 5, .tmp_max_age = -1};
+        prune_stats st;
+        ob_err err = OB_ERR_INIT;
+        assert_int_equal(repo_prune(r, &o, &st, &err), -1);
+        assert_null(wrap.hold_from); /* it did appear mid-way */
+        assert_int_equal(err.code, OB_ELOCKED);
+        assert_non_null(strstr(ob_err_msg(&err), late));
+        assert_non_null(strstr(ob_err_msg(&err), "prune deleted nothing"));
+        ob_err_clear(&err);
+        assert_int_equal(rt_count(f->st, "data/"), packs);
+        assert_true(rt_count(f->st, "index/") >= indexes);
+        assert_true(rt_exists(f->st, late));
+        repo_close(r);
+
+        /* Nothing appears this time: prune does its job (no snapshot uses
+         * either blob, so every pack goes, through the index). */
+        MUST(repo_open(f->st, f->pw, &r, E));
+        MUST(repo_prune(r, &o, &st, E));
+        assert_int_equal(rt_count(f->st, "data/"), 0);
+        repo_close(r);
+        free(from);
+        free(to);
+        free(late);
+        rt_fx_free(f);
+    }
+}
+
 /* ==================================================================== */
 /* snapshots                                                             */
 /* ==================================================================== */
@@ -4004,6 +4294,11 @@ int main(void)
         cmocka_unit_test_teardown(test_check_v1_short_extent, rt_teardown),
         cmocka_unit_test_teardown(test_locks, rt_teardown),
         cmocka_unit_test_teardown(test_lock_lease, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_stale_undeletable, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_renew_retries, rt_teardown),
+        cmocka_unit_test_teardown(test_lock_no_resurrect, rt_teardown),
+        cmocka_unit_test_teardown(test_writer_lease_lost, rt_teardown),
+        cmocka_unit_test_teardown(test_prune_index_appears, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_roundtrip, rt_teardown),
         cmocka_unit_test_teardown(test_snapshot_find_and_order, rt_teardown),
     };

@@ -53,6 +53,7 @@ typedef struct job {
 
 struct repo_writer {
     repo *r;
+    repo_lock *lock;         /* borrowed; NULL: no lease to check */
     int level;               /* zstd level of new blobs */
     repo_index *ix;          /* the repository index (shared with repo) */
     repo_index *unrecorded;  /* stored packs not yet in an index file */
@@ -70,6 +71,8 @@ struct repo_writer {
     int nthreads;
     int dirty;               /* entries added since the last successful flush */
     repo_writer_stats stats;
+    char **index_names;      /* index files written, "index/<hex>" */
+    size_t nindex_names;
 };
 
 static int fail_locked(repo_writer *w, ob_err *e)
@@ -82,6 +85,22 @@ static int fail_locked(repo_writer *w, ob_err *e)
     return -1;
 }
 
+/* Is the lease still held?  Asked right before every pack and index put,
+ * without w->mu (repo_lock_lost takes the lock's own mutex only).  A
+ * process stopped past the stale time fails here, on its CLOCK_BOOTTIME
+ * test, before its renewer has even woken up: a prune may meanwhile have
+ * deleted this writer's packs as unindexed, and an index file naming them
+ * would be a dangling entry the next backup deduplicates against. */
+static int lease_check(repo_lock *lease, ob_err *e)
+{
+    if (!lease || !repo_lock_lost(lease, e))
+        return 0;
+    char *why = ob_xstrdup(ob_err_msg(e));
+    ob_err_set(e, OB_ELOCKED, "%s; nothing more is written", why);
+    free(why);
+    return -1;
+}
+
 /* Write the index file of packs stored so far.  Called with the lock held;
  * drops it for the upload. */
 static int record_index_locked(repo_writer *w)
@@ -91,22 +110,29 @@ static int record_index_locked(repo_writer *w)
     repo_index *done = w->unrecorded;
     w->unrecorded = repo_index_new();
     w->busy++;
+    repo_lock *lease = w->lock;
     pthread_mutex_unlock(&w->mu);
 
     ob_buf payload = OB_BUF_INIT;
     repo_index_encode(done, &payload);
     repo_index_free(done);
     ob_err e = OB_ERR_INIT;
-    int rc = repo_put_object(w->r, "index", REPO_OBJ_INDEX, payload.data, payload.len, NULL, &e);
+    char hex[OB_HEX_ID_LEN + 1];
+    int rc = lease_check(lease, &e);
+    if (rc == 0) {
+        rc = repo_put_object(w->r, "index", REPO_OBJ_INDEX, payload.data, payload.len, hex, &e);
+        if (rc < 0)
+            ob_err_prefix(&e, "writing index file");
+    }
     ob_buf_free(&payload);
 
     pthread_mutex_lock(&w->mu);
     w->busy--;
     pthread_cond_broadcast(&w->cv_space);
-    if (rc < 0) {
-        ob_err_prefix(&e, "writing index file");
+    if (rc < 0)
         return fail_locked(w, &e);
-    }
+    w->index_names = ob_xrealloc(w->index_names, (w->nindex_names + 1) * sizeof *w->index_names);
+    w->index_names[w->nindex_names++] = ob_xasprintf("index/%s", hex);
     return 0;
 }
 
@@ -114,14 +140,22 @@ static int record_index_locked(repo_writer *w)
 static int store_pack_locked(repo_writer *w, pack_builder *pb)
 {
     w->busy++;
+    repo_lock *lease = w->lock;
     pthread_mutex_unlock(&w->mu);
     ob_err e = OB_ERR_INIT;
-    int rc = pack_builder_store(pb, &e);
+    /* A pack alone references nothing, but stored under a lost lease it is
+     * work a prune may be deleting, and the writer should stop at once
+     * rather than run to the end of a long backup. */
+    int rc = lease_check(lease, &e);
+    if (rc < 0)
+        goto done;
+    rc = pack_builder_store(pb, &e);
     if (rc < 0) {
         char *name = pack_object_name(pb->id);
         ob_err_prefix(&e, "storing pack %s", name);
         free(name);
     }
+done:
     pthread_mutex_lock(&w->mu);
     w->busy--;
     pthread_cond_broadcast(&w->cv_space);
@@ -306,6 +340,13 @@ int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, o
     return 0;
 }
 
+void repo_writer_set_lock(repo_writer *w, repo_lock *lock)
+{
+    pthread_mutex_lock(&w->mu);
+    w->lock = lock;
+    pthread_mutex_unlock(&w->mu);
+}
+
 int repo_writer_has(repo_writer *w, const uint8_t id[OB_ID_LEN])
 {
     pthread_mutex_lock(&w->mu);
@@ -404,6 +445,15 @@ int repo_writer_flush(repo_writer *w, ob_err *err)
     return rc;
 }
 
+const char *const *repo_writer_index_names(repo_writer *w, size_t *n)
+{
+    pthread_mutex_lock(&w->mu);
+    *n = w->nindex_names;
+    const char *const *v = (const char *const *)w->index_names;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
 void repo_writer_get_stats(repo_writer *w, repo_writer_stats *out)
 {
     pthread_mutex_lock(&w->mu);
@@ -430,6 +480,9 @@ void repo_writer_free(repo_writer *w)
         pthread_join(w->threads[i], NULL);
     free(w->threads);
     repo_index_free(w->unrecorded);
+    for (size_t i = 0; i < w->nindex_names; i++)
+        free(w->index_names[i]);
+    free(w->index_names);
     /* Entries of blobs that were never durably recorded must not make a
      * later writer on the same repo believe they are stored: drop the
      * in-memory index so it reloads from what is really there. */

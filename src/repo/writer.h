@@ -18,8 +18,17 @@
  * as unreferenced data for prune).
  *
  * Errors on workers are sticky: the next add or flush returns the first one.
- * Ownership: the writer borrows the repo (which must outlive it) and copies
- * the data passed to add.
+ *
+ * Lease: a writer given the caller's repository lock (repo_writer_set_lock)
+ * asks it right before storing each pack and writing each index file, and
+ * once the lease is lost it fails (OB_ELOCKED) and stores nothing more.  A
+ * writer that published an index file after its lease ran out could name
+ * packs a prune has just deleted as unindexed, and later backups would
+ * deduplicate against them (D79).
+ *
+ * Ownership: the writer borrows the repo (which must outlive it) and the
+ * lock (which must outlive it too: release the lock after
+ * repo_writer_free), and copies the data passed to add.
  */
 #ifndef OB_WRITER_H
 #define OB_WRITER_H
@@ -28,6 +37,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "repo/lock.h"
 #include "repo/repo.h"
 
 typedef struct repo_writer repo_writer;
@@ -49,6 +59,11 @@ int repo_writer_new(repo *r, int nthreads, repo_writer **out, ob_err *err);
  * reader decompresses any level. */
 int repo_writer_new_level(repo *r, int nthreads, int level, repo_writer **out, ob_err *err);
 
+/* Work under the lease of `lock` (borrowed; NULL: none, as in tests that
+ * hold no lock).  Call it before the first add: every command that holds
+ * a lock of the repository passes it here. */
+void repo_writer_set_lock(repo_writer *w, repo_lock *lock);
+
 /* Store a blob unless the repository already has one with the same ID.
  * id receives the blob ID; *added (may be NULL) is set to 1 if the blob
  * is new.  May block while the queue is full. */
@@ -62,6 +77,11 @@ int repo_writer_has(repo_writer *w, const uint8_t id[OB_ID_LEN]);
 int repo_writer_flush(repo_writer *w, ob_err *err);
 
 void repo_writer_get_stats(repo_writer *w, repo_writer_stats *out);
+
+/* The index files this writer has written ("index/<hex>"), so prune can
+ * tell its own new index files from another process's.  The array is the
+ * writer's, valid until its next add, flush or free. */
+const char *const *repo_writer_index_names(repo_writer *w, size_t *n);
 
 /* Stop the workers and free.  Work not flushed is abandoned (its packs may
  * remain as unreferenced data; nothing references them). */

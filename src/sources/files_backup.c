@@ -834,6 +834,8 @@ int files_backup(repo *r, char **in_paths, size_t npaths, const files_backup_opt
             memcpy(snap->parent, parent->id, sizeof snap->parent);
         }
         rc = repo_writer_new(r, o->nthreads, &c.w, err);
+        if (rc == 0)
+            repo_writer_set_lock(c.w, o->lock);
         if (rc == 0 && o->super_block)
             c.sb = superblock_new(r, c.w, o->super_block,
                                   chunker_get_params(c.ck)->max_size);

@@ -622,6 +622,7 @@ int pg_logical_dump_store(repo *r, pg_logical_dump *d, repo_lock *lock, snapshot
 
     if (repo_writer_new_level(r, d->nthreads, PG_LOGICAL_ZSTD_LEVEL, &w, err) < 0)
         goto out;
+    repo_writer_set_lock(w, lock);
     const chunker *ck = repo_chunker(r, REPO_CHUNK_DB);
     size_t buf_cap = 2 * (size_t)chunker_get_params(ck)->max_size;
     buf = ob_xmalloc(buf_cap);
