@@ -391,6 +391,31 @@ done:
     return rc;
 }
 
+/* How many objects under snapshots/ are neither among `all` (what
+ * snapshot_list could read) nor removed by this run: snapshots skipped as
+ * unreadable, or saved since.  WAL expiry must not judge by the others. */
+static int unread_snapshots(repo *r, snapshot **all, size_t nall, const char **removed,
+                            size_t nremoved, size_t *unknown, ob_err *err)
+{
+    storage_names names = {0};
+    *unknown = 0;
+    if (storage_list(repo_storage(r), "snapshots/", storage_names_collect, &names, err) < 0)
+        return ob_err_prefix(err, "listing snapshots again");
+    for (size_t i = 0; i < names.n; i++) {
+        const char *id = names.v[i] + strlen("snapshots/");
+        int known = 0;
+        for (size_t k = 0; k < nall && !known; k++)
+            known = strcmp(all[k]->id, id) == 0;
+        for (size_t m = 0; m < nremoved && !known; m++)
+            known = strcmp(removed[m], id) == 0;
+        if (!known && strncmp(names.v[i], "snapshots/", 10) == 0 && !strchr(id, '/') &&
+            id[0] != '.')
+            (*unknown)++;
+    }
+    storage_names_free(&names);
+    return 0;
+}
+
 int cmd_forget(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("forget");
@@ -547,7 +572,18 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
             if (no < keep_from)
                 keep_from = no;
         }
-        if (keep_from == UINT64_MAX) {
+        size_t unknown = 0;
+        if (keep_from != UINT64_MAX &&
+            unread_snapshots(ctx->r, all, nall, removed_ids, nremoved, &unknown, &err) < 0)
+            goto fail;
+        if (unknown) {
+            /* A snapshot that could not be read may be a physical backup
+             * older than every one read: its WAL must not go. */
+            wal_done = 0;
+            ob_warn("%zu snapshot%s could not be read (see above; `opsbackup check`), so no "
+                    "WAL is removed: one of them may be a physical backup that needs it",
+                    unknown, unknown == 1 ? "" : "s");
+        } else if (keep_from == UINT64_MAX) {
             wal_done = 0; /* no physical backup left: keep the WAL, say so */
             if (!ctx->quiet && !ctx->json)
                 printf("no physical backup is kept: the WAL archive is left as it is\n");

@@ -249,6 +249,17 @@ older() { find "$REPO_A/wal" -type f -name '[0-9A-F]*' | sed 's|.*/||' \
 before=$(older)
 [ "$before" -gt 0 ] || fail "no WAL older than the second backup to expire"
 nhist=$(find "$REPO_A/wal" -name '*.history-*' | wc -l)
+# A snapshot forget cannot read may be an older physical backup whose WAL
+# must stay: with one damaged, no WAL goes (it used to be judged by the
+# snapshots that could be read alone).
+OTHER=$(find "$REPO_A/snapshots" -type f ! -name "$SNAP2" ! -name '.*' | head -1)
+[ -n "$OTHER" ] || fail "test setup: no snapshot but $SNAP2"
+cp -p "$OTHER" "$T/other-snapshot"
+flip_middle "$OTHER"
+expect_code 0 oba forget --kind db-physical --keep-last 1 --dry-run
+assert_grep "could not be read .* so no WAL is removed" "$T/err"
+grep -q "WAL file" "$T/out" && problem "forget would remove WAL with a snapshot it could not read: $(cat "$T/out")"
+cp -p "$T/other-snapshot" "$OTHER"
 expect_code 0 oba forget --kind db-physical --keep-last 1 --dry-run
 assert_grep "would remove $before WAL file" "$T/out"
 [ "$(older)" = "$before" ] || problem "--dry-run removed WAL"
