@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1063,6 +1064,37 @@ static int spooled_ahead(const char *spool, const char *name, uint64_t segsize, 
     return n;
 }
 
+/* Remove what an archive-get killed between write and rename left beside
+ * DEST: "DEST.opsbackup-tmp.PID" of a process that no longer exists.
+ * PostgreSQL asks for every file under the same two names (RECOVERYXLOG,
+ * RECOVERYHISTORY), so the next fetch finds them; nothing else would, and
+ * each is as large as a segment.  Best effort. */
+static void remove_dead_temporaries(const char *dest)
+{
+    char *dir = dir_of(dest);
+    const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+    char *prefix = ob_xasprintf("%s.opsbackup-tmp.", base);
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *num = de->d_name + plen;
+        if (strncmp(de->d_name, prefix, plen) != 0 || !*num ||
+            strspn(num, "0123456789") != strlen(num))
+            continue;
+        long pid = strtol(num, NULL, 10);
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            char *p = ob_xasprintf("%s/%s", dir, de->d_name);
+            unlink(p);
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+    free(prefix);
+    free(dir);
+}
+
 int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts *o,
                        pg_wal_open_fn open_repos, void *open_ud, ob_err *err)
 {
@@ -1075,6 +1107,7 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
      * ob_write_file_atomic does. */
     if (ob_check_replaceable(dest, err) < 0)
         return -1;
+    remove_dead_temporaries(dest);
     char *destdir = dir_of(dest);
     char *spool = ob_xasprintf("%s/opsbackup.get", destdir);
     char *spooled = ob_xasprintf("%s/%s", spool, name);

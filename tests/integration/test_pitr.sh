@@ -273,6 +273,19 @@ expect_code 126 obpg archive-get "$ARCH" "$W/link"
 [ -L "$W/link" ] || problem "archive-get replaced a symlink"
 [ -c /dev/null ] || fail "/dev/null is no longer a device"
 
+info "archive-get removes what a killed archive-get left beside DEST, not a live one's"
+# A fetch killed between its write and its rename leaves DEST.opsbackup-tmp.PID,
+# a segment's size, that nothing else removes.
+sleep 0 & dead=$!
+wait $dead
+echo leftover >"$W/RECOVERYXLOG.opsbackup-tmp.$dead"
+echo live >"$W/RECOVERYXLOG.opsbackup-tmp.$$"
+chown postgres "$W"/RECOVERYXLOG.opsbackup-tmp.*
+expect_code 0 obpg archive-get --prefetch 0 "$ARCH" "$W/RECOVERYXLOG"
+[ -e "$W/RECOVERYXLOG.opsbackup-tmp.$dead" ] && problem "a dead archive-get's temporary file was left"
+[ -e "$W/RECOVERYXLOG.opsbackup-tmp.$$" ] || problem "a live process's temporary file was removed"
+rm -f "$W/RECOVERYXLOG.opsbackup-tmp.$$" "$W/RECOVERYXLOG"
+
 info "check --read-data reads every WAL object"
 expect_code 0 obpg check --read-data
 assert_grep "WAL files" "$T/out"
