@@ -124,6 +124,20 @@ static int find_object(repo *r, const char *name, char **obj, ob_err *err)
         free(f.found);
         return -1;
     }
+    if (f.count > 1) {
+        /* Names end with the content's ID, so two objects are two
+         * different contents for one WAL file: two servers archiving into
+         * this repository on one timeline (pushes racing past the
+         * "different content" refusal).  Which one PostgreSQL wants cannot
+         * be told; handing over either could replay the wrong history. */
+        free(f.found);
+        return ob_err_set(err, OB_ECORRUPT,
+                          "%s is archived %d times with different contents: two servers "
+                          "archive into this repository on one timeline? Find which one is "
+                          "right (`opsbackup check` lists them) and remove the other object "
+                          "under wal/",
+                          name, f.count);
+    }
     *obj = f.found;
     return 0;
 }
@@ -455,10 +469,21 @@ static int check_backup_wal(wal_check_ctx *c, snapshot **before, size_t nbefore,
         qsort(c->segs, c->nsegs, sizeof *c->segs, seg_cmp);
         size_t w = 1;
         for (size_t i = 1; i < c->nsegs; i++) {
-            if (strcmp(c->segs[i], c->segs[w - 1]) == 0)
+            if (strcmp(c->segs[i], c->segs[w - 1]) == 0) {
+                /* Two objects, so two contents, for one segment: archive-get
+                 * refuses it (find_object). */
+                if (i + 1 == c->nsegs || strcmp(c->segs[i + 1], c->segs[i]) != 0) {
+                    char *m = ob_xasprintf("WAL segment %s is archived more than once, with "
+                                           "different contents: archive-get refuses it",
+                                           c->segs[i]);
+                    c->report(0, m, c->ud);
+                    free(m);
+                    c->res->errors++;
+                }
                 free(c->segs[i]);
-            else
+            } else {
                 c->segs[w++] = c->segs[i];
+            }
         }
         c->nsegs = w;
     }

@@ -315,4 +315,25 @@ for how in flip truncate delete; do
     fi
 done
 
+info "(h) one WAL segment archived twice with different contents"
+# Two pushes racing past the "different content" refusal (two servers on one
+# timeline) leave two objects; either could be the wrong history.
+rm -rf "$REPO" "$T/back"; cp -a "$T/pristine-wal" "$REPO"
+wobj=$(cd "$REPO" && find wal -type f ! -name '.*')
+mv "$REPO/$wobj" "$T/first-copy"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/pg_wal/000000010000000000000003"
+expect_code 0 ob archive-push "$T/pg_wal/000000010000000000000003"
+mv "$T/first-copy" "$REPO/$wobj"
+[ "$(find "$REPO/wal" -type f -name '000000010000000000000003-*' | wc -l)" = 2 ] ||
+    fail "(h) test setup: not two objects"
+run_rc ob archive-get --prefetch 0 000000010000000000000003 "$T/back"
+[ "$RC" = 126 ] || problem "(h) archive-get of a segment archived twice exited $RC, expected 126"
+[ -e "$T/back" ] && problem "(h) archive-get handed over one of two contents"
+assert_grep "archived 2 times with different contents" "$T/err"
+run_rc ob check
+[ "$RC" = 3 ] || problem "(h) check exited $RC, expected 3"
+assert_grep "000000010000000000000003 is archived more than once" "$T/err"
+run_rc ob archive-push "$T/pg_wal/000000010000000000000003"
+[ "$RC" = 1 ] || problem "(h) archive-push beside two objects exited $RC, expected 1"
+
 finish
