@@ -21,6 +21,7 @@
 #endif
 
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -699,6 +701,57 @@ static void test_s3_many_objects(void **state)
     free(names);
 }
 
+/* S3 may answer CompleteMultipartUpload with 200 and an InternalError
+ * document in the body, to be retried (AWS's documentation): the upload is
+ * completed by asking again, not aborted.  tests/tools/cutproxy.py in mode
+ * complete-error1 answers the first completion so; tests/run gives its
+ * directory in OB_TEST_TOOLS. */
+static void test_s3_complete_200_error(void **state)
+{
+    S3_FIXTURE(state);
+    const char *tools = getenv("OB_TEST_TOOLS");
+    const char *ep = strstr(f->url, "endpoint=http://127.0.0.1:");
+    if (!tools || !ep)
+        skip();
+    const char *upstream = ep + strlen("endpoint=http://127.0.0.1:");
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        char *script = ob_xasprintf("%s/cutproxy.py", tools);
+        char port[16];
+        snprintf(port, sizeof port, "%.*s", (int)strspn(upstream, "0123456789"), upstream);
+        execlp("python3", "python3", script, "0", port, "complete-error1", "-", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    FILE *pf = fdopen(out[0], "r");
+    int px = 0;
+    assert_int_equal(fscanf(pf, "ready %d", &px), 1);
+    char *url = ob_xasprintf("%.*s127.0.0.1:%d%s", (int)(upstream - f->url - strlen("127.0.0.1:")),
+                             f->url, px, upstream + strspn(upstream, "0123456789"));
+    storage *s = NULL;
+    ob_err err = OB_ERR_INIT;
+    assert_int_equal(storage_open(url, 0, &s, &err), 0);
+    size_t n = (size_t)40 << 20;
+    uint8_t *data = ob_xmalloc(n);
+    ob_random(data, n, NULL);
+    int rc = storage_put(s, "data/mp/completed", data, n, STORAGE_PUT_CREATE, &err);
+    if (rc < 0)
+        fail_msg("the upload was not completed: %s", ob_err_msg(&err));
+    s3_get_eq(f->s, "data/mp/completed", 0, 0, data, n);
+    assert_int_equal(storage_delete(f->s, "data/mp/completed", &err), 0);
+    storage_close(s);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    fclose(pf);
+    free(url);
+    free(data);
+}
+
 /* 40 MiB: above the multipart threshold, three parts uploaded in parallel;
  * read back whole and in ranges across part boundaries. */
 static void test_s3_multipart(void **state)
@@ -867,6 +920,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_s3_create_and_delete, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_many_objects, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_multipart, s3_setup, s3_teardown),
+        cmocka_unit_test_setup_teardown(test_s3_complete_200_error, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_threads, s3_setup, s3_teardown),
         cmocka_unit_test_setup_teardown(test_s3_bad_credentials_and_bucket, s3_setup,
                                         s3_teardown),

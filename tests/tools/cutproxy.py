@@ -17,6 +17,9 @@ verifies), except:
   MODE chunked  not a cut: every GET's body is sent whole, chunked
              (Transfer-Encoding: chunked, no Content-Length), as
              streaming gateways and proxies send them;
+  MODE complete-error1  the first CompleteMultipartUpload (POST ?uploadId=)
+             is not passed on; it is answered 200 with an InternalError
+             document, as S3 documents it may answer (to be retried);
   MODE delete1  the first DeleteObjects (POST ?delete) whose path contains
              PATTERN is not passed on; it is answered 200 with the start of
              a <DeleteResult> and the connection closed, as if the answer
@@ -24,7 +27,8 @@ verifies), except:
   MODE kms   not a cut: every PUT answered 200 gets another 32-hex ETag
              and "x-amz-server-side-encryption: aws:kms", as S3 answers for
              a bucket encrypted with SSE-KMS (the ETag is then not the MD5).
-Prints "ready PORT" on stdout once it listens.  Test helper only.
+LISTEN_PORT 0 takes any free port.  Prints "ready PORT" on stdout once it
+listens.  Test helper only.
 """
 import http.client
 import os
@@ -45,6 +49,19 @@ class Handler(BaseHTTPRequestHandler):
     def forward(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
+        if (mode == "complete-error1" and self.command == "POST" and "uploadId=" in self.path
+                and not fired.is_set()):
+            fired.set()
+            sys.stderr.write("cutproxy: answered %s %s with 200 InternalError\n" % (self.command, self.path))
+            doc = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+                   b'<Message>We encountered an internal error. Please try again.</Message></Error>')
+            self.send_response_only(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc)
+            self.wfile.flush()
+            return
         if (mode == "delete1" and self.command == "POST" and "delete" in self.path
                 and pattern in self.path and not fired.is_set()):
             fired.set()
@@ -108,5 +125,5 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", listen), Handler)
-print("ready %d" % listen, flush=True)
+print("ready %d" % server.server_address[1], flush=True)
 server.serve_forever()
