@@ -272,26 +272,35 @@ static int conflicts(repo *r, const char *mine, int exclusive, ob_err *err)
  * others may count the lock as stale already: writing it back then could
  * bring back a lock a prune has just removed, and the lease would look
  * valid while the prune deletes. */
-static void renew_locked(repo_lock *l)
+/* Is the last good renewal so old that others may count the lock as stale?
+ * Then the lease is lost for good (l->lost, l->err); l->mu held. */
+static int lease_too_old_locked(repo_lock *l)
 {
     double quiet = quiet_seconds(l);
-    if (quiet > LOCK_TRUST_SECONDS) {
-        l->lost = 1;
-        ob_err_set(&l->err, OB_ELOCKED,
-                   "it was last renewed %.0f s ago, so others may count it as stale (was this "
-                   "process stopped or asleep, or the storage unreachable?)%s%s",
-                   quiet, l->failed.code != OB_OK ? "; the last renewal failed: " : "",
-                   ob_err_msg(&l->failed));
+    if (l->lost || quiet <= LOCK_TRUST_SECONDS)
+        return l->lost;
+    l->lost = 1;
+    ob_err_set(&l->err, OB_ELOCKED,
+               "it was last renewed %.0f s ago, so others may count it as stale (was this "
+               "process stopped or asleep, or the storage unreachable?)%s%s",
+               quiet, l->failed.code != OB_OK ? "; the last renewal failed: " : "",
+               ob_err_msg(&l->failed));
+    return 1;
+}
+
+static void renew_locked(repo_lock *l)
+{
+    if (lease_too_old_locked(l))
         return;
-    }
     /* The lease runs from when the object's `time` is taken, not from
      * when a slow put returns: others count from that `time`. */
     struct timespec started;
     clock_gettime(CLOCK_BOOTTIME, &started);
+    struct timespec last = l->renewed;
     pthread_mutex_unlock(&l->mu);
     ob_err e = OB_ERR_INIT;
     uint64_t size;
-    int gone = 0;
+    int gone = 0, too_old = 0;
     int rc = storage_stat(repo_storage(l->r), l->name, &size, &e);
     if (rc < 0 && e.code == OB_ENOTFOUND) {
         gone = 1;
@@ -300,6 +309,13 @@ static void renew_locked(repo_lock *l)
                    "another process removed it as stale (was this one stopped or asleep for "
                    "more than %d minutes?)",
                    LOCK_STALE_SECONDS / 60);
+    } else if (boot_seconds() - ((double)last.tv_sec + last.tv_nsec / 1e9) >
+               LOCK_TRUST_SECONDS) {
+        /* The stat took long enough (a storage retrying) for the lease to
+         * run out meanwhile: a prune may have removed the lock since the
+         * stat saw it, and writing it now would bring it back. */
+        too_old = 1;
+        ob_err_clear(&e);
     } else {
         /* Present, or the storage did not say: a failed stat is not a
          * missing lock, and rewriting it is what the lease asks. */
@@ -307,7 +323,9 @@ static void renew_locked(repo_lock *l)
         rc = lock_write(l->r, l->name, l->exclusive, &e);
     }
     pthread_mutex_lock(&l->mu);
-    if (gone) {
+    if (too_old) {
+        lease_too_old_locked(l);
+    } else if (gone) {
         ob_warn("the repository lock was lost: %s", ob_err_msg(&e));
         l->lost = 1;
         ob_err_move(&l->err, &e);
@@ -403,24 +421,13 @@ int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err)
 int repo_lock_lost(repo_lock *l, ob_err *err)
 {
     pthread_mutex_lock(&l->mu);
-    int lost = l->lost;
-    double quiet = quiet_seconds(l);
-    if (lost) {
+    /* The age test too: the renewer may not have woken up yet to find out
+     * (this process was stopped, the machine slept, or every renewal
+     * failed), and committing now could reference data a prune is
+     * deleting.  Once lost, lost for good. */
+    int lost = lease_too_old_locked(l);
+    if (lost)
         ob_err_set(err, OB_ELOCKED, "the repository lock was lost: %s", ob_err_msg(&l->err));
-    } else if (quiet > LOCK_TRUST_SECONDS) {
-        /* The renewer has not succeeded for so long that another process
-         * may already count the lock as stale (this process was stopped,
-         * the machine slept, or every renewal failed): the renewer may not
-         * have woken up yet to find out, and committing now could
-         * reference data a prune is deleting. */
-        lost = 1;
-        ob_err_set(err, OB_ELOCKED,
-                   "the repository lock was lost: it was last renewed %.0f s ago (was this "
-                   "process stopped or asleep, or the storage unreachable?); another process "
-                   "may have taken it as stale%s%s",
-                   quiet, l->failed.code != OB_OK ? "; the last renewal failed: " : "",
-                   ob_err_msg(&l->failed));
-    }
     pthread_mutex_unlock(&l->mu);
     return lost;
 }

@@ -25,9 +25,9 @@
 
 typedef struct repo_lock repo_lock; /* struct tag used by forward declarations */
 
-/* Fails (OB_ELOCKED) when a live lock conflicts, and also when a
- * conflicting lock is stale but cannot be removed: its holder may only be
- * stopped, and would go on once resumed. */
+/* Fails (OB_ELOCKED) when a live lock conflicts; and, with the delete's
+ * own error, when a conflicting lock is stale but cannot be removed: its
+ * holder may only be stopped, and would go on once resumed. */
 int repo_lock_acquire(repo *r, int exclusive, repo_lock **out, ob_err *err);
 /* Is the lease lost: another process removed the lock as stale, or no
  * renewal has succeeded for so long (the process was stopped, the machine
