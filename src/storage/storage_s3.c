@@ -944,6 +944,28 @@ static int s3_code_transient(const char *code)
            strcmp(code, "ServiceUnavailable") == 0 || strcmp(code, "RequestTimeout") == 0;
 }
 
+/* Does the body's root element, named by its closing tag end_tag
+ * ("</DeleteResult>"), close itself (<DeleteResult xmlns="…"/>)?  An empty
+ * root may be written either way. */
+static int s3_root_self_closed(const char *b, size_t len, const char *end_tag)
+{
+    size_t n = strlen(end_tag) - 3; /* the name between "</" and ">" */
+    for (const char *p = b; p && (size_t)(p - b) + n + 2 <= len;) {
+        p = memchr(p, '<', len - (size_t)(p - b));
+        if (!p || (size_t)(p - b) + n + 2 > len)
+            return 0;
+        const char after = p[1 + n];
+        if (memcmp(p + 1, end_tag + 2, n) == 0 &&
+            (after == ' ' || after == '/' || after == '>' || after == '\t' || after == '\n' ||
+             after == '\r')) {
+            const char *gt = memchr(p, '>', len - (size_t)(p - b));
+            return gt && gt[-1] == '/';
+        }
+        p++;
+    }
+    return 0;
+}
+
 /*
  * Why a 2xx answer cannot be used as it came, as a message (the caller
  * frees it), or NULL when it is whole.  Such an answer is asked for again
@@ -952,11 +974,11 @@ static int s3_code_transient(const char *code)
  * - An object's body is whole when it has as many bytes as its
  *   Content-Length says, or else as its Content-Range says; a body whose
  *   end the protocol marks (chunked, HTTP/2) is checked by curl itself.  A
- *   whole-object body with none of these ended when the connection closed,
- *   which a connection dying mid-body does too: nothing tells them apart,
- *   so it is not used (D26).
- * - A 200 that must hold a closing tag (rq->answer_end) and does not was
- *   cut, or is an error document: S3 may answer 200 and put InternalError
+ *   200 with none of these (to a whole-object or a ranged request) ended
+ *   when the connection closed, which a connection dying mid-body does
+ *   too: nothing tells them apart, so it is not used (D26).
+ * - A 200 that must hold a closing tag (rq->answer_end), or a root that
+ *   closes itself, and does not was cut, or is an error document: S3 may answer 200 and put InternalError
  *   or SlowDown in the body.  An error document with another code is a
  *   final answer; the caller reports it.
  */
@@ -964,7 +986,8 @@ static char *s3_answer_incomplete(const s3_request *rq, const s3_response *r)
 {
     if (rq->answer_end && r->status == 200) {
         const char *b = r->body.data ? (const char *)r->body.data : "";
-        if (memmem(b, r->body.len, rq->answer_end, strlen(rq->answer_end)))
+        if (memmem(b, r->body.len, rq->answer_end, strlen(rq->answer_end)) ||
+            s3_root_self_closed(b, r->body.len, rq->answer_end))
             return NULL;
         char *code = storage_s3_xml_text(b, r->body.len, "Code");
         char *why = NULL;
@@ -996,8 +1019,8 @@ static char *s3_answer_incomplete(const s3_request *rq, const s3_response *r)
                             " its Content-Range announced",
                             got, want);
     }
-    if (rq->range)
-        return NULL; /* the caller checks it covers the range asked for */
+    if (r->status == 206)
+        return NULL; /* no usable Content-Range: the caller refuses it */
     return ob_xasprintf("the answer was %" PRIu64 " bytes, its length unknown and its end "
                         "that of the connection: cut short or not, it cannot be told",
                         got);

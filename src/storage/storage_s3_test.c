@@ -740,15 +740,23 @@ static void test_s3_complete_200_error(void **state)
     uint8_t *data = ob_xmalloc(n);
     ob_random(data, n, NULL);
     int rc = storage_put(s, "data/mp/completed", data, n, STORAGE_PUT_CREATE, &err);
+    storage_close(s);
+    free(url);
+    /* Stop the proxy before any assertion (a failed one jumps past the
+     * rest), then read what it said: "fired" once it answered. */
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    char line[64];
+    int fired = 0;
+    while (fgets(line, sizeof line, pf))
+        fired |= strncmp(line, "fired", 5) == 0;
+    fclose(pf);
+    if (!fired)
+        fail_msg("test setup: the proxy answered no completion");
     if (rc < 0)
         fail_msg("the upload was not completed: %s", ob_err_msg(&err));
     s3_get_eq(f->s, "data/mp/completed", 0, 0, data, n);
     assert_int_equal(storage_delete(f->s, "data/mp/completed", &err), 0);
-    storage_close(s);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    fclose(pf);
-    free(url);
     free(data);
 }
 

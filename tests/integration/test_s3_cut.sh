@@ -16,7 +16,8 @@
 #       repository could not even be opened;
 #   (b3) a DeleteObjects answer cut short (or an error document) is not
 #       taken for "deleted": prune asks again; it used to report success
-#       with nothing deleted;
+#       with nothing deleted; an empty answer written <DeleteResult …/> is
+#       whole;
 #   (c) PUT answers as S3 gives them for SSE-KMS buckets (an ETag that is
 #       not the MD5, with x-amz-server-side-encryption: aws:kms) are checked
 #       by size: every upload used to fail there.
@@ -138,6 +139,19 @@ after=$(objects)
 # What prune left to do, it did not do: a second prune must find nothing.
 expect_code 0 ob prune
 [ "$(objects)" = "$after" ] || problem "prune through a cut DeleteObjects answer left objects behind"
+expect_code 0 ob check --read-data
+
+info "prune: DeleteObjects answered with an empty root that closes itself"
+mkdir -p "$T/d"
+head -c 2000000 /dev/urandom >"$T/d/fd"
+ob backup files --set cut "$T/d" >/dev/null
+ob forget --set cut --keep-last 1 >/dev/null
+start_proxy delete-selfclosed delete
+REPO="$PROXIED$PX_PORT"
+expect_code 0 ob prune
+grep -q "cutproxy: self-closed POST" "$T/proxy.err" || fail "test setup: the proxy rewrote no delete answer"
+REPO=$DIRECT
+stop_proxy
 expect_code 0 ob check --read-data
 
 finish
