@@ -392,8 +392,10 @@ done:
 }
 
 /* How many objects under snapshots/ are neither among `all` (what
- * snapshot_list could read) nor removed by this run: snapshots skipped as
- * unreadable, or saved since.  WAL expiry must not judge by the others. */
+ * snapshot_list could read) nor removed by this run, and cannot be read
+ * now either: snapshots skipped as unreadable.  One saved since (backups
+ * run beside forget) reads, and starts after every kept one: it does not
+ * count.  WAL expiry must not judge by the others. */
 static int unread_snapshots(repo *r, snapshot **all, size_t nall, const char **removed,
                             size_t nremoved, size_t *unknown, ob_err *err)
 {
@@ -408,9 +410,16 @@ static int unread_snapshots(repo *r, snapshot **all, size_t nall, const char **r
             known = strcmp(all[k]->id, id) == 0;
         for (size_t m = 0; m < nremoved && !known; m++)
             known = strcmp(removed[m], id) == 0;
-        if (!known && strncmp(names.v[i], "snapshots/", 10) == 0 && !strchr(id, '/') &&
-            id[0] != '.')
+        if (known || strncmp(names.v[i], "snapshots/", 10) != 0 || strchr(id, '/') ||
+            id[0] == '.')
+            continue;
+        snapshot *s = NULL;
+        ob_err e = OB_ERR_INIT;
+        if (snapshot_load(r, id, &s, &e) < 0)
             (*unknown)++;
+        else
+            snapshot_free(s);
+        ob_err_clear(&e);
     }
     storage_names_free(&names);
     return 0;
@@ -561,14 +570,13 @@ int cmd_forget(cli_ctx *ctx, int argc, char **argv)
             int gone = 0;
             for (size_t m = 0; m < nremoved && !gone; m++)
                 gone = strcmp(removed_ids[m], s->id) == 0;
-            json_t *sw = s->extra ? json_object_get(s->extra, "start_wal") : NULL;
-            json_t *ss = s->extra ? json_object_get(s->extra, "wal_segment_size") : NULL;
-            if (gone || strcmp(s->kind, "db-physical") != 0 || !json_is_string(sw) ||
-                strlen(json_string_value(sw)) != 24 || !json_is_integer(ss) ||
-                json_integer_value(ss) < (1 << 20))
+            const char *start, *stop;
+            uint64_t size;
+            if (gone || strcmp(s->kind, "db-physical") != 0 ||
+                pg_wal_snapshot_range(s, &start, &stop, &size) < 0)
                 continue;
-            segsize = (uint64_t)json_integer_value(ss);
-            uint64_t no = pg_wal_segno(json_string_value(sw), segsize);
+            segsize = size;
+            uint64_t no = pg_wal_segno(start, segsize);
             if (no < keep_from)
                 keep_from = no;
         }

@@ -105,17 +105,18 @@ int cmd_archive_get(cli_ctx *ctx, int argc, char **argv)
     pg_wal_get_opts o = {a.prefetch};
     int rc = CLI_OK;
     if (pg_wal_archive_get(argv[i], argv[i + 1], &o, wal_open, &a, &err) < 0) {
-        /* PostgreSQL probes for files that do not exist (the next
-         * timeline's history, the end of the archive): say so briefly. */
+        /* The exit status is the kind of failure alone; -v only picks the
+         * message.  PostgreSQL probes for files that do not exist (the
+         * next timeline's history, the end of the archive): say so
+         * briefly. */
+        rc = err.code == OB_ENOTFOUND ? CLI_FAIL : CLI_WAL_GET_FATAL;
         if (err.code == OB_ENOTFOUND && !ctx->verbose) {
             if (!ctx->quiet)
                 fprintf(stderr, "opsbackup: %s: not in the archive\n", argv[i]);
             ob_err_clear(&err);
-            rc = CLI_FAIL;
         } else {
             ob_err_prefix(&err, "archive-get %s", argv[i]);
             cli_fail(ctx, &err);
-            rc = CLI_WAL_GET_FATAL;
         }
     }
     cli_repos_close(&a.repos);

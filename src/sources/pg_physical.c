@@ -228,23 +228,42 @@ static int phys_stop(void *ud, snapshot *s, ob_err *err)
     json_object_set_new(x, "super_block_size", json_integer(PG_PHYSICAL_SUPER_BLOCK));
     /* A full backup read every file: --full-every counts from the newest. */
     json_object_set_new(x, "full", json_boolean(c->full || !s->has_parent));
-    /* wait_for_archive false: the server still switches to a new segment,
-     * but returns at once.  Waiting is ours (wait_for_wal): it looks in
-     * this repository, not at the server's .done files, and it ends after
-     * --archive-timeout.  The server's own wait has no limit: with
-     * archive_command failing, the backup would hang forever. */
+    /* The server waits until the backup's last segment is archived, without
+     * limit: with archive_command failing, the backup would hang forever.
+     * A statement timeout makes --archive-timeout apply.  (Not
+     * wait_for_archive false: the backup would end sooner, and the next
+     * one, started at once, would find every file changed within a second
+     * of this one's start and read it again.) */
+    int timeout = c->o->archive_timeout > 0 ? c->o->archive_timeout : 300;
+    char set[64];
+    snprintf(set, sizeof set, "SET statement_timeout = %d", timeout * 1000);
+    PGresult *res = PQexec(c->conn, set);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        ob_warn("cannot bound the wait for the WAL archive (%s): --archive-timeout may not "
+                "apply",
+                PQresultErrorMessage(res));
+    PQclear(res);
     const char *sql = c->version >= 150000
-                          ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(false)"
-                          : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, false)";
-    PGresult *res = PQexec(c->conn, sql);
+                          ? "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
+                          : "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)";
+    res = PQexec(c->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         char *m = ob_xstrdup(PQresultErrorMessage(res));
         m[strcspn(m, "\n")] = '\0';
         PQclear(res);
-        int rc = ob_err_set(err, OB_EFAIL, "stopping the backup failed: %s", m);
+        int rc = strstr(m, "statement timeout")
+                     ? ob_err_set(err, OB_EFAIL,
+                                  "the WAL this backup needs did not reach the archive of %s "
+                                  "within %d s (PostgreSQL's pg_backup_stop was still waiting "
+                                  "for it). Check that archive_command is 'opsbackup "
+                                  "archive-push %%p' for this repository and look for archiver "
+                                  "errors in the PostgreSQL log; the backup was not saved",
+                                  repo_storage(c->r)->url, timeout)
+                     : ob_err_set(err, OB_EFAIL, "stopping the backup failed: %s", m);
         free(m);
         return rc;
     }
+    PQclear(PQexec(c->conn, "RESET statement_timeout"));
     char *stop_lsn = ob_xstrdup(PQgetvalue(res, 0, 0));
     json_object_set_new(x, "backup_label", json_string(PQgetvalue(res, 0, 1)));
     if (!PQgetisnull(res, 0, 2) && *PQgetvalue(res, 0, 2))
@@ -1186,10 +1205,13 @@ static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint64_t segsi
                 rc = -1;
                 break;
             }
-            /* The parent went on if its newest segment ends past the
-             * fork.  A restore to the end of the archive forks exactly
-             * where the parent's last archived segment ends. */
-            if (!last[0] || (pg_wal_segno(last, segsize) + 1) * segsize <= fork)
+            /* The parent went on if it archived a segment that starts at
+             * or after the fork.  A restore to the end of the archive
+             * forks inside or at the end of the parent's last archived
+             * segment (inside it when its last record ran on into a
+             * segment never archived): that segment alone is not a sign
+             * of a second history. */
+            if (!last[0] || pg_wal_segno(last, segsize) * segsize < fork)
                 continue;
             if (target_lsn && target_lsn <= fork)
                 continue; /* reached before the fork, whichever is followed */
@@ -1230,20 +1252,16 @@ static int choose_timeline(repo *r, uint32_t tli, uint64_t start, uint64_t segsi
  * moved away.  `check` reports the same for every snapshot. */
 static int restore_wal_present(repo *r, const snapshot *s, ob_err *err)
 {
-    const char *start = json_string_value(json_object_get(s->extra, "start_wal"));
-    const char *stop = json_string_value(json_object_get(s->extra, "stop_wal"));
-    json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
-    if (!start || !stop || strlen(start) != 24 || strlen(stop) != 24 ||
-        !pg_wal_name_valid(start) || !pg_wal_name_valid(stop) || strncmp(start, stop, 8) != 0 ||
-        strcmp(start, stop) > 0 || segsize < (1 << 20) || (segsize & (segsize - 1)) ||
-        segsize > ((json_int_t)1 << 30))
+    const char *start, *stop;
+    uint64_t segsize;
+    if (pg_wal_snapshot_range(s, &start, &stop, &segsize) < 0)
         return ob_err_set(err, OB_ECORRUPT,
                           "snapshot %.8s does not say which WAL it needs (start_wal, stop_wal, "
                           "wal_segment_size): it cannot be restored",
                           s->id);
     uint64_t missing = 0;
     char first[25];
-    if (pg_wal_range_missing(r, start, stop, (uint64_t)segsize, &missing, first, err) < 0) {
+    if (pg_wal_range_missing(r, start, stop, segsize, &missing, first, err) < 0) {
         ob_err_prefix(err, "listing the WAL archive for snapshot %.8s", s->id);
         return -1;
     }

@@ -94,8 +94,9 @@ static char *object_prefix(const char *name)
 
 typedef struct find_ctx {
     size_t plen;
+    const char *want; /* an object to look for among several, or NULL */
     char *found;
-    int count;
+    int count, has_want;
 } find_ctx;
 
 static int find_cb(const char *obj, uint64_t size, void *ud)
@@ -106,6 +107,8 @@ static int find_cb(const char *obj, uint64_t size, void *ud)
     if (strlen(obj) != f->plen + WAL_ID_HEX)
         return 0;
     f->count++;
+    if (f->want && strcmp(obj, f->want) == 0)
+        f->has_want = 1;
     if (!f->found)
         f->found = ob_xstrdup(obj);
     return 0;
@@ -113,16 +116,28 @@ static int find_cb(const char *obj, uint64_t size, void *ud)
 
 static int read_object(repo *r, const char *obj, const char *name, ob_buf *out, ob_err *err);
 
-/* The object holding name, if any (*obj NULL if none). */
-static int find_object(repo *r, const char *name, char **obj, ob_err *err)
+/* The object holding name, if any (*obj NULL if none).  With want (an
+ * object name), want itself when it is among them, however many there are:
+ * a push of content already archived succeeds even beside another copy. */
+static int find_object(repo *r, const char *name, const char *want, char **obj, ob_err *err)
 {
     char *prefix = object_prefix(name);
-    find_ctx f = {strlen(prefix), NULL, 0};
+    find_ctx f = {strlen(prefix), want, NULL, 0, 0};
     int rc = storage_list(repo_storage(r), prefix, find_cb, &f, err);
     free(prefix);
     if (rc < 0) {
+        /* A listing that fails is never "not archived" (a missing bucket
+         * answers 404 too): archive-get must not tell PostgreSQL that the
+         * archive ends here. */
+        if (err && err->code == OB_ENOTFOUND)
+            err->code = OB_EIO;
         free(f.found);
         return -1;
+    }
+    if (f.has_want) {
+        free(f.found);
+        *obj = ob_xstrdup(want);
+        return 0;
     }
     if (f.count > 1) {
         /* Names end with the content's ID, so two objects are two
@@ -145,7 +160,7 @@ static int find_object(repo *r, const char *name, char **obj, ob_err *err)
 int pg_wal_exists(repo *r, const char *name, int *exists, ob_err *err)
 {
     char *obj = NULL;
-    if (find_object(r, name, &obj, err) < 0)
+    if (find_object(r, name, NULL, &obj, err) < 0)
         return -1;
     *exists = obj != NULL;
     free(obj);
@@ -166,7 +181,7 @@ int pg_wal_push(repo *r, const char *name, const uint8_t *data, size_t len, int 
     char *obj = ob_xasprintf("%s%.*s", prefix, WAL_ID_HEX, hex);
     free(prefix);
     char *other = NULL;
-    int rc = find_object(r, name, &other, err);
+    int rc = find_object(r, name, obj, &other, err);
     if (rc == 0 && other && strcmp(other, obj) == 0) {
         *already = 1;
     } else if (rc == 0 && other) {
@@ -210,7 +225,7 @@ int pg_wal_get(repo *r, const char *name, ob_buf *out, ob_err *err)
     if (!pg_wal_name_valid(name))
         return ob_err_set(err, OB_EUSAGE, "%s is not a WAL file name PostgreSQL archives", name);
     char *obj = NULL;
-    if (find_object(r, name, &obj, err) < 0)
+    if (find_object(r, name, NULL, &obj, err) < 0)
         return -1;
     if (!obj)
         return ob_err_set(err, OB_ENOTFOUND, "%s is not in the WAL archive of %s", name,
@@ -265,6 +280,55 @@ static int read_object(repo *r, const char *obj, const char *name, ob_buf *out, 
     return rc;
 }
 
+/* A growing list of archived file names. */
+typedef struct wal_names {
+    char **v;
+    size_t n, cap;
+} wal_names;
+
+static void wal_names_push(wal_names *l, const char *name)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = ob_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = ob_xstrdup(name);
+}
+
+static void wal_names_free(wal_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort l and drop repeated names.  A name listed more than once has more
+ * than one object, so more than one content (object names end with the
+ * content's ID): dup, when given, is called once for each such name. */
+static void wal_names_unique(wal_names *l, void (*dup)(const char *name, void *ud), void *ud)
+{
+    if (l->n < 2)
+        return;
+    qsort(l->v, l->n, sizeof *l->v, seg_cmp);
+    size_t w = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (strcmp(l->v[i], l->v[w - 1]) != 0) {
+            l->v[w++] = l->v[i];
+            continue;
+        }
+        if (dup && (i + 1 == l->n || strcmp(l->v[i + 1], l->v[i]) != 0))
+            dup(l->v[i], ud);
+        free(l->v[i]);
+    }
+    l->n = w;
+}
+
 typedef struct wal_check_ctx {
     repo *r;
     int read_data;
@@ -272,8 +336,8 @@ typedef struct wal_check_ctx {
     void *ud;
     pg_wal_check_result *res;
     ob_buf b;
-    char **segs;            /* archived segment names (24 hex digits) */
-    size_t nsegs, segs_cap;
+    wal_names segs;         /* archived segment names (24 hex digits) */
+    wal_names hists;        /* archived timeline history names */
 } wal_check_ctx;
 
 static int check_cb(const char *obj, uint64_t size, void *ud)
@@ -296,13 +360,10 @@ static int check_cb(const char *obj, uint64_t size, void *ud)
         return 0;
     }
     c->res->files++;
-    if (strlen(name) == 24) {
-        if (c->nsegs == c->segs_cap) {
-            c->segs_cap = c->segs_cap ? 2 * c->segs_cap : 256;
-            c->segs = ob_xrealloc(c->segs, c->segs_cap * sizeof *c->segs);
-        }
-        c->segs[c->nsegs++] = ob_xstrdup(name);
-    }
+    if (strlen(name) == 24)
+        wal_names_push(&c->segs, name);
+    else if (strstr(name, ".history"))
+        wal_names_push(&c->hists, name);
     if (c->read_data) {
         ob_err e = OB_ERR_INIT;
         if (read_object(c->r, obj, name, &c->b, &e) < 0) {
@@ -317,31 +378,26 @@ static int check_cb(const char *obj, uint64_t size, void *ud)
     return 0;
 }
 
-static int seg_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Of the physical snapshot s's WAL range, how many segments are not in
- * c->segs (sorted, without duplicates), and the first of them.  Counted
+ * segs (sorted, without duplicates), and the first of them.  Counted
  * from the archive's names, so a range claimed to be huge costs nothing
  * more than its two ends. */
-static uint64_t wal_range_missing(const wal_check_ctx *c, const char *start, const char *stop,
+static uint64_t wal_range_missing(const wal_names *segs, const char *start, const char *stop,
                                   uint64_t segsize, char first_missing[25])
 {
-    size_t lo = 0, hi = c->nsegs;
+    size_t lo = 0, hi = segs->n;
     while (lo < hi) { /* first name >= start */
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(c->segs[mid], start) < 0)
+        if (strcmp(segs->v[mid], start) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     size_t from = lo;
-    hi = c->nsegs;
+    hi = segs->n;
     while (lo < hi) { /* first name > stop */
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(c->segs[mid], stop) <= 0)
+        if (strcmp(segs->v[mid], stop) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -352,7 +408,7 @@ static uint64_t wal_range_missing(const wal_check_ctx *c, const char *start, con
         return 0;
     uint64_t gap = first + have; /* if every name present is in order from the start */
     for (size_t k = from; k < lo; k++)
-        if (pg_wal_segno(c->segs[k], segsize) != first + (k - from)) {
+        if (pg_wal_segno(segs->v[k], segsize) != first + (k - from)) {
             gap = first + (k - from);
             break;
         }
@@ -362,28 +418,29 @@ static uint64_t wal_range_missing(const wal_check_ctx *c, const char *start, con
 
 typedef struct range_ctx {
     const char *start, *stop;
-    wal_check_ctx c; /* only segs / nsegs / segs_cap are used */
+    wal_names segs;
 } range_ctx;
+
+/* The segment name of an object wal/<TLI>/<24 hex>-<ID> into name; 0 if
+ * obj is not a segment's object (a history or .partial file, a stray). */
+static int object_segment(const char *obj, char name[25])
+{
+    const char *slash = strrchr(obj, '/');
+    if (!slash || strlen(slash + 1) != 24 + 1 + WAL_ID_HEX || slash[25] != '-')
+        return 0;
+    memcpy(name, slash + 1, 24);
+    name[24] = 0;
+    return pg_wal_name_valid(name);
+}
 
 static int range_cb(const char *obj, uint64_t size, void *ud)
 {
     (void)size;
     range_ctx *x = ud;
-    /* wal/<TLI>/<24 hex>-<ID>: only the segments of the range count. */
-    const char *slash = strrchr(obj, '/');
-    if (!slash || strlen(slash + 1) != 24 + 1 + WAL_ID_HEX || slash[25] != '-')
-        return 0;
     char name[25];
-    memcpy(name, slash + 1, 24);
-    name[24] = 0;
-    if (!pg_wal_name_valid(name) || strcmp(name, x->start) < 0 || strcmp(name, x->stop) > 0)
-        return 0;
-    wal_check_ctx *c = &x->c;
-    if (c->nsegs == c->segs_cap) {
-        c->segs_cap = c->segs_cap ? 2 * c->segs_cap : 64;
-        c->segs = ob_xrealloc(c->segs, c->segs_cap * sizeof *c->segs);
-    }
-    c->segs[c->nsegs++] = ob_xstrdup(name);
+    if (!object_segment(obj, name) || strcmp(name, x->start) < 0 || strcmp(name, x->stop) > 0)
+        return 0; /* only the segments of the range count */
+    wal_names_push(&x->segs, name);
     return 0;
 }
 
@@ -398,24 +455,11 @@ int pg_wal_range_missing(repo *r, const char *start, const char *stop, uint64_t 
     int rc = storage_list(repo_storage(r), prefix, range_cb, &x, err);
     free(prefix);
     if (rc == 0) {
-        wal_check_ctx *c = &x.c;
-        /* Sorted and without duplicates, as wal_range_missing wants. */
-        if (c->nsegs > 1)
-            qsort(c->segs, c->nsegs, sizeof *c->segs, seg_cmp);
-        size_t w = c->nsegs ? 1 : 0;
-        for (size_t i = 1; i < c->nsegs; i++) {
-            if (strcmp(c->segs[i], c->segs[w - 1]) == 0)
-                free(c->segs[i]);
-            else
-                c->segs[w++] = c->segs[i];
-        }
-        c->nsegs = w;
+        wal_names_unique(&x.segs, NULL, NULL);
         first_missing[0] = 0;
-        *missing = wal_range_missing(c, start, stop, segsize, first_missing);
+        *missing = wal_range_missing(&x.segs, start, stop, segsize, first_missing);
     }
-    for (size_t i = 0; i < x.c.nsegs; i++)
-        free(x.c.segs[i]);
-    free(x.c.segs);
+    wal_names_free(&x.segs);
     return rc;
 }
 
@@ -423,13 +467,8 @@ static int newest_cb(const char *obj, uint64_t size, void *ud)
 {
     (void)size;
     char *newest = ud;
-    const char *slash = strrchr(obj, '/');
-    if (!slash || strlen(slash + 1) != 24 + 1 + WAL_ID_HEX || slash[25] != '-')
-        return 0;
     char name[25];
-    memcpy(name, slash + 1, 24);
-    name[24] = 0;
-    if (pg_wal_name_valid(name) && strcmp(name, newest) > 0)
+    if (object_segment(obj, name) && strcmp(name, newest) > 0)
         memcpy(newest, name, 25);
     return 0;
 }
@@ -462,31 +501,45 @@ static int snapshot_listed(snapshot **all, size_t n, const char *id)
  * against a listing that missed its newest segments.  A snapshot found
  * short is judged only if it is still there afterwards: forget removes
  * snapshots first and their WAL after, also while check runs. */
+int pg_wal_snapshot_range(const snapshot *s, const char **start, const char **stop,
+                          uint64_t *segsize)
+{
+    *start = *stop = NULL;
+    *segsize = 0;
+    if (!s->extra)
+        return -1;
+    const char *a = json_string_value(json_object_get(s->extra, "start_wal"));
+    const char *b = json_string_value(json_object_get(s->extra, "stop_wal"));
+    json_int_t z = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
+    /* PostgreSQL's segment sizes: powers of two from 1 MiB to 1 GiB. */
+    if (!a || !b || strlen(a) != 24 || strlen(b) != 24 || !pg_wal_name_valid(a) ||
+        !pg_wal_name_valid(b) || z < (1 << 20) || (z & (z - 1)) || z > ((json_int_t)1 << 30) ||
+        strncmp(a, b, 8) != 0 || strcmp(a, b) > 0)
+        return -1;
+    *start = a;
+    *stop = b;
+    *segsize = (uint64_t)z;
+    return 0;
+}
+
+static void report_twice(const char *name, void *ud)
+{
+    wal_check_ctx *c = ud;
+    char *m = ob_xasprintf("WAL file %s is archived more than once, with different contents: "
+                           "archive-get refuses it",
+                           name);
+    c->report(0, m, c->ud);
+    free(m);
+    c->res->errors++;
+}
+
 static int check_backup_wal(wal_check_ctx *c, snapshot **before, size_t nbefore,
                             check_result *affected, ob_err *err)
 {
-    if (c->nsegs > 1) {
-        qsort(c->segs, c->nsegs, sizeof *c->segs, seg_cmp);
-        size_t w = 1;
-        for (size_t i = 1; i < c->nsegs; i++) {
-            if (strcmp(c->segs[i], c->segs[w - 1]) == 0) {
-                /* Two objects, so two contents, for one segment: archive-get
-                 * refuses it (find_object). */
-                if (i + 1 == c->nsegs || strcmp(c->segs[i + 1], c->segs[i]) != 0) {
-                    char *m = ob_xasprintf("WAL segment %s is archived more than once, with "
-                                           "different contents: archive-get refuses it",
-                                           c->segs[i]);
-                    c->report(0, m, c->ud);
-                    free(m);
-                    c->res->errors++;
-                }
-                free(c->segs[i]);
-            } else {
-                c->segs[w++] = c->segs[i];
-            }
-        }
-        c->nsegs = w;
-    }
+    /* Two objects, so two contents, for one name: archive-get refuses it
+     * (find_object), and a restore needing it cannot go on. */
+    wal_names_unique(&c->segs, report_twice, c);
+    wal_names_unique(&c->hists, report_twice, c);
     snapshot **after = NULL;
     size_t nafter = 0;
     int listed_after = 0, rc = 0;
@@ -494,18 +547,12 @@ static int check_backup_wal(wal_check_ctx *c, snapshot **before, size_t nbefore,
         const snapshot *s = before[i];
         if (strcmp(s->kind, "db-physical") != 0 || !s->extra)
             continue;
-        const char *start = json_string_value(json_object_get(s->extra, "start_wal"));
-        const char *stop = json_string_value(json_object_get(s->extra, "stop_wal"));
-        json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
-        uint64_t missing = 0;
+        const char *start, *stop;
+        uint64_t segsize, missing = 0;
         char first_missing[25] = "";
-        int bad = !start || !stop || strlen(start) != 24 || strlen(stop) != 24 ||
-                  !pg_wal_name_valid(start) || !pg_wal_name_valid(stop) ||
-                  segsize < (1 << 20) || (segsize & (segsize - 1)) ||
-                  segsize > ((json_int_t)1 << 30) || strncmp(start, stop, 8) != 0 ||
-                  strcmp(start, stop) > 0;
+        int bad = pg_wal_snapshot_range(s, &start, &stop, &segsize) < 0;
         if (!bad)
-            missing = wal_range_missing(c, start, stop, (uint64_t)segsize, first_missing);
+            missing = wal_range_missing(&c->segs, start, stop, segsize, first_missing);
         if (!bad && !missing)
             continue;
         if (!listed_after) {
@@ -545,7 +592,7 @@ int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
                  check_result *affected, pg_wal_check_result *res, ob_err *err)
 {
     memset(res, 0, sizeof *res);
-    wal_check_ctx c = {r, read_data, report, ud, res, OB_BUF_INIT, NULL, 0, 0};
+    wal_check_ctx c = {r, read_data, report, ud, res, OB_BUF_INIT, {0}, {0}};
     snapshot **before = NULL;
     size_t nbefore = 0;
     int rc = snapshot_list(r, &before, &nbefore, err);
@@ -554,9 +601,8 @@ int pg_wal_check(repo *r, int read_data, pg_wal_report_fn report, void *ud,
     if (rc == 0)
         rc = check_backup_wal(&c, before, nbefore, affected, err);
     snapshot_list_free(before, nbefore);
-    for (size_t i = 0; i < c.nsegs; i++)
-        free(c.segs[i]);
-    free(c.segs);
+    wal_names_free(&c.segs);
+    wal_names_free(&c.hists);
     ob_buf_free(&c.b);
     return rc;
 }
@@ -1155,6 +1201,10 @@ int pg_wal_archive_get(const char *name, const char *dest, const pg_wal_get_opts
     repo **repos = NULL;
     size_t nrepos = 0;
     if (open_repos(open_ud, &repos, &nrepos, err) < 0) {
+        /* "No repository there" (an unmounted directory, a missing bucket)
+         * is not "not archived": exit 126, not the end of the archive. */
+        if (err->code == OB_ENOTFOUND)
+            err->code = OB_EIO;
         rc = -1;
         goto out;
     }

@@ -40,6 +40,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "repo/repo.h"
+#include "repo/snapshot.h"
 
 /* Is name something PostgreSQL archives (segment, .partial, .history,
  * .backup)?  Anything else is refused: it becomes part of an object name. */
@@ -73,6 +74,12 @@ int pg_wal_exists(repo *r, const char *name, int *exists, ob_err *err);
  * *missing > 0).  One listing of the timeline's directory. */
 int pg_wal_range_missing(repo *r, const char *start, const char *stop, uint64_t segsize,
                          uint64_t *missing, char first_missing[25], ob_err *err);
+
+/* A physical snapshot's WAL range (extra.start_wal .. stop_wal, one
+ * timeline, start first) and segment size (a power of two, 1 MiB to 1 GiB),
+ * pointing into s->extra; -1 if s does not say, or says nonsense. */
+int pg_wal_snapshot_range(const snapshot *s, const char **start, const char **stop,
+                          uint64_t *segsize);
 
 /* The newest (highest) segment name archived on timeline tli, "" if none.
  * One listing of the timeline's directory. */

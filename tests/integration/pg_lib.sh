@@ -1,6 +1,7 @@
 # PostgreSQL helpers for the db integration tests (sourced after lib.sh).
 #
 #   pg_start                 start a throwaway PostgreSQL 15 cluster in $T/pg
+#   pg_start_archiving       the same, archiving into $REPO (as postgres; obpg)
 #   pg_sql [-d DB] SQL       run SQL (default database: postgres), print rows
 #   pg_databases             the cluster's databases, one per line, sorted
 #   pg_checksum DB           a fingerprint of DB's data, objects and owners
@@ -112,6 +113,25 @@ EOF
     unset PGCONNECT_TIMEOUT PGAPPNAME PGTARGETSESSIONATTRS
     info "PostgreSQL $(pg_sql 'SHOW server_version') on $PGHOST port $PGPORT"
 }
+
+# pg_start_archiving: the repository $REPO, owned by postgres as on a
+# server (the archiver runs archive-push as postgres), initialised; PGPW, a
+# copy of the password file postgres can read; obpg ARGS..., opsbackup run
+# as postgres on $REPO; and the cluster started archiving into $REPO.
+pg_start_archiving() {
+    PGPW="$T/pgpw"
+    install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
+    chmod 0711 "$T"
+    install -d -o postgres -m 0700 "$REPO"
+    PG_EXTRA_CONF="archive_mode = on
+archive_command = '$OPSBACKUP -r $REPO --password-file $PGPW archive-push %p'
+wal_level = replica
+max_wal_senders = 0${PG_EXTRA_CONF:+
+$PG_EXTRA_CONF}"
+    obpg init --kdf-n 1024 >/dev/null || fail "opsbackup init of $REPO"
+    pg_start
+}
+obpg() { runuser -u postgres -- "$OPSBACKUP" -r "$REPO" --password-file "$PGPW" "$@"; }
 
 # pg_hba_prepend LINE: add an authentication rule before the trust rule.
 pg_hba_prepend() {

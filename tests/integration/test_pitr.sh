@@ -12,17 +12,7 @@
 
 # Everything runs as the postgres user, as it would on a server: the
 # archiver runs archive-push as postgres, so the repository is postgres'.
-PGPW="$T/pgpw"
-install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
-chmod 0711 "$T"
-install -d -o postgres -m 0700 "$REPO"
-obpg() { runuser -u postgres -- "$OPSBACKUP" -r "$REPO" --password-file "$PGPW" "$@"; }
-PG_EXTRA_CONF="archive_mode = on
-archive_command = '$OPSBACKUP -r $REPO --password-file $PGPW archive-push %p'
-wal_level = replica
-max_wal_senders = 0"
-obpg init --kdf-n 1024 >/dev/null
-pg_start
+pg_start_archiving
 
 RESTORES=()
 stop_restores() {
@@ -265,7 +255,14 @@ info "archive-get of a missing file exits 1 cleanly; any other failure exits 126
 # recovery; above 125 it stops recovery instead of promoting early.
 expect_code 1 obpg archive-get 00000009.history "$W/x"
 expect_code 1 obpg archive-get 0000000900000000000000AA "$W/x"
+expect_code 1 obpg -v archive-get 00000009.history "$W/x" # -v changes the message only
 [ -e "$W/x" ] && problem "archive-get left a file for a missing segment"
+# No repository there (an unmounted directory) is not "not archived".
+expect_code 126 runuser -u postgres -- "$OPSBACKUP" -r "$T/no-such-repo" --password-file "$PGPW" \
+    archive-get 00000009.history "$W/x"
+install -d -o postgres "$T/empty-dir"
+expect_code 126 runuser -u postgres -- "$OPSBACKUP" -r "$T/empty-dir" --password-file "$PGPW" \
+    archive-get 00000009.history "$W/x"
 expect_code 126 obpg archive-get ../../etc/passwd "$W/x"
 # DEST is replaced by rename: never a device or a symlink.
 ln -s /dev/null "$W/link"

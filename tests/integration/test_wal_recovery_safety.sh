@@ -27,17 +27,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 
-PGPW="$T/pgpw"
-install -o postgres -m 0600 "$OPSBACKUP_PASSWORD_FILE" "$PGPW"
-chmod 0711 "$T"
-install -d -o postgres -m 0700 "$REPO"
-obpg() { runuser -u postgres -- "$OPSBACKUP" -r "$REPO" --password-file "$PGPW" "$@"; }
-PG_EXTRA_CONF="archive_mode = on
-archive_command = '$OPSBACKUP -r $REPO --password-file $PGPW archive-push %p'
-wal_level = replica
-max_wal_senders = 0"
-obpg init --kdf-n 1024 >/dev/null || fail "init"
-pg_start
+pg_start_archiving
 
 RESTORED=()
 stop_restored() {
