@@ -635,6 +635,13 @@ static int recovery_key(const char *line, int archive_off)
     return 0;
 }
 
+/* Does the restore stop at a recovery target (not the end of the archive)? */
+static int restore_has_target(const pg_physical_restore_opts *o)
+{
+    return o->target_time || o->target_lsn || o->target_xid || o->target_name ||
+           o->target_immediate;
+}
+
 static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opts *o, uid_t uid,
                                gid_t gid, ob_err *err)
 {
@@ -710,8 +717,7 @@ static int write_recovery_conf(const char *pgdata, const pg_physical_restore_opt
     }
     if (o->archive_off)
         ob_buf_printf(&b, "archive_mode = 'off'\n");
-    int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
-                     o->target_immediate;
+    int has_target = restore_has_target(o);
     /* Always, for the same reason as the empty targets above. */
     ob_buf_printf(&b, "recovery_target_inclusive = 'on'\n");
     ob_buf_printf(&b, "recovery_target_action = '%s'\n",
@@ -1315,8 +1321,7 @@ int pg_physical_restore(repo *r, const snapshot *s, const pg_physical_restore_op
         uint32_t tl = 0;
         json_t *jt = json_object_get(s->extra, "timeline");
         json_int_t segsize = json_integer_value(json_object_get(s->extra, "wal_segment_size"));
-        int has_target = o->target_time || o->target_lsn || o->target_xid || o->target_name ||
-                         o->target_immediate;
+        int has_target = restore_has_target(o);
         if (choose_timeline(r, (uint32_t)json_integer_value(jt),
                             parse_lsn(json_string_value(json_object_get(s->extra, "start_lsn"))),
                             segsize > 0 ? (uint64_t)segsize : (uint64_t)16 << 20, has_target,

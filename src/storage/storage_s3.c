@@ -1155,6 +1155,22 @@ static int s3_http_err(storage_s3 *s, const s3_request *rq, const s3_response *r
 
 /* ------------------------------------------------------------ the driver */
 
+/* A number of seconds from the environment variable `name`, min to 86400;
+ * *out is left as it is when the variable is unset or empty. */
+static int s3_env_seconds(const char *name, double min, double *out, ob_err *err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (*end || !(d >= min && d <= 86400))
+        return ob_err_set(err, OB_EUSAGE, "%s=%s is not a number of seconds (%g to 86400)",
+                          name, v, min);
+    *out = d;
+    return 0;
+}
+
 static int s3_check_name(const char *name, ob_err *err)
 {
     if (!*name)
@@ -2312,33 +2328,13 @@ int storage_s3_open(const char *url, const char *bucket, const char *prefix, con
     free(epath);
 
     s->retry_seconds = S3_RETRY_SECONDS_DEFAULT;
-    s->low_speed_seconds = S3_LOW_SPEED_SECONDS_DEFAULT;
-    const char *ls = getenv("OPSBACKUP_S3_LOW_SPEED_SECONDS");
-    if (ls && *ls) {
-        char *end;
-        long v = strtol(ls, &end, 10);
-        if (*end || v < 1 || v > 86400) {
-            storage_s3_close(&s->base);
-            return ob_err_set(err, OB_EUSAGE,
-                              "OPSBACKUP_S3_LOW_SPEED_SECONDS=%s is not a number of seconds "
-                              "(1 to 86400)",
-                              ls);
-        }
-        s->low_speed_seconds = v;
+    double low = (double)S3_LOW_SPEED_SECONDS_DEFAULT;
+    if (s3_env_seconds("OPSBACKUP_S3_LOW_SPEED_SECONDS", 1, &low, err) < 0 ||
+        s3_env_seconds("OPSBACKUP_S3_RETRY_SECONDS", 0, &s->retry_seconds, err) < 0) {
+        storage_s3_close(&s->base);
+        return -1;
     }
-    const char *rs = getenv("OPSBACKUP_S3_RETRY_SECONDS");
-    if (rs && *rs) {
-        char *end;
-        double v = strtod(rs, &end);
-        if (*end || v < 0 || v > 86400) {
-            storage_s3_close(&s->base);
-            return ob_err_set(err, OB_EUSAGE,
-                              "OPSBACKUP_S3_RETRY_SECONDS=%s is not a number of seconds "
-                              "(0 to 86400)",
-                              rs);
-        }
-        s->retry_seconds = v;
-    }
+    s->low_speed_seconds = (long)low;
 
     /* Probe: one small listing proves the endpoint answers, the bucket
      * exists and the credentials are accepted, so every later failure is
